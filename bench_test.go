@@ -1,0 +1,101 @@
+package netron_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netron-go/netron/rpc"
+)
+
+// BenchmarkRPCSequential measures one caller's round trips over loopback
+// WebSocket: add(a, b) on calculator@1.0.0, both nodes in this process.
+// It reports round trips/s and the p50/p99 latency.
+func BenchmarkRPCSequential(b *testing.B) {
+	svc := benchPair(b)
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		if _, err := svc.Call(ctx, "add", i, 1); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "rt/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkRPCConcurrent16 measures 16 callers sharing one connection.
+func BenchmarkRPCConcurrent16(b *testing.B) {
+	svc := benchPair(b)
+	ctx := context.Background()
+	const callers = 16
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := b.N/callers + 1
+	for range callers {
+		wg.Go(func() {
+			for i := range per {
+				if _, err := svc.Call(ctx, "add", i, 1); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*callers)/time.Since(start).Seconds(), "rt/s")
+}
+
+// BenchmarkRPCLocal measures a call to a service of the node itself.
+func BenchmarkRPCLocal(b *testing.B) {
+	n := startNode(b, nodeConfig("solo", false))
+	if err := n.Expose("calculator@1.0.0", benchCalc{}); err != nil {
+		b.Fatal(err)
+	}
+	svc, err := n.Service(context.Background(), "calculator")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := rpc.Call[int](ctx, svc, "add", i, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type benchCalc struct{}
+
+func (benchCalc) Add(a, b int) int { return a + b }
+
+func benchPair(b *testing.B) *rpc.Service {
+	b.Helper()
+	server := startNode(b, nodeConfig("server", true))
+	if err := server.Expose("calculator@1.0.0", benchCalc{}); err != nil {
+		b.Fatal(err)
+	}
+	client := startNode(b, nodeConfig("client", false))
+	p, err := client.Connect(context.Background(), server.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := p.Service(context.Background(), "calculator@1.0.0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc
+}

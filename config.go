@@ -1,0 +1,125 @@
+package netron
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. It has the shape of the `netron` key of a
+// Titan application's configuration; the JSON and YAML field names are
+// Titan's. The zero value is a client-only node with a generated id.
+type Config struct {
+	// ID is the node id peers know this node by. Empty: a random UUID.
+	ID string `json:"id,omitempty" yaml:"id,omitempty"`
+	// Host is the address the server binds; empty binds every interface.
+	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Port is the WebSocket server port. The server runs when Server is
+	// true or Port is not zero; with Server true and Port 0 it picks a
+	// free port (read it back with Node.Addr).
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// Server turns the WebSocket server on.
+	Server bool `json:"server,omitempty" yaml:"server,omitempty"`
+	// RequestTimeout applies to calls whose context has no deadline.
+	// Default 5 s.
+	RequestTimeout time.Duration `json:"requestTimeout,omitempty" yaml:"requestTimeout,omitempty"`
+	// HandshakeTimeout bounds the Netron handshake. Default 10 s.
+	HandshakeTimeout time.Duration `json:"handshakeTimeout,omitempty" yaml:"handshakeTimeout,omitempty"`
+	// MaxPacketSize bounds one packet from a peer; a larger one closes
+	// that connection. Default 16 MiB.
+	MaxPacketSize int64 `json:"maxPacketSize,omitempty" yaml:"maxPacketSize,omitempty"`
+	// KeepAliveInterval is how often an idle connection is pinged; a peer
+	// that does not answer within KeepAliveTimeout is disconnected.
+	// Defaults 30 s and 10 s; a negative interval turns keep-alive off.
+	KeepAliveInterval time.Duration `json:"keepAliveInterval,omitempty" yaml:"keepAliveInterval,omitempty"`
+	KeepAliveTimeout  time.Duration `json:"keepAliveTimeout,omitempty" yaml:"keepAliveTimeout,omitempty"`
+	// MaxPeers bounds the number of open connections. Default 10,000.
+	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
+	// MaxConcurrentRequests bounds the requests served at once. Default 4096.
+	MaxConcurrentRequests int `json:"maxConcurrentRequests,omitempty" yaml:"maxConcurrentRequests,omitempty"`
+	// SendStackTraces lets error replies carry stack traces. Off by default.
+	SendStackTraces bool `json:"sendStackTraces,omitempty" yaml:"sendStackTraces,omitempty"`
+	// MaxSubscriptionsPerPeer bounds the event names one peer may
+	// subscribe to; the next subscribe task fails with a TitanError 429.
+	// Default 1000, as in Titan.
+	MaxSubscriptionsPerPeer int `json:"maxSubscriptionsPerPeer,omitempty" yaml:"maxSubscriptionsPerPeer,omitempty"`
+	// EventQueueSize is the queue, in events, of each peer subscribed to
+	// this node's events. When a peer falls behind and its queue is full,
+	// its oldest queued event is dropped (and a warning logged): emitters
+	// never wait for peers. Default 1024.
+	EventQueueSize int `json:"eventQueueSize,omitempty" yaml:"eventQueueSize,omitempty"`
+	// Discovery configures discovery and presence.
+	Discovery DiscoveryConfig `json:"discovery,omitempty" yaml:"discovery,omitempty"`
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger `json:"-" yaml:"-"`
+}
+
+// DiscoveryConfig is the seed's discovery block. With Enabled and no Redis
+// host, the node uses the in-process registry (the embedded default) shared
+// by every node of the process.
+type DiscoveryConfig struct {
+	Enabled bool        `json:"enabled,omitempty" yaml:"enabled,omitempty"`
+	Redis   RedisConfig `json:"redis,omitempty" yaml:"redis,omitempty"`
+	// Interval is the heartbeat interval. Default 5 s.
+	Interval time.Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
+	// TTL is how long a silent node stays listed. Default 15 s.
+	TTL time.Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
+	// Prefix is the Redis key prefix. Default "netron:discovery".
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
+	// AutoConnect connects to every node discovery reports.
+	AutoConnect bool `json:"autoConnect,omitempty" yaml:"autoConnect,omitempty"`
+}
+
+// RedisConfig locates the Redis server of discovery.
+type RedisConfig struct {
+	Host     string `json:"host,omitempty" yaml:"host,omitempty"`
+	Port     int    `json:"port,omitempty" yaml:"port,omitempty"`
+	Password string `json:"password,omitempty" yaml:"password,omitempty"`
+	DB       int    `json:"db,omitempty" yaml:"db,omitempty"`
+}
+
+// ErrInvalidConfig is wrapped by every configuration error; the message
+// names the field.
+var ErrInvalidConfig = errors.New("netron: invalid config")
+
+// serverEnabled reports whether the node listens.
+func (c *Config) serverEnabled() bool { return c.Server || c.Port != 0 }
+
+// Validate checks the configuration and names the first bad field.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return bad("port", "%d is not a TCP port (0-65535)", c.Port)
+	case c.RequestTimeout < 0:
+		return bad("requestTimeout", "must not be negative")
+	case c.HandshakeTimeout < 0:
+		return bad("handshakeTimeout", "must not be negative")
+	case c.MaxPacketSize < 0:
+		return bad("maxPacketSize", "must not be negative")
+	case c.KeepAliveTimeout < 0:
+		return bad("keepAliveTimeout", "must not be negative")
+	case c.MaxPeers < 0:
+		return bad("maxPeers", "must not be negative")
+	case c.MaxConcurrentRequests < 0:
+		return bad("maxConcurrentRequests", "must not be negative")
+	case c.MaxSubscriptionsPerPeer < 0:
+		return bad("maxSubscriptionsPerPeer", "must not be negative")
+	case c.EventQueueSize < 0:
+		return bad("eventQueueSize", "must not be negative")
+	case len(c.ID) > 256:
+		return bad("id", "longer than 256 bytes")
+	case c.Discovery.Interval < 0:
+		return bad("discovery.interval", "must not be negative")
+	case c.Discovery.TTL < 0:
+		return bad("discovery.ttl", "must not be negative")
+	case c.Discovery.Interval > 0 && c.Discovery.TTL > 0 && c.Discovery.TTL <= c.Discovery.Interval:
+		return bad("discovery.ttl", "%s must be longer than discovery.interval %s", c.Discovery.TTL, c.Discovery.Interval)
+	case c.Discovery.Redis.Port < 0 || c.Discovery.Redis.Port > 65535:
+		return bad("discovery.redis.port", "%d is not a TCP port", c.Discovery.Redis.Port)
+	}
+	return nil
+}

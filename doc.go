@@ -1,0 +1,33 @@
+// Package netron is Netron for Go: an event-bus-centric messaging runtime
+// that speaks the wire format of Netron from the Titan framework.
+//
+// A process runs a Node. Nodes connect to each other over WebSocket, expose
+// versioned services ("name@semver"), and call each other's methods:
+//
+//	server, _ := netron.New(netron.Config{ID: "calc-node", Port: 9000})
+//	_ = server.Start(ctx)
+//	_ = server.Expose("calculator@1.0.0", &Calculator{}) // Add → "add"
+//
+//	client, _ := netron.New(netron.Config{ID: "client"})
+//	_ = client.Start(ctx)
+//	p, _ := client.Connect(ctx, "ws://127.0.0.1:9000")
+//	calc, _ := p.Service(ctx, "calculator@^1")         // exact, latest or range
+//	sum, _ := rpc.Call[int](ctx, calc, "add", 2, 3)
+//
+// Inside a node all traffic is typed messages on one bus (package bus),
+// which implements Watermill's Publisher and Subscriber: each connection's
+// reader publishes what arrives on peer.TopicRequests, peer.TopicResponses
+// and peer.TopicStreams, the RPC server and client consume them, and each
+// connection's writer consumes its own outbound topic. Connections opening
+// and closing are announced on peer.TopicConnected and
+// peer.TopicDisconnected.
+//
+// When a connection closes, every call pending on it fails at once with an
+// error that matches ErrPeerDisconnected. Errors a peer sends back are
+// *rpc.Error values that match the sentinels of package rpc
+// (rpc.ErrServiceNotFound, rpc.ErrMethodNotFound, rpc.ErrArgumentCount, …).
+//
+// Packages: bus (the in-process bus), peer (WebSocket connections and the
+// handshake), rpc (services, calls, errors), internal/wire (the packet codec
+// and msgpack extension types). docs/protocol.md documents every byte.
+package netron

@@ -1,0 +1,234 @@
+package netron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
+)
+
+// Node is one Netron node: a bus, a WebSocket hub of peers, a registry of
+// exposed services, the server that answers peers and the client that
+// calls them.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	bus    *bus.Bus
+	hub    *peer.Hub
+	reg    *rpc.Registry
+	server *rpc.Server
+	client *rpc.Client
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	addr    net.Addr
+}
+
+// New returns a node configured by cfg. It validates cfg and allocates,
+// but does not listen: call Start.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		cfg.ID = uuid.NewString()
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.ID)
+	n := &Node{cfg: cfg, logger: logger}
+	n.bus = bus.New(bus.WithLogger(logger))
+	ka := cfg.KeepAliveInterval
+	if ka == 0 {
+		ka = peer.DefaultKeepAliveInterval
+	}
+	n.hub = peer.NewHub(n.bus, cfg.ID,
+		peer.WithLogger(logger),
+		peer.WithReadLimit(cfg.MaxPacketSize),
+		peer.WithHandshakeTimeout(cfg.HandshakeTimeout),
+		peer.WithKeepAlive(ka, cfg.KeepAliveTimeout),
+		peer.WithMaxPeers(cfg.MaxPeers),
+	)
+	n.reg = rpc.NewRegistry(cfg.ID)
+	var err error
+	n.server, err = rpc.NewServer(n.bus, n.reg,
+		rpc.WithServerLogger(logger),
+		rpc.WithConcurrency(cfg.MaxConcurrentRequests),
+		rpc.WithStackTraces(cfg.SendStackTraces),
+	)
+	if err != nil {
+		n.bus.Close()
+		return nil, err
+	}
+	n.client, err = rpc.NewClient(n.bus, rpc.WithRequestTimeout(cfg.RequestTimeout), rpc.WithClientLogger(logger))
+	if err != nil {
+		n.server.Close()
+		n.bus.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Bus returns the node's bus: every packet, connection and event of the
+// node travels on it as a typed message (see package peer for the topics).
+func (n *Node) Bus() *bus.Bus { return n.bus }
+
+// Handler returns the http.Handler that accepts peers, for mounting in a
+// mux of your own (with or without Config.Server).
+func (n *Node) Handler() http.Handler { return n.hub }
+
+// Server returns the RPC server, to register tasks.
+func (n *Node) Server() *rpc.Server { return n.server }
+
+// Client returns the RPC client.
+func (n *Node) Client() *rpc.Client { return n.client }
+
+// Start starts the WebSocket server when the configuration asks for one.
+// It fails when it cannot bind.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.stopped:
+		return ErrStopped
+	case n.started:
+		return ErrAlreadyStarted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n.cfg.serverEnabled() {
+		addr, err := n.hub.Listen(net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("netron: start: %w", err)
+		}
+		n.addr = addr
+		n.logger.Info("netron: listening", "addr", addr.String())
+	}
+	n.started = true
+	return nil
+}
+
+// Addr returns the address the server is bound to, or nil.
+func (n *Node) Addr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.addr
+}
+
+// URL returns the ws:// URL peers can dial, or "" without a server. A
+// wildcard bind address is reported as 127.0.0.1.
+func (n *Node) URL() string {
+	a, ok := n.Addr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	ip := a.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + "/"
+}
+
+// Stop closes the server and every peer connection (pending calls fail
+// with ErrPeerDisconnected) and waits for every goroutine of the node. It
+// is idempotent. ctx bounds how long the listener may take to close.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	n.mu.Unlock()
+	err := n.hub.StopAccepting(ctx)
+	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.client.Close(), n.bus.Close())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("netron: stop: %w", err)
+	}
+	return nil
+}
+
+// Expose makes v callable by peers as the service qualifiedName
+// ("calculator@1.0.0"). Every exported method of v with an optional leading
+// context.Context and results (), (T), (error) or (T, error) becomes
+// callable by its lowerCamel name (Add → "add").
+func (n *Node) Expose(qualifiedName string, v any) error {
+	_, err := n.reg.Expose(qualifiedName, v)
+	return err
+}
+
+// Unexpose removes a service.
+func (n *Node) Unexpose(qualifiedName string) error { return n.reg.Unexpose(qualifiedName) }
+
+// Service returns a service of this node by "name", "name@1.2.3" or a
+// range such as "name@^1". Calls run without the network.
+func (n *Node) Service(_ context.Context, spec string) (*rpc.Service, error) {
+	return n.reg.Local(spec, n.logger)
+}
+
+// Connect dials a node at a ws:// URL, runs the handshake and exchanges
+// abilities. ctx bounds the connect only.
+func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
+	n.mu.Lock()
+	stopped := n.stopped
+	n.mu.Unlock()
+	if stopped {
+		return nil, ErrStopped
+	}
+	conn, err := n.hub.Dial(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("netron: connect: %w", err)
+	}
+	p := n.peerOf(conn)
+	ab, err := n.client.Abilities(ctx, conn, rpc.Abilities{
+		AllowServiceEvents: false,
+		NetronGo:           &rpc.GoAbilities{Version: rpc.ProtocolVersion, Extensions: nil},
+	})
+	switch {
+	case err == nil:
+		p.setAbilities(ab)
+	case errors.Is(err, rpc.ErrTaskNotFound):
+		// A Titan node: no abilities task, no extensions.
+	default:
+		conn.Close()
+		return nil, fmt.Errorf("netron: connect %s: abilities: %w", url, err)
+	}
+	return p, nil
+}
+
+type peerKey struct{}
+
+func (n *Node) peerOf(conn *peer.Conn) *Peer {
+	if v, ok := conn.Value(peerKey{}); ok {
+		return v.(*Peer)
+	}
+	v, _ := conn.LoadOrStoreValue(peerKey{}, &Peer{node: n, conn: conn})
+	return v.(*Peer)
+}
+
+// Peers returns the connected peers, dialled and accepted.
+func (n *Node) Peers() []*Peer {
+	conns := n.hub.Conns()
+	out := make([]*Peer, len(conns))
+	for i, c := range conns {
+		out[i] = n.peerOf(c)
+	}
+	return out
+}

@@ -1,0 +1,331 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+)
+
+// Conn is one WebSocket connection to a peer. It owns one reader goroutine,
+// which decodes packet headers and publishes what arrives on the bus, and
+// one writer goroutine, which writes what is published on its outbound
+// topic. Keep-alive runs on a timer, not a goroutine of its own.
+type Conn struct {
+	hub        *Hub
+	ws         *websocket.Conn
+	id         string
+	serverSide bool
+	remoteAddr string
+	seq        uint64
+
+	outTopic *bus.Topic[Outbound]
+	out      *bus.Subscription[Outbound]
+	nextID   atomic.Uint32
+
+	ctx    context.Context // lives as long as the connection
+	cancel context.CancelFunc
+
+	done      chan struct{}
+	closeOnce sync.Once
+	err       error // set before done is closed
+
+	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
+	kaMu      sync.Mutex
+	kaTimer   *time.Timer
+	values    sync.Map
+	extension atomic.Pointer[Extensions]
+}
+
+// Extensions are the protocol extensions both sides of a connection agreed
+// on. A plain Netron peer has none.
+type Extensions struct {
+	// Version is the netron-go protocol version of the peer, 0 for a plain
+	// Netron peer.
+	Version int
+	// Names lists the agreed extensions.
+	Names []string
+}
+
+// Has reports whether the extension name was agreed.
+func (e *Extensions) Has(name string) bool {
+	if e == nil {
+		return false
+	}
+	for _, n := range e.Names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ID returns the remote node's id.
+func (c *Conn) ID() string { return c.id }
+
+// RemoteAddr returns the remote network address as the transport saw it.
+func (c *Conn) RemoteAddr() string { return c.remoteAddr }
+
+// ServerSide reports whether the remote peer dialled us.
+func (c *Conn) ServerSide() bool { return c.serverSide }
+
+// Context returns a context that is cancelled when the connection closes.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Done returns a channel closed when the connection has closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the connection is open, and afterwards the reason
+// it closed, which wraps ErrDisconnected.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// NextID returns the next packet id of this connection: a counter from 1
+// that wraps from 0xFFFFFFFF back to 1.
+func (c *Conn) NextID() uint32 {
+	for {
+		if id := c.nextID.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// Extensions returns the extensions agreed with the peer (never nil).
+func (c *Conn) Extensions() *Extensions {
+	if e := c.extension.Load(); e != nil {
+		return e
+	}
+	return &Extensions{}
+}
+
+// SetExtensions records the extensions agreed with the peer.
+func (c *Conn) SetExtensions(e *Extensions) { c.extension.Store(e) }
+
+// Value returns per-connection state stored by another package under key.
+func (c *Conn) Value(key any) (any, bool) { return c.values.Load(key) }
+
+// LoadOrStoreValue stores per-connection state under key unless present.
+func (c *Conn) LoadOrStoreValue(key, v any) (actual any, loaded bool) {
+	return c.values.LoadOrStore(key, v)
+}
+
+// OutboundTopic is the name of the bus topic this connection's writer
+// consumes.
+func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
+
+// Send queues an encoded packet for the writer. It blocks while the
+// outbound queue is full, until ctx ends. After the connection has closed
+// it returns the connection's error. The writer owns frame from here on.
+func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release}); err != nil {
+		if cerr := c.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	return nil
+}
+
+// SendPacket encodes p and queues it.
+func (c *Conn) SendPacket(ctx context.Context, p *wire.Packet) error {
+	return c.Send(ctx, p.Append(nil), nil)
+}
+
+// Close closes the connection with a normal closure. Pending operations
+// fail with ErrDisconnected.
+func (c *Conn) Close() error {
+	c.shutdown(errors.New("closed locally"), websocket.StatusNormalClosure, "")
+	return nil
+}
+
+// CloseWithError closes the connection, telling the peer why.
+func (c *Conn) CloseWithError(status websocket.StatusCode, reason string) {
+	c.shutdown(fmt.Errorf("closed locally: %s", reason), status, reason)
+}
+
+// shutdown closes the connection once: it records the error, releases
+// waiters, announces the disconnect, and closes the socket in the
+// background (a close handshake can take seconds with a dead peer).
+func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.err = fmt.Errorf("%w: %s: %w", ErrDisconnected, c.id, cause)
+		close(c.done)
+		c.cancel()
+		c.kaMu.Lock()
+		if c.kaTimer != nil {
+			c.kaTimer.Stop()
+		}
+		c.kaMu.Unlock()
+		c.out.Close()
+		c.hub.remove(c)
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		ws := c.ws
+		c.hub.goTracked(func() { _ = ws.Close(status, reason) })
+		c.hub.cfg.logger.Debug("netron: peer disconnected", "peer", c.id, "cause", cause)
+		_ = c.hub.disconnected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: c.id, Err: c.err})
+	})
+}
+
+func (c *Conn) start(first []byte) {
+	c.lastRead.Store(time.Now().UnixNano())
+	c.hub.goTracked(func() { c.readLoop(first) })
+	c.hub.goTracked(c.writeLoop)
+	if c.hub.cfg.keepAliveInterval > 0 {
+		c.kaMu.Lock()
+		c.kaTimer = time.AfterFunc(c.hub.cfg.keepAliveInterval, c.keepAlive)
+		c.kaMu.Unlock()
+	}
+}
+
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (c *Conn) readLoop(first []byte) {
+	if first != nil {
+		if !c.handleFrame(websocket.MessageBinary, first) {
+			return
+		}
+	}
+	for {
+		typ, r, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		buf := framePool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(r)
+		if err != nil {
+			framePool.Put(buf)
+			c.readFailed(err)
+			return
+		}
+		// Packets alias their frame, so each frame gets its own exact-size
+		// copy; the growing buffer is reused.
+		frame := bytes.Clone(buf.Bytes())
+		framePool.Put(buf)
+		c.lastRead.Store(time.Now().UnixNano())
+		if !c.handleFrame(typ, frame) {
+			return
+		}
+	}
+}
+
+func (c *Conn) readFailed(err error) {
+	status := websocket.CloseStatus(err)
+	switch {
+	case status == websocket.StatusMessageTooBig:
+		err = fmt.Errorf("%w: message larger than the read limit of %d bytes: %w", ErrProtocol, c.hub.cfg.readLimit, err)
+	case status != -1:
+		err = fmt.Errorf("closed by peer (status %d)", status)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		err = fmt.Errorf("connection lost: %w", err)
+	}
+	c.shutdown(err, websocket.StatusInternalError, "")
+}
+
+// handleFrame processes one message from the peer; false means the
+// connection was closed.
+func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
+	if len(frame) > 0 && frame[0] == '{' {
+		// A handshake message after the handshake (a repeated client-id):
+		// Titan drops it; so do we, without closing.
+		var hs handshakeMsg
+		if json.Unmarshal(frame, &hs) == nil && hs.Type != "" {
+			c.hub.cfg.logger.Debug("netron: dropped handshake message after handshake", "peer", c.id, "type", hs.Type)
+			return true
+		}
+	}
+	p, err := wire.Decode(frame)
+	if err != nil {
+		c.hub.cfg.logger.Warn("netron: closing connection after a malformed frame", "peer", c.id, "err", err, "text", typ == websocket.MessageText)
+		c.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), websocket.StatusProtocolError, err.Error())
+		return false
+	}
+	var topic *bus.Topic[Inbound]
+	switch t := p.Type(); {
+	case t == wire.TypePing:
+		if p.IsRequest() {
+			reply := wire.Packet{ID: p.ID, Flags: 0, Data: p.Data}
+			if err := c.SendPacket(c.ctx, &reply); err != nil {
+				return false
+			}
+		}
+		return true
+	case t >= wire.TypeStream:
+		topic = c.hub.streams
+	case p.IsRequest():
+		topic = c.hub.requests
+	default:
+		topic = c.hub.responses
+	}
+	if err := topic.Publish(c.ctx, Inbound{Conn: c, Packet: p}); err != nil {
+		if c.Err() == nil {
+			c.shutdown(fmt.Errorf("bus: %w", err), websocket.StatusGoingAway, "node stopping")
+		}
+		return false
+	}
+	return true
+}
+
+func (c *Conn) writeLoop() {
+	for o := range c.out.C() {
+		err := c.ws.Write(c.ctx, websocket.MessageBinary, o.Frame)
+		if o.Release != nil {
+			o.Release(o.Frame)
+		}
+		if err != nil {
+			c.shutdown(fmt.Errorf("write: %w", err), websocket.StatusInternalError, "")
+			return
+		}
+	}
+}
+
+func (c *Conn) keepAlive() {
+	if c.Err() != nil {
+		return
+	}
+	interval := c.hub.cfg.keepAliveInterval
+	idle := time.Duration(time.Now().UnixNano() - c.lastRead.Load())
+	next := interval
+	if idle < interval {
+		next = interval - idle
+	} else {
+		ok := c.hub.goTrackedWait(func() {
+			ctx, cancel := context.WithTimeout(c.ctx, c.hub.cfg.keepAliveTimeout)
+			defer cancel()
+			if err := c.ws.Ping(ctx); err != nil && c.Err() == nil {
+				c.shutdown(fmt.Errorf("keep-alive: no pong within %s: %w", c.hub.cfg.keepAliveTimeout, err), websocket.StatusPolicyViolation, "keep-alive timeout")
+			}
+		})
+		if !ok {
+			return
+		}
+	}
+	c.kaMu.Lock()
+	if c.Err() == nil {
+		c.kaTimer.Reset(next)
+	}
+	c.kaMu.Unlock()
+}

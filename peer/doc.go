@@ -1,0 +1,23 @@
+// Package peer holds a node's WebSocket connections to other Netron nodes
+// and bridges them to the bus.
+//
+// A Hub accepts connections (it is an http.Handler; Listen also serves it on
+// a listener of its own) and dials them, running Titan's handshake: the
+// client dials /?id=<its id> (and sends the x-netron-id header), the server
+// sends {"type":"id","id":<its id>}, and the client may answer
+// {"type":"client-id","id":<its id>} in a binary or text frame.
+//
+// Each Conn has one reader goroutine and one writer goroutine. The reader
+// decodes packet headers and publishes Inbound messages on TopicRequests,
+// TopicResponses or TopicStreams; it answers PING packets itself. The writer
+// consumes the connection's own outbound topic, bounded by WithOutboundQueue:
+// a full queue makes senders wait (backpressure). Keep-alive pings run on a
+// timer and close a connection whose peer stops answering.
+//
+// A frame that is not a packet (garbage, a truncated packet, an unknown
+// packet type) closes that connection with status 1002 and the reason; a
+// frame over the read limit closes it with 1009. Other connections are not
+// affected. When a connection closes, its Err wraps ErrDisconnected and a
+// ConnEvent is published on TopicDisconnected before anything else
+// happens, so that pending requests fail at once.
+package peer

@@ -1,0 +1,19 @@
+package peer
+
+import "errors"
+
+// Sentinel errors of package peer.
+var (
+	// ErrDisconnected is the error every pending operation on a connection
+	// fails with when the connection closes. The connection's Err wraps it
+	// together with the cause.
+	ErrDisconnected = errors.New("peer: disconnected")
+	// ErrClosed is returned by a Hub that has been closed.
+	ErrClosed = errors.New("peer: hub closed")
+	// ErrHandshake reports a failed Netron handshake.
+	ErrHandshake = errors.New("peer: handshake failed")
+	// ErrProtocol reports a frame from the peer that is not a Netron packet.
+	ErrProtocol = errors.New("peer: protocol violation")
+	// ErrTooManyPeers is returned when the hub's peer limit is reached.
+	ErrTooManyPeers = errors.New("peer: too many peers")
+)

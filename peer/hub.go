@@ -1,0 +1,358 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/netron-go/netron/bus"
+)
+
+// Hub owns a node's connections: it accepts them (as an http.Handler, or
+// on a listener of its own), dials them, and bridges every one of them to
+// the bus.
+type Hub struct {
+	bus *bus.Bus
+	id  string
+	cfg config
+
+	requests, responses, streams *bus.Topic[Inbound]
+	connected, disconnected      *bus.Topic[ConnEvent]
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	closing bool
+	srv     *http.Server
+	ln      net.Listener
+	wg      sync.WaitGroup
+	seq     atomic.Uint64
+}
+
+// NewHub returns a Hub for the node localID that publishes on b.
+func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	return &Hub{
+		bus:          b,
+		id:           localID,
+		cfg:          cfg,
+		requests:     bus.NewTopic[Inbound](b, TopicRequests),
+		responses:    bus.NewTopic[Inbound](b, TopicResponses),
+		streams:      bus.NewTopic[Inbound](b, TopicStreams),
+		connected:    bus.NewTopic[ConnEvent](b, TopicConnected),
+		disconnected: bus.NewTopic[ConnEvent](b, TopicDisconnected),
+		conns:        make(map[*Conn]struct{}),
+	}
+}
+
+// ID returns the local node id the hub announces in handshakes.
+func (h *Hub) ID() string { return h.id }
+
+// Bus returns the bus the hub publishes on.
+func (h *Hub) Bus() *bus.Bus { return h.bus }
+
+// Conns returns the open connections.
+func (h *Hub) Conns() []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// goTracked runs f in a goroutine the hub waits for on Close.
+func (h *Hub) goTracked(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+// goTrackedWait runs f in the calling goroutine, counted as a hub
+// goroutine; false if the hub is closing.
+func (h *Hub) goTrackedWait(f func()) bool {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return false
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	f()
+	return true
+}
+
+func (h *Hub) add(c *Conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return ErrClosed
+	}
+	if len(h.conns) >= h.cfg.maxPeers {
+		return fmt.Errorf("%w: limit %d", ErrTooManyPeers, h.cfg.maxPeers)
+	}
+	h.conns[c] = struct{}{}
+	return nil
+}
+
+func (h *Hub) remove(c *Conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool) (*Conn, error) {
+	ws.SetReadLimit(h.cfg.readLimit)
+	seq := h.seq.Add(1)
+	c := &Conn{
+		hub:        h,
+		ws:         ws,
+		id:         id,
+		serverSide: serverSide,
+		remoteAddr: remoteAddr,
+		seq:        seq,
+		done:       make(chan struct{}),
+		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(seq, 10)),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	out, err := c.outTopic.Subscribe(bus.WithBuffer(h.cfg.outboundQueue), bus.WithPolicy(bus.Block))
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.out = out
+	if err := h.add(c); err != nil {
+		out.Close()
+		c.cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+// handshakeMsg is the JSON both sides exchange before the first packet.
+type handshakeMsg struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// ServeHTTP accepts a WebSocket connection from a peer and runs Titan's
+// handshake: the peer's id comes from the query (?id=) or the x-netron-id
+// header, the server sends {"type":"id","id":<ours>}, and a client may
+// answer {"type":"client-id","id":…} in a binary or text frame.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		http.Error(w, "netron: node stopping", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		id = r.Header.Get("x-netron-id")
+	}
+	if err := h.accept(ws, id, r.RemoteAddr); err != nil {
+		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.handshakeTimeout)
+	defer cancel()
+	hello, _ := json.Marshal(handshakeMsg{Type: "id", ID: h.id})
+	if err := ws.Write(ctx, websocket.MessageBinary, hello); err != nil {
+		ws.CloseNow()
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	var first []byte
+	if id == "" {
+		// No id in the request: the client must name itself in its first
+		// message (netron-browser does); if that message is a packet
+		// instead, the peer gets a generated id.
+		ws.SetReadLimit(h.cfg.readLimit)
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			ws.CloseNow()
+			return fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
+		}
+		var hs handshakeMsg
+		if len(msg) > 0 && msg[0] == '{' && json.Unmarshal(msg, &hs) == nil && hs.Type == "client-id" && hs.ID != "" {
+			id = hs.ID
+		} else {
+			id = uuid.NewString()
+			first = msg
+		}
+	}
+	c, err := h.newConn(ws, id, remoteAddr, true)
+	if err != nil {
+		status := websocket.StatusTryAgainLater
+		ws.Close(status, err.Error())
+		return err
+	}
+	c.start(first)
+	h.cfg.logger.Debug("netron: peer connected", "peer", id, "remote", remoteAddr)
+	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: id})
+	return nil
+}
+
+// Dial connects to a Netron node at a ws:// or wss:// URL and runs the
+// handshake. ctx bounds the dial and the handshake only.
+func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("peer: dial %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("peer: dial %q: unsupported scheme %q", rawURL, u.Scheme)
+	}
+	q := u.Query()
+	q.Set("id", h.id)
+	u.RawQuery = q.Encode()
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.handshakeTimeout)
+	defer cancel()
+	hdr := http.Header{}
+	hdr.Set("x-netron-id", h.id)
+	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		return nil, fmt.Errorf("peer: dial %s: %w", rawURL, err)
+	}
+	ws.SetReadLimit(h.cfg.readLimit)
+	_, msg, err := ws.Read(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
+	}
+	var hs handshakeMsg
+	if err := json.Unmarshal(msg, &hs); err != nil || hs.Type != "id" || hs.ID == "" {
+		ws.Close(websocket.StatusProtocolError, "expected id handshake")
+		return nil, fmt.Errorf("%w: %s: expected {\"type\":\"id\"}, got %.64q", ErrHandshake, rawURL, msg)
+	}
+	answer, _ := json.Marshal(handshakeMsg{Type: "client-id", ID: h.id})
+	if err := ws.Write(ctx, websocket.MessageBinary, answer); err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
+	}
+	c, err := h.newConn(ws, hs.ID, u.Host, false)
+	if err != nil {
+		ws.Close(websocket.StatusNormalClosure, "")
+		return nil, err
+	}
+	c.start(nil)
+	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)
+	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: hs.ID})
+	return c, nil
+}
+
+// Listen serves the hub on its own HTTP server at addr ("host:port"; port
+// 0 picks a free port) and returns the bound address. It fails when it
+// cannot bind.
+func (h *Hub) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("peer: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: h.cfg.handshakeTimeout}
+	h.mu.Lock()
+	if h.closing || h.srv != nil {
+		h.mu.Unlock()
+		ln.Close()
+		if h.closing {
+			return nil, ErrClosed
+		}
+		return nil, errors.New("peer: hub already listening")
+	}
+	h.srv, h.ln = srv, ln
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.cfg.logger.Error("netron: server stopped", "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Addr returns the address Listen bound, or nil.
+func (h *Hub) Addr() net.Addr {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ln == nil {
+		return nil
+	}
+	return h.ln.Addr()
+}
+
+// StopAccepting closes the listener; open connections stay.
+func (h *Hub) StopAccepting(ctx context.Context) error {
+	h.mu.Lock()
+	srv := h.srv
+	h.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}
+
+// Close stops accepting, closes every connection (their pending operations
+// fail with ErrDisconnected) and waits for every goroutine the hub owns.
+// It is idempotent.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		h.wg.Wait()
+		return nil
+	}
+	h.closing = true
+	srv := h.srv
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = srv.Shutdown(ctx)
+		cancel()
+		_ = srv.Close()
+	}
+	for _, c := range conns {
+		c.shutdown(errors.New("node stopping"), websocket.StatusGoingAway, "node stopping")
+	}
+	h.wg.Wait()
+	return nil
+}

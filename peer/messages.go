@@ -1,0 +1,47 @@
+package peer
+
+import (
+	"github.com/netron-go/netron/internal/wire"
+)
+
+// Bus topics on which a Hub publishes what its connections receive, and on
+// which it announces connections. Each Conn also has an outbound topic of
+// its own (Conn.OutboundTopic) that its writer goroutine consumes.
+const (
+	// TopicRequests carries Inbound requests (impulse bit set) of types
+	// GET, SET, CALL and TASK. PING is answered by the connection itself.
+	TopicRequests = "netron.peer.requests"
+	// TopicResponses carries Inbound responses (impulse bit clear).
+	TopicResponses = "netron.peer.responses"
+	// TopicStreams carries Inbound STREAM, STREAM_ERROR, STREAM_CLOSE and
+	// extension packets.
+	TopicStreams = "netron.peer.streams"
+	// TopicConnected carries a ConnEvent once a handshake completes.
+	TopicConnected = "netron.peer.connected"
+	// TopicDisconnected carries a ConnEvent once a connection has closed
+	// and every resource it held is released.
+	TopicDisconnected = "netron.peer.disconnected"
+)
+
+// Inbound is a packet received from a peer. Packet.Data aliases the frame
+// it arrived in, which is not reused.
+type Inbound struct {
+	Conn   *Conn
+	Packet wire.Packet
+}
+
+// Outbound is an encoded packet on its way to a peer's writer. The writer
+// takes ownership of Frame; Release, if set, is called after the write.
+type Outbound struct {
+	Frame   []byte
+	Release func([]byte)
+}
+
+// ConnEvent announces a connection that opened or closed.
+type ConnEvent struct {
+	Conn   *Conn
+	PeerID string
+	// Err is the reason a connection closed (wraps ErrDisconnected); nil
+	// for TopicConnected.
+	Err error
+}

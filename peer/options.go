@@ -1,0 +1,105 @@
+package peer
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults of a Hub.
+const (
+	DefaultReadLimit         = 16 << 20 // Titan's DEFAULT_MAX_PACKET_SIZE
+	DefaultHandshakeTimeout  = 10 * time.Second
+	DefaultKeepAliveInterval = 30 * time.Second
+	DefaultKeepAliveTimeout  = 10 * time.Second
+	DefaultOutboundQueue     = 1024
+	DefaultMaxPeers          = 10000
+)
+
+type config struct {
+	logger            *slog.Logger
+	readLimit         int64
+	handshakeTimeout  time.Duration
+	keepAliveInterval time.Duration
+	keepAliveTimeout  time.Duration
+	outboundQueue     int
+	maxPeers          int
+}
+
+func defaultConfig() config {
+	return config{
+		logger:            slog.New(slog.DiscardHandler),
+		readLimit:         DefaultReadLimit,
+		handshakeTimeout:  DefaultHandshakeTimeout,
+		keepAliveInterval: DefaultKeepAliveInterval,
+		keepAliveTimeout:  DefaultKeepAliveTimeout,
+		outboundQueue:     DefaultOutboundQueue,
+		maxPeers:          DefaultMaxPeers,
+	}
+}
+
+// Option configures a Hub.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithLogger sets the logger. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// WithReadLimit bounds the size of one WebSocket message (one packet) a peer
+// may send; a larger one closes that connection with status 1009.
+// Default 16 MiB.
+func WithReadLimit(n int64) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.readLimit = n
+		}
+	})
+}
+
+// WithHandshakeTimeout bounds the Netron handshake. Default 10 s.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.handshakeTimeout = d
+		}
+	})
+}
+
+// WithKeepAlive sets how often an idle connection is pinged and how long a
+// ping may wait for its pong before the connection is closed as dead.
+// An interval <= 0 disables keep-alive. Defaults 30 s and 10 s.
+func WithKeepAlive(interval, timeout time.Duration) Option {
+	return optionFunc(func(c *config) {
+		c.keepAliveInterval = interval
+		if timeout > 0 {
+			c.keepAliveTimeout = timeout
+		}
+	})
+}
+
+// WithOutboundQueue sets how many packets may wait for a connection's
+// writer before senders block. Default 1024.
+func WithOutboundQueue(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.outboundQueue = n
+		}
+	})
+}
+
+// WithMaxPeers bounds the number of open connections. Default 10,000.
+func WithMaxPeers(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxPeers = n
+		}
+	})
+}

@@ -1,0 +1,287 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+)
+
+// DefaultRequestTimeout applies to calls whose context has no deadline.
+const DefaultRequestTimeout = 5 * time.Second
+
+// Client sends requests to peers and matches their responses. It keeps one
+// long-lived subscription to peer.TopicResponses and one to
+// peer.TopicDisconnected for the whole node: no subscription per call. When
+// a connection closes every request pending on it fails at once with an
+// error that matches peer.ErrDisconnected.
+type Client struct {
+	timeout time.Duration
+	logger  *slog.Logger
+	unsubs  []func()
+}
+
+// ClientOption configures a Client.
+type ClientOption interface{ applyClient(*Client) }
+
+type clientOptionFunc func(*Client)
+
+func (f clientOptionFunc) applyClient(c *Client) { f(c) }
+
+// WithRequestTimeout sets the timeout of calls whose context has no
+// deadline (default 5 s, Titan's REQUEST_TIMEOUT).
+func WithRequestTimeout(d time.Duration) ClientOption {
+	return clientOptionFunc(func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	})
+}
+
+// WithClientLogger sets the client's logger.
+func WithClientLogger(l *slog.Logger) ClientOption {
+	return clientOptionFunc(func(c *Client) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// NewClient subscribes to responses and disconnects on b.
+func NewClient(b *bus.Bus, opts ...ClientOption) (*Client, error) {
+	c := &Client{timeout: DefaultRequestTimeout, logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o.applyClient(c)
+	}
+	u1, err := bus.NewTopic[peer.Inbound](b, peer.TopicResponses).SubscribeFunc(c.onResponse)
+	if err != nil {
+		return nil, err
+	}
+	u2, err := bus.NewTopic[peer.ConnEvent](b, peer.TopicDisconnected).SubscribeFunc(c.onDisconnect)
+	if err != nil {
+		u1()
+		return nil, err
+	}
+	c.unsubs = []func(){u1, u2}
+	return c, nil
+}
+
+// Close stops matching responses.
+func (c *Client) Close() error {
+	for _, u := range c.unsubs {
+		u()
+	}
+	return nil
+}
+
+// RequestTimeout returns the default request timeout.
+func (c *Client) RequestTimeout() time.Duration { return c.timeout }
+
+type pendingKey struct{}
+
+// pendingSet is the requests in flight on one connection.
+type pendingSet struct {
+	mu     sync.Mutex
+	calls  map[uint32]chan response
+	closed bool
+}
+
+type response struct {
+	data  []byte
+	isErr bool
+	err   error
+}
+
+func pendingOf(conn *peer.Conn) *pendingSet {
+	if v, ok := conn.Value(pendingKey{}); ok {
+		return v.(*pendingSet)
+	}
+	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]chan response)})
+	return v.(*pendingSet)
+}
+
+var respChanPool = sync.Pool{New: func() any { return make(chan response, 1) }}
+
+func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
+	ps := pendingOf(in.Conn)
+	ps.mu.Lock()
+	ch, ok := ps.calls[in.Packet.ID]
+	if ok {
+		delete(ps.calls, in.Packet.ID)
+	}
+	ps.mu.Unlock()
+	if !ok {
+		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "id", in.Packet.ID)
+		return
+	}
+	ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}
+}
+
+func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
+	ps := pendingOf(ev.Conn)
+	ps.mu.Lock()
+	ps.closed = true
+	calls := ps.calls
+	ps.calls = nil
+	ps.mu.Unlock()
+	for _, ch := range calls {
+		ch <- response{err: ev.Err}
+	}
+}
+
+// Request sends a request of type t on conn whose data is appended by
+// build, and waits for the response. It returns the response data (one
+// msgpack value), or an *Error when the peer answered with an error, or
+// the connection's error when it closed, or the context's error.
+func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	id := conn.NextID()
+	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	if err != nil {
+		putBuf(frame)
+		return nil, err
+	}
+	ch := respChanPool.Get().(chan response)
+	ps := pendingOf(conn)
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		respChanPool.Put(ch)
+		putBuf(frame)
+		return nil, conn.Err()
+	}
+	ps.calls[id] = ch
+	ps.mu.Unlock()
+	if err := conn.Send(ctx, frame, putBuf); err != nil {
+		c.forget(ps, id, ch)
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		respChanPool.Put(ch)
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.isErr {
+			var v any
+			if err := wire.Unmarshal(r.data, &v); err != nil {
+				return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
+			}
+			return nil, fromWire(v)
+		}
+		return r.data, nil
+	case <-ctx.Done():
+		c.forget(ps, id, ch)
+		return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())
+	}
+}
+
+// forget removes a request that will not be waited for. The channel goes
+// back to the pool only if no response can still be sent to it.
+func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
+	ps.mu.Lock()
+	_, still := ps.calls[id]
+	delete(ps.calls, id)
+	ps.mu.Unlock()
+	if still {
+		respChanPool.Put(ch)
+	}
+}
+
+// QueryInterface asks the peer for a service: "name" (latest),
+// "name@1.2.3", or a range "name@^1" (ranges need a Go peer).
+func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec string) (*Service, error) {
+	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 2)
+		b = wire.AppendString(b, "query_interface")
+		return wire.AppendString(b, spec), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var def wire.Definition
+	if err := wire.Unmarshal(data, &def); err != nil {
+		return nil, fmt.Errorf("%w: query_interface: %w", ErrMalformedResult, err)
+	}
+	return c.Remote(conn, def), nil
+}
+
+// Abilities runs the abilities task, offering ours; a plain Titan peer
+// answers 404 (errors.Is(err, ErrTaskNotFound)).
+func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities) (Abilities, error) {
+	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 2)
+		b = wire.AppendString(b, "abilities")
+		return wire.AppendMarshal(b, ours)
+	})
+	if err != nil {
+		return Abilities{}, err
+	}
+	var a Abilities
+	if err := wire.Unmarshal(data, &a); err != nil {
+		return Abilities{}, fmt.Errorf("%w: abilities: %w", ErrMalformedResult, err)
+	}
+	return a, nil
+}
+
+// Remote returns a handle for a service definition on conn.
+func (c *Client) Remote(conn *peer.Conn, def wire.Definition) *Service {
+	return &Service{def: def, inv: remoteInvoker{c: c, conn: conn}}
+}
+
+// RunTask runs a task on the peer and returns its raw result.
+func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args ...any) (Result, error) {
+	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 1+len(args))
+		b = wire.AppendString(b, name)
+		return appendArgs(b, args)
+	})
+	return Result{raw: data}, err
+}
+
+type remoteInvoker struct {
+	c    *Client
+	conn *peer.Conn
+}
+
+func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	return r.c.Request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 2+len(args))
+		b = wire.AppendString(b, target)
+		b = wire.AppendString(b, method)
+		return appendArgs(b, args)
+	})
+}
+
+func (r remoteInvoker) peerID() string { return r.conn.ID() }
+
+func appendArgs(b []byte, args []any) ([]byte, error) {
+	var err error
+	for i, a := range args {
+		if b, err = wire.AppendMarshal(b, a); err != nil {
+			return b, fmt.Errorf("rpc: argument %d (%T): %w", i, a, err)
+		}
+	}
+	return b, nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}

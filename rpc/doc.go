@@ -1,0 +1,35 @@
+// Package rpc exposes Go values as versioned Netron services and calls
+// services on peers.
+//
+// A Registry holds the services of a node under "name@version" (name:
+// letters, digits and dots; version: semantic version). Exposing a value
+// makes its exported methods callable under their lowerCamel WireName
+// (Add → "add", HTTPGet → "httpGet"). A method qualifies when its arguments
+// can travel as msgpack (no channels or functions), it may take a leading
+// context.Context (cancelled when the caller's connection closes), and it
+// returns (), (T), (error) or (T, error). Nothing else is callable.
+//
+// Lookups take "name" (the latest release; a pre-release only when there
+// is nothing else), "name@1.2.3" (exact) or a
+// semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
+// wins).
+//
+// A Server answers CALL and TASK requests from peers (query_interface and
+// the old package's abilities task are built in; HandleTask adds more). A
+// handler's panic becomes a 500 error for the caller and a log line. A
+// Client sends requests and matches responses through one long-lived
+// subscription; Service is a handle for calling one service, remote or
+// local, and Call[T] decodes a typed result.
+//
+// Errors from peers are *Error values with a code (Titan's codes: 400, 403,
+// 404, 408, 429, 500, 503), message, details and custom fields; they match
+// the sentinels ErrServiceNotFound, ErrMethodNotFound, ErrArgumentCount,
+// ErrArgumentType and the others with errors.Is. A handler that returns an
+// *Error sends it as a TitanError (ext 110) with its code; any other error
+// goes out as a JavaScript Error (ext 126), as a thrown error would from a
+// Titan service, and arrives with code 500.
+//
+// Numbers: JavaScript peers send every number that is not an int32 as a
+// float64. An integer parameter accepts a float64 holding an exact integer
+// and rejects anything else (2.5, or out of range) with ErrArgumentType.
+package rpc

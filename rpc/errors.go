@@ -1,0 +1,211 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/netron-go/netron/internal/wire"
+)
+
+// Error is an error that crossed (or would cross) the wire: a failed call
+// on a peer, or a call the peer refused. Its Code follows Titan's HTTP-like
+// codes (400 bad request, 403 forbidden, 404 not found, 408 timeout, 429,
+// 500 internal, 503 unavailable). Errors from JavaScript peers that carry no
+// code (ext 126) get Code 500 and keep their name, stack and own fields.
+//
+// Match kinds with errors.Is against the sentinels of this package:
+//
+//	if errors.Is(err, rpc.ErrMethodNotFound) { … }
+//
+// and read the data with errors.As:
+//
+//	var re *rpc.Error
+//	if errors.As(err, &re) { log(re.Code, re.Details, re.Fields) }
+type Error struct {
+	Code    int
+	Name    string
+	Message string
+	// Details are TitanError details (e.g. {"resource":"Method"}).
+	Details map[string]any
+	// Fields are custom fields: a JS error's own fields (code, meta, …) or
+	// a TitanError's extras.
+	Fields map[string]any
+	// Stack is the remote stack trace, when the peer sent one.
+	Stack string
+
+	reason string // sentinel matching: "" matches any reason
+}
+
+func (e *Error) Error() string {
+	name := e.Name
+	if name == "" {
+		name = "Error"
+	}
+	if e.Code != 0 {
+		return fmt.Sprintf("rpc: %s %d: %s", name, e.Code, e.Message)
+	}
+	return fmt.Sprintf("rpc: %s: %s", name, e.Message)
+}
+
+// Reason is the kind of failure within a code: the details' "resource" of
+// Titan's 404 errors ("Service", "Method", "Task", "Property") or our
+// "reason" detail ("ArgumentCount", "ArgumentType", …).
+func (e *Error) Reason() string {
+	if e.reason != "" {
+		return e.reason
+	}
+	for _, k := range [...]string{"reason", "resource"} {
+		if s, ok := e.Details[k].(string); ok {
+			return s
+		}
+	}
+	if _, ok := e.Details["serviceName"]; ok && e.Code == 404 {
+		return "Service"
+	}
+	return ""
+}
+
+// Is matches sentinels of this package: same code (a sentinel with code 0
+// matches any) and, where the sentinel names one, the same reason.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok || !t.sentinel() {
+		return false
+	}
+	return (t.Code == 0 || t.Code == e.Code) && (t.reason == "" || t.reason == e.Reason())
+}
+
+func (e *Error) sentinel() bool { return e.Name == "" && e.Message == "" && e.Details == nil }
+
+// Code returns the code of an *Error in err's chain, 0 if there is none.
+func Code(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+// Sentinels for errors.Is. Remote errors from Go and Titan peers match them.
+var (
+	ErrBadRequest      = &Error{Code: 400}
+	ErrArgumentCount   = &Error{Code: 400, reason: "ArgumentCount"}
+	ErrArgumentType    = &Error{Code: 400, reason: "ArgumentType"}
+	ErrForbidden       = &Error{Code: 403}
+	ErrNotFound        = &Error{Code: 404}
+	ErrServiceNotFound = &Error{Code: 404, reason: "Service"}
+	ErrMethodNotFound  = &Error{Code: 404, reason: "Method"}
+	ErrTaskNotFound    = &Error{Code: 404, reason: "Task"}
+	ErrRequestTimeout  = &Error{Code: 408}
+	ErrTooManyRequests = &Error{Code: 429}
+	ErrInternal        = &Error{Code: 500}
+	ErrUnavailable     = &Error{Code: 503}
+)
+
+// Local errors of the registry.
+var (
+	ErrInvalidName     = errors.New("rpc: invalid service name")
+	ErrInvalidVersion  = errors.New("rpc: invalid service version")
+	ErrInvalidService  = errors.New("rpc: invalid service value")
+	ErrAlreadyExposed  = errors.New("rpc: service already exposed")
+	ErrNotExposed      = errors.New("rpc: service not exposed")
+	ErrMalformedResult = errors.New("rpc: malformed result")
+	ErrClosed          = errors.New("rpc: closed")
+)
+
+// NewError returns an *Error with a code, for handlers that want the
+// caller to see a specific code.
+func NewError(code int, message string, details map[string]any) *Error {
+	return &Error{Code: code, Name: "TitanError", Message: message, Details: details}
+}
+
+func notFound(resource, id, msg string) *Error {
+	return &Error{Code: 404, Name: "TitanError", Message: msg, Details: map[string]any{"resource": resource, "id": id}}
+}
+
+func badRequest(reason, msg string, details map[string]any) *Error {
+	d := map[string]any{"reason": reason}
+	maps.Copy(d, details)
+	return &Error{Code: 400, Name: "TitanError", Message: msg, Details: d}
+}
+
+// toWire turns a handler's error into the value sent to the peer: an
+// *Error becomes a TitanError (ext 110), any other error a JS Error
+// (ext 126) named "Error", like a thrown JavaScript error. Stacks are sent
+// only when withStack is set.
+func toWire(err error, withStack bool) any {
+	var e *Error
+	if errors.As(err, &e) {
+		name := e.Name
+		if name == "" {
+			name = "TitanError"
+		}
+		te := wire.TitanError{
+			Name:      name,
+			Code:      e.Code,
+			Message:   e.Message,
+			Details:   e.Details,
+			Timestamp: float64(time.Now().UnixMilli()),
+			Extras:    e.Fields,
+		}
+		if withStack {
+			te.Stack = e.Stack
+		}
+		return te
+	}
+	return wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: err.Error()}
+}
+
+// fromWire turns the data of an error response into an *Error.
+func fromWire(v any) *Error {
+	switch x := v.(type) {
+	case wire.TitanError:
+		return &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
+	case *wire.TitanError:
+		return fromWire(*x)
+	case wire.JSError:
+		e := &Error{Code: 500, Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
+		if c, ok := numericCode(x.Fields["code"]); ok {
+			e.Code = c
+		}
+		return e
+	case *wire.JSError:
+		return fromWire(*x)
+	case string:
+		return &Error{Code: 500, Name: "Error", Message: x}
+	case nil:
+		return &Error{Code: 500, Name: "Error", Message: "error without data"}
+	default:
+		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x)}
+	}
+}
+
+func numericCode(v any) (int, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int(n), true
+	case int16:
+		return int(n), true
+	case int32:
+		return int(n), true
+	case int64:
+		return int(n), true
+	case uint8:
+		return int(n), true
+	case uint16:
+		return int(n), true
+	case uint32:
+		return int(n), true
+	case uint64:
+		return int(n), true
+	case int:
+		return n, true
+	case float64:
+		if n == float64(int(n)) {
+			return int(n), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,68 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/netron-go/netron/internal/wire"
+)
+
+// Local returns a handle for a service on this node, looked up like a
+// remote one ("name", "name@1.2.3", "name@^1"). Calls run in the caller's
+// goroutine without the network, with the same argument conversion and
+// errors as remote calls.
+func (r *Registry) Local(spec string, logger *slog.Logger) (*Service, error) {
+	e, err := r.resolve(spec)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{def: e.def, inv: localInvoker{reg: r, logger: logger}}, nil
+}
+
+type localInvoker struct {
+	reg    *Registry
+	logger *slog.Logger
+}
+
+func (l localInvoker) peerID() string { return l.reg.peerID }
+
+func (l localInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	e := l.reg.target(target)
+	if e == nil {
+		return nil, roundTrip(notFound("Service", target, fmt.Sprintf("Service with id %s not found", target)))
+	}
+	m := e.methods[method]
+	if m == nil {
+		return nil, roundTrip(notFound("Method", e.qn+"."+method, fmt.Sprintf("Method '%s.%s' not found", e.qn, method)))
+	}
+	enc, err := appendArgs(wire.AppendArrayHeader(getBuf(), len(args)), args)
+	defer putBuf(enc)
+	if err != nil {
+		return nil, err
+	}
+	dec := wire.NewDecoder(enc)
+	defer wire.ReleaseDecoder(dec)
+	n, _ := dec.DecodeArrayLen()
+	result, err := invoke(ctx, e, m, dec, n, l.logger)
+	if err != nil {
+		return nil, roundTrip(err)
+	}
+	return wire.Marshal(result)
+}
+
+// roundTrip gives a local error the shape a remote caller would see.
+func roundTrip(err error) error {
+	b, e2 := wire.Marshal(toWire(err, false))
+	if e2 != nil {
+		return err
+	}
+	var v any
+	if wire.Unmarshal(b, &v) != nil {
+		return err
+	}
+	return fromWire(v)
+}

@@ -1,0 +1,181 @@
+package rpc
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/netron-go/netron/internal/wire"
+)
+
+// Registry holds the services a node exposes, by qualified name
+// ("name@version") and by definition id. It is safe for concurrent use.
+type Registry struct {
+	peerID string
+
+	mu     sync.RWMutex
+	byQN   map[string]*exposed
+	byName map[string][]*exposed // highest version first
+	byDef  map[string]*exposed
+	watch  []func(ServiceChange)
+}
+
+// ServiceChange reports a service exposed or unexposed.
+type ServiceChange struct {
+	Exposed    bool
+	Definition wire.Definition
+}
+
+// NewRegistry returns an empty registry for the node peerID.
+func NewRegistry(peerID string) *Registry {
+	return &Registry{
+		peerID: peerID,
+		byQN:   make(map[string]*exposed),
+		byName: make(map[string][]*exposed),
+		byDef:  make(map[string]*exposed),
+	}
+}
+
+// OnChange registers f to be called, synchronously and in order, after
+// every Expose and Unexpose.
+func (r *Registry) OnChange(f func(ServiceChange)) {
+	r.mu.Lock()
+	r.watch = append(r.watch, f)
+	r.mu.Unlock()
+}
+
+// Expose makes v callable as the service qualifiedName ("name@1.2.3"). Its
+// exported methods become callable under their WireName; see the package
+// documentation for which methods qualify.
+func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) {
+	name, ver, err := ParseQualified(qualifiedName)
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	if v == nil || (reflect.ValueOf(v).Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil()) {
+		return wire.Definition{}, fmt.Errorf("%w: nil value for %s", ErrInvalidService, qualifiedName)
+	}
+	methods := methodsOf(v)
+	if len(methods) == 0 {
+		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", ErrInvalidService, v)
+	}
+	qn := name + "@" + ver.String()
+	defID := uuid.NewString()
+	e := &exposed{
+		name: name, version: ver, qn: qn, defID: defID, value: v, methods: methods,
+		def: definitionOf(defID, r.peerID, name, ver.String(), methods),
+	}
+	r.mu.Lock()
+	if _, dup := r.byQN[qn]; dup {
+		r.mu.Unlock()
+		return wire.Definition{}, fmt.Errorf("%w: %s", ErrAlreadyExposed, qn)
+	}
+	r.byQN[qn] = e
+	r.byDef[defID] = e
+	list := append(r.byName[name], e)
+	slices.SortFunc(list, func(a, b *exposed) int { return b.version.Compare(a.version) })
+	r.byName[name] = list
+	watch := r.watch
+	r.mu.Unlock()
+	for _, f := range watch {
+		f(ServiceChange{Exposed: true, Definition: e.def})
+	}
+	return e.def, nil
+}
+
+// Unexpose removes the service qualifiedName.
+func (r *Registry) Unexpose(qualifiedName string) error {
+	name, ver, err := ParseQualified(qualifiedName)
+	if err != nil {
+		return err
+	}
+	qn := name + "@" + ver.String()
+	r.mu.Lock()
+	e, ok := r.byQN[qn]
+	if !ok {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotExposed, qn)
+	}
+	delete(r.byQN, qn)
+	delete(r.byDef, e.defID)
+	list := slices.DeleteFunc(slices.Clone(r.byName[name]), func(x *exposed) bool { return x == e })
+	if len(list) == 0 {
+		delete(r.byName, name)
+	} else {
+		r.byName[name] = list
+	}
+	watch := r.watch
+	r.mu.Unlock()
+	for _, f := range watch {
+		f(ServiceChange{Exposed: false, Definition: e.def})
+	}
+	return nil
+}
+
+// Lookup finds a service by "name" (latest), "name@1.2.3" (exact) or
+// "name@<range>" (^1, ~1.2, >=1.0 <2; the highest match wins).
+func (r *Registry) Lookup(s string) (wire.Definition, error) {
+	e, err := r.resolve(s)
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	return e.def, nil
+}
+
+func (r *Registry) resolve(s string) (*exposed, error) {
+	sp, err := parseSpec(s)
+	if err != nil {
+		return nil, serviceNotFound(s)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	list := r.byName[sp.name]
+	for _, e := range list {
+		switch {
+		case sp.exact != nil && !e.version.Equal(sp.exact):
+		case sp.rng != nil && !sp.rng.Check(e.version):
+		case sp.exact == nil && sp.rng == nil && e.version.Prerelease() != "":
+			// "latest" prefers releases, like npm's dist-tag
+		default:
+			return e, nil
+		}
+	}
+	if sp.exact == nil && sp.rng == nil && len(list) > 0 {
+		return list[0], nil // only pre-releases
+	}
+	return nil, serviceNotFound(s)
+}
+
+func serviceNotFound(s string) *Error {
+	return &Error{Code: 404, Name: "TitanError", Message: fmt.Sprintf("Service '%s' not found", s), Details: map[string]any{"serviceName": s}}
+}
+
+// target finds the service a CALL addresses: a definition id, or a
+// qualified name as the browser client sends.
+func (r *Registry) target(s string) *exposed {
+	r.mu.RLock()
+	e := r.byDef[s]
+	if e == nil {
+		e = r.byQN[s]
+	}
+	r.mu.RUnlock()
+	if e == nil && len(s) > 0 && len(s) < 256 {
+		e, _ = r.resolve(s)
+	}
+	return e
+}
+
+// Definitions returns the definitions of every exposed service, by
+// qualified name.
+func (r *Registry) Definitions() map[string]wire.Definition {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]wire.Definition, len(r.byQN))
+	for qn, e := range r.byQN {
+		out[qn] = e.def
+	}
+	return out
+}

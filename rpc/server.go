@@ -1,0 +1,375 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+)
+
+// TaskFunc runs a TASK ["name", ...args] from a peer. conn is nil for tasks
+// run locally. The result is sent back as the task's response.
+type TaskFunc func(ctx context.Context, conn *peer.Conn, args *Args) (any, error)
+
+// Server answers the requests peers send to this node: CALLs of exposed
+// services and TASKs. It consumes peer.TopicRequests from the bus and
+// replies on each connection's outbound topic.
+type Server struct {
+	reg       *Registry
+	logger    *slog.Logger
+	withStack bool
+	sem       chan struct{}
+	unsub     func()
+
+	mu    sync.RWMutex
+	tasks map[string]TaskFunc
+
+	wg     sync.WaitGroup
+	closed chan struct{}
+	once   sync.Once
+}
+
+// ServerOption configures a Server.
+type ServerOption interface{ applyServer(*Server) }
+
+type serverOptionFunc func(*Server)
+
+func (f serverOptionFunc) applyServer(s *Server) { f(s) }
+
+// WithServerLogger sets the server's logger.
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return serverOptionFunc(func(s *Server) {
+		if l != nil {
+			s.logger = l
+		}
+	})
+}
+
+// WithConcurrency bounds how many requests run at once on this node
+// (default 4096). A peer whose requests find no free slot waits, which
+// stops reading from its connection: backpressure, not an error.
+func WithConcurrency(n int) ServerOption {
+	return serverOptionFunc(func(s *Server) {
+		if n > 0 {
+			s.sem = make(chan struct{}, n)
+		}
+	})
+}
+
+// WithStackTraces makes errors sent to peers carry Go stack traces. Off by
+// default: a stack tells an attacker about the server.
+func WithStackTraces(on bool) ServerOption {
+	return serverOptionFunc(func(s *Server) { s.withStack = on })
+}
+
+// NewServer subscribes to the requests on b and serves them from reg.
+func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error) {
+	s := &Server{
+		reg:    reg,
+		logger: slog.New(slog.DiscardHandler),
+		sem:    make(chan struct{}, 4096),
+		tasks:  make(map[string]TaskFunc),
+		closed: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o.applyServer(s)
+	}
+	s.HandleTask("query_interface", s.queryInterface)
+	s.HandleTask("abilities", s.abilities)
+	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
+	if err != nil {
+		return nil, err
+	}
+	s.unsub = unsub
+	return s, nil
+}
+
+// Registry returns the registry the server serves.
+func (s *Server) Registry() *Registry { return s.reg }
+
+// HandleTask registers (or replaces) the task name.
+func (s *Server) HandleTask(name string, fn TaskFunc) {
+	s.mu.Lock()
+	s.tasks[name] = fn
+	s.mu.Unlock()
+}
+
+// Close stops taking requests and waits for the running ones.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		close(s.closed)
+		s.unsub()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// dispatch runs in the connection's reader goroutine: it takes a slot and
+// hands the request to a goroutine of its own.
+func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-in.Conn.Done():
+		return
+	case <-s.closed:
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer func() {
+			<-s.sem
+			s.wg.Done()
+		}()
+		s.serve(in.Conn, &in.Packet)
+	}()
+}
+
+func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
+	ctx := conn.Context()
+	result, err := s.handle(ctx, conn, p)
+	flags := wire.Flags(p.Type(), false, 0)
+	buf := getBuf()
+	frame := wire.AppendHeader(buf, p.ID, flags)
+	if err == nil {
+		frame, err = wire.AppendMarshal(frame, result)
+		if err != nil {
+			err = &Error{Code: 500, Name: "TitanError", Message: "cannot encode the result: " + err.Error()}
+			frame = wire.AppendHeader(buf[:0], p.ID, flags)
+		}
+	}
+	if err != nil {
+		frame[4] |= wire.FlagError
+		var e2 error
+		frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack))
+		if e2 != nil {
+			s.logger.Error("netron: cannot encode an error reply", "err", e2)
+			putBuf(frame)
+			return
+		}
+	}
+	if err := conn.Send(ctx, frame, putBuf); err != nil {
+		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", err)
+	}
+}
+
+func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (any, error) {
+	dec := wire.NewDecoder(p.Data)
+	defer wire.ReleaseDecoder(dec)
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
+	}
+	switch p.Type() {
+	case wire.TypeCall:
+		return s.call(ctx, dec, n)
+	case wire.TypeTask:
+		if n < 1 {
+			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
+		}
+		name, err := dec.DecodeString()
+		if err != nil {
+			return nil, badRequest("Malformed", "TASK name must be a string", nil)
+		}
+		s.mu.RLock()
+		fn := s.tasks[name]
+		s.mu.RUnlock()
+		if fn == nil {
+			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
+		}
+		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1}, s.logger)
+	case wire.TypeGet, wire.TypeSet:
+		if n < 2 {
+			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
+		}
+		target, _ := dec.DecodeString()
+		prop, _ := dec.DecodeString()
+		if s.reg.target(target) == nil {
+			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
+		}
+		return nil, notFound("Property", prop, fmt.Sprintf("Property '%s' not found", prop))
+	}
+	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
+}
+
+// call decodes [target, method, ...args] and runs the method.
+func (s *Server) call(ctx context.Context, dec *msgpack.Decoder, n int) (any, error) {
+	if n < 2 {
+		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
+	}
+	target, err := dec.DecodeString()
+	if err != nil {
+		return nil, badRequest("Malformed", "CALL target must be a string", nil)
+	}
+	e := s.reg.target(target)
+	if e == nil {
+		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
+	}
+	name, err := dec.DecodeString()
+	if err != nil {
+		return nil, badRequest("Malformed", "CALL method must be a string", nil)
+	}
+	m := e.methods[name]
+	if m == nil {
+		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
+	}
+	return invoke(ctx, e, m, dec, n-2, s.logger)
+}
+
+// invoke decodes nargs arguments for m from dec and calls it, turning a
+// panic into an internal error.
+func invoke(ctx context.Context, e *exposed, m *method, dec *msgpack.Decoder, nargs int, logger *slog.Logger) (result any, err error) {
+	if nargs != len(m.args) {
+		return nil, badRequest("ArgumentCount",
+			fmt.Sprintf("%s.%s takes %d arguments, got %d", e.qn, m.name, len(m.args), nargs),
+			map[string]any{"want": len(m.args), "got": nargs})
+	}
+	in := make([]reflect.Value, 0, len(m.args)+1)
+	if m.hasCtx {
+		in = append(in, reflect.ValueOf(ctx))
+	}
+	for i, t := range m.args {
+		v := reflect.New(t).Elem()
+		if err := wire.DecodeArg(dec, v); err != nil {
+			return nil, badRequest("ArgumentType",
+				fmt.Sprintf("%s.%s argument %d: want %s: %v", e.qn, m.name, i, t, err),
+				map[string]any{"index": i})
+		}
+		in = append(in, v)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			logger.Error("netron: handler panicked", "service", e.qn, "method", m.name, "panic", r, "stack", string(debug.Stack()))
+			result, err = nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("internal error in %s.%s", e.qn, m.name)}
+		}
+	}()
+	out := m.fn.Call(in)
+	if m.hasErr {
+		if errv := out[len(out)-1]; !errv.IsNil() {
+			return nil, errv.Interface().(error)
+		}
+	}
+	if m.hasOut {
+		return out[0].Interface(), nil
+	}
+	return nil, nil
+}
+
+func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
+			result, err = nil, &Error{Code: 500, Name: "TitanError", Message: "internal error in task"}
+		}
+	}()
+	return fn(ctx, conn, args)
+}
+
+// Args are the arguments of a TASK, decoded one at a time.
+type Args struct {
+	dec *msgpack.Decoder
+	n   int
+}
+
+// Len returns the number of arguments not yet decoded.
+func (a *Args) Len() int { return a.n }
+
+// Next decodes the next argument into v (a pointer).
+func (a *Args) Next(v any) error {
+	if a.n == 0 {
+		return badRequest("ArgumentCount", "missing argument", nil)
+	}
+	a.n--
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return errors.New("rpc: Args.Next needs a non-nil pointer")
+	}
+	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
+		return badRequest("ArgumentType", err.Error(), nil)
+	}
+	return nil
+}
+
+// Rest decodes the remaining arguments generically.
+func (a *Args) Rest() ([]any, error) {
+	out := make([]any, 0, a.n)
+	for a.n > 0 {
+		var v any
+		if err := a.Next(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) queryInterface(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+	var name string
+	if err := args.Next(&name); err != nil {
+		return nil, err
+	}
+	e, err := s.reg.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	return e.def, nil
+}
+
+// Abilities is what the abilities task exchanges: the old Netron package's
+// {services, allowServiceEvents} plus our negotiated extensions.
+type Abilities struct {
+	Services           map[string]wire.Definition `msgpack:"services,omitempty"`
+	AllowServiceEvents bool                       `msgpack:"allowServiceEvents"`
+	// NetronGo is present only between Go peers.
+	NetronGo *GoAbilities `msgpack:"netronGo,omitempty"`
+}
+
+// GoAbilities advertises the protocol extensions of a Go peer.
+type GoAbilities struct {
+	Version    int      `msgpack:"version"`
+	Extensions []string `msgpack:"extensions"`
+}
+
+// ProtocolVersion is the netron-go extension protocol version.
+const ProtocolVersion = 1
+
+// extensions this build supports, in preference order.
+var supportedExtensions = []string{}
+
+func (s *Server) abilities(_ context.Context, conn *peer.Conn, args *Args) (any, error) {
+	var remote Abilities
+	if args.Len() > 0 {
+		if err := args.Next(&remote); err != nil {
+			remote = Abilities{}
+		}
+	}
+	if conn != nil && remote.NetronGo != nil {
+		conn.SetExtensions(&peer.Extensions{Version: remote.NetronGo.Version, Names: intersect(supportedExtensions, remote.NetronGo.Extensions)})
+	}
+	return Abilities{
+		Services:           s.reg.Definitions(),
+		AllowServiceEvents: true,
+		NetronGo:           &GoAbilities{Version: ProtocolVersion, Extensions: supportedExtensions},
+	}, nil
+}
+
+func intersect(ours, theirs []string) []string {
+	var out []string
+	for _, o := range ours {
+		for _, t := range theirs {
+			if o == t {
+				out = append(out, o)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,180 @@
+package rpc
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/netron-go/netron/internal/wire"
+)
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errorType = reflect.TypeFor[error]()
+)
+
+// method is one callable method of an exposed value.
+type method struct {
+	name   string
+	fn     reflect.Value
+	hasCtx bool
+	args   []reflect.Type
+	hasOut bool
+	hasErr bool
+}
+
+// exposed is a service on this node.
+type exposed struct {
+	name    string
+	version *semver.Version
+	qn      string
+	defID   string
+	value   any
+	methods map[string]*method
+	def     wire.Definition
+}
+
+// WireName is the name a Go method is called by on the wire: lowerCamel,
+// with a leading initialism lowered whole (Add → add, HTTPGet → httpGet,
+// ID → id).
+func WireName(goName string) string {
+	rs := []rune(goName)
+	n := 0
+	for n < len(rs) && unicode.IsUpper(rs[n]) {
+		n++
+	}
+	switch {
+	case n == 0:
+		return goName
+	case n == 1 || n == len(rs):
+	default:
+		n-- // keep the capital that starts the next word: HTTPGet → httpGet
+	}
+	for i := range n {
+		rs[i] = unicode.ToLower(rs[i])
+	}
+	return string(rs)
+}
+
+// methodsOf collects the callable methods of v: exported methods with an
+// optional leading context.Context, arguments msgpack can carry, and
+// results (), (T), (error) or (T, error).
+func methodsOf(v any) map[string]*method {
+	rv := reflect.ValueOf(v)
+	rt := rv.Type()
+	out := make(map[string]*method)
+	for i := range rt.NumMethod() {
+		m := rt.Method(i)
+		if !m.IsExported() {
+			continue
+		}
+		if r, _ := utf8.DecodeRuneInString(m.Name); !unicode.IsUpper(r) {
+			continue
+		}
+		ft := m.Type // includes the receiver
+		md := &method{name: WireName(m.Name), fn: rv.Method(i)}
+		in := 1
+		if ft.NumIn() > in && ft.In(in) == ctxType {
+			md.hasCtx = true
+			in++
+		}
+		ok := !ft.IsVariadic()
+		for ; in < ft.NumIn(); in++ {
+			t := ft.In(in)
+			if !carriable(t) {
+				ok = false
+				break
+			}
+			md.args = append(md.args, t)
+		}
+		switch ft.NumOut() {
+		case 0:
+		case 1:
+			if ft.Out(0) == errorType {
+				md.hasErr = true
+			} else {
+				md.hasOut = carriable(ft.Out(0))
+				ok = ok && md.hasOut
+			}
+		case 2:
+			md.hasOut, md.hasErr = true, ft.Out(1) == errorType
+			ok = ok && md.hasErr && carriable(ft.Out(0))
+		default:
+			ok = false
+		}
+		if ok {
+			out[md.name] = md
+		}
+	}
+	return out
+}
+
+// carriable reports whether values of t can travel as msgpack.
+func carriable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return false
+	}
+	return t != ctxType
+}
+
+// jsType names a Go type the way Titan's method metadata does.
+func jsType(t reflect.Type) string {
+	if t == nil {
+		return "undefined"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "Boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "Number"
+	case reflect.String:
+		return "String"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "Buffer"
+		}
+		return "Array"
+	case reflect.Array:
+		return "Array"
+	case reflect.Pointer:
+		return jsType(t.Elem())
+	}
+	return "Object"
+}
+
+func definitionOf(defID, peerID string, name, version string, methods map[string]*method) wire.Definition {
+	mm := make(map[string]wire.MethodMeta, len(methods))
+	names := make([]string, 0, len(methods))
+	for n := range methods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		m := methods[n]
+		meta := wire.MethodMeta{Type: "undefined", Arguments: make([]wire.ArgumentMeta, len(m.args))}
+		if m.hasOut {
+			meta.Type = jsType(m.fn.Type().Out(0))
+		}
+		for i, a := range m.args {
+			meta.Arguments[i] = wire.ArgumentMeta{Index: i, Type: jsType(a)}
+		}
+		mm[n] = meta
+	}
+	return wire.Definition{
+		ID:     defID,
+		PeerID: peerID,
+		Meta: wire.ServiceMeta{
+			Name:       name,
+			Version:    version,
+			Properties: map[string]wire.PropertyMeta{},
+			Methods:    mm,
+		},
+	}
+}

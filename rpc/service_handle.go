@@ -1,0 +1,89 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/netron-go/netron/internal/wire"
+)
+
+type invoker interface {
+	invoke(ctx context.Context, target, method string, args []any) ([]byte, error)
+	peerID() string
+}
+
+// Service is a handle for calling one service, on a peer or on this node.
+// It is safe for concurrent use.
+type Service struct {
+	def wire.Definition
+	inv invoker
+}
+
+// Definition returns the service's definition as its node announced it.
+func (s *Service) Definition() wire.Definition { return s.def }
+
+// Name returns the service name.
+func (s *Service) Name() string { return s.def.Meta.Name }
+
+// Version returns the service version.
+func (s *Service) Version() string { return s.def.Meta.Version }
+
+// QualifiedName returns "name@version".
+func (s *Service) QualifiedName() string { return s.def.Meta.Name + "@" + s.def.Meta.Version }
+
+// PeerID returns the id of the node that serves the service.
+func (s *Service) PeerID() string { return s.inv.peerID() }
+
+// Methods returns the wire names of the service's methods, sorted.
+func (s *Service) Methods() []string {
+	out := make([]string, 0, len(s.def.Meta.Methods))
+	for m := range s.def.Meta.Methods {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Call calls method with args and returns its undecoded result. ctx bounds
+// the call; without a deadline the client's request timeout applies.
+func (s *Service) Call(ctx context.Context, method string, args ...any) (Result, error) {
+	data, err := s.inv.invoke(ctx, s.def.ID, method, args)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
+	}
+	return Result{raw: data}, nil
+}
+
+// Result is a call's result, still encoded.
+type Result struct{ raw []byte }
+
+// Decode decodes the result into v, a pointer. Integer targets accept
+// floats that hold exact integers (what JavaScript peers send).
+func (r Result) Decode(v any) error {
+	if len(r.raw) == 0 {
+		return nil
+	}
+	if err := wire.Unmarshal(r.raw, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformedResult, err)
+	}
+	return nil
+}
+
+// Raw returns the msgpack encoding of the result.
+func (r Result) Raw() []byte { return r.raw }
+
+// Call calls method on s and decodes the result as a T.
+//
+//	sum, err := rpc.Call[int](ctx, calc, "add", 2, 3)
+func Call[T any](ctx context.Context, s *Service, method string, args ...any) (T, error) {
+	var out T
+	r, err := s.Call(ctx, method, args...)
+	if err != nil {
+		return out, err
+	}
+	if err := r.Decode(&out); err != nil {
+		return out, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
+	}
+	return out, nil
+}
