@@ -1,0 +1,166 @@
+package redisdisc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/netron-go/netron/discovery"
+)
+
+// EntryVersion is the schema version this package writes and reads.
+const EntryVersion = 1
+
+// MaxEntrySize bounds an encoded entry. DecodeEntry rejects larger input
+// before parsing it.
+const MaxEntrySize = 64 << 10
+
+// Limits on the timing an entry may announce.
+const (
+	minEntryTTL = time.Millisecond
+	maxEntryTTL = 24 * time.Hour
+)
+
+// Op says what an entry announces.
+type Op string
+
+// The operations.
+const (
+	OpJoin   Op = "join"   // first announcement of a node by an instance, or after Redis lost it
+	OpUpdate Op = "update" // re-registration with new details
+	OpLeave  Op = "leave"  // deregistration
+)
+
+// Entry is one presence announcement. It is the JSON payload of a stream
+// entry on <prefix>:events and the value of a field of the <prefix>:nodes
+// hash, for example:
+//
+//	{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",
+//	 "svcs":[{"name":"calculator","version":"1.2.0"}],"meta":{"zone":"a"},
+//	 "ttl":15000,"inc":1732680000123456789,"seq":1}
+type Entry struct {
+	// Op is what happened.
+	Op Op
+	// Node is the node's details; for OpLeave only Node.ID is required.
+	// Node.LastSeen is not part of an entry.
+	Node discovery.NodeInfo
+	// TTL is how long receivers keep the node active without hearing from
+	// it; each node announces its own.
+	TTL time.Duration
+	// Rev orders the entries of one node id.
+	Rev discovery.Revision
+}
+
+// wireEntry is the JSON form of Entry.
+type wireEntry struct {
+	V    int                     `json:"v"`
+	Op   Op                      `json:"op"`
+	ID   string                  `json:"id"`
+	Addr string                  `json:"addr,omitempty"`
+	Svcs []discovery.ServiceInfo `json:"svcs,omitempty"`
+	Meta map[string]string       `json:"meta,omitempty"`
+	TTL  int64                   `json:"ttl"`
+	Inc  int64                   `json:"inc"`
+	Seq  uint64                  `json:"seq"`
+}
+
+// EncodeEntry returns the JSON form of e. It validates e as DecodeEntry
+// would, so that what this package writes it can always read back.
+func EncodeEntry(e Entry) ([]byte, error) {
+	w := wireEntry{
+		V:    EntryVersion,
+		Op:   e.Op,
+		ID:   e.Node.ID,
+		Addr: e.Node.Address,
+		Svcs: e.Node.Services,
+		Meta: e.Node.Metadata,
+		TTL:  e.TTL.Milliseconds(),
+		Inc:  e.Rev.Incarnation,
+		Seq:  e.Rev.Seq,
+	}
+	if err := w.validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedEntry, err)
+	}
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedEntry, len(b), MaxEntrySize)
+	}
+	return b, nil
+}
+
+// DecodeEntry parses and validates one entry. It is strict: it rejects input
+// over MaxEntrySize, invalid JSON, unknown fields, trailing data, a schema
+// version other than EntryVersion, an unknown op, a node that would not pass
+// discovery.ValidateNode (a leave needs only the id), a TTL outside 1 ms–24 h
+// and a zero revision. Every error wraps ErrMalformedEntry. It never panics,
+// whatever the input (see FuzzDecodeEntry).
+func DecodeEntry(b []byte) (Entry, error) {
+	if len(b) == 0 {
+		return Entry{}, fmt.Errorf("%w: empty", ErrMalformedEntry)
+	}
+	if len(b) > MaxEntrySize {
+		return Entry{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedEntry, len(b), MaxEntrySize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var w wireEntry
+	if err := dec.Decode(&w); err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrMalformedEntry, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Entry{}, fmt.Errorf("%w: trailing data", ErrMalformedEntry)
+	}
+	if err := w.validate(); err != nil {
+		return Entry{}, err
+	}
+	e := Entry{
+		Op:  w.Op,
+		TTL: time.Duration(w.TTL) * time.Millisecond,
+		Rev: discovery.Revision{Incarnation: w.Inc, Seq: w.Seq},
+		Node: discovery.NodeInfo{
+			ID:       w.ID,
+			Address:  w.Addr,
+			Services: w.Svcs,
+			Metadata: w.Meta,
+		},
+	}
+	if e.Node.Services == nil {
+		e.Node.Services = []discovery.ServiceInfo{}
+	}
+	if len(e.Node.Metadata) == 0 {
+		e.Node.Metadata = nil
+	}
+	return e, nil
+}
+
+func (w *wireEntry) validate() error {
+	if w.V != EntryVersion {
+		return fmt.Errorf("%w: schema version %d, want %d", ErrMalformedEntry, w.V, EntryVersion)
+	}
+	switch w.Op {
+	case OpJoin, OpUpdate:
+		n := discovery.NodeInfo{ID: w.ID, Address: w.Addr, Services: w.Svcs, Metadata: w.Meta}
+		if err := discovery.ValidateNode(n); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformedEntry, err)
+		}
+	case OpLeave:
+		if err := discovery.ValidateNode(discovery.NodeInfo{ID: w.ID}); err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformedEntry, err)
+		}
+	default:
+		return fmt.Errorf("%w: unknown op %q", ErrMalformedEntry, w.Op)
+	}
+	if ttl := time.Duration(w.TTL) * time.Millisecond; w.TTL <= 0 || w.TTL > maxEntryTTL.Milliseconds() || ttl < minEntryTTL {
+		return fmt.Errorf("%w: ttl %d ms outside 1 ms..24 h", ErrMalformedEntry, w.TTL)
+	}
+	if w.Inc <= 0 || w.Seq == 0 {
+		return fmt.Errorf("%w: missing revision (inc %d, seq %d)", ErrMalformedEntry, w.Inc, w.Seq)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+package redisdisc
+
+import (
+	"errors"
+
+	"github.com/netron-go/netron/discovery"
+)
+
+// ErrMalformedEntry reports an announcement that DecodeEntry rejects. The
+// Redis backend logs and skips such entries; it never stops on them.
+var ErrMalformedEntry = errors.New("redisdisc: malformed entry")
+
+// Errors shared with package discovery, repeated here for convenience.
+var (
+	ErrClosed        = discovery.ErrClosed
+	ErrUnavailable   = discovery.ErrUnavailable
+	ErrInvalidOption = discovery.ErrInvalidOption
+)

@@ -1,0 +1,9 @@
+package redisdisc
+
+// Script hashes, for fault injection in tests (EVALSHA's first argument).
+var (
+	BeatScriptSHA   = beatScript.Hash()
+	PutScriptSHA    = putScript.Hash()
+	DelScriptSHA    = delScript.Hash()
+	ExpireScriptSHA = expireScript.Hash()
+)
