@@ -28,6 +28,7 @@ type Conn struct {
 	id         string
 	serverSide bool
 	remoteAddr string
+	identity   *Identity
 	seq        uint64
 
 	outTopic *bus.Topic[Outbound]
@@ -73,6 +74,10 @@ func (e *Extensions) Has(name string) bool {
 
 // ID returns the remote node's id.
 func (c *Conn) ID() string { return c.id }
+
+// Identity returns who the peer authenticated as, or nil when the hub
+// has no authenticator (and no verified client certificate).
+func (c *Conn) Identity() *Identity { return c.identity }
 
 // RemoteAddr returns the remote network address as the transport saw it.
 func (c *Conn) RemoteAddr() string { return c.remoteAddr }

@@ -2,9 +2,11 @@ package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -120,7 +122,7 @@ func (h *Hub) remove(c *Conn) {
 	h.mu.Unlock()
 }
 
-func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool) (*Conn, error) {
+func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *Identity) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
 	seq := h.seq.Add(1)
 	c := &Conn{
@@ -133,7 +135,12 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		done:       make(chan struct{}),
 		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(seq, 10)),
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	ctx := context.Background()
+	if ident != nil {
+		ctx = context.WithValue(ctx, identityKey{}, ident)
+		c.identity = ident
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	out, err := c.outTopic.Subscribe(bus.WithBuffer(h.cfg.outboundQueue), bus.WithPolicy(bus.Block))
 	if err != nil {
 		c.cancel()
@@ -166,6 +173,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "netron: node stopping", http.StatusServiceUnavailable)
 		return
 	}
+	var ident *Identity
+	switch {
+	case h.cfg.auth != nil:
+		id, err := h.cfg.auth.Authenticate(r)
+		if err != nil {
+			h.cfg.logger.Info("netron: rejected unauthenticated peer", "remote", r.RemoteAddr, "err", err)
+			http.Error(w, "netron: unauthenticated", http.StatusUnauthorized)
+			return
+		}
+		ident = id
+	case r.TLS != nil && len(r.TLS.VerifiedChains) > 0:
+		ident = &Identity{Subject: r.TLS.VerifiedChains[0][0].Subject.CommonName, Method: "tls"}
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
@@ -175,12 +195,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = r.Header.Get("x-netron-id")
 	}
-	if err := h.accept(ws, id, r.RemoteAddr); err != nil {
+	if err := h.accept(ws, id, r.RemoteAddr, ident); err != nil {
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string) error {
+func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity) error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.handshakeTimeout)
 	defer cancel()
 	hello, _ := json.Marshal(handshakeMsg{Type: "id", ID: h.id})
@@ -207,7 +227,7 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string) error {
 			first = msg
 		}
 	}
-	c, err := h.newConn(ws, id, remoteAddr, true)
+	c, err := h.newConn(ws, id, remoteAddr, true, ident)
 	if err != nil {
 		status := websocket.StatusTryAgainLater
 		ws.Close(status, err.Error())
@@ -245,8 +265,18 @@ func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("x-netron-id", h.id)
-	ws, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr})
+	if h.cfg.token != "" {
+		hdr.Set("Authorization", "Bearer "+h.cfg.token)
+	}
+	opts := &websocket.DialOptions{HTTPHeader: hdr}
+	if h.cfg.tlsClient != nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: h.cfg.tlsClient}}
+	}
+	ws, resp, err := websocket.Dial(ctx, u.String(), opts)
 	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("%w: dial %s: the server rejected our credentials", ErrUnauthenticated, rawURL)
+		}
 		return nil, fmt.Errorf("peer: dial %s: %w", rawURL, err)
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
@@ -265,7 +295,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
 	}
-	c, err := h.newConn(ws, hs.ID, u.Host, false)
+	c, err := h.newConn(ws, hs.ID, u.Host, false, nil)
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err
@@ -284,7 +314,11 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: h.cfg.handshakeTimeout}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: h.cfg.handshakeTimeout,
+		ErrorLog:          slog.NewLogLogger(h.cfg.logger.Handler(), slog.LevelDebug),
+	}
 	h.mu.Lock()
 	if h.closing || h.srv != nil {
 		h.mu.Unlock()
@@ -297,6 +331,10 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 	h.srv, h.ln = srv, ln
 	h.wg.Add(1)
 	h.mu.Unlock()
+	if h.cfg.tlsServer != nil {
+		srv.TLSConfig = h.cfg.tlsServer
+		ln = tls.NewListener(ln, h.cfg.tlsServer)
+	}
 	go func() {
 		defer h.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

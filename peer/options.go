@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 )
@@ -17,6 +18,10 @@ const (
 
 type config struct {
 	logger            *slog.Logger
+	auth              Authenticator
+	token             string
+	tlsServer         *tls.Config
+	tlsClient         *tls.Config
 	readLimit         int64
 	handshakeTimeout  time.Duration
 	keepAliveInterval time.Duration
@@ -102,4 +107,31 @@ func WithMaxPeers(n int) Option {
 			c.maxPeers = n
 		}
 	})
+}
+
+// WithAuthenticator makes the hub's server side admit only peers that a
+// authenticates. A rejected peer gets HTTP 401 before the upgrade: no
+// handshake, no packet. Default: every peer is admitted.
+func WithAuthenticator(a Authenticator) Option {
+	return optionFunc(func(c *config) { c.auth = a })
+}
+
+// WithToken makes Dial present token ("Authorization: Bearer <token>"),
+// for servers with SharedToken or HMACToken.
+func WithToken(token string) Option {
+	return optionFunc(func(c *config) { c.token = token })
+}
+
+// WithTLS makes Listen serve wss:// with cfg. For mutual TLS set
+// cfg.ClientAuth (tls.RequireAndVerifyClientCert) and cfg.ClientCAs; a
+// verified client certificate becomes the peer's identity (method "tls",
+// subject the certificate's common name) unless an Authenticator is set.
+func WithTLS(cfg *tls.Config) Option {
+	return optionFunc(func(c *config) { c.tlsServer = cfg })
+}
+
+// WithDialTLS sets the TLS configuration Dial uses for wss:// (root CAs,
+// and a client certificate for mutual TLS).
+func WithDialTLS(cfg *tls.Config) Option {
+	return optionFunc(func(c *config) { c.tlsClient = cfg })
 }
