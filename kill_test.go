@@ -26,6 +26,9 @@ func runChild() {
 	if err == nil {
 		err = n.Expose("everything@1.0.0", Everything{})
 	}
+	if err == nil {
+		err = n.Expose("streamer@1.0.0", newStreamer())
+	}
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)

@@ -10,6 +10,7 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
 )
 
 // DefaultRequestTimeout applies to calls whose context has no deadline.
@@ -24,6 +25,7 @@ type Client struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	unsubs  []func()
+	streams *stream.Manager
 }
 
 // ClientOption configures a Client.
@@ -115,6 +117,10 @@ func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 		delete(ps.calls, in.Packet.ID)
 	}
 	ps.mu.Unlock()
+	if c.streams != nil && !in.Packet.IsError() && isStreamRef(in.Packet.Data) {
+		// Register the stream before its first chunk can arrive.
+		c.announce(in.Conn, in.Packet.Data, ok)
+	}
 	if !ok {
 		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "id", in.Packet.ID)
 		return
@@ -254,6 +260,9 @@ type remoteInvoker struct {
 }
 
 func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	if hasSources(args) {
+		return r.c.callWithUploads(ctx, r.conn, target, method, args)
+	}
 	return r.c.Request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2+len(args))
 		b = wire.AppendString(b, target)

@@ -9,6 +9,18 @@
 // context.Context (cancelled when the caller's connection closes), and it
 // returns (), (T), (error) or (T, error). Nothing else is callable.
 //
+// Streams: a method that returns a receivable channel, an
+// iter.Seq2[T, error] or a stream.Source, or that takes a
+// *stream.Writer[T] as its last parameter, produces a stream: the reply
+// carries a StreamReference and the chunks follow (package stream; Titan's
+// framing, with credit-based flow control between Go peers). Its context
+// is cancelled when the consumer stops. Callers read it with OpenStream
+// (a *stream.Reader[T]) or Stream (an iterator). A method may also take
+// *stream.Reader[T] parameters: the caller passes a stream.Source, a
+// channel or an iterator as that argument, and it is uploaded while the
+// method reads it (Go peers only). A Reader parameter is closed when the
+// method returns, or when the stream it produces ends.
+//
 // Lookups take "name" (the latest release; a pre-release only when there
 // is nothing else), "name@1.2.3" (exact) or a
 // semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match

@@ -11,7 +11,8 @@ import (
 // Local returns a handle for a service on this node, looked up like a
 // remote one ("name", "name@1.2.3", "name@^1"). Calls run in the caller's
 // goroutine without the network, with the same argument conversion and
-// errors as remote calls.
+// errors as remote calls; streams go through in-process pipes with the
+// same flow control.
 func (r *Registry) Local(spec string, logger *slog.Logger) (*Service, error) {
 	e, err := r.resolve(spec)
 	if err != nil {
@@ -31,6 +32,21 @@ type localInvoker struct {
 func (l localInvoker) peerID() string { return l.reg.peerID }
 
 func (l localInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	result, err := l.call(ctx, target, method, args)
+	if err != nil {
+		return nil, err
+	}
+	if ps, ok := result.(*pendingStream); ok {
+		// The stream waits to be opened (Manager.Accept with a nil
+		// connection) and is cancelled if nobody does.
+		ps.start()
+		result = ps.reference()
+	}
+	return wire.Marshal(result)
+}
+
+// call runs a method locally and returns its result as invoke made it.
+func (l localInvoker) call(ctx context.Context, target, method string, args []any) (any, error) {
 	e := l.reg.target(target)
 	if e == nil {
 		return nil, roundTrip(notFound("Service", target, fmt.Sprintf("Service with id %s not found", target)))
@@ -39,19 +55,23 @@ func (l localInvoker) invoke(ctx context.Context, target, method string, args []
 	if m == nil {
 		return nil, roundTrip(notFound("Method", e.qn+"."+method, fmt.Sprintf("Method '%s.%s' not found", e.qn, method)))
 	}
-	enc, err := appendArgs(wire.AppendArrayHeader(getBuf(), len(args)), args)
+	var ups uploads
+	enc, err := appendArgsUploading(wire.AppendArrayHeader(getBuf(), len(args)), args, &ups, l.reg.streams, nil)
 	defer putBuf(enc)
 	if err != nil {
+		ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		return nil, err
 	}
+	ups.start()
 	dec := wire.NewDecoder(enc)
 	defer wire.ReleaseDecoder(dec)
 	n, _ := dec.DecodeArrayLen()
-	result, err := invoke(ctx, e, m, dec, n, l.logger)
+	result, err := invoke(ctx, callEnv{streams: l.reg.streams, logger: l.logger}, e, m, dec, n)
 	if err != nil {
+		ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		return nil, roundTrip(err)
 	}
-	return wire.Marshal(result)
+	return result, nil
 }
 
 // roundTrip gives a local error the shape a remote caller would see.

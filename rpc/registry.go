@@ -9,12 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/stream"
 )
 
 // Registry holds the services a node exposes, by qualified name
 // ("name@version") and by definition id. It is safe for concurrent use.
 type Registry struct {
-	peerID string
+	peerID  string
+	streams *stream.Manager // for local calls of streaming methods
 
 	mu     sync.RWMutex
 	byQN   map[string]*exposed

@@ -14,6 +14,7 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
 )
 
 // TaskFunc runs a TASK ["name", ...args] from a peer. conn is nil for tasks
@@ -29,6 +30,7 @@ type Server struct {
 	withStack bool
 	sem       chan struct{}
 	unsub     func()
+	streams   *stream.Manager
 
 	mu    sync.RWMutex
 	tasks map[string]TaskFunc
@@ -136,6 +138,10 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
 	ctx := conn.Context()
 	result, err := s.handle(ctx, conn, p)
+	ps, _ := result.(*pendingStream)
+	if ps != nil {
+		result = ps.reference() // the producer starts once the reply is queued
+	}
 	flags := wire.Flags(p.Type(), false, 0)
 	buf := getBuf()
 	frame := wire.AppendHeader(buf, p.ID, flags)
@@ -153,11 +159,22 @@ func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
 		if e2 != nil {
 			s.logger.Error("netron: cannot encode an error reply", "err", e2)
 			putBuf(frame)
+			if ps != nil {
+				ps.abort(e2)
+			}
 			return
 		}
 	}
-	if err := conn.Send(ctx, frame, putBuf); err != nil {
-		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", err)
+	serr := conn.Send(ctx, frame, putBuf)
+	if serr != nil {
+		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
+	}
+	if ps != nil {
+		if err == nil && serr == nil {
+			ps.start()
+		} else {
+			ps.abort(errors.Join(err, serr))
+		}
 	}
 }
 
@@ -170,7 +187,7 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, dec, n)
+		return s.call(ctx, conn, dec, n)
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -201,7 +218,7 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, dec *msgpack.Decoder, n int) (any, error) {
+func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -221,22 +238,46 @@ func (s *Server) call(ctx context.Context, dec *msgpack.Decoder, n int) (any, er
 	if m == nil {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, e, m, dec, n-2, s.logger)
+	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger}, e, m, dec, n-2)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
-// panic into an internal error.
-func invoke(ctx context.Context, e *exposed, m *method, dec *msgpack.Decoder, nargs int, logger *slog.Logger) (result any, err error) {
+// panic into an internal error. A streaming method's result is a
+// *pendingStream, whose reply is its StreamReference.
+func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpack.Decoder, nargs int) (result any, err error) {
+	logger := env.logger
 	if nargs != len(m.args) {
 		return nil, badRequest("ArgumentCount",
 			fmt.Sprintf("%s.%s takes %d arguments, got %d", e.qn, m.name, len(m.args), nargs),
 			map[string]any{"want": len(m.args), "got": nargs})
 	}
-	in := make([]reflect.Value, 0, len(m.args)+1)
+	var sc *streamCall
+	if m.streaming() || m.readers > 0 {
+		if sc, err = env.beginStreams(m); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil || !m.streaming() {
+				sc.abort(err)
+			}
+		}()
+		if sc.out != nil {
+			ctx = sc.out.Context() // the producer lives as long as its stream
+		}
+	}
+	in := make([]reflect.Value, 0, len(m.args)+2)
 	if m.hasCtx {
 		in = append(in, reflect.ValueOf(ctx))
 	}
 	for i, t := range m.args {
+		if m.readers > 0 && stream.IsReaderType(t) {
+			v, err := sc.reader(dec, t, e, m, i)
+			if err != nil {
+				return nil, err
+			}
+			in = append(in, v)
+			continue
+		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
 			return nil, badRequest("ArgumentType",
@@ -244,6 +285,9 @@ func invoke(ctx context.Context, e *exposed, m *method, dec *msgpack.Decoder, na
 				map[string]any{"index": i})
 		}
 		in = append(in, v)
+	}
+	if m.writer != nil {
+		return sc.writerStream(m, in), nil // runs once the reply is out
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -256,6 +300,9 @@ func invoke(ctx context.Context, e *exposed, m *method, dec *msgpack.Decoder, na
 		if errv := out[len(out)-1]; !errv.IsNil() {
 			return nil, errv.Interface().(error)
 		}
+	}
+	if m.source {
+		return sc.sourceStream(e, m, out[0])
 	}
 	if m.hasOut {
 		return out[0].Interface(), nil
@@ -342,7 +389,7 @@ type GoAbilities struct {
 const ProtocolVersion = 1
 
 // extensions this build supports, in preference order.
-var supportedExtensions = []string{}
+var supportedExtensions = []string{ExtensionEvents, stream.Extension}
 
 func (s *Server) abilities(_ context.Context, conn *peer.Conn, args *Args) (any, error) {
 	var remote Abilities

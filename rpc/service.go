@@ -10,6 +10,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/stream"
 )
 
 var (
@@ -25,7 +26,19 @@ type method struct {
 	args   []reflect.Type
 	hasOut bool
 	hasErr bool
+	// source: the result is a stream (a channel, an iter.Seq2 or a
+	// stream.Source), sent as a StreamReference and then chunks.
+	source bool
+	// writer is the *stream.Writer[T] last parameter of a method that
+	// streams by writing, nil otherwise; it is not a wire argument.
+	writer reflect.Type
+	// readers counts the *stream.Reader[T] parameters (wire arguments
+	// that carry a StreamReference).
+	readers int
 }
+
+// streaming reports whether the method's reply is a stream.
+func (m *method) streaming() bool { return m.source || m.writer != nil }
 
 // exposed is a service on this node.
 type exposed struct {
@@ -62,7 +75,11 @@ func WireName(goName string) string {
 
 // methodsOf collects the callable methods of v: exported methods with an
 // optional leading context.Context, arguments msgpack can carry, and
-// results (), (T), (error) or (T, error).
+// results (), (T), (error) or (T, error). Streams: T may be a receivable
+// channel, an iter.Seq2[T, error] or a stream.Source; a parameter may be a
+// *stream.Reader[T] (a stream the caller passes); a last parameter
+// *stream.Writer[T] (with results () or (error)) makes the method stream
+// what it writes.
 func methodsOf(v any) map[string]*method {
 	rv := reflect.ValueOf(v)
 	rt := rv.Type()
@@ -85,8 +102,17 @@ func methodsOf(v any) map[string]*method {
 		ok := !ft.IsVariadic()
 		for ; in < ft.NumIn(); in++ {
 			t := ft.In(in)
-			if !carriable(t) {
+			switch {
+			case stream.IsWriterType(t):
+				ok = ok && in == ft.NumIn()-1
+				md.writer = t
+				continue
+			case stream.IsReaderType(t):
+				md.readers++
+			case !carriable(t):
 				ok = false
+			}
+			if !ok {
 				break
 			}
 			md.args = append(md.args, t)
@@ -94,17 +120,24 @@ func methodsOf(v any) map[string]*method {
 		switch ft.NumOut() {
 		case 0:
 		case 1:
-			if ft.Out(0) == errorType {
+			switch out := ft.Out(0); {
+			case out == errorType:
 				md.hasErr = true
-			} else {
-				md.hasOut = carriable(ft.Out(0))
+			case stream.IsSourceType(out):
+				md.hasOut, md.source = true, true
+			default:
+				md.hasOut = carriable(out)
 				ok = ok && md.hasOut
 			}
 		case 2:
 			md.hasOut, md.hasErr = true, ft.Out(1) == errorType
-			ok = ok && md.hasErr && carriable(ft.Out(0))
+			md.source = stream.IsSourceType(ft.Out(0))
+			ok = ok && md.hasErr && (md.source || carriable(ft.Out(0)))
 		default:
 			ok = false
+		}
+		if md.writer != nil && (md.hasOut || md.source) {
+			ok = false // a writer method's only result is its error
 		}
 		if ok {
 			out[md.name] = md

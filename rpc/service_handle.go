@@ -6,10 +6,12 @@ import (
 	"slices"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/stream"
 )
 
 type invoker interface {
 	invoke(ctx context.Context, target, method string, args []any) ([]byte, error)
+	openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error)
 	peerID() string
 }
 

@@ -1,0 +1,924 @@
+package netron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
+)
+
+// Names of the lifecycle events. Each lifecycle event answers to two
+// names: the original Netron's (peer:connect, service:expose, …), which is
+// what travels on the wire and what a pattern subscription reports, and the
+// name of the Titan integration document (peer:connected, …). Subscribing
+// to either reaches the same events.
+const (
+	EventPeerConnect       = "peer:connect"       // PeerEvent: a connection opened
+	EventPeerConnected     = "peer:connected"     // alias of EventPeerConnect
+	EventPeerDisconnect    = "peer:disconnect"    // PeerEvent: a connection closed
+	EventPeerDisconnected  = "peer:disconnected"  // alias of EventPeerDisconnect
+	EventServiceExpose     = "service:expose"     // ServiceEvent: this node exposed a service
+	EventServiceExposed    = "service:exposed"    // alias of EventServiceExpose
+	EventServiceUnexpose   = "service:unexpose"   // ServiceEvent: this node unexposed a service
+	EventServiceUnexposed  = "service:unexposed"  // alias of EventServiceUnexpose
+	EventServiceDiscovered = "service:discovered" // ServiceDiscovered: discovery found a service
+	EventNodeJoined        = "node:joined"        // NodeEvent: a node joined the cluster
+	EventNodeLeft          = "node:left"          // NodeEvent: a node left the cluster
+)
+
+// aliases maps the second name of a lifecycle event to its wire name.
+var aliases = map[string]string{
+	EventPeerConnected:    EventPeerConnect,
+	EventPeerDisconnected: EventPeerDisconnect,
+	EventServiceExposed:   EventServiceExpose,
+	EventServiceUnexposed: EventServiceUnexpose,
+}
+
+// aliasOf maps a wire name to its second name.
+var aliasOf = map[string]string{
+	EventPeerConnect:     EventPeerConnected,
+	EventPeerDisconnect:  EventPeerDisconnected,
+	EventServiceExpose:   EventServiceExposed,
+	EventServiceUnexpose: EventServiceUnexposed,
+}
+
+// canonical returns the wire name of an event name.
+func canonical(name string) string {
+	if c, ok := aliases[name]; ok {
+		return c
+	}
+	return name
+}
+
+// Bus topics of events. Every event of a node travels on its bus: the
+// generic form on TopicEvents, lifecycle events also in their typed form
+// on the topic of their type, and events received from peers on
+// TopicRemoteEvents.
+const (
+	// TopicEvents carries an Event for every event of this node: those
+	// emitted with Node.Emit and the lifecycle events (whose Args[0] is
+	// the typed event).
+	TopicEvents = "netron.events"
+	// TopicRemoteEvents carries the Events that peers sent to this node's
+	// subscriptions (Peer.Subscribe), with Event.Peer set.
+	TopicRemoteEvents = "netron.events.remote"
+	// TopicPeerEvents carries a PeerEvent per connection opened or closed.
+	TopicPeerEvents = "netron.events.peer"
+	// TopicServiceEvents carries a ServiceEvent per service exposed or
+	// unexposed by this node.
+	TopicServiceEvents = "netron.events.service"
+	// TopicNodeEvents carries a NodeEvent per node that joined or left
+	// the cluster, as discovery reports them.
+	TopicNodeEvents = "netron.events.node"
+	// TopicServiceDiscovered carries a ServiceDiscovered per service that
+	// discovery found on another node.
+	TopicServiceDiscovered = "netron.events.discovered"
+)
+
+// Event is an event in its generic form: a name and its arguments, as
+// Node.Emit and Netron's emit task carry them.
+//
+// For an event of this node, Source is this node's id and Peer is nil; a
+// lifecycle event has one argument, the typed event (PeerEvent,
+// ServiceEvent, NodeEvent or ServiceDiscovered). For an event received
+// from a peer, Source is the peer's id, Peer the peer, and the arguments
+// are decoded generically (numbers as int64 or float64, maps as
+// map[string]any, Netron's extension types as the wire types): use Decode
+// for a typed view.
+//
+// Name is the name the subscription asked for (so a handler subscribed to
+// "peer:connected" sees "peer:connected"), and for a pattern subscription
+// the event's wire name ("peer:connect").
+type Event struct {
+	Name   string
+	Args   []any
+	Source string
+	Peer   *Peer `json:"-"`
+
+	enc *encodedArgs // the msgpack form of Args, made once for all peers
+}
+
+// Decode stores argument i of the event in v, a non-nil pointer: the
+// argument itself when it is assignable to *v, else the argument converted
+// through its msgpack form (so a remote {"peerId": "a"} decodes into a
+// PeerEvent, and a float64 holding an integer into an int).
+func (e Event) Decode(i int, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("%w: Decode needs a non-nil pointer, got %T", ErrInvalidEvent, v)
+	}
+	if i < 0 || i >= len(e.Args) {
+		return fmt.Errorf("%w: %s has no argument %d (it has %d)", ErrInvalidEvent, e.Name, i, len(e.Args))
+	}
+	a := e.Args[i]
+	dst := rv.Elem()
+	if a == nil {
+		dst.SetZero()
+		return nil
+	}
+	if av := reflect.ValueOf(a); av.Type().AssignableTo(dst.Type()) {
+		dst.Set(av)
+		return nil
+	}
+	b, err := wire.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i, err)
+	}
+	if err := wire.UnmarshalArg(b, dst); err != nil {
+		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i, err)
+	}
+	return nil
+}
+
+// PeerEvent reports a connection to a peer that opened (peer:connect) or
+// closed (peer:disconnect). For every connection, its peer:connect comes
+// before its peer:disconnect. On the wire it is Netron's {peerId}.
+type PeerEvent struct {
+	PeerID string `msgpack:"peerId" json:"peerId"`
+	// Connected is true for peer:connect, false for peer:disconnect.
+	Connected bool `msgpack:"-" json:"connected"`
+	// Err is why the connection closed (it matches ErrPeerDisconnected).
+	Err error `msgpack:"-" json:"-"`
+	// Peer is the peer; after a disconnect it can no longer be used.
+	Peer *Peer `msgpack:"-" json:"-"`
+}
+
+// ServiceEvent reports a service this node exposed (service:expose) or
+// unexposed (service:unexpose). On the wire it is Netron's {name, version,
+// qualifiedName, peerId, definition} and {name, version, qualifiedName,
+// peerId, defId}.
+type ServiceEvent struct {
+	Name          string `msgpack:"name" json:"name"`
+	Version       string `msgpack:"version" json:"version"`
+	QualifiedName string `msgpack:"qualifiedName" json:"qualifiedName"`
+	PeerID        string `msgpack:"peerId" json:"peerId"`
+	// Definition is set for service:expose.
+	Definition *wire.Definition `msgpack:"definition,omitempty" json:"definition,omitempty"`
+	// DefID is set for service:unexpose.
+	DefID string `msgpack:"defId,omitempty" json:"defId,omitempty"`
+	// Exposed is true for service:expose, false for service:unexpose.
+	Exposed bool `msgpack:"-" json:"exposed"`
+}
+
+// NodeEvent reports a node that joined (node:joined) or left (node:left)
+// the cluster, as discovery sees it.
+type NodeEvent struct {
+	NodeID   string   `msgpack:"nodeId" json:"nodeId"`
+	Address  string   `msgpack:"address,omitempty" json:"address,omitempty"`
+	Services []string `msgpack:"services,omitempty" json:"services,omitempty"`
+	Joined   bool     `msgpack:"joined" json:"joined"`
+}
+
+// ServiceDiscovered reports a service that discovery found on another
+// node (service:discovered).
+type ServiceDiscovered struct {
+	NodeID        string `msgpack:"nodeId" json:"nodeId"`
+	Address       string `msgpack:"address,omitempty" json:"address,omitempty"`
+	Name          string `msgpack:"name" json:"name"`
+	Version       string `msgpack:"version" json:"version"`
+	QualifiedName string `msgpack:"qualifiedName" json:"qualifiedName"`
+}
+
+// Event errors.
+var (
+	// ErrInvalidEvent is returned for an empty event name, a pattern where
+	// a name is needed, and bad arguments to Event.Decode.
+	ErrInvalidEvent = errors.New("netron: invalid event")
+	// ErrUnknownEventType is returned by Subscribe for a type that is not
+	// an event type of this package.
+	ErrUnknownEventType = errors.New("netron: not an event type")
+	// ErrPatternUnsupported is returned by Peer.Subscribe for a pattern
+	// ("name*") on a peer that is not a Go node: Netron has no patterns.
+	ErrPatternUnsupported = errors.New("netron: the peer does not support event patterns")
+)
+
+const (
+	// DefaultEventBuffer is the buffer, in events, of every local event
+	// subscription (On, Events, Subscribe, Peer.Subscribe) unless
+	// bus.WithBuffer says otherwise.
+	DefaultEventBuffer = 1024
+	// DefaultEventPolicy is what a full local event subscription does
+	// unless bus.WithPolicy says otherwise: it drops its oldest event. An
+	// emitter never waits for a slow handler.
+	DefaultEventPolicy = bus.DropOldest
+	// DefaultEventQueue is the queue, in events, of each peer subscribed
+	// to this node's events (Config.EventQueueSize). When it is full the
+	// oldest queued event is dropped.
+	DefaultEventQueue = 1024
+	// DefaultMaxSubscriptionsPerPeer bounds the event names (and patterns)
+	// one peer may subscribe to (Config.MaxSubscriptionsPerPeer), as in
+	// Titan; the next subscribe fails with a TitanError 429.
+	DefaultMaxSubscriptionsPerPeer = 1000
+	// maxEventName bounds the length of a name a peer subscribes to.
+	maxEventName = 1024
+	// emitWindow bounds the emit requests in flight to one plain Netron
+	// subscriber.
+	emitWindow = 64
+)
+
+// checkName validates an event name; pattern allows a trailing "*".
+func checkName(name string, pattern bool) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidEvent)
+	case len(name) > maxEventName:
+		return fmt.Errorf("%w: name longer than %d bytes", ErrInvalidEvent, maxEventName)
+	case !pattern && strings.HasSuffix(name, "*"):
+		return fmt.Errorf("%w: %q is a pattern, not a name", ErrInvalidEvent, name)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Routing: which subscriptions an event goes to.
+
+// target is where a route delivers: a bus topic with one subscription (a
+// handler's queue, a channel, or a peer's forwarding queue), or, for the
+// node's own bookkeeping, a function run inline.
+type target struct {
+	topic  *bus.Topic[Event]
+	inline func(context.Context, Event)
+	remote bool // the target forwards to a peer: Args must be encoded
+}
+
+// route is one subscription of a target: an exact name or a prefix.
+type route struct {
+	key     string // canonical name, or the prefix of a pattern
+	deliver string // for an exact route, the name the subscriber used
+	prefix  bool
+	t       *target
+}
+
+func newRoute(name string, t *target) *route {
+	if p, ok := strings.CutSuffix(name, "*"); ok {
+		return &route{key: p, prefix: true, t: t}
+	}
+	return &route{key: canonical(name), deliver: name, t: t}
+}
+
+func (r *route) matches(name, alias string) bool {
+	if !r.prefix {
+		return r.key == name
+	}
+	return strings.HasPrefix(name, r.key) || (alias != "" && strings.HasPrefix(alias, r.key))
+}
+
+// router holds routes, copy on write: dispatch reads them without a lock.
+type router struct {
+	mu  sync.Mutex
+	tab atomic.Pointer[routeTable]
+}
+
+type routeTable struct {
+	exact  map[string][]*route
+	prefix []*route
+}
+
+func (r *router) update(f func(t *routeTable)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.tab.Load()
+	nt := &routeTable{exact: make(map[string][]*route)}
+	if old != nil {
+		for k, v := range old.exact {
+			nt.exact[k] = v
+		}
+		nt.prefix = old.prefix
+	}
+	f(nt)
+	r.tab.Store(nt)
+}
+
+func (r *router) add(rs ...*route) {
+	r.update(func(t *routeTable) {
+		for _, rt := range rs {
+			if rt.prefix {
+				t.prefix = append(t.prefix[:len(t.prefix):len(t.prefix)], rt)
+			} else {
+				l := t.exact[rt.key]
+				t.exact[rt.key] = append(l[:len(l):len(l)], rt)
+			}
+		}
+	})
+}
+
+func (r *router) remove(rs ...*route) {
+	r.update(func(t *routeTable) {
+		for _, rt := range rs {
+			if rt.prefix {
+				t.prefix = without(t.prefix, rt)
+				continue
+			}
+			if l := without(t.exact[rt.key], rt); len(l) > 0 {
+				t.exact[rt.key] = l
+			} else {
+				delete(t.exact, rt.key)
+			}
+		}
+	})
+}
+
+func without(l []*route, x *route) []*route {
+	out := make([]*route, 0, len(l))
+	for _, r := range l {
+		if r != x {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// any reports whether some route matches the (canonical) name.
+func (r *router) any(name string) bool {
+	t := r.tab.Load()
+	if t == nil {
+		return false
+	}
+	if len(t.exact[name]) > 0 {
+		return true
+	}
+	alias := aliasOf[name]
+	for _, rt := range t.prefix {
+		if rt.matches(name, alias) {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch hands ev (whose Name is canonical) to every target with a
+// matching route, once per target, in the caller's goroutine. Callers
+// serialise dispatches (they run under a bus topic's publish lock), so
+// every target sees the events of a router in one order.
+func (r *router) dispatch(ctx context.Context, ev Event, log *slog.Logger) {
+	t := r.tab.Load()
+	if t == nil {
+		return
+	}
+	var buf [8]*target
+	done := buf[:0]
+	send := func(rt *route) {
+		for _, d := range done {
+			if d == rt.t {
+				return
+			}
+		}
+		done = append(done, rt.t)
+		e := ev
+		if !rt.prefix {
+			e.Name = rt.deliver
+		}
+		deliver(ctx, rt.t, e, log)
+	}
+	for _, rt := range t.exact[ev.Name] {
+		send(rt)
+	}
+	if len(t.prefix) > 0 {
+		alias := aliasOf[ev.Name]
+		for _, rt := range t.prefix {
+			if rt.matches(ev.Name, alias) {
+				send(rt)
+			}
+		}
+	}
+}
+
+func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
+	if t.inline != nil {
+		t.inline(ctx, ev)
+		return
+	}
+	if t.remote {
+		if ev.enc == nil {
+			ev.enc = &encodedArgs{}
+		}
+		ev.enc.encode(ev.Args)
+	}
+	if err := t.topic.Publish(ctx, ev); err != nil && !errors.Is(err, bus.ErrClosed) {
+		log.Debug("netron: event not delivered", "event", ev.Name, "topic", t.topic.Name(), "err", err)
+	}
+}
+
+// encodedArgs is the msgpack encoding of an event's arguments (one value
+// after the other, no array header), made once, by the emitter, for every
+// peer the event goes to.
+type encodedArgs struct {
+	done bool
+	n    int
+	b    []byte
+	err  error
+}
+
+func (e *encodedArgs) encode(args []any) {
+	if e.done {
+		return
+	}
+	e.done = true
+	e.n = len(args)
+	for i, a := range args {
+		var err error
+		if e.b, err = wire.AppendMarshal(e.b, a); err != nil {
+			e.err = fmt.Errorf("argument %d (%T): %w", i, a, err)
+			e.b = nil
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The node's event hub.
+
+// eventHub is the event machinery of a node: the routers, the bridge from
+// connections and the registry to lifecycle events, the tasks peers
+// subscribe with, and the goroutines of handlers and forwarders.
+type eventHub struct {
+	n      *Node
+	log    *slog.Logger
+	local  router // this node's events → handlers, channels, forwarders
+	events *bus.Topic[Event]
+	remote *bus.Topic[Event]
+	peerT  *bus.Topic[PeerEvent]
+	svcT   *bus.Topic[ServiceEvent]
+	nodeT  *bus.Topic[NodeEvent]
+	discT  *bus.Topic[ServiceDiscovered]
+
+	maxSubs    int
+	queueSize  int
+	forwarders atomic.Int64 // live forwarders (peers subscribed to something)
+	fwdNames   atomic.Int64 // names and patterns subscribed by peers
+	seq        atomic.Uint64
+
+	mu       sync.Mutex
+	closed   bool
+	handlers map[*handler]struct{}
+	senders  map[*sender]struct{}
+	wg       sync.WaitGroup
+	unsubs   []func()
+}
+
+func newEventHub(n *Node) (*eventHub, error) {
+	h := &eventHub{
+		n:         n,
+		log:       n.logger,
+		events:    bus.NewTopic[Event](n.bus, TopicEvents),
+		remote:    bus.NewTopic[Event](n.bus, TopicRemoteEvents),
+		peerT:     bus.NewTopic[PeerEvent](n.bus, TopicPeerEvents),
+		svcT:      bus.NewTopic[ServiceEvent](n.bus, TopicServiceEvents),
+		nodeT:     bus.NewTopic[NodeEvent](n.bus, TopicNodeEvents),
+		discT:     bus.NewTopic[ServiceDiscovered](n.bus, TopicServiceDiscovered),
+		maxSubs:   n.cfg.MaxSubscriptionsPerPeer,
+		queueSize: n.cfg.EventQueueSize,
+		handlers:  make(map[*handler]struct{}),
+		senders:   make(map[*sender]struct{}),
+	}
+	if h.maxSubs == 0 {
+		h.maxSubs = DefaultMaxSubscriptionsPerPeer
+	}
+	if h.queueSize == 0 {
+		h.queueSize = DefaultEventQueue
+	}
+	subs := []func() (func(), error){
+		func() (func(), error) {
+			return h.events.SubscribeFunc(func(ctx context.Context, ev Event) { h.local.dispatch(ctx, ev, h.log) })
+		},
+		func() (func(), error) {
+			return h.remote.SubscribeFunc(func(ctx context.Context, ev Event) {
+				if ev.Peer != nil {
+					ev.Peer.ev.routes.dispatch(ctx, ev, h.log)
+				}
+			})
+		},
+		func() (func(), error) {
+			return bus.NewTopic[peer.ConnEvent](n.bus, peer.TopicConnected).SubscribeFunc(h.onConnected)
+		},
+		func() (func(), error) {
+			return bus.NewTopic[peer.ConnEvent](n.bus, peer.TopicDisconnected).SubscribeFunc(h.onDisconnected)
+		},
+		func() (func(), error) {
+			return bus.NewTopic[peer.Inbound](n.bus, peer.TopicRequests).SubscribeFunc(h.onRequest)
+		},
+		func() (func(), error) {
+			return bus.NewTopic[peer.Inbound](n.bus, peer.TopicStreams).SubscribeFunc(h.onExt)
+		},
+	}
+	for _, s := range subs {
+		u, err := s()
+		if err != nil {
+			for _, u := range h.unsubs {
+				u()
+			}
+			return nil, err
+		}
+		h.unsubs = append(h.unsubs, u)
+	}
+	n.reg.OnChange(h.onServiceChange)
+	n.server.HandleTask("subscribe", h.taskSubscribe)
+	n.server.HandleTask("unsubscribe", h.taskUnsubscribe)
+	n.server.HandleTask("emit", taskEmit)
+	return h, nil
+}
+
+// goTracked runs f in a goroutine that close waits for; false once closed.
+func (h *eventHub) goTracked(f func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// close stops the hub: no new subscriptions, every handler and forwarder
+// closed; it waits for their goroutines (handlers first deliver what they
+// have buffered) until ctx ends.
+func (h *eventHub) close(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		for _, u := range h.unsubs {
+			u()
+		}
+	}
+	handlers := make([]*handler, 0, len(h.handlers))
+	for x := range h.handlers {
+		handlers = append(handlers, x)
+	}
+	senders := make([]*sender, 0, len(h.senders))
+	for s := range h.senders {
+		senders = append(senders, s)
+	}
+	h.mu.Unlock()
+	for _, x := range handlers {
+		x.sub.Close()
+	}
+	for _, s := range senders {
+		s.close()
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("event handlers still running: %w", ctx.Err())
+	}
+}
+
+// publish publishes an event of this node on TopicEvents and reports an
+// argument that cannot be encoded for a subscribed peer.
+func (h *eventHub) publish(ctx context.Context, ev Event) error {
+	if h.forwarders.Load() > 0 {
+		ev.enc = &encodedArgs{}
+	}
+	if err := h.events.Publish(ctx, ev); err != nil {
+		if errors.Is(err, bus.ErrClosed) {
+			return ErrStopped
+		}
+		return fmt.Errorf("netron: emit %s: %w", ev.Name, err)
+	}
+	if ev.enc != nil && ev.enc.err != nil {
+		return fmt.Errorf("netron: emit %s: %w", ev.Name, ev.enc.err)
+	}
+	return nil
+}
+
+// subOptions puts the event defaults before the caller's options.
+func subOptions(name string, opts []bus.SubOption) []bus.SubOption {
+	return append([]bus.SubOption{bus.WithBuffer(DefaultEventBuffer), bus.WithPolicy(DefaultEventPolicy), bus.WithName(name)}, opts...)
+}
+
+// newTarget makes a queue of its own for one subscription.
+func (h *eventHub) newTarget(name string, opts []bus.SubOption) (*target, *bus.Subscription[Event], error) {
+	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10))}
+	sub, err := t.topic.Subscribe(subOptions(name, opts)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, sub, nil
+}
+
+// handler runs a function for every event of its queue, in its own
+// goroutine, in order.
+type handler struct {
+	h       *eventHub
+	t       *target
+	sub     *bus.Subscription[Event]
+	fn      func(Event)
+	stopped atomic.Bool
+	once    sync.Once
+}
+
+func (h *eventHub) newHandler(name string, fn func(Event), opts []bus.SubOption) (*handler, error) {
+	t, sub, err := h.newTarget(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	x := &handler{h: h, t: t, sub: sub, fn: fn}
+	h.mu.Lock()
+	h.handlers[x] = struct{}{}
+	h.mu.Unlock()
+	if !h.goTracked(x.run) {
+		x.close()
+		return nil, ErrStopped
+	}
+	return x, nil
+}
+
+func (x *handler) run() {
+	for ev := range x.sub.C() {
+		if !x.stopped.Load() {
+			x.call(ev)
+		}
+	}
+}
+
+func (x *handler) call(ev Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			x.h.log.Error("netron: event handler panicked", "event", ev.Name, "source", ev.Source,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	x.fn(ev)
+}
+
+// close stops delivery: once it returns, fn is not called again (a call in
+// progress finishes). The goroutine ends after skipping what is buffered.
+func (x *handler) close() {
+	x.stopped.Store(true)
+	x.finish()
+}
+
+// finish ends the subscription: fn still gets what is buffered, then the
+// goroutine ends.
+func (x *handler) finish() {
+	x.once.Do(func() {
+		x.sub.Close()
+		x.h.mu.Lock()
+		delete(x.h.handlers, x)
+		x.h.mu.Unlock()
+	})
+}
+
+// ---------------------------------------------------------------------------
+// Local subscriptions.
+
+// On calls fn with every event of this node called name, and returns a
+// function that unsubscribes. name may be a lifecycle event under either
+// of its names (EventPeerConnected or EventPeerConnect, …), any user event
+// name, or a pattern: "prefix*" for every event whose name starts with
+// prefix, "*" for all of them.
+//
+// fn runs in a goroutine of its own, one event at a time, in the order the
+// events were published: events from one source (one goroutine calling
+// Emit, one connection, the registry) arrive in the order that source
+// emitted them. A panic in fn is recovered and logged; the next event is
+// delivered as usual.
+//
+// The events wait for fn in a queue of DefaultEventBuffer (1024) events.
+// When fn falls behind and the queue is full, the oldest queued event is
+// dropped (DefaultEventPolicy, bus.DropOldest) and a warning is logged at
+// most once a second: an emitter never waits for a slow handler and memory
+// stays bounded. bus.WithBuffer and bus.WithPolicy change that; with
+// bus.Block the emitter waits for room (bounded by its context), so fn
+// must then not Emit itself.
+//
+// Once unsubscribe returns, fn is not called again (a call in progress
+// finishes). Unsubscribe is idempotent. On panics if name is empty or fn is
+// nil; after Stop it returns a no-op.
+func (n *Node) On(name string, fn func(Event), opts ...bus.SubOption) (unsubscribe func()) {
+	if fn == nil {
+		panic("netron: On with a nil handler")
+	}
+	if err := checkName(name, true); err != nil {
+		panic(err)
+	}
+	x, err := n.ev.newHandler("On("+name+")", fn, opts)
+	if errors.Is(err, ErrStopped) || errors.Is(err, bus.ErrClosed) {
+		return func() {}
+	}
+	if err != nil {
+		panic(fmt.Errorf("netron: On(%q): %w", name, err))
+	}
+	rt := newRoute(name, x.t)
+	n.ev.local.add(rt)
+	return func() {
+		n.ev.local.remove(rt)
+		x.close()
+	}
+}
+
+// EventSubscription is a channel of events, from Node.Events.
+type EventSubscription struct {
+	sub  *bus.Subscription[Event]
+	stop func()
+}
+
+// C returns the channel of events. Close closes it.
+func (s *EventSubscription) C() <-chan Event { return s.sub.C() }
+
+// Dropped returns how many events the slow-consumer policy dropped.
+func (s *EventSubscription) Dropped() uint64 { return s.sub.Dropped() }
+
+// Close unsubscribes and closes the channel; events already buffered can
+// still be received. It is idempotent.
+func (s *EventSubscription) Close() error {
+	s.stop()
+	return s.sub.Close()
+}
+
+// Events returns a channel of the events of this node that match name (a
+// name or a pattern, as for On). The channel buffers DefaultEventBuffer
+// (1024) events and, when full, drops the oldest (DefaultEventPolicy);
+// bus.WithBuffer and bus.WithPolicy change that. Events from one source
+// arrive in the order they were emitted.
+func (n *Node) Events(name string, opts ...bus.SubOption) (*EventSubscription, error) {
+	if err := checkName(name, true); err != nil {
+		return nil, err
+	}
+	if n.isStopped() {
+		return nil, ErrStopped
+	}
+	t, sub, err := n.ev.newTarget("Events("+name+")", opts)
+	if err != nil {
+		return nil, fmt.Errorf("netron: events %q: %w", name, err)
+	}
+	rt := newRoute(name, t)
+	n.ev.local.add(rt)
+	var once sync.Once
+	return &EventSubscription{sub: sub, stop: func() { once.Do(func() { n.ev.local.remove(rt) }) }}, nil
+}
+
+// Subscribe returns a channel subscription to the typed events E of node n:
+// PeerEvent (connections opened and closed), ServiceEvent (services exposed
+// and unexposed), NodeEvent (nodes joining and leaving), ServiceDiscovered,
+// or Event (every event of the node, in its generic form). It is the bus
+// subscription itself: C is the channel, Close unsubscribes, Dropped counts
+// what the policy dropped. The buffer is DefaultEventBuffer (1024) events
+// and a full buffer drops its oldest event (DefaultEventPolicy) unless
+// bus.WithBuffer and bus.WithPolicy say otherwise.
+func Subscribe[E any](n *Node, opts ...bus.SubOption) (*bus.Subscription[E], error) {
+	var topic string
+	switch any(*new(E)).(type) {
+	case PeerEvent:
+		topic = TopicPeerEvents
+	case ServiceEvent:
+		topic = TopicServiceEvents
+	case NodeEvent:
+		topic = TopicNodeEvents
+	case ServiceDiscovered:
+		topic = TopicServiceDiscovered
+	case Event:
+		topic = TopicEvents
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnknownEventType, *new(E))
+	}
+	if n.isStopped() {
+		return nil, ErrStopped
+	}
+	return bus.Subscribe[E](n.bus, topic, subOptions("Subscribe["+topic+"]", opts)...)
+}
+
+// Emit publishes the event name with args to this node's subscribers (On,
+// Events, Subscribe[Event]) and to every peer subscribed to it, which
+// receives Netron's TASK ["emit", name, ...args] or, from a Go peer, the
+// one-way event packet. Events emitted by one goroutine reach every
+// subscriber in that order.
+//
+// Emit does not wait for handlers or peers: each has a bounded queue whose
+// policy drops the oldest event when full (see On and
+// Config.EventQueueSize), except a local subscription made with bus.Block,
+// for which Emit waits until ctx ends. The arguments must be encodable as
+// msgpack when a peer is subscribed; they are encoded once, by Emit, and
+// an error is returned (local subscribers still got the event). Handlers
+// receive args as they are: do not modify them after Emit.
+func (n *Node) Emit(ctx context.Context, name string, args ...any) error {
+	if err := checkName(name, false); err != nil {
+		return err
+	}
+	// After Stop the bus is closed: publish returns ErrStopped.
+	return n.ev.publish(ctx, Event{Name: canonical(name), Args: args, Source: n.cfg.ID})
+}
+
+func (n *Node) isStopped() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopped
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle events.
+
+type lifeKey struct{}
+
+// life orders the connect and disconnect events of one connection: the hub
+// announces them from different goroutines.
+type life struct {
+	mu                      sync.Mutex
+	connected, disconnected bool
+}
+
+func lifeOf(c *peer.Conn) *life {
+	v, _ := c.LoadOrStoreValue(lifeKey{}, &life{})
+	return v.(*life)
+}
+
+func (h *eventHub) onConnected(_ context.Context, ce peer.ConnEvent) {
+	l := lifeOf(ce.Conn)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.connected = true
+	p := h.n.peerOf(ce.Conn)
+	h.publishPeer(PeerEvent{PeerID: ce.PeerID, Connected: true, Peer: p})
+	if l.disconnected {
+		h.publishPeer(PeerEvent{PeerID: ce.PeerID, Err: ce.Conn.Err(), Peer: p})
+	}
+}
+
+func (h *eventHub) onDisconnected(_ context.Context, ce peer.ConnEvent) {
+	// Forwarders and subscriptions on this connection go first: nothing
+	// may be sent to it any more.
+	if v, ok := ce.Conn.Value(fwdKey{}); ok {
+		v.(*connFwd).closeConn()
+	}
+	if v, ok := ce.Conn.Value(peerKey{}); ok {
+		v.(*Peer).ev.closeAll()
+	}
+	l := lifeOf(ce.Conn)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.disconnected = true
+	if l.connected {
+		h.publishPeer(PeerEvent{PeerID: ce.PeerID, Err: ce.Err, Peer: h.n.peerOf(ce.Conn)})
+	}
+}
+
+func (h *eventHub) publishPeer(pe PeerEvent) {
+	ctx := h.n.ctx
+	name := EventPeerDisconnect
+	if pe.Connected {
+		name = EventPeerConnect
+	}
+	_ = h.peerT.Publish(ctx, pe)
+	_ = h.publish(ctx, Event{Name: name, Args: []any{pe}, Source: h.n.cfg.ID})
+}
+
+func (h *eventHub) onServiceChange(c rpc.ServiceChange) {
+	d := c.Definition
+	se := ServiceEvent{
+		Name:          d.Meta.Name,
+		Version:       d.Meta.Version,
+		QualifiedName: d.Meta.Name + "@" + d.Meta.Version,
+		PeerID:        h.n.cfg.ID,
+		Exposed:       c.Exposed,
+	}
+	name := EventServiceUnexpose
+	if c.Exposed {
+		se.Definition = &d
+		name = EventServiceExpose
+	} else {
+		se.DefID = d.ID
+	}
+	ctx := h.n.ctx
+	_ = h.svcT.Publish(ctx, se)
+	_ = h.publish(ctx, Event{Name: name, Args: []any{se}, Source: h.n.cfg.ID})
+}
+
+// publishNodeEvent announces a node joining or leaving (fed by discovery).
+func (h *eventHub) publishNodeEvent(ctx context.Context, ne NodeEvent) error {
+	name := EventNodeLeft
+	if ne.Joined {
+		name = EventNodeJoined
+	}
+	if err := h.nodeT.Publish(ctx, ne); err != nil {
+		return err
+	}
+	return h.publish(ctx, Event{Name: name, Args: []any{ne}, Source: h.n.cfg.ID})
+}
+
+// publishServiceDiscovered announces a service found by discovery.
+func (h *eventHub) publishServiceDiscovered(ctx context.Context, sd ServiceDiscovered) error {
+	if err := h.discT.Publish(ctx, sd); err != nil {
+		return err
+	}
+	return h.publish(ctx, Event{Name: EventServiceDiscovered, Args: []any{sd}, Source: h.n.cfg.ID})
+}

@@ -1,0 +1,678 @@
+package netron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
+)
+
+// The emitting side. A peer that runs the task subscribe(name) gets a
+// forwarder: routes in this node's router that feed one bounded queue per
+// peer, drained by one sender goroutine that sends each event to the peer,
+// as a TASK ["emit", name, ...args] request (Netron) or as a one-way EXT
+// event packet (Go peers that agreed on rpc.ExtensionEvents).
+
+type fwdKey struct{}
+
+// connFwd is the forwarding state of one connection.
+type connFwd struct {
+	h    *eventHub
+	conn *peer.Conn
+
+	mu     sync.Mutex
+	closed bool              // the connection is gone
+	routes map[string]*route // by the name the peer subscribed with
+	s      *sender           // nil while the peer subscribes to nothing
+}
+
+func (h *eventHub) fwdOf(conn *peer.Conn) *connFwd {
+	if v, ok := conn.Value(fwdKey{}); ok {
+		return v.(*connFwd)
+	}
+	v, _ := conn.LoadOrStoreValue(fwdKey{}, &connFwd{h: h, conn: conn, routes: make(map[string]*route)})
+	f := v.(*connFwd)
+	if conn.Err() != nil {
+		// The connection closed and its disconnect may already have been
+		// handled: close what this call created.
+		f.closeConn()
+	}
+	return f
+}
+
+func (f *connFwd) add(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrPeerDisconnected
+	}
+	if _, ok := f.routes[name]; ok {
+		return nil
+	}
+	if len(f.routes) >= f.h.maxSubs {
+		return rpc.NewError(429, fmt.Sprintf("Maximum subscriptions per peer (%d) exceeded", f.h.maxSubs),
+			map[string]any{"limit": f.h.maxSubs, "event": name})
+	}
+	if f.s == nil {
+		s, err := f.h.newSender(f.conn)
+		if err != nil {
+			return err
+		}
+		f.s = s
+	}
+	rt := newRoute(name, f.s.t)
+	f.routes[name] = rt
+	f.h.local.add(rt)
+	f.h.fwdNames.Add(1)
+	return nil
+}
+
+func (f *connFwd) remove(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rt, ok := f.routes[name]
+	if !ok {
+		return
+	}
+	delete(f.routes, name)
+	f.h.local.remove(rt)
+	f.h.fwdNames.Add(-1)
+	if len(f.routes) == 0 && f.s != nil {
+		f.s.close()
+		f.s = nil
+	}
+}
+
+// closeConn removes every route of the connection and stops its sender.
+func (f *connFwd) closeConn() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	rs := make([]*route, 0, len(f.routes))
+	for _, rt := range f.routes {
+		rs = append(rs, rt)
+	}
+	f.routes = map[string]*route{}
+	if len(rs) > 0 {
+		f.h.local.remove(rs...)
+		f.h.fwdNames.Add(-int64(len(rs)))
+	}
+	if f.s != nil {
+		f.s.close()
+		f.s = nil
+	}
+}
+
+// sender drains one peer's event queue onto its connection.
+type sender struct {
+	h       *eventHub
+	conn    *peer.Conn
+	t       *target
+	sub     *bus.Subscription[Event]
+	stopped atomic.Bool
+	once    sync.Once
+}
+
+func (h *eventHub) newSender(conn *peer.Conn) (*sender, error) {
+	t, sub, err := h.newTarget("events → "+conn.ID(), []bus.SubOption{bus.WithBuffer(h.queueSize), bus.WithPolicy(bus.DropOldest)})
+	if err != nil {
+		return nil, err
+	}
+	t.remote = true
+	s := &sender{h: h, conn: conn, t: t, sub: sub}
+	h.mu.Lock()
+	h.senders[s] = struct{}{}
+	h.forwarders.Add(1)
+	h.mu.Unlock()
+	if !h.goTracked(s.run) {
+		s.close()
+		return nil, rpc.NewError(503, "node stopping", nil)
+	}
+	return s, nil
+}
+
+func (s *sender) close() {
+	s.once.Do(func() {
+		s.stopped.Store(true)
+		s.sub.Close()
+		s.h.mu.Lock()
+		_, live := s.h.senders[s]
+		delete(s.h.senders, s)
+		s.h.mu.Unlock()
+		if live {
+			s.h.forwarders.Add(-1)
+		}
+	})
+}
+
+func (s *sender) run() {
+	var inflight chan *rpc.Pending
+	defer func() {
+		if inflight != nil {
+			close(inflight)
+		}
+	}()
+	ctx := s.conn.Context()
+	for ev := range s.sub.C() {
+		if s.stopped.Load() || s.conn.Err() != nil {
+			continue // drain: the subscription or the connection is gone
+		}
+		enc := ev.enc
+		if enc == nil || !enc.done {
+			enc = &encodedArgs{}
+			enc.encode(ev.Args)
+		}
+		if enc.err != nil {
+			s.h.log.Warn("netron: event not forwarded: cannot encode its arguments", "event", ev.Name, "peer", s.conn.ID(), "err", enc.err)
+			continue
+		}
+		if s.conn.Extensions().Has(rpc.ExtensionEvents) {
+			frame := appendEventData(wire.AppendHeader(getFrame(), s.conn.NextID(), wire.Flags(wire.TypeExt, true, 0)), extEventKind, ev.Name, enc)
+			if err := s.conn.Send(ctx, frame, putFrame); err != nil {
+				s.h.log.Debug("netron: event not forwarded", "event", ev.Name, "peer", s.conn.ID(), "err", err)
+			}
+			continue
+		}
+		if inflight == nil {
+			inflight = make(chan *rpc.Pending, emitWindow)
+			if !s.h.goTracked(func() { s.reap(inflight) }) {
+				inflight = nil
+				continue
+			}
+		}
+		p, err := s.h.n.client.Send(ctx, s.conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+			return appendEventData(b, "emit", ev.Name, enc), nil
+		})
+		if err != nil {
+			s.h.log.Debug("netron: event not forwarded", "event", ev.Name, "peer", s.conn.ID(), "err", err)
+			continue
+		}
+		inflight <- p // waits while emitWindow emits are unanswered
+	}
+}
+
+// reap collects the answers to emit requests, oldest first.
+func (s *sender) reap(inflight <-chan *rpc.Pending) {
+	for p := range inflight {
+		if _, err := p.Wait(context.Background()); err != nil && s.conn.Err() == nil {
+			s.h.log.Debug("netron: emit request failed", "peer", s.conn.ID(), "err", err)
+		}
+	}
+}
+
+// extEventKind is the sub-kind of the EXT event packet: EXT packet data is
+// an array whose first element names what it carries.
+const extEventKind = "event"
+
+// appendEventData appends [kind, name, ...args] with args already encoded.
+func appendEventData(b []byte, kind, name string, enc *encodedArgs) []byte {
+	b = wire.AppendArrayHeader(b, 2+enc.n)
+	b = wire.AppendString(b, kind)
+	b = wire.AppendString(b, name)
+	return append(b, enc.b...)
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+func getFrame() []byte { return (*framePool.Get().(*[]byte))[:0] }
+
+func putFrame(b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	b = b[:0]
+	framePool.Put(&b)
+}
+
+func (h *eventHub) taskSubscribe(_ context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+	name, err := eventNameArg(args)
+	if err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, rpc.NewError(400, "subscribe is a task for peers", nil)
+	}
+	if err := h.fwdOf(conn).add(name); err != nil {
+		return nil, err
+	}
+	return wire.Undefined{}, nil
+}
+
+func (h *eventHub) taskUnsubscribe(_ context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+	name, err := eventNameArg(args)
+	if err != nil {
+		return nil, err
+	}
+	if conn != nil {
+		if v, ok := conn.Value(fwdKey{}); ok {
+			v.(*connFwd).remove(name)
+		}
+	}
+	return wire.Undefined{}, nil
+}
+
+// taskEmit answers Netron's emit task. The event itself is taken from the
+// request in the connection's reader goroutine (onRequest), so that the
+// events of a peer are delivered in the order it sent them; tasks run
+// concurrently.
+func taskEmit(_ context.Context, _ *peer.Conn, args *rpc.Args) (any, error) {
+	if _, err := eventNameArg(args); err != nil {
+		return nil, err
+	}
+	return wire.Undefined{}, nil
+}
+
+func eventNameArg(args *rpc.Args) (string, error) {
+	var name string
+	if err := args.Next(&name); err != nil {
+		return "", err
+	}
+	if err := checkName(name, true); err != nil {
+		return "", rpc.NewError(400, err.Error(), map[string]any{"reason": "EventName"})
+	}
+	return name, nil
+}
+
+// ---------------------------------------------------------------------------
+// The receiving side: events a peer sends to our subscriptions.
+
+// onRequest takes the event out of an emit TASK request, in the
+// connection's reader goroutine. The RPC server answers the request.
+func (h *eventHub) onRequest(ctx context.Context, in peer.Inbound) {
+	if in.Packet.Type() != wire.TypeTask {
+		return
+	}
+	h.receive(ctx, in.Conn, in.Packet.Data, "emit")
+}
+
+// onExt takes the event out of an EXT event packet; other EXT packets are
+// not ours.
+func (h *eventHub) onExt(ctx context.Context, in peer.Inbound) {
+	if in.Packet.Type() != wire.TypeExt {
+		return
+	}
+	h.receive(ctx, in.Conn, in.Packet.Data, extEventKind)
+}
+
+// receive decodes [kind, name, ...args] and publishes the event on
+// TopicRemoteEvents, if the connection's peer has a subscription for it.
+func (h *eventHub) receive(ctx context.Context, conn *peer.Conn, data []byte, kind string) {
+	if !hasKind(data, kind) {
+		return
+	}
+	v, ok := conn.Value(peerKey{})
+	if !ok {
+		return // no subscriptions on this connection
+	}
+	p := v.(*Peer)
+	name, args, err := parseEvent(data, kind, p.ev.routes.any)
+	switch {
+	case err != nil && kind == extEventKind:
+		// Only Go peers send these: a bug on their side, worth a warning.
+		h.log.Warn("netron: dropped a malformed event packet", "peer", conn.ID(), "err", err)
+		return
+	case err != nil:
+		// The RPC server answers the emit task with the error.
+		h.log.Debug("netron: dropped a malformed emit request", "peer", conn.ID(), "err", err)
+		return
+	case name == "":
+		return // nobody subscribed
+	}
+	if err := h.remote.Publish(ctx, Event{Name: name, Args: args, Source: conn.ID(), Peer: p}); err != nil {
+		h.log.Debug("netron: remote event not delivered", "peer", conn.ID(), "event", name, "err", err)
+	}
+}
+
+// parseEvent decodes the data of an emit request or an EXT event packet,
+// [kind, name, ...args], which must hold exactly one msgpack value (the
+// packet decoder checks that). It returns the canonical name and the
+// arguments, or an empty name when wanted says nobody wants the event
+// (its arguments are then not decoded).
+func parseEvent(data []byte, kind string, wanted func(string) bool) (string, []any, error) {
+	if !hasKind(data, kind) {
+		return "", nil, fmt.Errorf("%w: not [%q, name, ...args]", ErrInvalidEvent, kind)
+	}
+	dec := wire.NewDecoder(data)
+	defer wire.ReleaseDecoder(dec)
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n < 2 || n > len(data) {
+		return "", nil, fmt.Errorf("%w: no event name", ErrInvalidEvent)
+	}
+	if err := dec.Skip(); err != nil { // the kind, checked by hasKind
+		return "", nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	name, err := dec.DecodeString()
+	if err != nil || name == "" {
+		return "", nil, fmt.Errorf("%w: the event name is not a string", ErrInvalidEvent)
+	}
+	name = canonical(name)
+	if !wanted(name) {
+		return "", nil, nil
+	}
+	args := make([]any, n-2)
+	for i := range args {
+		if err := wire.DecodeArg(dec, reflect.ValueOf(&args[i]).Elem()); err != nil {
+			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i, err)
+		}
+	}
+	return name, args, nil
+}
+
+// hasKind reports whether data is a msgpack array whose first element is
+// the string kind.
+func hasKind(data []byte, kind string) bool {
+	if len(data) == 0 {
+		return false
+	}
+	i := 0
+	switch c := data[0]; {
+	case c >= 0x91 && c <= 0x9f:
+		i = 1
+	case c == 0xdc:
+		i = 3
+	case c == 0xdd:
+		i = 5
+	default:
+		return false
+	}
+	if len(data) <= i {
+		return false
+	}
+	var s []byte
+	switch c := data[i]; {
+	case c >= 0xa0 && c <= 0xbf:
+		n := int(c & 0x1f)
+		if len(data) < i+1+n {
+			return false
+		}
+		s = data[i+1 : i+1+n]
+	case c == 0xd9 && len(data) > i+1:
+		n := int(data[i+1])
+		if len(data) < i+2+n {
+			return false
+		}
+		s = data[i+2 : i+2+n]
+	default:
+		return false
+	}
+	return string(s) == kind
+}
+
+// ---------------------------------------------------------------------------
+// Subscriptions to a peer's events.
+
+// peerEvents is the subscription state of one Peer.
+type peerEvents struct {
+	taskMu sync.Mutex // serialises the subscribe/unsubscribe round trips
+	routes router
+
+	mu     sync.Mutex
+	closed bool
+	refs   map[string]int // local subscriptions per remote name
+	subs   map[*peerSub]struct{}
+}
+
+// peerSub is one local subscription to a peer's events.
+type peerSub struct {
+	names  []string // the names subscribed remotely (canonical)
+	routes []*route
+	x      *handler // nil for an inline target
+	once   sync.Once
+}
+
+// Subscribe subscribes to the events called name of the peer (a name, or
+// a pattern "prefix*" / "*" on a Go peer) and calls fn with each of them.
+// The first subscription to a name runs the peer's subscribe task, the
+// last unsubscribe its unsubscribe task, as Netron does; a Titan peer then
+// sends each event as a TASK emit request, a Go peer as a one-way event
+// packet. Lifecycle events of the peer (peer:connect, service:expose, …)
+// are subscribed to the same way, and arrive with Netron's payloads as
+// map[string]any (Event.Decode turns them into PeerEvent or ServiceEvent).
+//
+// fn runs in a goroutine of its own, one event at a time, in the order the
+// peer sent them, with the queue and slow-consumer policy described at
+// Node.On (bus.WithBuffer and bus.WithPolicy apply). A panic in fn is
+// recovered and logged. ctx bounds the subscribe task.
+//
+// unsubscribe stops delivery (once it returns fn is not called again) and
+// runs the unsubscribe task when no other subscription of this node needs
+// the name; ctx bounds that task. When the connection closes every
+// subscription ends by itself and unsubscribe does nothing.
+func (p *Peer) Subscribe(ctx context.Context, name string, fn func(Event), opts ...bus.SubOption) (unsubscribe func(context.Context) error, err error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidEvent)
+	}
+	if err := checkName(name, true); err != nil {
+		return nil, err
+	}
+	if strings.HasSuffix(name, "*") && !p.IsGo() {
+		return nil, fmt.Errorf("%w: %q on %s", ErrPatternUnsupported, name, p.ID())
+	}
+	x, err := p.node.ev.newHandler("Peer("+p.ID()+").Subscribe("+name+")", fn, opts)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := p.subscribe(ctx, []string{name}, x.t, x)
+	if err != nil {
+		x.close()
+		return nil, err
+	}
+	return func(ctx context.Context) error { return p.unsubscribe(ctx, ps) }, nil
+}
+
+func (p *Peer) subscribe(ctx context.Context, names []string, t *target, x *handler) (*peerSub, error) {
+	e := &p.ev
+	ps := &peerSub{x: x}
+	e.taskMu.Lock()
+	defer e.taskMu.Unlock()
+	e.mu.Lock()
+	if e.closed || p.conn.Err() != nil {
+		e.mu.Unlock()
+		if err := p.conn.Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrPeerDisconnected
+	}
+	if e.refs == nil {
+		e.refs = make(map[string]int)
+		e.subs = make(map[*peerSub]struct{})
+	}
+	var first []string
+	for _, name := range names {
+		rt := newRoute(name, t)
+		ps.routes = append(ps.routes, rt)
+		remote := remoteName(name)
+		ps.names = append(ps.names, remote)
+		e.refs[remote]++
+		if e.refs[remote] == 1 {
+			first = append(first, remote)
+		}
+	}
+	e.subs[ps] = struct{}{}
+	e.routes.add(ps.routes...)
+	e.mu.Unlock()
+	for i, name := range first {
+		if _, err := p.RunTask(ctx, "subscribe", name); err != nil {
+			// Undo the local state, and the remote subscriptions made.
+			last := e.drop(ps)
+			for _, done := range first[:i] {
+				if slices.Contains(last, done) {
+					_, _ = p.RunTask(ctx, "unsubscribe", done)
+				}
+			}
+			return nil, fmt.Errorf("netron: subscribe %q on %s: %w", name, p.ID(), err)
+		}
+	}
+	return ps, nil
+}
+
+// remoteName is the name sent in the subscribe task: a lifecycle event's
+// wire name, so that a Titan peer understands it.
+func remoteName(name string) string {
+	if strings.HasSuffix(name, "*") {
+		return name
+	}
+	return canonical(name)
+}
+
+// drop removes ps locally and returns the names no other subscription
+// needs any more.
+func (e *peerEvents) drop(ps *peerSub) (last []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.subs[ps]; !ok {
+		return nil
+	}
+	delete(e.subs, ps)
+	e.routes.remove(ps.routes...)
+	for _, n := range ps.names {
+		if e.refs[n]--; e.refs[n] <= 0 {
+			delete(e.refs, n)
+			last = append(last, n)
+		}
+	}
+	if ps.x != nil {
+		if e.closed {
+			ps.x.finish() // the connection closed: deliver what arrived
+		} else {
+			ps.x.close()
+		}
+	}
+	if e.closed {
+		return nil
+	}
+	return last
+}
+
+func (p *Peer) unsubscribe(ctx context.Context, ps *peerSub) error {
+	var err error
+	ps.once.Do(func() {
+		e := &p.ev
+		e.taskMu.Lock()
+		defer e.taskMu.Unlock()
+		for _, name := range e.drop(ps) {
+			if _, e2 := p.RunTask(ctx, "unsubscribe", name); e2 != nil && p.conn.Err() == nil {
+				err = errors.Join(err, fmt.Errorf("netron: unsubscribe %q on %s: %w", name, p.ID(), e2))
+			}
+		}
+	})
+	return err
+}
+
+// closeAll ends every subscription: the connection closed.
+func (e *peerEvents) closeAll() {
+	e.mu.Lock()
+	e.closed = true
+	subs := make([]*peerSub, 0, len(e.subs))
+	for ps := range e.subs {
+		subs = append(subs, ps)
+	}
+	e.mu.Unlock()
+	for _, ps := range subs {
+		e.drop(ps)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The live service catalogue.
+
+// syncCatalog keeps p.Services() current: it subscribes to the peer's
+// service:expose and service:unexpose events. With a Go peer it then takes
+// the catalogue again, so that nothing exposed between the abilities
+// exchange and the subscription is missed; events that arrive before that
+// snapshot are applied on top of it.
+func (p *Peer) syncCatalog(ctx context.Context, isGo bool) error {
+	p.mu.Lock()
+	p.catalogReady = !isGo
+	p.catalogPending = nil
+	p.mu.Unlock()
+	t := &target{inline: p.onCatalogEvent}
+	if _, err := p.subscribe(ctx, []string{EventServiceExpose, EventServiceUnexpose}, t, nil); err != nil {
+		p.setCatalogReady(nil, false)
+		return err
+	}
+	if !isGo {
+		return nil
+	}
+	ab, err := p.node.client.Abilities(ctx, p.conn, p.node.offer())
+	if err != nil {
+		p.setCatalogReady(nil, false)
+		return err
+	}
+	p.setCatalogReady(ab.Services, true)
+	return nil
+}
+
+type catalogChange struct {
+	exposed bool
+	qn      string
+	def     wire.Definition
+}
+
+func (p *Peer) setCatalogReady(snapshot map[string]wire.Definition, replace bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if replace {
+		p.catalog = snapshot
+		if p.catalog == nil {
+			p.catalog = map[string]wire.Definition{}
+		}
+	}
+	for _, c := range p.catalogPending {
+		p.applyCatalog(c)
+	}
+	p.catalogPending = nil
+	p.catalogReady = true
+}
+
+// onCatalogEvent runs inline, in the connection's reader goroutine.
+func (p *Peer) onCatalogEvent(_ context.Context, ev Event) {
+	if len(ev.Args) == 0 {
+		return
+	}
+	m, ok := ev.Args[0].(map[string]any)
+	if !ok {
+		return
+	}
+	c := catalogChange{exposed: ev.Name == EventServiceExpose}
+	c.qn, _ = m["qualifiedName"].(string)
+	if c.qn == "" {
+		name, _ := m["name"].(string)
+		version, _ := m["version"].(string)
+		c.qn = name + "@" + version
+	}
+	if c.exposed {
+		if c.def, ok = m["definition"].(wire.Definition); !ok {
+			return
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.catalogReady {
+		if len(p.catalogPending) < 10000 {
+			p.catalogPending = append(p.catalogPending, c)
+		}
+		return
+	}
+	p.applyCatalog(c)
+}
+
+func (p *Peer) applyCatalog(c catalogChange) {
+	if c.exposed {
+		if p.catalog == nil {
+			p.catalog = make(map[string]wire.Definition)
+		}
+		p.catalog[c.qn] = c.def
+	} else {
+		delete(p.catalog, c.qn)
+	}
+}

@@ -1,0 +1,92 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+)
+
+// ExtensionEvents is the name of the extension under which two Go peers
+// deliver subscribed events as one-way EXT packets instead of TASK "emit"
+// requests (docs/protocol.md, "Events").
+const ExtensionEvents = "events1"
+
+// SupportedExtensions returns the protocol extensions this build offers
+// and accepts, in preference order.
+func SupportedExtensions() []string { return slices.Clone(supportedExtensions) }
+
+// Pending is a request that was sent and whose response has not been
+// waited for yet: Client.Send splits Client.Request in two, so that a
+// caller can keep several requests in flight on one connection, in order,
+// from one goroutine.
+type Pending struct {
+	conn     *peer.Conn
+	ps       *pendingSet
+	c        *Client
+	id       uint32
+	ch       chan response
+	deadline time.Time
+}
+
+// Send sends a request of type t on conn whose data is appended by build
+// and returns without waiting for the response; Wait collects it. The
+// request times out at the client's request timeout after Send unless the
+// context given to Wait ends first. ctx bounds the send only (the wait for
+// room in the connection's outbound queue).
+func (c *Client) Send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
+	id := conn.NextID()
+	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	if err != nil {
+		putBuf(frame)
+		return nil, err
+	}
+	ch := respChanPool.Get().(chan response)
+	ps := pendingOf(conn)
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		respChanPool.Put(ch)
+		putBuf(frame)
+		return nil, conn.Err()
+	}
+	ps.calls[id] = ch
+	ps.mu.Unlock()
+	if err := conn.Send(ctx, frame, putBuf); err != nil {
+		c.forget(ps, id, ch)
+		return nil, err
+	}
+	return &Pending{conn: conn, ps: ps, c: c, id: id, ch: ch, deadline: time.Now().Add(c.timeout)}, nil
+}
+
+// Wait waits for the response of a request sent with Send, until ctx ends
+// or the request times out, and returns what Client.Request would have.
+// Call it once.
+func (p *Pending) Wait(ctx context.Context) ([]byte, error) {
+	timer := time.NewTimer(time.Until(p.deadline))
+	defer timer.Stop()
+	select {
+	case r := <-p.ch:
+		respChanPool.Put(p.ch)
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.isErr {
+			var v any
+			if err := wire.Unmarshal(r.data, &v); err != nil {
+				return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
+			}
+			return nil, fromWire(v)
+		}
+		return r.data, nil
+	case <-timer.C:
+		p.c.forget(p.ps, p.id, p.ch)
+		return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), context.DeadlineExceeded)
+	case <-ctx.Done():
+		p.c.forget(p.ps, p.id, p.ch)
+		return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), ctx.Err())
+	}
+}

@@ -1,0 +1,450 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
+)
+
+// WithStreams lets the server's methods produce and take streams through
+// m (and local calls of its registry). Without it a streaming method
+// fails with a 500 error.
+func WithStreams(m *stream.Manager) ServerOption {
+	return serverOptionFunc(func(s *Server) {
+		s.streams = m
+		s.reg.streams = m
+	})
+}
+
+// WithClientStreams lets the client open the streams replies announce and
+// pass streams as arguments, through m.
+func WithClientStreams(m *stream.Manager) ClientOption {
+	return clientOptionFunc(func(c *Client) { c.streams = m })
+}
+
+// OpenStream calls a method that produces a stream and returns its typed
+// Reader. ctx bounds the call (with the client's request timeout when it
+// has no deadline) and the stream: cancelling it cancels the stream.
+// Close the Reader when you stop before the end.
+//
+//	r, err := rpc.OpenStream[[]byte](ctx, files, "download", "big.bin")
+//	if err != nil { … }
+//	defer r.Close()
+//	for chunk := range r.C() { … }
+//	err = r.Err() // nil only if the stream was complete
+func OpenStream[T any](ctx context.Context, s *Service, method string, args ...any) (*stream.Reader[T], error) {
+	in, err := s.inv.openStream(ctx, s.def.ID, method, args)
+	if err != nil {
+		return nil, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
+	}
+	return stream.NewReader[T](ctx, in), nil
+}
+
+// Stream calls a method that produces a stream and returns an iterator
+// over its values. A failure (of the call, or of the stream after the
+// values before it) is the last pair, with a zero value; a complete stream
+// ends without an error. Breaking out of the loop cancels the producer.
+//
+//	for chunk, err := range rpc.Stream[[]byte](ctx, data, "streamData") { … }
+func Stream[T any](ctx context.Context, s *Service, method string, args ...any) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		r, err := OpenStream[T](ctx, s, method, args...)
+		if err != nil {
+			var zero T
+			yield(zero, err)
+			return
+		}
+		for v, err := range r.All() {
+			if !yield(v, err) {
+				return
+			}
+		}
+	}
+}
+
+// errNoStreams is the error of a streaming call on a node without a
+// stream manager.
+var errNoStreams = &Error{Code: 500, Name: "TitanError", Message: "streams are not enabled on this node"}
+
+// callEnv is what invoke needs to know of the call besides its arguments.
+type callEnv struct {
+	conn    *peer.Conn // nil for local calls
+	streams *stream.Manager
+	logger  *slog.Logger
+}
+
+// streamCall is the streams of one invocation: the stream its reply
+// announces and the streams its caller passed.
+type streamCall struct {
+	env     callEnv
+	out     *stream.Outbound
+	readers []*stream.Inbound
+}
+
+func (env callEnv) beginStreams(m *method) (*streamCall, error) {
+	if env.streams == nil {
+		return nil, errNoStreams
+	}
+	sc := &streamCall{env: env}
+	if m.streaming() {
+		out, err := env.streams.NewOutbound(env.conn, true)
+		if err != nil {
+			return nil, streamError(err)
+		}
+		sc.out = out
+	}
+	return sc, nil
+}
+
+// streamError gives a stream error its code for the caller.
+func streamError(err error) error {
+	switch {
+	case errors.Is(err, stream.ErrTooManyStreams):
+		return &Error{Code: 429, Name: "TitanError", Message: err.Error(), Details: map[string]any{"reason": stream.ReasonStreamLimit}}
+	case errors.Is(err, stream.ErrInvalidReference):
+		return badRequest("ArgumentType", err.Error(), nil)
+	case errors.Is(err, peer.ErrDisconnected):
+		return err
+	}
+	return &Error{Code: 500, Name: "TitanError", Message: err.Error()}
+}
+
+// reader decodes a StreamReference argument and opens it.
+func (sc *streamCall) reader(dec *msgpack.Decoder, t reflect.Type, e *exposed, m *method, i int) (reflect.Value, error) {
+	var ref wire.StreamReference
+	if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
+		return reflect.Value{}, badRequest("ArgumentType",
+			fmt.Sprintf("%s.%s argument %d: want a stream: %v", e.qn, m.name, i, err),
+			map[string]any{"index": i})
+	}
+	in, err := sc.env.streams.Accept(sc.env.conn, ref)
+	if err != nil {
+		return reflect.Value{}, streamError(err)
+	}
+	sc.readers = append(sc.readers, in)
+	return stream.ReaderValue(context.Background(), t, in), nil
+}
+
+// closeReaders closes the streams the caller passed: they live as long as
+// the method (or the stream it produces) runs.
+func (sc *streamCall) closeReaders() {
+	for _, in := range sc.readers {
+		in.Close()
+	}
+}
+
+// abort ends everything of a call that failed or will not stream.
+func (sc *streamCall) abort(err error) {
+	if sc.out != nil {
+		sc.out.Abort(err)
+	}
+	sc.closeReaders()
+}
+
+// pendingStream is the result of a streaming method before its reply is
+// sent: the reply carries reference(), and the producer starts once the
+// reply is on its way (start), so chunks never overtake it.
+type pendingStream struct {
+	sc  *streamCall
+	run func(ctx context.Context) error
+}
+
+func (p *pendingStream) reference() wire.StreamReference { return p.sc.out.Reference() }
+
+func (p *pendingStream) start() {
+	if !p.sc.out.Start(func(ctx context.Context) error {
+		defer p.sc.closeReaders()
+		return p.run(ctx)
+	}) {
+		p.sc.closeReaders()
+	}
+}
+
+func (p *pendingStream) abort(err error) { p.sc.abort(err) }
+
+// writerStream runs a method that streams by writing to its last
+// parameter; its error ends the stream.
+func (sc *streamCall) writerStream(m *method, in []reflect.Value) *pendingStream {
+	in = append(in, stream.WriterValue(m.writer, sc.out))
+	return &pendingStream{sc: sc, run: func(context.Context) error {
+		out := m.fn.Call(in)
+		if m.hasErr {
+			if errv := out[len(out)-1]; !errv.IsNil() {
+				return errv.Interface().(error)
+			}
+		}
+		return nil
+	}}
+}
+
+// sourceStream pumps the stream a method returned.
+func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pendingStream, error) {
+	src, err := stream.SourceOf(v)
+	if err != nil {
+		return nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s.%s: %v", e.qn, m.name, err)}
+	}
+	sc.out.SetLive(stream.IsLive(src))
+	return &pendingStream{sc: sc, run: func(ctx context.Context) error {
+		return stream.Pump(ctx, sc.out, src)
+	}}, nil
+}
+
+// isStreamRef reports whether data is a msgpack ext 107 (StreamReference).
+func isStreamRef(data []byte) bool {
+	if len(data) < 3 {
+		return false
+	}
+	switch data[0] {
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext
+		return data[1] == byte(wire.ExtStreamReference)
+	case 0xc7:
+		return data[2] == byte(wire.ExtStreamReference)
+	case 0xc8:
+		return len(data) > 3 && data[3] == byte(wire.ExtStreamReference)
+	case 0xc9:
+		return len(data) > 5 && data[5] == byte(wire.ExtStreamReference)
+	}
+	return false
+}
+
+// announce registers the stream a reply announces, in the reader
+// goroutine, before its chunks can arrive. A reply nobody waits for any
+// more has its stream rejected.
+func (c *Client) announce(conn *peer.Conn, data []byte, waited bool) {
+	var ref wire.StreamReference
+	if err := wire.Unmarshal(data, &ref); err != nil {
+		return
+	}
+	if !waited {
+		c.streams.Reject(conn, ref, stream.ReasonNotClaimed)
+		return
+	}
+	if err := c.streams.Announce(conn, ref); err != nil {
+		c.logger.Debug("netron: stream not announced", "peer", conn.ID(), "stream", ref.StreamID, "err", err)
+	}
+}
+
+// streamRefOf decodes the StreamReference of a streaming call's reply.
+func streamRefOf(data []byte) (wire.StreamReference, error) {
+	var ref wire.StreamReference
+	if !isStreamRef(data) {
+		var v any
+		_ = wire.Unmarshal(data, &v)
+		return ref, fmt.Errorf("%w: the reply is %T", stream.ErrNotStream, v)
+	}
+	if err := wire.Unmarshal(data, &ref); err != nil {
+		return ref, fmt.Errorf("%w: %w", ErrMalformedResult, err)
+	}
+	return ref, nil
+}
+
+func (r remoteInvoker) openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+	if r.c.streams == nil {
+		return nil, errNoStreams
+	}
+	data, err := r.invoke(ctx, target, method, args)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := streamRefOf(data)
+	if err != nil {
+		return nil, err
+	}
+	return r.c.streams.Accept(r.conn, ref)
+}
+
+func (l localInvoker) openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+	if l.reg.streams == nil {
+		return nil, errNoStreams
+	}
+	result, err := l.call(ctx, target, method, args)
+	if err != nil {
+		return nil, err
+	}
+	ps, ok := result.(*pendingStream)
+	if !ok {
+		return nil, fmt.Errorf("%w: the result is %T", stream.ErrNotStream, result)
+	}
+	ps.start()
+	return l.reg.streams.Accept(nil, ps.reference())
+}
+
+// uploads are the streams a caller passes as arguments.
+type uploads struct {
+	list []upload
+}
+
+type upload struct {
+	o   *stream.Outbound
+	src stream.Source
+}
+
+// sourceOf reports whether a call argument is a stream to upload.
+func sourceOf(a any) (stream.Source, bool) {
+	if s, ok := a.(stream.Source); ok {
+		return s, s != nil
+	}
+	switch k := reflect.TypeOf(a); {
+	case k == nil:
+		return nil, false
+	case k.Kind() == reflect.Chan || k.Kind() == reflect.Func:
+		if !stream.IsSourceType(k) {
+			return nil, false
+		}
+		s, err := stream.SourceOf(reflect.ValueOf(a))
+		return s, err == nil
+	}
+	return nil, false
+}
+
+func hasSources(args []any) bool {
+	for _, a := range args {
+		if _, ok := sourceOf(a); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// appendArgsUploading appends args, opening a stream to conn (nil: an
+// in-process stream) for each argument that is a stream and appending its
+// StreamReference instead.
+func appendArgsUploading(b []byte, args []any, ups *uploads, m *stream.Manager, conn *peer.Conn) ([]byte, error) {
+	var err error
+	for i, a := range args {
+		src, ok := sourceOf(a)
+		if !ok {
+			if b, err = wire.AppendMarshal(b, a); err != nil {
+				return b, fmt.Errorf("rpc: argument %d (%T): %w", i, a, err)
+			}
+			continue
+		}
+		if m == nil {
+			return b, fmt.Errorf("rpc: argument %d is a stream: %w", i, errNoStreams)
+		}
+		if conn != nil && !conn.Extensions().Has(stream.Extension) {
+			return b, fmt.Errorf("rpc: argument %d is a stream: %w: %s did not negotiate %q", i, stream.ErrUnsupported, conn.ID(), stream.Extension)
+		}
+		o, err := m.NewOutbound(conn, stream.IsLive(src))
+		if err != nil {
+			return b, fmt.Errorf("rpc: argument %d: %w", i, err)
+		}
+		ups.list = append(ups.list, upload{o: o, src: src})
+		if b, err = wire.AppendMarshal(b, o.Reference()); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+func (u *uploads) start() {
+	for _, x := range u.list {
+		stream.Run(x.o, x.src)
+	}
+}
+
+// abort stops the uploads of a call that failed. The uploads of a call
+// that succeeded end by themselves: at their end, or when the method's
+// Reader is closed (when the method returns, or when the stream it
+// produces ends), which cancels them.
+func (u *uploads) abort(err error) {
+	for _, x := range u.list {
+		x.o.Abort(err)
+	}
+}
+
+var errCallFailed = errors.New("rpc: the call that took the stream failed")
+
+// callWithUploads is a CALL with stream arguments. The client's request
+// timeout applies from the end of the uploads, not from the start of the
+// call: the call lasts as long as the server reads.
+func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, method string, args []any) (_ []byte, err error) {
+	ups := &uploads{}
+	defer func() {
+		if err != nil {
+			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
+		}
+	}()
+	id := conn.NextID()
+	frame := wire.AppendHeader(getBuf(), id, wire.Flags(wire.TypeCall, true, 0))
+	frame = wire.AppendArrayHeader(frame, 2+len(args))
+	frame = wire.AppendString(frame, target)
+	frame = wire.AppendString(frame, method)
+	frame, err = appendArgsUploading(frame, args, ups, c.streams, conn)
+	if err != nil {
+		putBuf(frame)
+		return nil, err
+	}
+	ch := respChanPool.Get().(chan response)
+	ps := pendingOf(conn)
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		respChanPool.Put(ch)
+		putBuf(frame)
+		return nil, conn.Err()
+	}
+	ps.calls[id] = ch
+	ps.mu.Unlock()
+	if err := conn.Send(ctx, frame, putBuf); err != nil {
+		c.forget(ps, id, ch)
+		return nil, err
+	}
+	ups.start()
+	_, hasDeadline := ctx.Deadline()
+	running := ups.list
+	var timer *time.Timer
+	var timeout <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		var upDone <-chan struct{}
+		if len(running) > 0 {
+			upDone = running[0].o.Context().Done()
+		} else if timer == nil && !hasDeadline {
+			timer = time.NewTimer(c.timeout)
+			timeout = timer.C
+		}
+		select {
+		case r := <-ch:
+			respChanPool.Put(ch)
+			return r.result()
+		case <-upDone:
+			running = running[1:]
+		case <-timeout:
+			c.forget(ps, id, ch)
+			return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), context.DeadlineExceeded)
+		case <-ctx.Done():
+			c.forget(ps, id, ch)
+			return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())
+		}
+	}
+}
+
+// result turns a response into what Request returns.
+func (r response) result() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.isErr {
+		var v any
+		if err := wire.Unmarshal(r.data, &v); err != nil {
+			return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
+		}
+		return nil, fromWire(v)
+	}
+	return r.data, nil
+}

@@ -1,0 +1,88 @@
+// Package stream carries streams of values between nodes as Go channels
+// and iterators, with flow control that reaches the producer.
+//
+// # Producing
+//
+// A service method produces a stream by returning a receive-only channel
+// (<-chan T), an iterator (iter.Seq2[T, error]) or a Source, or by taking
+// a *Writer[T] as its last parameter and sending to it (package rpc does
+// the wiring). The context the method gets is cancelled when the consumer
+// stops, so a producer that would run forever stops when nobody reads: a
+// channel send, or Writer.Send, waits while the consumer is behind and
+// returns (or must select on ctx) when it stops. A producer's error
+// reaches the consumer after the chunks it sent before it.
+//
+// # Consuming
+//
+// A caller gets a *Reader[T] (rpc.OpenStream) or an iterator
+// (rpc.Stream): range over Reader.C or Reader.All, or loop over
+// Reader.Recv. Reader.Err (or the last pair of All) is nil only after the
+// producer's end of stream: a consumer can always tell a complete stream
+// from a broken one (producer error, disconnect, protocol violation,
+// inactivity). Stopping early cancels the producer: breaking out of All,
+// Close, or cancelling the context the stream was opened with.
+//
+// A stream can also go the other way: a caller passes a Source (or a
+// channel or iterator) as a call argument, and the method takes a
+// *Reader[T] parameter. Titan cannot do this; it needs Extension.
+//
+// # Wire
+//
+// Streams are Titan's: the reply (or the argument) carries a
+// StreamReference (ext 107: stream id as a msgpack string, u8 type 1, u8
+// live, peer id); each chunk is a STREAM request (flags 0x45, 0x65 when
+// live) with a fresh packet id and the trailer u32 streamId, u32
+// streamIndex (0, 1, 2, …); the end is the same with the eos bit and nil
+// data at index = chunk count; a producer's error is STREAM_ERROR
+// {streamId, message}; STREAM_CLOSE {streamId, reason} closes a stream
+// early. Titan sends a failing generator's error as STREAM_CLOSE and its
+// consumer ends normally; here STREAM_CLOSE before the end of stream is an
+// error (ErrClosedByPeer), and our producers send STREAM_ERROR.
+//
+// Titan reorders chunks by index; the transport is ordered, so here a
+// chunk out of order fails its stream (ErrIndexGap). Titan opens a stream
+// for any unknown id; here chunks of streams that were not announced in a
+// reply or opened by a call are dropped (and logged at debug level).
+//
+// # Flow control (the extension)
+//
+// Between Go peers that negotiated Extension ("stream-credit") in the
+// abilities exchange, every stream has credit-based flow control, carried
+// in EXT packets (type 8) whose data is a msgpack array starting with a
+// sub-kind: ["credit", streamId, bytes] from consumer to producer grants
+// credit, ["cancel", streamId, reason] stops the producer. Credit counts
+// the bytes of whole STREAM packets. A producer starts with none and may
+// send a chunk while its credit is positive (one chunk may overdraw it);
+// the consumer grants its window (WithWindow, 1 MiB by default) when it
+// opens the stream and grants what it has taken whenever that reaches half
+// the window. The memory a stream holds is therefore bounded by its window
+// plus one chunk on each side, however slow the consumer. A peer that
+// sends without credit, or grants more than MaxWindow, fails the stream
+// with ErrCreditOverflow.
+//
+// Plain Netron peers get streams without the extension: our producer is
+// bounded by the connection's outbound queue, our consumer buffers at most
+// WithMaxBuffered (10,000 chunks, like Titan, and 64 MiB) and fails the
+// stream with ErrBufferOverflow beyond. A consumer stops a plain producer
+// with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan ignores it, our
+// producers honour it.
+//
+// # Limits
+//
+// Finite (non-live) streams end with ErrInactive when no chunk comes for
+// WithInactivityTimeout (60 s) while the consumer waits; live streams (the
+// default for methods, as Titan's generators) have no timeout. At most
+// WithMaxStreams (1000) streams per peer and direction: beyond, the call
+// fails and the consumer sends the reason "stream-limit-reached". A chunk
+// larger than WithMaxChunkSize (4 MiB) fails its stream. A disconnect ends
+// every stream of the connection with the connection's error (it matches
+// peer.ErrDisconnected) on the consumer and cancels the producer.
+//
+// # The Manager
+//
+// One Manager per node consumes peer.TopicStreams and
+// peer.TopicDisconnected from the bus. Its callbacks run in the
+// connections' reader goroutines and never block; chunks travel on the bus
+// as typed peer.Inbound messages like every other packet, and outgoing
+// chunks go through each connection's outbound topic.
+package stream

@@ -1,0 +1,591 @@
+package stream_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
+)
+
+func modes(t *testing.T, f func(t *testing.T, ext bool)) {
+	t.Run("extension", func(t *testing.T) { f(t, true) })
+	t.Run("plain", func(t *testing.T) { f(t, false) })
+}
+
+func TestRoundTrip(t *testing.T) {
+	modes(t, func(t *testing.T, ext bool) {
+		server, client := pair(t, ext)
+		w, r := open[int](t, server, client, false)
+		go func() {
+			for i := range 1000 {
+				if err := w.Send(context.Background(), i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			w.Close(nil)
+		}()
+		got, err := collect(t, r)
+		if err != io.EOF || r.Err() != nil {
+			t.Fatalf("end: %v, Err %v", err, r.Err())
+		}
+		if len(got) != 1000 {
+			t.Fatalf("got %d values", len(got))
+		}
+		for i, v := range got {
+			if v != i {
+				t.Fatalf("value %d is %d", i, v)
+			}
+		}
+		in, out := client.m.Streams(client.conn)
+		if in != 0 || out != 0 {
+			t.Fatalf("client still has %d/%d streams", in, out)
+		}
+	})
+}
+
+// A producer's error reaches the consumer after the chunks before it.
+func TestProducerError(t *testing.T) {
+	modes(t, func(t *testing.T, ext bool) {
+		server, client := pair(t, ext)
+		w, r := open[string](t, server, client, true)
+		ctx := testCtx(t)
+		for _, s := range []string{"a", "b", "c"} {
+			if err := w.Send(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Close(errors.New("disk on fire"))
+		got, err := collect(t, r)
+		var re *stream.RemoteError
+		if !errors.As(err, &re) || re.Message != "disk on fire" || !errors.Is(err, stream.ErrRemote) {
+			t.Fatalf("end: %v", err)
+		}
+		if fmt.Sprint(got) != "[a b c]" {
+			t.Fatalf("got %v", got)
+		}
+		if !errors.Is(r.Err(), stream.ErrRemote) {
+			t.Fatalf("Err: %v", r.Err())
+		}
+	})
+}
+
+// With flow control a producer sends its window and waits; the consumer's
+// reads let it go on.
+func TestWindowBoundsProducer(t *testing.T) {
+	const window = 4096
+	server, client := pair(t, true, stream.WithWindow(window))
+	w, r := open[[]byte](t, server, client, false)
+	chunk := bytes.Repeat([]byte{7}, 100)
+	cost := wire.HeaderSize + 2 + len(chunk) + wire.TrailerSize // bin8 header
+	want := (window + cost - 1) / cost                          // sent while credit > 0
+	sent := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := w.Send(ctx, chunk)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if sent > 10*want {
+			t.Fatalf("the producer sent %d chunks without credit", sent)
+		}
+	}
+	if sent != want {
+		t.Fatalf("sent %d chunks of %d bytes in a window of %d, want %d", sent, cost, window, want)
+	}
+	// The consumer catches up; the producer goes on.
+	ctx := testCtx(t)
+	done := make(chan error, 1)
+	go func() {
+		for range 100 {
+			if err := w.Send(ctx, chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- w.Close(nil)
+	}()
+	got, err := collect(t, r)
+	if err != io.EOF || len(got) != sent+100 {
+		t.Fatalf("got %d chunks, end %v", len(got), err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A channel producer is not drained while its consumer is behind: its
+// sends wait.
+func TestChanSourceWaitsForCredit(t *testing.T) {
+	server, client := pair(t, true, stream.WithWindow(1024))
+	o, err := server.m.NewOutbound(server.conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := client.m.Accept(client.conn, o.Reference())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := stream.NewReader[int](context.Background(), in)
+	defer r.Close()
+	ch := make(chan int)
+	stream.Run(o, stream.FromChan(ch))
+	sent := 0
+	for blocked := false; !blocked; {
+		select {
+		case ch <- sent:
+			sent++
+		case <-time.After(200 * time.Millisecond):
+			blocked = true
+		}
+		if sent > 1000 {
+			t.Fatal("the channel is drained without credit")
+		}
+	}
+	// Each int chunk costs 14 bytes: 1024/14 chunks go before the wait,
+	// plus the one the pump holds.
+	if sent > 1024/14+2 {
+		t.Fatalf("%d values taken with a 1 KiB window", sent)
+	}
+	close(ch)
+	got, err := collect(t, r)
+	if err != io.EOF || len(got) != sent {
+		t.Fatalf("got %d of %d, %v", len(got), sent, err)
+	}
+}
+
+// A consumer that stops cancels its producer promptly.
+func TestCancelStopsProducer(t *testing.T) {
+	modes(t, func(t *testing.T, ext bool) {
+		for _, how := range []string{"close", "break", "context"} {
+			t.Run(how, func(t *testing.T) {
+				server, client := pair(t, ext)
+				o, err := server.m.NewOutbound(server.conn, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, err := client.m.Accept(client.conn, o.Reference())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				r := stream.NewReader[int](ctx, in)
+				defer r.Close()
+				stopped := make(chan time.Time, 1)
+				var sendErr error
+				stream.Run(o, stream.FromFunc(func(ctx context.Context, w *stream.Writer[int]) error {
+					defer func() { stopped <- time.Now() }()
+					for i := 0; ; i++ { // forever, unless stopped
+						if sendErr = w.Send(ctx, i); sendErr != nil {
+							return sendErr
+						}
+					}
+				}))
+				var stop time.Time
+				switch how {
+				case "close":
+					for range 10 {
+						if _, err := r.Recv(context.Background()); err != nil {
+							t.Fatal(err)
+						}
+					}
+					stop = time.Now()
+					r.Close()
+				case "break":
+					n := 0
+					for _, err := range r.All() {
+						if err != nil {
+							t.Fatal(err)
+						}
+						if n++; n == 10 {
+							stop = time.Now()
+							break
+						}
+					}
+				case "context":
+					for range 10 {
+						if _, err := r.Recv(context.Background()); err != nil {
+							t.Fatal(err)
+						}
+					}
+					stop = time.Now()
+					cancel()
+				}
+				select {
+				case at := <-stopped:
+					d := at.Sub(stop)
+					t.Logf("producer stopped %v after the consumer", d)
+					if d > stopBound {
+						t.Errorf("producer stopped %v after the consumer, want within %v", d, stopBound)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("producer still running 5 s after its consumer stopped")
+				}
+				if !errors.Is(sendErr, stream.ErrCancelled) {
+					t.Fatalf("producer's Send: %v", sendErr)
+				}
+				if !errors.Is(context.Cause(o.Context()), stream.ErrCancelled) {
+					t.Fatalf("producer's context: %v", context.Cause(o.Context()))
+				}
+				if how == "context" && !errors.Is(r.Err(), context.Canceled) {
+					t.Fatalf("Err after cancel: %v", r.Err())
+				}
+				if how == "close" && !errors.Is(r.Err(), stream.ErrClosed) {
+					t.Fatalf("Err after Close: %v", r.Err())
+				}
+			})
+		}
+	})
+}
+
+// A closed connection ends its streams: the consumer gets the chunks it
+// has, then the disconnect error; the producer's context is cancelled.
+func TestDisconnectEndsStreams(t *testing.T) {
+	modes(t, func(t *testing.T, ext bool) {
+		server, client := pair(t, ext)
+		w, r := open[int](t, server, client, true)
+		w2, r2 := open[int](t, client, server, true) // the other way too
+		ctx := testCtx(t)
+		for i := range 3 {
+			if err := w.Send(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v, err := r.Recv(ctx); err != nil || v != 0 {
+			t.Fatal(v, err)
+		}
+		waitFor(t, "the chunks to arrive", func() bool {
+			in, _ := client.m.Streams(client.conn)
+			return in == 1
+		})
+		time.Sleep(20 * time.Millisecond)
+		server.conn.Close()
+		got, err := collect(t, r)
+		if !errors.Is(err, peer.ErrDisconnected) {
+			t.Fatalf("consumer end: %v", err)
+		}
+		if len(got) != 2 {
+			t.Logf("got %v before the disconnect", got)
+		}
+		if err := w.Send(ctx, 9); !errors.Is(err, peer.ErrDisconnected) {
+			t.Fatalf("producer Send after disconnect: %v", err)
+		}
+		select {
+		case <-w.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("producer context not cancelled")
+		}
+		if _, err := collect(t, r2); !errors.Is(err, peer.ErrDisconnected) {
+			t.Fatalf("server consumer end: %v", err)
+		}
+		select {
+		case <-w2.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("client producer context not cancelled")
+		}
+	})
+}
+
+func TestInactivityTimeout(t *testing.T) {
+	server, client := pair(t, true, stream.WithInactivityTimeout(100*time.Millisecond))
+	ctx := testCtx(t)
+	t.Run("finite", func(t *testing.T) {
+		w, r := open[int](t, server, client, false)
+		if err := w.Send(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		got, err := collect(t, r)
+		if !errors.Is(err, stream.ErrInactive) || len(got) != 1 {
+			t.Fatalf("got %v, %v", got, err)
+		}
+		select {
+		case <-w.Context().Done():
+			if !errors.Is(context.Cause(w.Context()), stream.ErrCancelled) {
+				t.Fatalf("producer cause %v", context.Cause(w.Context()))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the producer of an inactive stream was not cancelled")
+		}
+	})
+	t.Run("live", func(t *testing.T) {
+		w, r := open[int](t, server, client, true)
+		wait, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := r.Recv(wait)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || r.Err() != nil {
+			t.Fatalf("live stream: %v, %v", err, r.Err())
+		}
+		w.Send(ctx, 5)
+		w.Close(nil)
+		got, err := collect(t, r)
+		if err != io.EOF || len(got) != 1 {
+			t.Fatalf("got %v, %v", got, err)
+		}
+	})
+	t.Run("slow consumer is not inactivity", func(t *testing.T) {
+		w, r := open[int](t, server, client, false)
+		for i := range 3 {
+			w.Send(ctx, i)
+		}
+		w.Close(nil)
+		time.Sleep(300 * time.Millisecond) // the chunks wait for us
+		got, err := collect(t, r)
+		if err != io.EOF || len(got) != 3 {
+			t.Fatalf("got %v, %v", got, err)
+		}
+	})
+}
+
+func TestStreamLimit(t *testing.T) {
+	server, client := pair(t, true, stream.WithMaxStreams(2))
+	for range 2 {
+		if _, err := server.m.NewOutbound(server.conn, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := server.m.NewOutbound(server.conn, true); !errors.Is(err, stream.ErrTooManyStreams) {
+		t.Fatalf("third outbound: %v", err)
+	}
+	// The consumer side: a third stream is refused and its producer told
+	// "stream-limit-reached".
+	var outs []*stream.Outbound
+	for range 2 {
+		o, err := client.m.NewOutbound(client.conn, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+		if _, err := server.m.Accept(server.conn, o.Reference()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A third producer on the client needs room there: free one.
+	outs[0].Abort(nil)
+	o, err := client.m.NewOutbound(client.conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.m.Accept(server.conn, o.Reference()); !errors.Is(err, stream.ErrTooManyStreams) {
+		t.Fatalf("third accept: %v", err)
+	}
+	select {
+	case <-o.Context().Done():
+		if !errors.Is(context.Cause(o.Context()), stream.ErrTooManyStreams) {
+			t.Fatalf("cause %v", context.Cause(o.Context()))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refused producer was not told")
+	}
+}
+
+func TestClaimTimeout(t *testing.T) {
+	server, client := pair(t, true, stream.WithClaimTimeout(100*time.Millisecond))
+	// Announced but never opened: the consumer cancels it.
+	o, err := server.m.NewOutbound(server.conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.m.Announce(client.conn, o.Reference()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-o.Context().Done():
+		if !errors.Is(context.Cause(o.Context()), stream.ErrCancelled) {
+			t.Fatalf("cause %v", context.Cause(o.Context()))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an unopened stream was not cancelled")
+	}
+	waitFor(t, "the unopened stream to go", func() bool {
+		in, _ := client.m.Streams(client.conn)
+		return in == 0
+	})
+	// Never announced: the producer gives up waiting for credit.
+	o2, err := server.m.NewOutbound(server.conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	stream.Run(o2, stream.FromFunc(func(ctx context.Context, w *stream.Writer[int]) error {
+		err := w.Send(ctx, 1)
+		done <- err
+		return err
+	}))
+	select {
+	case err := <-done:
+		if !errors.Is(err, stream.ErrNotClaimed) {
+			t.Fatalf("Send: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a producer without a consumer waits forever")
+	}
+}
+
+// Many streams on one connection, both ways, at once.
+func TestConcurrentStreams(t *testing.T) {
+	server, client := pair(t, true, stream.WithWindow(8<<10))
+	var wg sync.WaitGroup
+	for i := range 40 {
+		producer, consumer := server, client
+		if i%2 == 1 {
+			producer, consumer = client, server
+		}
+		w, r := open[string](t, producer, consumer, false)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := range 500 {
+				if err := w.Send(context.Background(), fmt.Sprintf("%d/%d", i, j)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			w.Close(nil)
+		}()
+		go func() {
+			defer wg.Done()
+			j := 0
+			for v, err := range r.All() {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want := fmt.Sprintf("%d/%d", i, j); v != want {
+					t.Errorf("stream %d: got %s, want %s", i, v, want)
+					return
+				}
+				j++
+			}
+			if j != 500 {
+				t.Errorf("stream %d: %d values", i, j)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestPipe(t *testing.T) {
+	b, m := newLocal(t)
+	_ = b
+	w, r, err := stream.Pipe[int](m, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	go func() {
+		for i := range 10000 {
+			if err := w.Send(context.Background(), i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		w.Close(boom)
+	}()
+	n := 0
+	for v := range r.C() {
+		if v != n {
+			t.Fatalf("got %d want %d", v, n)
+		}
+		n++
+	}
+	if n != 10000 || !errors.Is(r.Err(), boom) || !errors.Is(r.Err(), stream.ErrRemote) {
+		t.Fatalf("%d values, Err %v", n, r.Err())
+	}
+	// Cancel reaches an in-process producer.
+	w2, r2, err := stream.Pipe[int](m, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if err := w2.Send(context.Background(), i); err != nil {
+				res <- err
+				return
+			}
+		}
+	}()
+	for _, err := range r2.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if err := <-res; !errors.Is(err, stream.ErrCancelled) {
+		t.Fatalf("producer: %v", err)
+	}
+}
+
+func TestSources(t *testing.T) {
+	_, m := newLocal(t)
+	seq := func(n int, fail error) iter.Seq2[int, error] {
+		return func(yield func(int, error) bool) {
+			for i := range n {
+				if !yield(i, nil) {
+					return
+				}
+			}
+			if fail != nil {
+				yield(0, fail)
+			}
+		}
+	}
+	run := func(src stream.Source) ([]int, error) {
+		o, err := m.NewOutbound(nil, stream.IsLive(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := m.Accept(nil, o.Reference())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := stream.NewReader[int](context.Background(), in)
+		defer r.Close()
+		stream.Run(o, src)
+		return collect(t, r)
+	}
+	got, err := run(stream.FromSeq(seq(5, nil)))
+	if err != io.EOF || len(got) != 5 {
+		t.Fatal(got, err)
+	}
+	got, err = run(stream.Finite(stream.FromSeq(seq(3, errors.New("bad")))))
+	if !errors.Is(err, stream.ErrRemote) || len(got) != 3 {
+		t.Fatal(got, err)
+	}
+	ch := make(chan int, 4)
+	for i := range 4 {
+		ch <- i
+	}
+	close(ch)
+	got, err = run(stream.FromChan(ch))
+	if err != io.EOF || len(got) != 4 {
+		t.Fatal(got, err)
+	}
+	if stream.IsLive(stream.Finite(stream.FromChan(ch))) || !stream.IsLive(stream.FromChan(ch)) {
+		t.Fatal("liveness")
+	}
+}
+
+// stopBound is how soon a producer must stop after its consumer: 100 ms
+// on loopback, with slack under the race detector on a loaded machine.
+var stopBound = func() time.Duration {
+	if raceEnabled {
+		return time.Second
+	}
+	return 100 * time.Millisecond
+}()
