@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/netron-go/netron/discovery"
 )
 
 // Config configures a Node. It has the shape of the `netron` key of a
@@ -51,6 +53,24 @@ type Config struct {
 	EventQueueSize int `json:"eventQueueSize,omitempty" yaml:"eventQueueSize,omitempty"`
 	// Discovery configures discovery and presence.
 	Discovery DiscoveryConfig `json:"discovery,omitempty" yaml:"discovery,omitempty"`
+	// StreamWindow is the flow-control window of one stream, in bytes,
+	// between Go peers: how far a producer may run ahead of its consumer,
+	// and so the memory one stream holds. Default 1 MiB.
+	StreamWindow int `json:"streamWindow,omitempty" yaml:"streamWindow,omitempty"`
+	// StreamTimeout ends a finite (non-live) stream that receives nothing
+	// for this long while its consumer waits (Titan's streamTimeout).
+	// Default 60 s; negative turns it off. Live streams have none.
+	StreamTimeout time.Duration `json:"streamTimeout,omitempty" yaml:"streamTimeout,omitempty"`
+	// MaxStreamsPerPeer bounds the concurrent streams per peer in each
+	// direction. Default 1000, as in Titan.
+	MaxStreamsPerPeer int `json:"maxStreamsPerPeer,omitempty" yaml:"maxStreamsPerPeer,omitempty"`
+	// MaxStreamChunkSize bounds the encoded size of one stream chunk; a
+	// larger chunk from a peer fails its stream. Default 4 MiB.
+	MaxStreamChunkSize int `json:"maxStreamChunkSize,omitempty" yaml:"maxStreamChunkSize,omitempty"`
+	// DiscoveryBackend, when set, is used instead of the backend that
+	// Discovery describes (which then needs no Enabled); the node does not
+	// close it.
+	DiscoveryBackend discovery.Discovery `json:"-" yaml:"-"`
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger `json:"-" yaml:"-"`
 }
@@ -110,6 +130,12 @@ func (c *Config) Validate() error {
 		return bad("maxSubscriptionsPerPeer", "must not be negative")
 	case c.EventQueueSize < 0:
 		return bad("eventQueueSize", "must not be negative")
+	case c.StreamWindow < 0:
+		return bad("streamWindow", "must not be negative")
+	case c.MaxStreamsPerPeer < 0:
+		return bad("maxStreamsPerPeer", "must not be negative")
+	case c.MaxStreamChunkSize < 0:
+		return bad("maxStreamChunkSize", "must not be negative")
 	case len(c.ID) > 256:
 		return bad("id", "longer than 256 bytes")
 	case c.Discovery.Interval < 0:

@@ -36,3 +36,55 @@ func Example() {
 	fmt.Println(p.ID(), calc.QualifiedName(), sum, err)
 	// Output: calc-node calculator@1.0.0 5 <nil>
 }
+
+// Handlers subscribe to events by name (or by a "prefix*" pattern); Emit
+// delivers to them in order, each handler in a goroutine of its own.
+func ExampleNode_On() {
+	ctx := context.Background()
+	n, _ := netron.New(netron.Config{ID: "events-node"})
+	_ = n.Start(ctx)
+	defer n.Stop(ctx)
+
+	got := make(chan netron.Event, 2)
+	unsubscribe := n.On("order:*", func(e netron.Event) { got <- e })
+	defer unsubscribe()
+
+	_ = n.Emit(ctx, "order:created", "A-17", 3)
+	_ = n.Emit(ctx, "order:shipped", "A-17")
+	for range 2 {
+		e := <-got
+		fmt.Println(e.Name, e.Args, "from", e.Source)
+	}
+	// Output:
+	// order:created [A-17 3] from events-node
+	// order:shipped [A-17] from events-node
+}
+
+// A node subscribes to another node's events over the network, as a Titan
+// peer would (the subscribe task), and receives them in order. Lifecycle
+// events (peer:connect, service:expose, …) are subscribed to the same way.
+func ExamplePeer_Subscribe() {
+	ctx := context.Background()
+	server, _ := netron.New(netron.Config{ID: "news-node", Host: "127.0.0.1", Server: true})
+	_ = server.Start(ctx)
+	defer server.Stop(ctx)
+	client, _ := netron.New(netron.Config{ID: "reader"})
+	_ = client.Start(ctx)
+	defer client.Stop(ctx)
+	p, err := client.Connect(ctx, server.URL())
+	if err != nil {
+		panic(err)
+	}
+
+	got := make(chan netron.Event, 1)
+	unsubscribe, err := p.Subscribe(ctx, "news", func(e netron.Event) { got <- e })
+	if err != nil {
+		panic(err)
+	}
+	defer unsubscribe(ctx)
+
+	_ = server.Emit(ctx, "news", map[string]any{"headline": "first"})
+	e := <-got
+	fmt.Println(e.Name, e.Args[0], "from", e.Source)
+	// Output: news map[headline:first] from news-node
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
+	"github.com/netron-go/netron/stream"
 )
 
 // Node is one Netron node: a bus, a WebSocket hub of peers, a registry of
@@ -28,6 +29,17 @@ type Node struct {
 	reg    *rpc.Registry
 	server *rpc.Server
 	client *rpc.Client
+	// streams runs the node's streams (package stream).
+	streams *stream.Manager
+
+	ev     *eventHub
+	ctx    context.Context // cancelled by Stop
+	cancel context.CancelFunc
+	// exposeMu orders Expose and Unexpose, so that the service events of
+	// one service come in the order of its changes.
+	exposeMu sync.Mutex
+
+	disc *nodeDiscovery // nil when discovery is off
 
 	mu      sync.Mutex
 	started bool
@@ -64,18 +76,42 @@ func New(cfg Config) (*Node, error) {
 	)
 	n.reg = rpc.NewRegistry(cfg.ID)
 	var err error
-	n.server, err = rpc.NewServer(n.bus, n.reg,
-		rpc.WithServerLogger(logger),
-		rpc.WithConcurrency(cfg.MaxConcurrentRequests),
-		rpc.WithStackTraces(cfg.SendStackTraces),
+	n.streams, err = stream.NewManager(n.bus,
+		stream.WithLogger(logger),
+		stream.WithWindow(cfg.StreamWindow),
+		stream.WithInactivityTimeout(cfg.StreamTimeout),
+		stream.WithMaxStreams(cfg.MaxStreamsPerPeer),
+		stream.WithMaxChunkSize(cfg.MaxStreamChunkSize),
 	)
 	if err != nil {
 		n.bus.Close()
 		return nil, err
 	}
-	n.client, err = rpc.NewClient(n.bus, rpc.WithRequestTimeout(cfg.RequestTimeout), rpc.WithClientLogger(logger))
+	n.server, err = rpc.NewServer(n.bus, n.reg,
+		rpc.WithServerLogger(logger),
+		rpc.WithConcurrency(cfg.MaxConcurrentRequests),
+		rpc.WithStackTraces(cfg.SendStackTraces),
+		rpc.WithStreams(n.streams),
+	)
+	if err != nil {
+		n.streams.Close()
+		n.bus.Close()
+		return nil, err
+	}
+	n.client, err = rpc.NewClient(n.bus, rpc.WithRequestTimeout(cfg.RequestTimeout), rpc.WithClientLogger(logger), rpc.WithClientStreams(n.streams))
 	if err != nil {
 		n.server.Close()
+		n.streams.Close()
+		n.bus.Close()
+		return nil, err
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.ev, err = newEventHub(n)
+	if err != nil {
+		n.cancel()
+		n.client.Close()
+		n.server.Close()
+		n.streams.Close()
 		n.bus.Close()
 		return nil, err
 	}
@@ -88,6 +124,10 @@ func (n *Node) ID() string { return n.cfg.ID }
 // Bus returns the node's bus: every packet, connection and event of the
 // node travels on it as a typed message (see package peer for the topics).
 func (n *Node) Bus() *bus.Bus { return n.bus }
+
+// Streams returns the node's stream manager (package stream): for
+// streams outside method calls, and its counters.
+func (n *Node) Streams() *stream.Manager { return n.streams }
 
 // Handler returns the http.Handler that accepts peers, for mounting in a
 // mux of your own (with or without Config.Server).
@@ -121,6 +161,12 @@ func (n *Node) Start(ctx context.Context) error {
 		n.addr = addr
 		n.logger.Info("netron: listening", "addr", addr.String())
 	}
+	if err := n.startDiscovery(ctx); err != nil {
+		if n.addr != nil {
+			_ = n.hub.StopAccepting(context.Background())
+		}
+		return err
+	}
 	n.started = true
 	return nil
 }
@@ -134,8 +180,10 @@ func (n *Node) Addr() net.Addr {
 
 // URL returns the ws:// URL peers can dial, or "" without a server. A
 // wildcard bind address is reported as 127.0.0.1.
-func (n *Node) URL() string {
-	a, ok := n.Addr().(*net.TCPAddr)
+func (n *Node) URL() string { return urlOf(n.Addr()) }
+
+func urlOf(addr net.Addr) string {
+	a, ok := addr.(*net.TCPAddr)
 	if !ok {
 		return ""
 	}
@@ -148,7 +196,9 @@ func (n *Node) URL() string {
 
 // Stop closes the server and every peer connection (pending calls fail
 // with ErrPeerDisconnected) and waits for every goroutine of the node. It
-// is idempotent. ctx bounds how long the listener may take to close.
+// is idempotent. ctx bounds how long the listener may take to close, and
+// the wait for event handlers (On, Peer.Subscribe) to return: they first
+// get the events already queued for them, peer:disconnect included.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.stopped {
@@ -157,8 +207,13 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.stopped = true
 	n.mu.Unlock()
-	err := n.hub.StopAccepting(ctx)
-	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.client.Close(), n.bus.Close())
+	var err error
+	if n.disc != nil {
+		err = n.disc.close(ctx) // deregister first: others stop calling us
+	}
+	n.cancel()
+	err = errors.Join(err, n.hub.StopAccepting(ctx))
+	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("netron: stop: %w", err)
 	}
@@ -169,18 +224,35 @@ func (n *Node) Stop(ctx context.Context) error {
 // ("calculator@1.0.0"). Every exported method of v with an optional leading
 // context.Context and results (), (T), (error) or (T, error) becomes
 // callable by its lowerCamel name (Add → "add").
+//
+// Subscribers of service:expose (EventServiceExpose) learn of it, on this
+// node and on peers.
 func (n *Node) Expose(qualifiedName string, v any) error {
+	n.exposeMu.Lock()
+	defer n.exposeMu.Unlock()
 	_, err := n.reg.Expose(qualifiedName, v)
 	return err
 }
 
-// Unexpose removes a service.
-func (n *Node) Unexpose(qualifiedName string) error { return n.reg.Unexpose(qualifiedName) }
+// Unexpose removes a service; subscribers of service:unexpose learn of it.
+func (n *Node) Unexpose(qualifiedName string) error {
+	n.exposeMu.Lock()
+	defer n.exposeMu.Unlock()
+	return n.reg.Unexpose(qualifiedName)
+}
 
 // Service returns a service of this node by "name", "name@1.2.3" or a
 // range such as "name@^1". Calls run without the network.
-func (n *Node) Service(_ context.Context, spec string) (*rpc.Service, error) {
-	return n.reg.Local(spec, n.logger)
+//
+// With discovery on, a service this node does not offer is looked up in
+// discovery: the node offering the highest matching version is called,
+// over the connection to it if there is one, else a new one.
+func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
+	svc, err := n.reg.Local(spec, n.logger)
+	if err == nil || n.disc == nil || !errors.Is(err, rpc.ErrServiceNotFound) {
+		return svc, err
+	}
+	return n.findService(ctx, spec)
 }
 
 // Connect dials a node at a ws:// URL, runs the handshake and exchanges
@@ -197,13 +269,16 @@ func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 		return nil, fmt.Errorf("netron: connect: %w", err)
 	}
 	p := n.peerOf(conn)
-	ab, err := n.client.Abilities(ctx, conn, rpc.Abilities{
-		AllowServiceEvents: false,
-		NetronGo:           &rpc.GoAbilities{Version: rpc.ProtocolVersion, Extensions: nil},
-	})
+	ab, err := n.client.Abilities(ctx, conn, n.offer())
 	switch {
 	case err == nil:
 		p.setAbilities(ab)
+		if ab.AllowServiceEvents {
+			// The live catalogue; without it Services stays the snapshot.
+			if err := p.syncCatalog(ctx, ab.NetronGo != nil); err != nil {
+				n.logger.Warn("netron: service events unavailable; the catalogue is a snapshot", "peer", conn.ID(), "err", err)
+			}
+		}
 	case errors.Is(err, rpc.ErrTaskNotFound):
 		// A Titan node: no abilities task, no extensions.
 	default:
@@ -211,6 +286,14 @@ func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 		return nil, fmt.Errorf("netron: connect %s: abilities: %w", url, err)
 	}
 	return p, nil
+}
+
+// offer is what this node says of itself in the abilities task.
+func (n *Node) offer() rpc.Abilities {
+	return rpc.Abilities{
+		AllowServiceEvents: true,
+		NetronGo:           &rpc.GoAbilities{Version: rpc.ProtocolVersion, Extensions: rpc.SupportedExtensions()},
+	}
 }
 
 type peerKey struct{}

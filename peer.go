@@ -2,6 +2,7 @@ package netron
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/netron-go/netron/internal/wire"
@@ -17,6 +18,12 @@ type Peer struct {
 	mu       sync.Mutex
 	catalog  map[string]wire.Definition
 	netronGo bool
+
+	// Events (events_remote.go): subscriptions to the peer's events, and
+	// the catalogue changes that arrive before its snapshot.
+	ev             peerEvents
+	catalogReady   bool
+	catalogPending []catalogChange
 }
 
 func (p *Peer) setAbilities(a rpc.Abilities) {
@@ -25,7 +32,7 @@ func (p *Peer) setAbilities(a rpc.Abilities) {
 	p.catalog = a.Services
 	if a.NetronGo != nil {
 		p.netronGo = true
-		p.conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: a.NetronGo.Extensions})
+		p.conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpc.SupportedExtensions(), a.NetronGo.Extensions)})
 	}
 }
 
@@ -35,12 +42,23 @@ func (p *Peer) ID() string { return p.conn.ID() }
 // Conn returns the underlying connection.
 func (p *Peer) Conn() *peer.Conn { return p.conn }
 
+// agreed returns the extensions both sides offered, in our order.
+func agreed(ours, theirs []string) []string {
+	var out []string
+	for _, o := range ours {
+		if slices.Contains(theirs, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // IsGo reports whether the peer is a Netron-for-Go node (it negotiated our
-// extensions) rather than a plain Netron peer.
+// extensions, whichever side dialled) rather than a plain Netron peer.
 func (p *Peer) IsGo() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.netronGo
+	return p.netronGo || p.conn.Extensions().Version > 0
 }
 
 // Service looks a service up on the peer with the query_interface task:
@@ -50,9 +68,11 @@ func (p *Peer) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 	return p.node.client.QueryInterface(ctx, p.conn, spec)
 }
 
-// Services returns the catalogue the peer handed over when we connected
-// (qualified name → definition); empty for peers without the abilities
-// task.
+// Services returns the peer's catalogue (qualified name → definition): the
+// one it handed over when we connected, kept current by its service:expose
+// and service:unexpose events when the peer allows service events (Go
+// peers and the old Netron package with allowServiceEvents). Empty for
+// peers without the abilities task (Titan).
 func (p *Peer) Services() map[string]wire.Definition {
 	p.mu.Lock()
 	defer p.mu.Unlock()

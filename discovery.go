@@ -1,0 +1,245 @@
+package netron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/discovery/redisdisc"
+	"github.com/netron-go/netron/rpc"
+)
+
+// nodeDiscovery keeps this node registered in discovery, and turns what
+// discovery reports into events on the bus.
+type nodeDiscovery struct {
+	n     *Node
+	d     discovery.Discovery
+	owned bool
+	dirty chan struct{}
+	url   string // where peers reach this node; "" for a client-only node
+	wg    sync.WaitGroup
+	stop  context.CancelFunc
+}
+
+// discoveryBackend builds the backend the configuration asks for: Redis
+// when a host is set, else the process-wide in-memory registry.
+func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
+	dc := n.cfg.Discovery
+	if n.cfg.DiscoveryBackend != nil {
+		return n.cfg.DiscoveryBackend, false, nil
+	}
+	if dc.Redis.Host == "" {
+		var opts []discovery.MemoryOption
+		if dc.Interval > 0 {
+			opts = append(opts, discovery.WithHeartbeat(dc.Interval))
+		}
+		if dc.TTL > 0 {
+			opts = append(opts, discovery.WithTTL(dc.TTL))
+		}
+		return discovery.NewMemory(opts...), true, nil
+	}
+	port := dc.Redis.Port
+	if port == 0 {
+		port = 6379
+	}
+	opts := []redisdisc.Option{redisdisc.WithLogger(n.logger)}
+	if dc.Prefix != "" {
+		opts = append(opts, redisdisc.WithPrefix(dc.Prefix))
+	}
+	if dc.Interval > 0 {
+		opts = append(opts, redisdisc.WithHeartbeat(dc.Interval))
+	}
+	if dc.TTL > 0 {
+		opts = append(opts, redisdisc.WithTTL(dc.TTL))
+	}
+	d, err := redisdisc.Connect(net.JoinHostPort(dc.Redis.Host, strconv.Itoa(port)), dc.Redis.Password, dc.Redis.DB, opts...)
+	if err != nil {
+		return nil, false, err
+	}
+	return d, true, nil
+}
+
+// startDiscovery registers the node and starts following the cluster.
+func (n *Node) startDiscovery(ctx context.Context) error {
+	if !n.cfg.Discovery.Enabled && n.cfg.DiscoveryBackend == nil {
+		return nil
+	}
+	d, owned, err := n.discoveryBackend()
+	if err != nil {
+		return fmt.Errorf("netron: discovery: %w", err)
+	}
+	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: urlOf(n.addr)}
+	if err := d.Register(ctx, nd.nodeInfo()); err != nil {
+		if owned {
+			d.Close()
+		}
+		return fmt.Errorf("netron: discovery: register: %w", err)
+	}
+	rctx, stop := context.WithCancel(n.ctx)
+	watch, err := d.Watch(rctx)
+	if err != nil {
+		stop()
+		if owned {
+			d.Close()
+		}
+		return fmt.Errorf("netron: discovery: watch: %w", err)
+	}
+	n.disc = nd
+	nd.stop = stop
+	n.reg.OnChange(func(rpc.ServiceChange) {
+		select {
+		case nd.dirty <- struct{}{}:
+		default:
+		}
+	})
+	nd.wg.Go(func() { nd.registerLoop(rctx) })
+	nd.wg.Go(func() { nd.watchLoop(rctx, watch) })
+	return nil
+}
+
+// nodeInfo is what this node announces.
+func (nd *nodeDiscovery) nodeInfo() discovery.NodeInfo {
+	defs := nd.n.reg.Definitions()
+	info := discovery.NodeInfo{ID: nd.n.cfg.ID, Address: nd.url}
+	for _, d := range defs {
+		info.Services = append(info.Services, discovery.ServiceInfo{Name: d.Meta.Name, Version: d.Meta.Version})
+	}
+	return info
+}
+
+// registerLoop re-registers the node when its services change.
+func (nd *nodeDiscovery) registerLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-nd.dirty:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := nd.d.Register(rctx, nd.nodeInfo())
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			nd.n.logger.Warn("netron: discovery: re-register failed; retrying", "err", err)
+			select {
+			case nd.dirty <- struct{}{}:
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// watchLoop turns discovery changes into node:joined, node:left and
+// service:discovered events, and connects to new nodes when AutoConnect is
+// set.
+func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.Event) {
+	n := nd.n
+	known := map[string]map[string]bool{} // node id -> qualified names announced
+	for ev := range watch {
+		node := ev.Node
+		if node.ID == n.cfg.ID {
+			continue
+		}
+		var names []string
+		for _, s := range node.Services {
+			names = append(names, s.Name+"@"+s.Version)
+		}
+		switch ev.Kind {
+		case discovery.NodeLeft:
+			delete(known, node.ID)
+			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: false})
+			continue
+		case discovery.NodeJoined:
+			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: true})
+			if n.cfg.Discovery.AutoConnect && node.Address != "" {
+				if _, err := n.peerByID(ctx, node.ID, node.Address); err != nil {
+					n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
+				}
+			}
+		}
+		seen := known[node.ID]
+		now := map[string]bool{}
+		for _, s := range node.Services {
+			qn := s.Name + "@" + s.Version
+			now[qn] = true
+			if !seen[qn] {
+				_ = n.ev.publishServiceDiscovered(ctx, ServiceDiscovered{NodeID: node.ID, Address: node.Address, Name: s.Name, Version: s.Version, QualifiedName: qn})
+			}
+		}
+		known[node.ID] = now
+	}
+}
+
+// close deregisters the node at once and stops following the cluster.
+func (nd *nodeDiscovery) close(ctx context.Context) error {
+	err := nd.d.Deregister(ctx, nd.n.cfg.ID)
+	nd.stop()
+	if nd.owned {
+		err = errors.Join(err, nd.d.Close())
+	}
+	nd.wg.Wait()
+	return err
+}
+
+// Discovery returns the node's discovery backend, nil when discovery is off.
+func (n *Node) Discovery() discovery.Discovery {
+	if n.disc == nil {
+		return nil
+	}
+	return n.disc.d
+}
+
+// peerByID returns the connected peer with the node id, connecting to addr
+// when there is none.
+func (n *Node) peerByID(ctx context.Context, id, addr string) (*Peer, error) {
+	for _, p := range n.Peers() {
+		if p.ID() == id && p.Err() == nil {
+			return p, nil
+		}
+	}
+	return n.Connect(ctx, addr)
+}
+
+// findService resolves spec ("name", "name@1.2.3", "name@^1") through
+// discovery: the node with the highest matching version wins, reusing a
+// connection when there is one.
+func (n *Node) findService(ctx context.Context, spec string) (*rpc.Service, error) {
+	name, rng, _ := strings.Cut(spec, "@")
+	if rng == "latest" {
+		rng = ""
+	}
+	nodes, err := n.disc.d.Find(ctx, name, rng)
+	if err != nil {
+		return nil, fmt.Errorf("netron: discovery: %w", err)
+	}
+	var errs []error
+	for _, node := range nodes {
+		if node.ID == n.cfg.ID || node.Address == "" {
+			continue
+		}
+		p, err := n.peerByID(ctx, node.ID, node.Address)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		svc, err := p.Service(ctx, spec)
+		if err == nil {
+			return svc, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("netron: service %s: %w", spec, errors.Join(errs...))
+	}
+	return nil, fmt.Errorf("netron: service %s: no node offers it: %w", spec, rpc.ErrServiceNotFound)
+}
