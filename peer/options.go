@@ -12,7 +12,7 @@ const (
 	DefaultHandshakeTimeout  = 10 * time.Second
 	DefaultKeepAliveInterval = 30 * time.Second
 	DefaultKeepAliveTimeout  = 10 * time.Second
-	DefaultOutboundQueue     = 1024
+	DefaultOutboundQueue     = 128
 	DefaultMaxPeers          = 10000
 )
 
