@@ -27,7 +27,22 @@
 // *rpc.Error values that match the sentinels of package rpc
 // (rpc.ErrServiceNotFound, rpc.ErrMethodNotFound, rpc.ErrArgumentCount, …).
 //
-// Packages: bus (the in-process bus), peer (WebSocket connections and the
-// handshake), rpc (services, calls, errors), internal/wire (the packet codec
-// and msgpack extension types). docs/protocol.md documents every byte.
+// Events: Node.On subscribes to lifecycle events (peer:connected,
+// service:expose, node:joined, … under both the seed's and Titan's names)
+// and user events, with "prefix*" patterns; Node.Emit publishes; Peer.Subscribe
+// follows a remote node's events with Titan's subscribe/emit tasks.
+//
+// Streams: a method returning <-chan T or iter.Seq2[T, error], or writing
+// to a *stream.Writer[T], produces a stream the caller ranges over with
+// rpc.Stream; credit flow control, cancellation and errors travel with it.
+//
+// Discovery: with Config.Discovery enabled the node registers itself and
+// its services (in-memory, or on Redis Streams), and Node.Service finds a
+// service by name and semver range on any node of the cluster.
+//
+// Packages: bus (the in-process bus), peer (WebSocket connections, the
+// handshake, authentication), rpc (services, calls, errors), stream
+// (streams), discovery (discovery and presence), app (application
+// lifecycle), internal/wire (the packet codec and msgpack extension
+// types). docs/protocol.md documents every byte.
 package netron
