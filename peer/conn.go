@@ -3,7 +3,6 @@ package peer
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -256,8 +255,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 	if len(frame) > 0 && frame[0] == '{' {
 		// A handshake message after the handshake (a repeated client-id):
 		// Titan drops it; so do we, without closing.
-		var hs handshakeMsg
-		if json.Unmarshal(frame, &hs) == nil && hs.Type != "" {
+		if hs, ok := parseHandshake(frame); ok {
 			c.hub.cfg.logger.Debug("netron: dropped handshake message after handshake", "peer", c.id, "type", hs.Type)
 			return true
 		}

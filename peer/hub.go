@@ -161,6 +161,28 @@ type handshakeMsg struct {
 	ID   string `json:"id"`
 }
 
+// maxPeerIDLen bounds the node id a peer may announce.
+const maxPeerIDLen = 256
+
+// parseHandshake decodes a handshake message ({"type":…,"id":…}) from a
+// peer. It reports false for anything else, and for ids that are empty,
+// longer than 256 bytes or hold control characters.
+func parseHandshake(msg []byte) (handshakeMsg, bool) {
+	var hs handshakeMsg
+	if len(msg) == 0 || len(msg) > 4096 || msg[0] != '{' || json.Unmarshal(msg, &hs) != nil || hs.Type == "" {
+		return handshakeMsg{}, false
+	}
+	if len(hs.ID) > maxPeerIDLen {
+		return handshakeMsg{}, false
+	}
+	for _, r := range hs.ID {
+		if r < 0x20 || r == 0x7f {
+			return handshakeMsg{}, false
+		}
+	}
+	return hs, true
+}
+
 // ServeHTTP accepts a WebSocket connection from a peer and runs Titan's
 // handshake: the peer's id comes from the query (?id=) or the x-netron-id
 // header, the server sends {"type":"id","id":<ours>}, and a client may
@@ -195,6 +217,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = r.Header.Get("x-netron-id")
 	}
+	if _, ok := parseHandshake([]byte(`{"type":"q","id":` + strconv.Quote(id) + `}`)); !ok && id != "" {
+		http.Error(w, "netron: invalid node id", http.StatusBadRequest)
+		return
+	}
 	if err := h.accept(ws, id, r.RemoteAddr, ident); err != nil {
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
@@ -219,8 +245,7 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity)
 			ws.CloseNow()
 			return fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
 		}
-		var hs handshakeMsg
-		if len(msg) > 0 && msg[0] == '{' && json.Unmarshal(msg, &hs) == nil && hs.Type == "client-id" && hs.ID != "" {
+		if hs, ok := parseHandshake(msg); ok && hs.Type == "client-id" && hs.ID != "" {
 			id = hs.ID
 		} else {
 			id = uuid.NewString()
@@ -285,8 +310,8 @@ func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
 	}
-	var hs handshakeMsg
-	if err := json.Unmarshal(msg, &hs); err != nil || hs.Type != "id" || hs.ID == "" {
+	hs, ok := parseHandshake(msg)
+	if !ok || hs.Type != "id" || hs.ID == "" {
 		ws.Close(websocket.StatusProtocolError, "expected id handshake")
 		return nil, fmt.Errorf("%w: %s: expected {\"type\":\"id\"}, got %.64q", ErrHandshake, rawURL, msg)
 	}
