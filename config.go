@@ -1,12 +1,15 @@
 package netron
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 )
 
 // Config configures a Node. It has the shape of the `netron` key of a
@@ -71,6 +74,22 @@ type Config struct {
 	// Discovery describes (which then needs no Enabled); the node does not
 	// close it.
 	DiscoveryBackend discovery.Discovery `json:"-" yaml:"-"`
+	// MaxConcurrentRequestsPerPeer bounds the requests one peer may have
+	// running; beyond it a request gets a 429 error. Default 1024.
+	MaxConcurrentRequestsPerPeer int `json:"maxConcurrentRequestsPerPeer,omitempty" yaml:"maxConcurrentRequestsPerPeer,omitempty"`
+	// Auth configures authentication at the handshake.
+	Auth AuthConfig `json:"auth,omitempty" yaml:"auth,omitempty"`
+	// Authenticator, when set, decides which peers may connect (instead of
+	// Auth's token checks).
+	Authenticator peer.Authenticator `json:"-" yaml:"-"`
+	// Authorizer, when set, decides per service and method what each peer
+	// may call (see rpc.ACL); refused calls look like unknown ones.
+	Authorizer rpc.Authorizer `json:"-" yaml:"-"`
+	// TLS makes the server serve wss://; set ClientAuth and ClientCAs for
+	// mutual TLS (a verified client certificate is the peer's identity).
+	TLS *tls.Config `json:"-" yaml:"-"`
+	// DialTLS is the TLS configuration for dialling wss:// peers.
+	DialTLS *tls.Config `json:"-" yaml:"-"`
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger `json:"-" yaml:"-"`
 }
@@ -99,6 +118,34 @@ type RedisConfig struct {
 	DB       int    `json:"db,omitempty" yaml:"db,omitempty"`
 }
 
+// AuthConfig configures authentication. With Token set, peers must
+// present it to connect (and this node presents it when it dials); with
+// HMACKey set, peers must present a token signed with it (peer.NewHMACToken)
+// and this node presents DialToken. Handlers read the caller with
+// peer.IdentityFrom(ctx).
+type AuthConfig struct {
+	Token     string `json:"token,omitempty" yaml:"token,omitempty"`
+	HMACKey   string `json:"hmacKey,omitempty" yaml:"hmacKey,omitempty"`
+	DialToken string `json:"dialToken,omitempty" yaml:"dialToken,omitempty"`
+}
+
+func (a AuthConfig) options() []peer.Option {
+	var opts []peer.Option
+	switch {
+	case a.HMACKey != "":
+		opts = append(opts, peer.WithAuthenticator(peer.HMACToken([]byte(a.HMACKey))))
+	case a.Token != "":
+		opts = append(opts, peer.WithAuthenticator(peer.SharedToken(a.Token)))
+	}
+	switch {
+	case a.DialToken != "":
+		opts = append(opts, peer.WithToken(a.DialToken))
+	case a.Token != "":
+		opts = append(opts, peer.WithToken(a.Token))
+	}
+	return opts
+}
+
 // ErrInvalidConfig is wrapped by every configuration error; the message
 // names the field.
 var ErrInvalidConfig = errors.New("netron: invalid config")
@@ -124,6 +171,10 @@ func (c *Config) Validate() error {
 		return bad("keepAliveTimeout", "must not be negative")
 	case c.MaxPeers < 0:
 		return bad("maxPeers", "must not be negative")
+	case c.MaxConcurrentRequestsPerPeer < 0:
+		return bad("maxConcurrentRequestsPerPeer", "must not be negative")
+	case c.Auth.HMACKey != "" && len(c.Auth.HMACKey) < 16:
+		return bad("auth.hmacKey", "shorter than 16 bytes")
 	case c.MaxConcurrentRequests < 0:
 		return bad("maxConcurrentRequests", "must not be negative")
 	case c.MaxSubscriptionsPerPeer < 0:

@@ -67,13 +67,20 @@ func New(cfg Config) (*Node, error) {
 	if ka == 0 {
 		ka = peer.DefaultKeepAliveInterval
 	}
-	n.hub = peer.NewHub(n.bus, cfg.ID,
+	hubOpts := []peer.Option{
 		peer.WithLogger(logger),
 		peer.WithReadLimit(cfg.MaxPacketSize),
 		peer.WithHandshakeTimeout(cfg.HandshakeTimeout),
 		peer.WithKeepAlive(ka, cfg.KeepAliveTimeout),
 		peer.WithMaxPeers(cfg.MaxPeers),
-	)
+		peer.WithTLS(cfg.TLS),
+		peer.WithDialTLS(cfg.DialTLS),
+	}
+	hubOpts = append(hubOpts, cfg.Auth.options()...)
+	if cfg.Authenticator != nil {
+		hubOpts = append(hubOpts, peer.WithAuthenticator(cfg.Authenticator))
+	}
+	n.hub = peer.NewHub(n.bus, cfg.ID, hubOpts...)
 	n.reg = rpc.NewRegistry(cfg.ID)
 	var err error
 	n.streams, err = stream.NewManager(n.bus,
@@ -92,6 +99,8 @@ func New(cfg Config) (*Node, error) {
 		rpc.WithConcurrency(cfg.MaxConcurrentRequests),
 		rpc.WithStackTraces(cfg.SendStackTraces),
 		rpc.WithStreams(n.streams),
+		rpc.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
+		rpc.WithAuthorizer(cfg.Authorizer),
 	)
 	if err != nil {
 		n.streams.Close()
@@ -223,7 +232,10 @@ func (n *Node) Stop(ctx context.Context) error {
 // Expose makes v callable by peers as the service qualifiedName
 // ("calculator@1.0.0"). Every exported method of v with an optional leading
 // context.Context and results (), (T), (error) or (T, error) becomes
-// callable by its lowerCamel name (Add → "add").
+// callable by its lowerCamel name (Add → "add"). Methods may also produce
+// and take streams: a result <-chan T, iter.Seq2[T, error] or
+// stream.Source, a last parameter *stream.Writer[T], parameters
+// *stream.Reader[T] (see package rpc).
 //
 // Subscribers of service:expose (EventServiceExpose) learn of it, on this
 // node and on peers.

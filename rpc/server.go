@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -29,6 +30,8 @@ type Server struct {
 	logger    *slog.Logger
 	withStack bool
 	sem       chan struct{}
+	perPeer   int32
+	authz     Authorizer
 	unsub     func()
 	streams   *stream.Manager
 
@@ -67,6 +70,20 @@ func WithConcurrency(n int) ServerOption {
 	})
 }
 
+// DefaultPeerConcurrency bounds the requests one peer may have running.
+const DefaultPeerConcurrency = 1024
+
+// WithPeerConcurrency bounds how many requests one peer may have running
+// at once (default 1024). A request beyond it is answered at once with a
+// 429 error (ErrTooManyRequests) instead of running.
+func WithPeerConcurrency(n int) ServerOption {
+	return serverOptionFunc(func(s *Server) {
+		if n > 0 {
+			s.perPeer = int32(n)
+		}
+	})
+}
+
 // WithStackTraces makes errors sent to peers carry Go stack traces. Off by
 // default: a stack tells an attacker about the server.
 func WithStackTraces(on bool) ServerOption {
@@ -76,11 +93,12 @@ func WithStackTraces(on bool) ServerOption {
 // NewServer subscribes to the requests on b and serves them from reg.
 func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error) {
 	s := &Server{
-		reg:    reg,
-		logger: slog.New(slog.DiscardHandler),
-		sem:    make(chan struct{}, 4096),
-		tasks:  make(map[string]TaskFunc),
-		closed: make(chan struct{}),
+		reg:     reg,
+		logger:  slog.New(slog.DiscardHandler),
+		sem:     make(chan struct{}, 4096),
+		perPeer: DefaultPeerConcurrency,
+		tasks:   make(map[string]TaskFunc),
+		closed:  make(chan struct{}),
 	}
 	for _, o := range opts {
 		o.applyServer(s)
@@ -125,23 +143,28 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	case <-s.closed:
 		return
 	}
+	inflight := inflightOf(in.Conn)
+	over := inflight.Add(1) > s.perPeer
 	s.wg.Add(1)
 	go func() {
 		defer func() {
+			inflight.Add(-1)
 			<-s.sem
 			s.wg.Done()
 		}()
+		if over {
+			_ = s.reply(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+				Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
+				Details: map[string]any{"limit": s.perPeer}})
+			return
+		}
 		s.serve(in.Conn, &in.Packet)
 	}()
 }
 
-func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
-	ctx := conn.Context()
-	result, err := s.handle(ctx, conn, p)
-	ps, _ := result.(*pendingStream)
-	if ps != nil {
-		result = ps.reference() // the producer starts once the reply is queued
-	}
+// reply sends the response to p: result, or err as an error response. It
+// returns why the response could not be queued, if it could not.
+func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) error {
 	flags := wire.Flags(p.Type(), false, 0)
 	buf := getBuf()
 	frame := wire.AppendHeader(buf, p.ID, flags)
@@ -155,25 +178,41 @@ func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
 	if err != nil {
 		frame[4] |= wire.FlagError
 		var e2 error
-		frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack))
-		if e2 != nil {
+		if frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack)); e2 != nil {
 			s.logger.Error("netron: cannot encode an error reply", "err", e2)
 			putBuf(frame)
-			if ps != nil {
-				ps.abort(e2)
-			}
-			return
+			return e2
 		}
 	}
-	serr := conn.Send(ctx, frame, putBuf)
-	if serr != nil {
+	if serr := conn.Send(conn.Context(), frame, putBuf); serr != nil {
 		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
+		return serr
 	}
+	return nil
+}
+
+type inflightKey struct{}
+
+func inflightOf(conn *peer.Conn) *atomic.Int32 {
+	if v, ok := conn.Value(inflightKey{}); ok {
+		return v.(*atomic.Int32)
+	}
+	v, _ := conn.LoadOrStoreValue(inflightKey{}, new(atomic.Int32))
+	return v.(*atomic.Int32)
+}
+
+func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
+	result, err := s.handle(conn.Context(), conn, p)
+	ps, _ := result.(*pendingStream)
 	if ps != nil {
-		if err == nil && serr == nil {
+		result = ps.reference() // the producer starts once the reply is queued
+	}
+	sent := s.reply(conn, p, result, err)
+	if ps != nil {
+		if err == nil && sent == nil {
 			ps.start()
 		} else {
-			ps.abort(errors.Join(err, serr))
+			ps.abort(errors.Join(err, sent))
 		}
 	}
 }
@@ -227,7 +266,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
 	e := s.reg.target(target)
-	if e == nil {
+	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
 	name, err := dec.DecodeString()
@@ -235,7 +274,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
 	}
 	m := e.methods[name]
-	if m == nil {
+	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
 	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger}, e, m, dec, n-2)
@@ -358,7 +397,7 @@ func (a *Args) Rest() ([]any, error) {
 	return out, nil
 }
 
-func (s *Server) queryInterface(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+func (s *Server) queryInterface(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
 	var name string
 	if err := args.Next(&name); err != nil {
 		return nil, err
@@ -366,6 +405,9 @@ func (s *Server) queryInterface(_ context.Context, _ *peer.Conn, args *Args) (an
 	e, err := s.reg.resolve(name)
 	if err != nil {
 		return nil, err
+	}
+	if !s.allowed(ctx, conn, e.qn, "") {
+		return nil, serviceNotFound(name)
 	}
 	return e.def, nil
 }
@@ -391,7 +433,7 @@ const ProtocolVersion = 1
 // extensions this build supports, in preference order.
 var supportedExtensions = []string{ExtensionEvents, stream.Extension}
 
-func (s *Server) abilities(_ context.Context, conn *peer.Conn, args *Args) (any, error) {
+func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
 	var remote Abilities
 	if args.Len() > 0 {
 		if err := args.Next(&remote); err != nil {
@@ -401,8 +443,14 @@ func (s *Server) abilities(_ context.Context, conn *peer.Conn, args *Args) (any,
 	if conn != nil && remote.NetronGo != nil {
 		conn.SetExtensions(&peer.Extensions{Version: remote.NetronGo.Version, Names: intersect(supportedExtensions, remote.NetronGo.Extensions)})
 	}
+	services := s.reg.Definitions()
+	for qn := range services {
+		if !s.allowed(ctx, conn, qn, "") {
+			delete(services, qn)
+		}
+	}
 	return Abilities{
-		Services:           s.reg.Definitions(),
+		Services:           services,
 		AllowServiceEvents: true,
 		NetronGo:           &GoAbilities{Version: ProtocolVersion, Extensions: supportedExtensions},
 	}, nil

@@ -1,0 +1,153 @@
+package netron_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
+)
+
+type WhoAmI struct{}
+
+func (WhoAmI) Who(ctx context.Context) string {
+	if id, ok := peer.IdentityFrom(ctx); ok {
+		return id.Subject
+	}
+	return "anonymous"
+}
+
+func (WhoAmI) Secret() string { return "42" }
+
+func TestAuthenticationAndAuthorization(t *testing.T) {
+	key := "0123456789abcdef0123"
+	acl := rpc.NewACL(true). // default deny
+					Allow("ops", "whoami", "*").
+					Allow("*", "whoami@1.0.0", "who")
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
+		Auth: netron.AuthConfig{HMACKey: key}, Authorizer: acl})
+	for _, svc := range []string{"whoami@1.0.0", "hidden@1.0.0"} {
+		if err := server.Expose(svc, WhoAmI{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	token := func(sub string) string {
+		tok, err := peer.NewHMACToken([]byte(key), sub, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+
+	// No token, or a bad one: rejected before any call.
+	for _, tok := range []string{"", "forged.token"} {
+		c := startNode(t, netron.Config{ID: "anon", Auth: netron.AuthConfig{DialToken: tok}})
+		if _, err := c.Connect(ctx, server.URL()); !errors.Is(err, peer.ErrUnauthenticated) {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+	}
+	if n := len(server.Peers()); n != 0 {
+		t.Fatalf("%d unauthenticated peers", n)
+	}
+
+	dev := startNode(t, netron.Config{ID: "dev", Auth: netron.AuthConfig{DialToken: token("dev")}})
+	p, err := dev.Connect(ctx, server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := p.Service(ctx, "whoami@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rpc.Call[string](ctx, svc, "who"); err != nil || got != "dev" {
+		t.Fatalf("who = %q, %v", got, err)
+	}
+	// Forbidden looks exactly like missing.
+	_, errForbidden := svc.Call(ctx, "secret")
+	_, errMissing := svc.Call(ctx, "nosuch")
+	if !errors.Is(errForbidden, rpc.ErrMethodNotFound) || !errors.Is(errMissing, rpc.ErrMethodNotFound) {
+		t.Fatalf("secret: %v; nosuch: %v", errForbidden, errMissing)
+	}
+	if _, err := p.Service(ctx, "hidden@1.0.0"); !errors.Is(err, rpc.ErrServiceNotFound) {
+		t.Fatalf("hidden service: %v", err)
+	}
+	if _, ok := p.Services()["hidden@1.0.0"]; ok {
+		t.Fatal("the catalogue shows a hidden service")
+	}
+
+	ops := startNode(t, netron.Config{ID: "ops", Auth: netron.AuthConfig{DialToken: token("ops")}})
+	po, err := ops.Connect(ctx, server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := po.Service(ctx, "whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rpc.Call[string](ctx, so, "secret"); err != nil || got != "42" {
+		t.Fatalf("ops secret = %q, %v", got, err)
+	}
+}
+
+func TestSharedTokenNodes(t *testing.T) {
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, Auth: netron.AuthConfig{Token: "s3cret"}})
+	if err := server.Expose("whoami@1.0.0", WhoAmI{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := startNode(t, netron.Config{ID: "x", Auth: netron.AuthConfig{Token: "wrong"}}).Connect(ctx, server.URL()); !errors.Is(err, peer.ErrUnauthenticated) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	p, err := startNode(t, netron.Config{ID: "y", Auth: netron.AuthConfig{Token: "s3cret"}}).Connect(ctx, server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := p.Service(ctx, "whoami")
+	if got, _ := rpc.Call[string](ctx, svc, "who"); got != "token" {
+		t.Fatalf("who = %q", got)
+	}
+}
+
+// A peer over its limit of concurrent requests gets 429 at once; the
+// requests within the limit complete.
+func TestPeerConcurrencyLimit(t *testing.T) {
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 4})
+	if err := server.Expose("everything@1.0.0", Everything{}); err != nil {
+		t.Fatal(err)
+	}
+	client := startNode(t, netron.Config{ID: "client"})
+	p, err := client.Connect(context.Background(), server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := p.Service(context.Background(), "everything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, limited int
+	for range 12 {
+		wg.Go(func() {
+			_, err := svc.Call(context.Background(), "sleep", 300)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, rpc.ErrTooManyRequests):
+				limited++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok < 4 || limited == 0 || ok+limited != 12 {
+		t.Fatalf("%d completed, %d limited", ok, limited)
+	}
+}
