@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -203,11 +204,15 @@ func urlOf(addr net.Addr) string {
 	return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + "/"
 }
 
-// Stop closes the server and every peer connection (pending calls fail
-// with ErrPeerDisconnected) and waits for every goroutine of the node. It
-// is idempotent. ctx bounds how long the listener may take to close, and
-// the wait for event handlers (On, Peer.Subscribe) to return: they first
-// get the events already queued for them, peer:disconnect included.
+// Stop shuts the node down gracefully: it deregisters from discovery (so
+// that others stop sending it work), stops accepting connections, tells its
+// Go peers it is leaving (goaway: their new calls fail fast with
+// peer.ErrGoingAway and go elsewhere), answers new requests with 503, and
+// lets the calls and streams already running finish until ctx ends. Then it
+// closes every connection (calls still pending fail with
+// ErrPeerDisconnected) and waits for every goroutine of the node. Work cut
+// short by ctx is logged, not returned. Stop is idempotent; Close is Stop
+// without the wait.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
 	if n.stopped {
@@ -218,15 +223,67 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Unlock()
 	var err error
 	if n.disc != nil {
-		err = n.disc.close(ctx) // deregister first: others stop calling us
+		dctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			dctx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+		}
+		err = n.disc.close(dctx) // deregister first: others stop calling us
+	}
+	if serr := n.hub.StopAccepting(ctx); serr != nil && ctx.Err() == nil {
+		err = errors.Join(err, serr)
+	}
+	if ctx.Err() == nil {
+		n.drain(ctx)
 	}
 	n.cancel()
-	err = errors.Join(err, n.hub.StopAccepting(ctx))
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)
 	}
 	return nil
+}
+
+// Close stops the node at once: like Stop, without waiting for the calls
+// and streams in flight.
+func (n *Node) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return n.Stop(ctx)
+}
+
+// drain says goaway to the peers and waits for the requests and outbound
+// streams in flight, until ctx ends.
+func (n *Node) drain(ctx context.Context) {
+	conns := n.hub.Conns()
+	for _, c := range conns {
+		if err := c.GoAway(ctx, "node stopping"); err != nil {
+			n.logger.Debug("netron: goaway not sent", "peer", c.ID(), "err", err)
+		}
+	}
+	if err := n.server.Drain(ctx); err != nil {
+		n.logger.Warn("netron: stop: requests still running when the deadline came", "err", err)
+		return
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := 0
+		for _, c := range conns {
+			_, out := n.streams.Streams(c)
+			busy += out
+		}
+		if busy == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			n.logger.Warn("netron: stop: streams still running when the deadline came", "streams", busy)
+			return
+		}
+	}
 }
 
 // Expose makes v callable by peers as the service qualifiedName

@@ -275,7 +275,10 @@ func TestStopFailsPendingCalls(t *testing.T) {
 		errc <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if err := server.Stop(context.Background()); err != nil {
+	// Stop waits for calls in flight until its context ends, then closes.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := server.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -41,6 +41,7 @@ type Conn struct {
 	closeOnce sync.Once
 	err       error // set before done is closed
 
+	goingAway atomic.Bool  // the peer announced its shutdown
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
 	kaMu      sync.Mutex
 	kaTimer   *time.Timer
@@ -153,6 +154,39 @@ func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) err
 // SendPacket encodes p and queues it.
 func (c *Conn) SendPacket(ctx context.Context, p *wire.Packet) error {
 	return c.Send(ctx, p.Append(nil), nil)
+}
+
+// GoingAway reports whether the peer announced that it is shutting down:
+// requests it is already serving complete, new ones should go elsewhere.
+func (c *Conn) GoingAway() bool { return c.goingAway.Load() }
+
+// GoAway tells a Go peer that this node is shutting down (an EXT packet
+// ["goaway", reason]); plain Netron peers are told nothing, they see the
+// connection close. The connection stays open.
+func (c *Conn) GoAway(ctx context.Context, reason string) error {
+	if c.Extensions().Version == 0 {
+		return nil
+	}
+	b := wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeExt, true, 0))
+	b = wire.AppendArrayHeader(b, 2)
+	b = wire.AppendString(b, "goaway")
+	b = wire.AppendString(b, reason)
+	return c.Send(ctx, b, nil)
+}
+
+// extKind returns the sub-kind of an EXT packet's data: the first element
+// of its array when it is a string, else "".
+func extKind(data []byte) string {
+	dec := wire.NewDecoder(data)
+	defer wire.ReleaseDecoder(dec)
+	if n, err := dec.DecodeArrayLen(); err != nil || n < 1 {
+		return ""
+	}
+	s, err := dec.DecodeString()
+	if err != nil || len(s) > 64 {
+		return ""
+	}
+	return s
 }
 
 // Close closes the connection with a normal closure. Pending operations
@@ -275,6 +309,10 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 				return false
 			}
 		}
+		return true
+	case t == wire.TypeExt && extKind(p.Data) == "goaway":
+		c.goingAway.Store(true)
+		c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
 		return true
 	case t >= wire.TypeStream:
 		topic = c.hub.streams

@@ -14,6 +14,9 @@ var (
 	ErrHandshake = errors.New("peer: handshake failed")
 	// ErrProtocol reports a frame from the peer that is not a Netron packet.
 	ErrProtocol = errors.New("peer: protocol violation")
+	// ErrGoingAway is returned for requests to a peer that announced it is
+	// shutting down (goaway): they should go to another node.
+	ErrGoingAway = errors.New("peer: going away")
 	// ErrTooManyPeers is returned when the hub's peer limit is reached.
 	ErrTooManyPeers = errors.New("peer: too many peers")
 )

@@ -150,6 +150,9 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
+	if conn.GoingAway() {
+		return nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
+	}
 	id := conn.NextID()
 	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -38,9 +39,11 @@ type Server struct {
 	mu    sync.RWMutex
 	tasks map[string]TaskFunc
 
-	wg     sync.WaitGroup
-	closed chan struct{}
-	once   sync.Once
+	wg       sync.WaitGroup
+	draining atomic.Bool
+	active   atomic.Int64 // requests running, for Drain
+	closed   chan struct{}
+	once     sync.Once
 }
 
 // ServerOption configures a Server.
@@ -123,6 +126,23 @@ func (s *Server) HandleTask(name string, fn TaskFunc) {
 	s.mu.Unlock()
 }
 
+// Drain makes the server answer new requests with 503 (ErrUnavailable)
+// and waits until the requests already running have finished, or ctx
+// ends.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.active.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // Close stops taking requests and waits for the running ones.
 func (s *Server) Close() error {
 	s.once.Do(func() {
@@ -145,13 +165,25 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	}
 	inflight := inflightOf(in.Conn)
 	over := inflight.Add(1) > s.perPeer
+	s.active.Add(1) // before the check, so Drain cannot miss this request
+	draining := s.draining.Load()
+	if draining {
+		s.active.Add(-1)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer func() {
+			if !draining {
+				s.active.Add(-1)
+			}
 			inflight.Add(-1)
 			<-s.sem
 			s.wg.Done()
 		}()
+		if draining {
+			_ = s.reply(in.Conn, &in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
+			return
+		}
 		if over {
 			_ = s.reply(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 				Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),

@@ -125,9 +125,10 @@ func (in *Inbound) claim() {
 		in.claimT.Stop()
 	}
 	if in.ended {
+		failed := in.err != nil
 		in.mu.Unlock()
-		if in.err != nil {
-			in.remove()
+		if failed {
+			in.remove() // it failed before it was opened: Next reports why
 		}
 		return
 	}
@@ -175,9 +176,9 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32) {
 		in.m.cfg.logger.Debug("netron: dropped a chunk after the end of its stream", "peer", in.cs.peerID(), "stream", in.id, "index", index)
 		return
 	}
-	if index != in.next {
+	if want := in.next; index != want {
 		in.mu.Unlock()
-		in.fail(fmt.Errorf("%w: index %d, want %d", ErrIndexGap, index, in.next), ReasonProtocol)
+		in.fail(fmt.Errorf("%w: index %d, want %d", ErrIndexGap, index, want), ReasonProtocol)
 		return
 	}
 	eos := flags&wire.FlagEOS != 0

@@ -224,7 +224,9 @@ func (w *Writer[T]) bindWriter(o *Outbound) { w.o = o }
 // no credit, until ctx or the stream ends, and returns ErrCancelled (the
 // consumer stopped), the disconnect error, or ctx's error. A value that
 // cannot be encoded or exceeds the chunk limit is refused without ending
-// the stream.
+// the stream. v is encoded before Send returns, so its memory may be
+// reused for the next chunk. Send and Close may be called from several
+// goroutines; chunks go out in the order their Sends got credit.
 func (w *Writer[T]) Send(ctx context.Context, v T) error { return w.o.Send(ctx, v) }
 
 // Close ends the stream: nil sends the end of stream, an error is
