@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for the node process of the
+// scale measure, which re-executes the running program.
+func TestMain(m *testing.M) {
+	if os.Getenv(scaleChildEnv) != "" {
+		if err := scaleChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "scale child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuick runs the whole suite in -quick mode, with a small scale
+// measure, and checks that every figure of every system produced a number
+// and that the markdown has every row: a broken suite fails here, in CI,
+// rather than on the day someone wants the numbers. It asserts nothing
+// about speed.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "compare.md")
+	var stdout bytes.Buffer
+	start := time.Now()
+	res, scs, err := runResults(ctx, []string{"-quick", "-scale", "20", "-out", out}, &stdout)
+	t.Logf("quick run took %v", time.Since(start))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	text := stdout.String()
+	if strings.Contains(text, "ERROR") {
+		t.Fatalf("a measure failed:\n%s", text)
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res == nil || len(scs) != 2 {
+		t.Fatal("run measured nothing")
+	}
+	for _, r := range mainRows(res) {
+		for _, sys := range figureSystemsOfRow(r.key) {
+			if sys == sysNetronWM || sys == sysGoChan {
+				continue
+			}
+			if _, ok := r.val[sys]; !ok {
+				t.Errorf("row %s has no value for %s", r.key, sys)
+			}
+		}
+		if !bytes.Contains(md, []byte("| "+r.figure+" |")) {
+			t.Errorf("the markdown has no row %q", r.figure)
+		}
+		if !strings.Contains(text, r.figure) {
+			t.Errorf("the printed table has no row %q", r.figure)
+		}
+	}
+	for _, r := range busRows(res) {
+		if _, ok := r.val["rate"]; !ok {
+			t.Errorf("bus row %s has no value", r.key)
+		}
+		if !bytes.Contains(md, []byte("| "+columnName[strings.TrimPrefix(r.key, "bus-")]+" |")) {
+			t.Errorf("the markdown has no bus row %s", r.key)
+		}
+	}
+	for _, tg := range targets(&options{quick: true}, res, scs) {
+		if !bytes.Contains(md, []byte("| "+tg.name+" |")) {
+			t.Errorf("the markdown has no target %q", tg.name)
+		}
+	}
+	for _, want := range []string{"### Idle peers on one node", "| node (accepting) |", "| dialling process |", "20 Go peers", "20 bare connections"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("the markdown has no %q", want)
+		}
+	}
+	if !strings.Contains(text, "idle peers (go-peers) on one node: 20") || !strings.Contains(text, "idle peers (bare) on one node: 20") {
+		t.Errorf("the scale measure printed nothing:\n%s", text)
+	}
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The measuring harness every system goes through: the same loops, the
+// same clocks and the same allocation counting, so that the only thing that
+// differs between two columns of the table is the system under test.
+
+// addFunc is one request/reply round trip: two int64 in, their sum out.
+type addFunc func(ctx context.Context, a, b int64) (int64, error)
+
+// seqResult is a sequential round-trip figure.
+type seqResult struct {
+	calls    int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	allocs   float64 // heap allocations per round trip, every goroutine of the process
+	bytes    float64 // heap bytes per round trip
+}
+
+func (r seqResult) rate() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+
+// memSnap is a pair of allocation counters.
+type memSnap struct{ mallocs, bytes uint64 }
+
+func snapMem() memSnap {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memSnap{m.Mallocs, m.TotalAlloc}
+}
+
+// warmup runs call for a little while (a quarter of d, at most 500 ms) so
+// that pools, buffers and the connection are warm before the measure.
+func warmup(ctx context.Context, d time.Duration, call addFunc) error {
+	end := time.Now().Add(min(d/4, 500*time.Millisecond))
+	for i := int64(0); time.Now().Before(end); i++ {
+		if _, err := call(ctx, i, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxLatencies bounds the latencies a sequential run records (16 MiB).
+const maxLatencies = 1 << 21
+
+// measureSequential makes round trips one after the other for d and
+// records the latency of each one. Allocations are counted over the whole
+// process (client and server run in it), divided by the round trips.
+func measureSequential(ctx context.Context, d time.Duration, call addFunc) (seqResult, error) {
+	if err := warmup(ctx, d, call); err != nil {
+		return seqResult{}, err
+	}
+	lat := make([]time.Duration, 0, maxLatencies)
+	runtime.GC()
+	m0 := snapMem()
+	start := time.Now()
+	deadline := start.Add(d)
+	n := 0
+	for {
+		a := int64(n)
+		t0 := time.Now()
+		sum, err := call(ctx, a, 1)
+		t1 := time.Now()
+		if err != nil {
+			return seqResult{}, err
+		}
+		if sum != a+1 {
+			return seqResult{}, fmt.Errorf("add(%d, 1) = %d", a, sum)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, t1.Sub(t0))
+		}
+		n++
+		if t1.After(deadline) {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	m1 := snapMem()
+	slices.Sort(lat)
+	return seqResult{
+		calls:   n,
+		elapsed: elapsed,
+		p50:     lat[len(lat)/2],
+		p99:     lat[len(lat)*99/100],
+		allocs:  float64(m1.mallocs-m0.mallocs) / float64(n),
+		bytes:   float64(m1.bytes-m0.bytes) / float64(n),
+	}, nil
+}
+
+// rateResult is a throughput figure: operations (or bytes) per second.
+type rateResult struct {
+	count   int64
+	elapsed time.Duration
+	allocs  float64 // per operation, when measured
+	note    string
+}
+
+func (r rateResult) rate() float64 { return float64(r.count) / r.elapsed.Seconds() }
+
+// measureConcurrent runs callers goroutines making round trips on the same
+// call (so the same connection) for d.
+func measureConcurrent(ctx context.Context, d time.Duration, callers int, call addFunc) (rateResult, error) {
+	if err := warmup(ctx, d, call); err != nil {
+		return rateResult{}, err
+	}
+	var (
+		stop  atomic.Bool
+		total atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	runtime.GC()
+	m0 := snapMem()
+	start := time.Now()
+	timer := time.AfterFunc(d, func() { stop.Store(true) })
+	defer timer.Stop()
+	for g := range callers {
+		wg.Go(func() {
+			n := int64(0)
+			for i := int64(g) << 32; !stop.Load(); i++ {
+				sum, err := call(ctx, i, 1)
+				if err == nil && sum != i+1 {
+					err = fmt.Errorf("add(%d, 1) = %d", i, sum)
+				}
+				if err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+					stop.Store(true)
+					break
+				}
+				n++
+			}
+			total.Add(n)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	m1 := snapMem()
+	if first != nil {
+		return rateResult{}, first
+	}
+	n := total.Load()
+	return rateResult{count: n, elapsed: elapsed, allocs: float64(m1.mallocs-m0.mallocs) / float64(n)}, nil
+}
+
+// window is the flow control of the one-way figures (events, bus): the
+// sender takes a credit before each message and the receiver gives it back,
+// so that at most size messages are in flight whatever the system. Without
+// it a fast sender either fills memory (gochannel starts a goroutine per
+// message) or makes the system drop (Netron's per-peer event queue and
+// NATS's slow-consumer limit both drop rather than wait). Every system of a
+// figure gets the same window.
+type window struct {
+	credit   chan struct{}
+	received atomic.Int64
+	disorder atomic.Int64 // messages that arrived out of order
+	next     atomic.Int64 // next expected sequence number (one receiver)
+}
+
+func newWindow(size int) *window { return &window{credit: make(chan struct{}, size)} }
+
+// take waits for a credit before a send.
+func (w *window) take() { w.credit <- struct{}{} }
+
+// got is called by the receiver for each message, with its sequence
+// number (or -1 when the system does not carry one).
+func (w *window) got(seq int64) {
+	if seq >= 0 {
+		if seq != w.next.Load() {
+			w.disorder.Add(1)
+		}
+		w.next.Store(seq + 1)
+	}
+	w.received.Add(1)
+	<-w.credit
+}
+
+// wait waits until the receiver has seen sent messages, or timeout.
+func (w *window) wait(sent int64, timeout time.Duration) error {
+	end := time.Now().Add(timeout)
+	for w.received.Load() < sent {
+		if time.Now().After(end) {
+			return fmt.Errorf("%d of %d messages arrived within %v", w.received.Load(), sent, timeout)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return nil
+}
+
+// windowSize is the in-flight bound of the one-way figures: half of Netron's
+// per-peer event queue (1024), as in the repository's own event benchmark.
+const windowSize = 512
+
+// measureOneWay sends with send(seq) for d under a window and returns the
+// messages per second delivered, from the first send to the last delivery.
+// send must arrange for w.got to be called on delivery.
+func measureOneWay(d time.Duration, w *window, send func(seq int64) error) (rateResult, error) {
+	// Warm up with the same loop.
+	var seq int64
+	warmEnd := time.Now().Add(min(d/4, 500*time.Millisecond))
+	for time.Now().Before(warmEnd) {
+		w.take()
+		if err := send(seq); err != nil {
+			return rateResult{}, err
+		}
+		seq++
+	}
+	if err := w.wait(seq, 10*time.Second); err != nil {
+		return rateResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	runtime.GC()
+	m0 := snapMem()
+	base := w.received.Load()
+	start := time.Now()
+	deadline := start.Add(d)
+	var sent int64
+	for sent&63 != 0 || time.Now().Before(deadline) {
+		w.take()
+		if err := send(seq); err != nil {
+			return rateResult{}, err
+		}
+		seq++
+		sent++
+	}
+	if err := w.wait(base+sent, 10*time.Second); err != nil {
+		return rateResult{}, err
+	}
+	elapsed := time.Since(start)
+	m1 := snapMem()
+	r := rateResult{count: sent, elapsed: elapsed, allocs: float64(m1.mallocs-m0.mallocs) / float64(sent)}
+	if n := w.disorder.Load(); n > 0 {
+		r.note = fmt.Sprintf("%d out of order", n)
+	}
+	return r, nil
+}
+
+// streamFunc moves 64 KiB chunks in one direction for about d and reports
+// the payload bytes that reached the consumer and the time from the start
+// to the consumer's end.
+type streamFunc func(ctx context.Context, d time.Duration) (bytes int64, elapsed time.Duration, err error)
+
+const chunkSize = 64 << 10
+
+// measureStream runs a short warm-up and then the measure.
+func measureStream(ctx context.Context, d time.Duration, f streamFunc) (rateResult, error) {
+	if _, _, err := f(ctx, min(d/4, 500*time.Millisecond)); err != nil {
+		return rateResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	runtime.GC()
+	m0 := snapMem()
+	n, elapsed, err := f(ctx, d)
+	if err != nil {
+		return rateResult{}, err
+	}
+	m1 := snapMem()
+	chunks := max(n/chunkSize, 1)
+	return rateResult{count: n, elapsed: elapsed, allocs: float64(m1.mallocs-m0.mallocs) / float64(chunks)}, nil
+}
