@@ -246,7 +246,10 @@ func (c *Conn) readLoop(first []byte) {
 		}
 	}
 	for {
-		typ, r, err := c.ws.Reader(c.ctx)
+		// No cancellable context on socket calls: coder/websocket arms a
+		// context.AfterFunc per call for one (allocations on every packet);
+		// shutdown closes the socket instead, which ends the call.
+		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -332,7 +335,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 
 func (c *Conn) writeLoop() {
 	for o := range c.out.C() {
-		err := c.ws.Write(c.ctx, websocket.MessageBinary, o.Frame)
+		err := c.ws.Write(context.Background(), websocket.MessageBinary, o.Frame)
 		if o.Release != nil {
 			o.Release(o.Frame)
 		}
