@@ -145,10 +145,17 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 // msgpack value), or an *Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
 func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
+	// Without a deadline the default timeout applies, on a pooled timer:
+	// a context.WithTimeout per call costs five allocations.
+	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(c.timeout)
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
+		timeout = t.C
 	}
 	if conn.GoingAway() {
 		return nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
@@ -191,8 +198,19 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 	case <-ctx.Done():
 		c.forget(ps, id, ch)
 		return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())
+	case <-timeout:
+		c.forget(ps, id, ch)
+		return nil, fmt.Errorf("rpc: request %d to %s: no response within %s: %w", id, conn.ID(), c.timeout, context.DeadlineExceeded)
 	}
 }
+
+// timerPool holds stopped timers (since Go 1.23 a stopped or reset timer
+// delivers no stale value).
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // forget removes a request that will not be waited for. The channel goes
 // back to the pool only if no response can still be sent to it.
