@@ -167,7 +167,7 @@ func (c *Conn) GoAway(ctx context.Context, reason string) error {
 	if c.Extensions().Version == 0 {
 		return nil
 	}
-	b := wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeExt, true, 0))
+	b := wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeExt, false, 0))
 	b = wire.AppendArrayHeader(b, 2)
 	b = wire.AppendString(b, "goaway")
 	b = wire.AppendString(b, reason)
@@ -313,9 +313,15 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 			}
 		}
 		return true
-	case t == wire.TypeExt && extKind(p.Data) == "goaway":
-		c.goingAway.Store(true)
-		c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
+	case t == wire.TypeExt && !p.IsRequest():
+		// Not-request EXT packets are ours: batch, goaway.
+		switch extKind(p.Data) {
+		case "batch":
+			return c.handleBatch(typ, p.Data)
+		case "goaway":
+			c.goingAway.Store(true)
+			c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
+		}
 		return true
 	case t >= wire.TypeStream:
 		topic = c.hub.streams
@@ -333,11 +339,56 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 	return true
 }
 
+// ExtensionBatch is the extension under which Go peers put several packets
+// in one WebSocket message (see writeLoop).
+const ExtensionBatch = "batch1"
+
+// maxBatch bounds the packets and bytes of one batched message.
+const (
+	maxBatch      = 64
+	maxBatchBytes = 256 << 10
+)
+
+// writeLoop writes what is queued for the peer. When several packets are
+// waiting and the peer agreed to ExtensionBatch, they go out as one
+// WebSocket message (one frame, one write system call): an EXT packet
+// ["batch", bin, bin, …] whose bins are the packets. Plain Netron peers
+// always get one packet per message.
 func (c *Conn) writeLoop() {
+	var batch []byte // reused; owned by this goroutine
+	pending := make([]Outbound, 0, maxBatch)
 	for o := range c.out.C() {
-		err := c.ws.Write(context.Background(), websocket.MessageBinary, o.Frame)
-		if o.Release != nil {
-			o.Release(o.Frame)
+		pending = append(pending[:0], o)
+		size := len(o.Frame)
+		if c.Extensions().Has(ExtensionBatch) {
+		more:
+			for len(pending) < maxBatch && size < maxBatchBytes {
+				select {
+				case o2, ok := <-c.out.C():
+					if !ok {
+						break more
+					}
+					pending = append(pending, o2)
+					size += len(o2.Frame)
+				default:
+					break more
+				}
+			}
+		}
+		msg := pending[0].Frame
+		if len(pending) > 1 {
+			batch = appendBatch(batch[:0], pending)
+			msg = batch
+		}
+		err := c.ws.Write(context.Background(), websocket.MessageBinary, msg)
+		for _, p := range pending {
+			if p.Release != nil {
+				p.Release(p.Frame)
+			}
+		}
+		clear(pending)
+		if cap(batch) > 4*maxBatchBytes {
+			batch = nil
 		}
 		if err != nil {
 			c.shutdown(fmt.Errorf("write: %w", err), websocket.StatusInternalError, "")
@@ -345,6 +396,45 @@ func (c *Conn) writeLoop() {
 		}
 	}
 }
+
+// appendBatch appends the batch packet carrying frames.
+func appendBatch(dst []byte, frames []Outbound) []byte {
+	dst = wire.AppendHeader(dst, 0, uint8(wire.TypeExt))
+	dst = wire.AppendArrayHeader(dst, 1+len(frames))
+	dst = wire.AppendString(dst, "batch")
+	for _, f := range frames {
+		dst = wire.AppendBin(dst, f.Frame)
+	}
+	return dst
+}
+
+// handleBatch processes the packets of a batch message in order, without
+// copying them; false means the connection was closed.
+func (c *Conn) handleBatch(typ websocket.MessageType, data []byte) bool {
+	err := wire.EachBatchFrame(data, func(frame []byte) error {
+		if len(frame) > 0 && frame[0] == '{' {
+			return errors.New("handshake message in a batch")
+		}
+		if p, err := wire.Decode(frame); err == nil && p.Type() == wire.TypeExt && !p.IsRequest() && extKind(p.Data) == "batch" {
+			return errors.New("batch inside a batch")
+		}
+		if !c.handleFrame(typ, frame) {
+			return errConnClosed
+		}
+		return nil
+	})
+	switch {
+	case err == errConnClosed:
+		return false
+	case err != nil:
+		c.hub.cfg.logger.Warn("netron: closing connection after a malformed batch", "peer", c.id, "err", err)
+		c.shutdown(fmt.Errorf("%w: batch: %w", ErrProtocol, err), websocket.StatusProtocolError, "malformed batch")
+		return false
+	}
+	return true
+}
+
+var errConnClosed = errors.New("connection closed")
 
 func (c *Conn) keepAlive() {
 	if c.Err() != nil {

@@ -463,7 +463,7 @@ type GoAbilities struct {
 const ProtocolVersion = 1
 
 // extensions this build supports, in preference order.
-var supportedExtensions = []string{ExtensionEvents, stream.Extension}
+var supportedExtensions = []string{ExtensionEvents, stream.Extension, peer.ExtensionBatch}
 
 func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
 	var remote Abilities

@@ -47,3 +47,17 @@ func AppendNil(dst []byte) []byte { return append(dst, 0xc0) }
 
 // AppendUndefined appends JavaScript's undefined (d4 00 00).
 func AppendUndefined(dst []byte) []byte { return append(dst, 0xd4, 0x00, 0x00) }
+
+// AppendBin appends b as msgpack bin.
+func AppendBin(dst, b []byte) []byte {
+	n := len(b)
+	switch {
+	case n <= 0xff:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= 0xffff:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+	}
+	return append(dst, b...)
+}
