@@ -174,20 +174,8 @@ func (c *Conn) GoAway(ctx context.Context, reason string) error {
 	return c.Send(ctx, b, nil)
 }
 
-// extKind returns the sub-kind of an EXT packet's data: the first element
-// of its array when it is a string, else "".
-func extKind(data []byte) string {
-	dec := wire.NewDecoder(data)
-	defer wire.ReleaseDecoder(dec)
-	if n, err := dec.DecodeArrayLen(); err != nil || n < 1 {
-		return ""
-	}
-	s, err := dec.DecodeString()
-	if err != nil || len(s) > 64 {
-		return ""
-	}
-	return s
-}
+// extKind returns the kind of an EXT packet's data (see wire.ExtKind).
+func extKind(data []byte) string { return string(wire.ExtKind(data)) }
 
 // Close closes the connection with a normal closure. Pending operations
 // fail with ErrDisconnected.

@@ -115,6 +115,11 @@ var errMalformed = errors.New("stream: malformed stream packet")
 // for a packet of ours it cannot use.
 func decodeControl(data []byte) (control, error) {
 	var c control
+	switch string(wire.ExtKind(data)) { // no allocation: most EXT packets are events
+	case extCredit, extCancel:
+	default:
+		return c, errNotOurs
+	}
 	var v []any
 	if err := wire.Unmarshal(data, &v); err != nil || len(v) == 0 {
 		return c, errNotOurs // not an array with a kind: not ours to judge

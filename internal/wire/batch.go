@@ -53,3 +53,38 @@ func EachBatchFrame(data []byte, fn func(frame []byte) error) error {
 	}
 	return nil
 }
+
+// ExtKind returns the kind of an EXT packet's data, the string that starts
+// its array, without allocating; "" when data does not start that way.
+// The result aliases data.
+func ExtKind(data []byte) []byte {
+	off := 0
+	switch {
+	case len(data) == 0:
+		return nil
+	case data[0] >= 0x91 && data[0] <= 0x9f:
+		off = 1
+	case data[0] == 0xdc:
+		off = 3
+	case data[0] == 0xdd:
+		off = 5
+	default:
+		return nil
+	}
+	if len(data) <= off {
+		return nil
+	}
+	var n int
+	switch c := data[off]; {
+	case c >= 0xa0 && c <= 0xbf:
+		n, off = int(c&0x1f), off+1
+	case c == 0xd9 && len(data) > off+1:
+		n, off = int(data[off+1]), off+2
+	default:
+		return nil
+	}
+	if len(data) < off+n {
+		return nil
+	}
+	return data[off : off+n]
+}

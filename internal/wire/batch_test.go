@@ -57,3 +57,23 @@ func FuzzEachBatchFrame(f *testing.F) {
 		})
 	})
 }
+
+func TestExtKind(t *testing.T) {
+	for in, want := range map[string]string{
+		"\x93\xa5batch\x01\x02":     "batch",
+		"\x92\xa6goaway\xa0":        "goaway",
+		"\x91\xa0":                  "",
+		"\x92\x01\x02":              "",
+		"\x90":                      "",
+		"\x92\xa9short":             "",
+		"":                          "",
+		"\xdc\x00\x02\xa5event\x01": "event",
+	} {
+		if got := string(ExtKind([]byte(in))); got != want {
+			t.Errorf("ExtKind(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = string(ExtKind([]byte("\x93\xa5batch\x01\x02"))) == "batch" }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
