@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
@@ -52,7 +53,7 @@ type Config struct {
 	// EventQueueSize is the queue, in events, of each peer subscribed to
 	// this node's events. When a peer falls behind and its queue is full,
 	// its oldest queued event is dropped (and a warning logged): emitters
-	// never wait for peers. Default 1024.
+	// never wait for peers. Default 256.
 	EventQueueSize int `json:"eventQueueSize,omitempty" yaml:"eventQueueSize,omitempty"`
 	// Discovery configures discovery and presence.
 	Discovery DiscoveryConfig `json:"discovery,omitempty" yaml:"discovery,omitempty"`
@@ -92,6 +93,31 @@ type Config struct {
 	DialTLS *tls.Config `json:"-" yaml:"-"`
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger `json:"-" yaml:"-"`
+	// Reconnect configures how peers this node dialled (Connect) reconnect
+	// when their connection drops. On by default.
+	Reconnect ReconnectConfig `json:"reconnect,omitempty" yaml:"reconnect,omitempty"`
+}
+
+// ReconnectConfig configures the reconnection of dialled peers (see
+// Node.Connect). The zero value reconnects with the defaults: the delay
+// before attempt n (from 0) is min(BaseDelay·2ⁿ, MaxDelay), less a random
+// part of up to Jitter of it, with no limit on the attempts.
+type ReconnectConfig struct {
+	// Disabled turns reconnection off: a dialled peer is gone when its
+	// connection closes, as an accepted one always is.
+	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	// BaseDelay is the delay before the first attempt. Default 1 s.
+	BaseDelay time.Duration `json:"baseDelay,omitempty" yaml:"baseDelay,omitempty"`
+	// MaxDelay caps the delay between attempts. Default 30 s (or
+	// BaseDelay, when that is longer).
+	MaxDelay time.Duration `json:"maxDelay,omitempty" yaml:"maxDelay,omitempty"`
+	// MaxAttempts bounds the attempts after one loss of the connection;
+	// then the peer gives up (Peer.Done closes). 0: unlimited.
+	MaxAttempts int `json:"maxAttempts,omitempty" yaml:"maxAttempts,omitempty"`
+	// Jitter is the fraction (0 to 1) of each delay that is random, so
+	// that the clients of a restarted server do not all come back at the
+	// same instant. Default 0.2; negative turns jitter off.
+	Jitter float64 `json:"jitter,omitempty" yaml:"jitter,omitempty"`
 }
 
 // DiscoveryConfig is the seed's discovery block. With Enabled and no Redis
@@ -197,6 +223,16 @@ func (c *Config) Validate() error {
 		return bad("discovery.ttl", "%s must be longer than discovery.interval %s", c.Discovery.TTL, c.Discovery.Interval)
 	case c.Discovery.Redis.Port < 0 || c.Discovery.Redis.Port > 65535:
 		return bad("discovery.redis.port", "%d is not a TCP port", c.Discovery.Redis.Port)
+	case c.Reconnect.BaseDelay < 0:
+		return bad("reconnect.baseDelay", "must not be negative")
+	case c.Reconnect.MaxDelay < 0:
+		return bad("reconnect.maxDelay", "must not be negative")
+	case c.Reconnect.BaseDelay > 0 && c.Reconnect.MaxDelay > 0 && c.Reconnect.MaxDelay < c.Reconnect.BaseDelay:
+		return bad("reconnect.maxDelay", "%s is shorter than reconnect.baseDelay %s", c.Reconnect.MaxDelay, c.Reconnect.BaseDelay)
+	case c.Reconnect.MaxAttempts < 0:
+		return bad("reconnect.maxAttempts", "must not be negative")
+	case c.Reconnect.Jitter > 1 || math.IsNaN(c.Reconnect.Jitter):
+		return bad("reconnect.jitter", "%v is not a fraction (0-1, negative for none)", c.Reconnect.Jitter)
 	}
 	return nil
 }

@@ -162,7 +162,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		case discovery.NodeJoined:
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: true})
 			if n.cfg.Discovery.AutoConnect && node.Address != "" {
-				if _, err := n.peerByID(ctx, node.ID, node.Address); err != nil {
+				if p := n.reconnects.find(node.ID, node.Address); p != nil {
+					p.rc.nudge() // it reconnects by itself: now, rather than after its backoff
+				} else if _, err := n.peerByID(ctx, node.ID, node.Address); err != nil {
 					n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
 				}
 			}
@@ -200,10 +202,22 @@ func (n *Node) Discovery() discovery.Discovery {
 }
 
 // peerByID returns the connected peer with the node id, connecting to addr
-// when there is none.
+// when there is none. A peer that is reconnecting to addr is not
+// duplicated: it tries at once, and is waited for.
 func (n *Node) peerByID(ctx context.Context, id, addr string) (*Peer, error) {
 	for _, p := range n.Peers() {
 		if p.ID() == id && p.Err() == nil {
+			return p, nil
+		}
+	}
+	if p := n.reconnects.find(id, addr); p != nil {
+		err := p.rc.await(ctx, n.handshakeTimeout())
+		select {
+		case <-p.Done(): // it gave up or was closed meanwhile: a new peer
+		default:
+			if err != nil {
+				return nil, err
+			}
 			return p, nil
 		}
 	}

@@ -23,7 +23,12 @@
 // peer.TopicDisconnected.
 //
 // When a connection closes, every call pending on it fails at once with an
-// error that matches ErrPeerDisconnected. Errors a peer sends back are
+// error that matches ErrPeerDisconnected, and is never sent again. A peer
+// this node dialled reconnects with exponential backoff and jitter
+// (Config.Reconnect) behind the same *Peer: its service handles and event
+// subscriptions carry on over the new connection, and calls made between
+// connections fail at once with ErrReconnecting (docs/reliability.md).
+// Errors a peer sends back are
 // *rpc.Error values that match the sentinels of package rpc
 // (rpc.ErrServiceNotFound, rpc.ErrMethodNotFound, rpc.ErrArgumentCount, …).
 //

@@ -18,4 +18,16 @@ var (
 	ErrStopped = errors.New("netron: node stopped")
 	// ErrAlreadyStarted is returned by a second Start.
 	ErrAlreadyStarted = errors.New("netron: node already started")
+	// ErrReconnecting is the error of calls, lookups and subscriptions
+	// made through a dialled Peer while it is between connections
+	// (Config.Reconnect): they fail at once, they are never queued or
+	// replayed. It also matches ErrPeerDisconnected.
+	ErrReconnecting error = reconnectingError{}
 )
+
+type reconnectingError struct{}
+
+func (reconnectingError) Error() string { return "netron: peer disconnected, reconnecting" }
+
+// Is makes ErrReconnecting match ErrPeerDisconnected.
+func (reconnectingError) Is(target error) bool { return target == peer.ErrDisconnected }

@@ -215,7 +215,7 @@ const (
 	// DefaultEventQueue is the queue, in events, of each peer subscribed
 	// to this node's events (Config.EventQueueSize). When it is full the
 	// oldest queued event is dropped.
-	DefaultEventQueue = 1024
+	DefaultEventQueue = 256
 	// DefaultMaxSubscriptionsPerPeer bounds the event names (and patterns)
 	// one peer may subscribe to (Config.MaxSubscriptionsPerPeer), as in
 	// Titan; the next subscribe fails with a TitanError 429.
@@ -861,7 +861,9 @@ func (h *eventHub) onDisconnected(_ context.Context, ce peer.ConnEvent) {
 		v.(*connFwd).closeConn()
 	}
 	if v, ok := ce.Conn.Value(peerKey{}); ok {
-		v.(*Peer).ev.closeAll()
+		if p := v.(*Peer); !p.willReconnect() {
+			p.ev.closeAll()
+		}
 	}
 	l := lifeOf(ce.Conn)
 	l.mu.Lock()

@@ -446,7 +446,13 @@ type peerSub struct {
 // unsubscribe stops delivery (once it returns fn is not called again) and
 // runs the unsubscribe task when no other subscription of this node needs
 // the name; ctx bounds that task. When the connection closes every
-// subscription ends by itself and unsubscribe does nothing.
+// subscription ends by itself and unsubscribe does nothing, unless the
+// peer reconnects (Node.Connect with Config.Reconnect on): then the
+// subscriptions wait, and each new connection runs the subscribe task
+// again for every name subscribed to, so that they receive the events of
+// the node at the peer's URL, restarted or not; they end when the peer is
+// gone for good (Peer.Done). Events emitted while there was no connection
+// are lost. Subscribe fails at once (ErrReconnecting) between connections.
 func (p *Peer) Subscribe(ctx context.Context, name string, fn func(Event), opts ...bus.SubOption) (unsubscribe func(context.Context) error, err error) {
 	if fn == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidEvent)
@@ -475,9 +481,9 @@ func (p *Peer) subscribe(ctx context.Context, names []string, t *target, x *hand
 	e.taskMu.Lock()
 	defer e.taskMu.Unlock()
 	e.mu.Lock()
-	if e.closed || p.conn.Err() != nil {
+	if err := p.Err(); e.closed || err != nil {
 		e.mu.Unlock()
-		if err := p.conn.Err(); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		return nil, ErrPeerDisconnected
@@ -560,7 +566,7 @@ func (p *Peer) unsubscribe(ctx context.Context, ps *peerSub) error {
 		e.taskMu.Lock()
 		defer e.taskMu.Unlock()
 		for _, name := range e.drop(ps) {
-			if _, e2 := p.RunTask(ctx, "unsubscribe", name); e2 != nil && p.conn.Err() == nil {
+			if _, e2 := p.RunTask(ctx, "unsubscribe", name); e2 != nil && p.Err() == nil {
 				err = errors.Join(err, fmt.Errorf("netron: unsubscribe %q on %s: %w", name, p.ID(), e2))
 			}
 		}
@@ -596,14 +602,23 @@ func (p *Peer) syncCatalog(ctx context.Context, isGo bool) error {
 	p.catalogPending = nil
 	p.mu.Unlock()
 	t := &target{inline: p.onCatalogEvent}
-	if _, err := p.subscribe(ctx, []string{EventServiceExpose, EventServiceUnexpose}, t, nil); err != nil {
+	ps, err := p.subscribe(ctx, []string{EventServiceExpose, EventServiceUnexpose}, t, nil)
+	if err != nil {
 		p.setCatalogReady(nil, false)
 		return err
 	}
+	p.mu.Lock()
+	p.catalogSub = ps
+	p.mu.Unlock()
 	if !isGo {
 		return nil
 	}
-	ab, err := p.node.client.Abilities(ctx, p.conn, p.node.offer())
+	conn, err := p.ActiveConn()
+	if err != nil {
+		p.setCatalogReady(nil, false)
+		return err
+	}
+	ab, err := p.node.client.Abilities(ctx, conn, p.node.offer())
 	if err != nil {
 		p.setCatalogReady(nil, false)
 		return err

@@ -42,6 +42,8 @@ type Node struct {
 
 	disc *nodeDiscovery // nil when discovery is off
 
+	reconnects reconnectSet // the reconnect goroutines of dialled peers
+
 	mu      sync.Mutex
 	started bool
 	stopped bool
@@ -214,6 +216,7 @@ func urlOf(addr net.Addr) string {
 // short by ctx is logged, not returned. Stop is idempotent; Close is Stop
 // without the wait.
 func (n *Node) Stop(ctx context.Context) error {
+	n.reconnects.stop() // dialled peers stop reconnecting; open connections stay
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
@@ -325,7 +328,17 @@ func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 }
 
 // Connect dials a node at a ws:// URL, runs the handshake and exchanges
-// abilities. ctx bounds the connect only.
+// abilities (a Titan node has none: no extensions), and follows the peer's
+// catalogue when it offers service events. ctx bounds the connect only.
+//
+// The Peer is a stable handle. Unless Config.Reconnect.Disabled, when its
+// connection drops it dials url again, with exponential backoff and
+// jitter (Config.Reconnect), runs the same steps on the new connection,
+// and renews the event subscriptions made with Peer.Subscribe; the service
+// handles from Peer.Service keep working. Meanwhile calls through it fail
+// at once with ErrReconnecting (which matches ErrPeerDisconnected). Peer.Close
+// and Stop end the reconnecting. The first connection is not retried: a
+// failed Connect returns its error.
 func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 	n.mu.Lock()
 	stopped := n.stopped
@@ -333,26 +346,30 @@ func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 	if stopped {
 		return nil, ErrStopped
 	}
-	conn, err := n.hub.Dial(ctx, url)
+	p := newPeer(n, nil)
+	if !n.cfg.Reconnect.Disabled {
+		// Before the dial: a loss during the setup must not end the
+		// subscriptions of a peer that will reconnect.
+		p.rc = newRedialer(p, url, n.cfg.Reconnect.policy())
+	}
+	conn, err := n.hub.Dial(ctx, url, peer.BeforeStart(p.attach))
 	if err != nil {
+		if p.rc != nil {
+			p.rc.close()
+		}
 		return nil, fmt.Errorf("netron: connect: %w", err)
 	}
-	p := n.peerOf(conn)
-	ab, err := n.client.Abilities(ctx, conn, n.offer())
-	switch {
-	case err == nil:
-		p.setAbilities(ab)
-		if ab.AllowServiceEvents {
-			// The live catalogue; without it Services stays the snapshot.
-			if err := p.syncCatalog(ctx, ab.NetronGo != nil); err != nil {
-				n.logger.Warn("netron: service events unavailable; the catalogue is a snapshot", "peer", conn.ID(), "err", err)
-			}
+	if err := p.setup(ctx, conn); err != nil {
+		if p.rc != nil {
+			p.rc.close()
 		}
-	case errors.Is(err, rpc.ErrTaskNotFound):
-		// A Titan node: no abilities task, no extensions.
-	default:
 		conn.Close()
-		return nil, fmt.Errorf("netron: connect %s: abilities: %w", url, err)
+		return nil, fmt.Errorf("netron: connect %s: %w", url, err)
+	}
+	if p.rc != nil && !n.reconnects.start(p.rc) {
+		p.rc.close()
+		conn.Close()
+		return nil, ErrStopped
 	}
 	return p, nil
 }
@@ -371,7 +388,7 @@ func (n *Node) peerOf(conn *peer.Conn) *Peer {
 	if v, ok := conn.Value(peerKey{}); ok {
 		return v.(*Peer)
 	}
-	v, _ := conn.LoadOrStoreValue(peerKey{}, &Peer{node: n, conn: conn})
+	v, _ := conn.LoadOrStoreValue(peerKey{}, newPeer(n, conn))
 	return v.(*Peer)
 }
 

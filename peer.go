@@ -4,16 +4,31 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
-// Peer is a connected remote node.
+// Peer is a remote node this node is connected to.
+//
+// A Peer from Node.Connect is a stable handle: with Config.Reconnect on
+// (the default) it survives the loss of its connection. It dials the same
+// URL again with exponential backoff and jitter, and on each new
+// connection exchanges abilities, takes the catalogue again and renews the
+// event subscriptions made with Subscribe; the service handles from
+// Service keep working (they look their service up again on the new
+// connection). Between connections every call, lookup and subscription
+// through it fails at once with an error matching ErrReconnecting and
+// ErrPeerDisconnected; nothing is queued, and a call that was in flight
+// when the connection dropped fails with ErrPeerDisconnected and is never
+// sent again. Close stops it for good. A Peer that dialled us (accepted)
+// never reconnects: it is gone when its connection closes.
 type Peer struct {
 	node *Node
-	conn *peer.Conn
+	conn atomic.Pointer[peer.Conn] // the current connection
+	rc   *redialer                 // nil: the peer does not reconnect
 
 	mu       sync.Mutex
 	catalog  map[string]wire.Definition
@@ -24,23 +39,48 @@ type Peer struct {
 	ev             peerEvents
 	catalogReady   bool
 	catalogPending []catalogChange
+	catalogSub     *peerSub // the subscription that keeps the catalogue
 }
 
-func (p *Peer) setAbilities(a rpc.Abilities) {
+func newPeer(n *Node, conn *peer.Conn) *Peer {
+	p := &Peer{node: n}
+	if conn != nil {
+		p.conn.Store(conn)
+	}
+	return p
+}
+
+// setAbilities records what the peer said of itself on conn.
+func (p *Peer) setAbilities(conn *peer.Conn, a rpc.Abilities) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.catalog = a.Services
+	p.netronGo = a.NetronGo != nil
 	if a.NetronGo != nil {
-		p.netronGo = true
-		p.conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpc.SupportedExtensions(), a.NetronGo.Extensions)})
+		conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpc.SupportedExtensions(), a.NetronGo.Extensions)})
 	}
 }
 
-// ID returns the remote node's id.
-func (p *Peer) ID() string { return p.conn.ID() }
+// ID returns the remote node's id (on a reconnecting peer, as the node at
+// its URL announced itself on the latest connection).
+func (p *Peer) ID() string { return p.conn.Load().ID() }
 
-// Conn returns the underlying connection.
-func (p *Peer) Conn() *peer.Conn { return p.conn }
+// Conn returns the current connection: on a reconnecting peer, the latest
+// one, which may have closed.
+func (p *Peer) Conn() *peer.Conn { return p.conn.Load() }
+
+// ActiveConn returns the open connection to use now (rpc.ConnSource).
+// Between the connections of a reconnecting peer it returns an error that
+// matches ErrReconnecting; once the peer is gone for good, the error it
+// ended with. On a peer that does not reconnect it returns the connection,
+// open or not: operations on a closed one fail with its error.
+func (p *Peer) ActiveConn() (*peer.Conn, error) {
+	c := p.conn.Load()
+	if p.rc == nil {
+		return c, nil
+	}
+	return c, p.rc.connErr(c)
+}
 
 // agreed returns the extensions both sides offered, in our order.
 func agreed(ours, theirs []string) []string {
@@ -58,14 +98,22 @@ func agreed(ours, theirs []string) []string {
 func (p *Peer) IsGo() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.netronGo || p.conn.Extensions().Version > 0
+	return p.netronGo || p.conn.Load().Extensions().Version > 0
 }
 
 // Service looks a service up on the peer with the query_interface task:
 // "name" (latest), "name@1.2.3" (exact), or a semver range such as
 // "name@^1" or "name@~1.2" (resolved by Go peers).
+//
+// On a reconnecting peer the handle follows the peer across connections
+// (rpc.Client.RemoteVia): after a reconnect its first call looks the
+// service up again by its exact qualified name, then calls it. Calls made
+// while the peer is between connections fail at once with ErrReconnecting.
 func (p *Peer) Service(ctx context.Context, spec string) (*rpc.Service, error) {
-	return p.node.client.QueryInterface(ctx, p.conn, spec)
+	if p.rc != nil {
+		return p.node.client.QueryInterfaceVia(ctx, p, spec)
+	}
+	return p.node.client.QueryInterface(ctx, p.conn.Load(), spec)
 }
 
 // Services returns the peer's catalogue (qualified name → definition): the
@@ -85,15 +133,41 @@ func (p *Peer) Services() map[string]wire.Definition {
 
 // RunTask runs a task on the peer.
 func (p *Peer) RunTask(ctx context.Context, name string, args ...any) (rpc.Result, error) {
-	return p.node.client.RunTask(ctx, p.conn, name, args...)
+	conn, err := p.ActiveConn()
+	if err != nil {
+		return rpc.Result{}, err
+	}
+	return p.node.client.RunTask(ctx, conn, name, args...)
 }
 
-// Done is closed when the connection closes.
-func (p *Peer) Done() <-chan struct{} { return p.conn.Done() }
+// Done is closed when the peer is gone for good: when its connection
+// closes, or, for a reconnecting peer, when it stops reconnecting (Close,
+// Node.Stop, or Config.Reconnect.MaxAttempts spent).
+func (p *Peer) Done() <-chan struct{} {
+	if p.rc != nil {
+		return p.rc.done
+	}
+	return p.conn.Load().Done()
+}
 
-// Err returns why the connection closed (it matches ErrPeerDisconnected),
-// or nil while it is open.
-func (p *Peer) Err() error { return p.conn.Err() }
+// Err returns nil while the peer is connected. Otherwise it returns why
+// not, matching ErrPeerDisconnected: the connection's error, or, while a
+// reconnecting peer is between connections, an error that also matches
+// ErrReconnecting.
+func (p *Peer) Err() error {
+	_, err := p.ActiveConn()
+	if err == nil && p.rc == nil {
+		err = p.conn.Load().Err()
+	}
+	return err
+}
 
-// Close closes the connection to the peer.
-func (p *Peer) Close() error { return p.conn.Close() }
+// Close closes the connection to the peer. A reconnecting peer stops
+// reconnecting: a dial in progress is abandoned, and a connection it
+// completes anyway is closed at once, never used.
+func (p *Peer) Close() error {
+	if p.rc != nil {
+		p.rc.close()
+	}
+	return p.conn.Load().Close()
+}

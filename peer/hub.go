@@ -264,9 +264,28 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity)
 	return nil
 }
 
+// DialOption configures one Dial.
+type DialOption func(*dialOptions)
+
+type dialOptions struct {
+	init []func(*Conn)
+}
+
+// BeforeStart runs fn on the dialled connection before its reader starts
+// and before it is announced on TopicConnected: the place to attach
+// per-connection state (Conn.LoadOrStoreValue) that the handlers of that
+// announcement, or of the first packets, rely on.
+func BeforeStart(fn func(*Conn)) DialOption {
+	return func(o *dialOptions) { o.init = append(o.init, fn) }
+}
+
 // Dial connects to a Netron node at a ws:// or wss:// URL and runs the
 // handshake. ctx bounds the dial and the handshake only.
-func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
+func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (*Conn, error) {
+	var do dialOptions
+	for _, o := range dialOpts {
+		o(&do)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("peer: dial %q: %w", rawURL, err)
@@ -324,6 +343,9 @@ func (h *Hub) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err
+	}
+	for _, fn := range do.init {
+		fn(c)
 	}
 	c.start(nil)
 	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)

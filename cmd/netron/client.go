@@ -149,7 +149,9 @@ func (c *clientFlags) connect(ctx context.Context, url string) (*client, error) 
 	if id == "" {
 		id = "netron-cli-" + uuid.NewString()[:8]
 	}
-	node, err := netron.New(netron.Config{ID: id, RequestTimeout: c.timeout})
+	// The commands talk to one node and end with its connection (watch
+	// reports the node going away): no reconnecting.
+	node, err := netron.New(netron.Config{ID: id, RequestTimeout: c.timeout, Reconnect: netron.ReconnectConfig{Disabled: true}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,43 @@
+package peer_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/peer"
+)
+
+type stateKey struct{}
+
+// BeforeStart attaches state that the handlers of the connected
+// announcement already see.
+func TestDialBeforeStart(t *testing.T) {
+	server := newHub(t, "server")
+	client := newHub(t, "client")
+	url := serve(t, server)
+	var sawState atomic.Bool
+	unsub, err := bus.NewTopic[peer.ConnEvent](client.Bus(), peer.TopicConnected).SubscribeFunc(func(_ context.Context, ev peer.ConnEvent) {
+		v, ok := ev.Conn.Value(stateKey{})
+		sawState.Store(ok && v == "attached")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	var seen *peer.Conn
+	c, err := client.Dial(context.Background(), url, peer.BeforeStart(func(c *peer.Conn) {
+		seen = c
+		c.LoadOrStoreValue(stateKey{}, "attached")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != c {
+		t.Fatal("BeforeStart did not get the dialled connection")
+	}
+	if !sawState.Load() {
+		t.Fatal("the connected handler ran before BeforeStart")
+	}
+}
