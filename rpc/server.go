@@ -40,6 +40,7 @@ type Server struct {
 	tasks map[string]TaskFunc
 
 	wg       sync.WaitGroup
+	jobs     chan job // to idle workers
 	draining atomic.Bool
 	active   atomic.Int64 // requests running, for Drain
 	closed   chan struct{}
@@ -102,6 +103,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 		perPeer: DefaultPeerConcurrency,
 		tasks:   make(map[string]TaskFunc),
 		closed:  make(chan struct{}),
+		jobs:    make(chan job),
 	}
 	for _, o := range opts {
 		o.applyServer(s)
@@ -170,28 +172,65 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	if draining {
 		s.active.Add(-1)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer func() {
-			if !draining {
-				s.active.Add(-1)
-			}
-			inflight.Add(-1)
-			<-s.sem
-			s.wg.Done()
-		}()
-		if draining {
-			_ = s.reply(in.Conn, &in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
+	j := job{in: in, inflight: inflight, over: over, draining: draining}
+	select {
+	case s.jobs <- j: // an idle worker takes it
+	default:
+		s.wg.Add(1)
+		go s.worker(j)
+	}
+}
+
+// job is one request on its way to a worker.
+type job struct {
+	in             peer.Inbound
+	inflight       *atomic.Int32
+	over, draining bool
+}
+
+// workerIdle is how long a worker waits for another request before it
+// exits.
+const workerIdle = 10 * time.Second
+
+// worker runs requests. Workers outlive their request for a while and take
+// the next one, so a request costs a hand-off to a parked goroutine whose
+// stack has already grown, not a new goroutine; their number is bounded by
+// the concurrency limit.
+func (s *Server) worker(j job) {
+	defer s.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.run(j)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-s.jobs:
+		case <-idle.C:
+			return
+		case <-s.closed:
 			return
 		}
-		if over {
-			_ = s.reply(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
-				Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
-				Details: map[string]any{"limit": s.perPeer}})
-			return
+	}
+}
+
+func (s *Server) run(j job) {
+	defer func() {
+		if !j.draining {
+			s.active.Add(-1)
 		}
-		s.serve(in.Conn, &in.Packet)
+		j.inflight.Add(-1)
+		<-s.sem
 	}()
+	switch {
+	case j.draining:
+		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
+	case j.over:
+		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
+			Details: map[string]any{"limit": s.perPeer}})
+	default:
+		s.serve(j.in.Conn, &j.in.Packet)
+	}
 }
 
 // reply sends the response to p: result, or err as an error response. It
