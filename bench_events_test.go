@@ -49,13 +49,13 @@ func BenchmarkEventsInProcess(b *testing.B) {
 // Peer.Subscribe handler on the other node. "ext" is the one-way event
 // packet two Go nodes agree on; "task" is Netron's TASK emit request,
 // answered by the subscriber, as a Titan peer would get it. The emitter
-// keeps at most 512 events in flight, below the forwarder's queue, so that
+// keeps at most 512 events in flight, below the forwarder's queue (set to 1024), so that
 // the measure is of sustained delivery, not of dropping.
 func BenchmarkEventsPeerToPeer(b *testing.B) {
 	for _, mode := range []string{"ext", "task"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			server := startNode(b, netron.Config{ID: "server", Host: "127.0.0.1", Server: true})
+			server := startNode(b, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, EventQueueSize: 1024})
 			client := startNode(b, netron.Config{ID: "client"})
 			p, err := client.Connect(ctx, server.URL())
 			if err != nil {

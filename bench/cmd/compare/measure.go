@@ -201,8 +201,9 @@ func (w *window) wait(sent int64, timeout time.Duration) error {
 	return nil
 }
 
-// windowSize is the in-flight bound of the one-way figures: half of Netron's
-// per-peer event queue (1024), as in the repository's own event benchmark.
+// windowSize is the in-flight bound of the one-way figures: half of the
+// per-peer event queue the Netron server is given (1024), as in the
+// repository's own event benchmark.
 const windowSize = 512
 
 // measureOneWay sends with send(seq) for d under a window and returns the

@@ -56,7 +56,9 @@ type netronBench struct {
 }
 
 func startNetron(ctx context.Context) (*netronBench, error) {
-	server, err := netron.New(netron.Config{ID: "bench-server", Host: "127.0.0.1", Server: true})
+	// The per-peer event queue (default 256) is raised above the window of
+	// the one-way figures, so that events are delivered, not dropped.
+	server, err := netron.New(netron.Config{ID: "bench-server", Host: "127.0.0.1", Server: true, EventQueueSize: 2 * windowSize})
 	if err != nil {
 		return nil, err
 	}
