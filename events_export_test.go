@@ -18,7 +18,7 @@ func ForwarderDropped(n *Node) uint64 {
 	defer n.ev.mu.Unlock()
 	var d uint64
 	for s := range n.ev.senders {
-		d += s.sub.Dropped()
+		d += s.dropped.Load()
 	}
 	return d
 }

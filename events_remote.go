@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
@@ -112,38 +114,56 @@ func (f *connFwd) closeConn() {
 	}
 }
 
-// sender drains one peer's event queue onto its connection.
+// sender drains one peer's event queue onto its connection. The queue
+// lives on the sender's bus topic's synchronous subscriber: it grows with
+// what is pending (at most queueSize events, then the oldest is dropped)
+// and a goroutine runs only while events are pending, so an idle
+// subscribed peer costs neither a parked goroutine nor a fixed buffer.
 type sender struct {
-	h       *eventHub
-	conn    *peer.Conn
-	t       *target
-	sub     *bus.Subscription[Event]
-	stopped atomic.Bool
-	once    sync.Once
+	h     *eventHub
+	conn  *peer.Conn
+	t     *target
+	unsub func()
+
+	mu       sync.Mutex
+	queue    []Event
+	head     int
+	running  bool
+	stopped  atomic.Bool
+	dropped  atomic.Uint64
+	lastWarn atomic.Int64
+	once     sync.Once
+	done     chan struct{} // closed by close
+
+	// Emit requests to a plain Netron peer awaiting their answers, at most
+	// emitWindow; one reaper per sender collects them, across drainer runs.
+	inflight chan *rpc.Pending
+	reaping  bool
 }
 
 func (h *eventHub) newSender(conn *peer.Conn) (*sender, error) {
-	t, sub, err := h.newTarget("events → "+conn.ID(), []bus.SubOption{bus.WithBuffer(h.queueSize), bus.WithPolicy(bus.DropOldest)})
+	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10)), remote: true}
+	s := &sender{h: h, conn: conn, t: t, done: make(chan struct{}), inflight: make(chan *rpc.Pending, emitWindow)}
+	unsub, err := t.topic.SubscribeFunc(s.enqueue)
 	if err != nil {
 		return nil, err
 	}
-	t.remote = true
-	s := &sender{h: h, conn: conn, t: t, sub: sub}
+	s.unsub = unsub
 	h.mu.Lock()
 	h.senders[s] = struct{}{}
 	h.forwarders.Add(1)
 	h.mu.Unlock()
-	if !h.goTracked(s.run) {
-		s.close()
-		return nil, rpc.NewError(503, "node stopping", nil)
-	}
 	return s, nil
 }
 
 func (s *sender) close() {
 	s.once.Do(func() {
 		s.stopped.Store(true)
-		s.sub.Close()
+		close(s.done)
+		s.unsub()
+		s.mu.Lock()
+		s.queue, s.head = nil, 0
+		s.mu.Unlock()
 		s.h.mu.Lock()
 		_, live := s.h.senders[s]
 		delete(s.h.senders, s)
@@ -154,15 +174,62 @@ func (s *sender) close() {
 	})
 }
 
-func (s *sender) run() {
-	var inflight chan *rpc.Pending
-	defer func() {
-		if inflight != nil {
-			close(inflight)
+// enqueue runs in the emitter's goroutine: it never blocks.
+func (s *sender) enqueue(_ context.Context, ev Event) {
+	s.mu.Lock()
+	if s.stopped.Load() {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue)-s.head >= s.h.queueSize {
+		s.queue[s.head] = Event{}
+		s.head++
+		s.dropped.Add(1)
+		if now := time.Now().UnixNano(); now-s.lastWarn.Load() > int64(time.Second) {
+			s.lastWarn.Store(now)
+			s.h.log.Warn("netron: a subscribed peer is behind; dropping its oldest queued events", "peer", s.conn.ID(), "queue", s.h.queueSize, "dropped", s.dropped.Load())
 		}
-	}()
+	}
+	if s.head > 0 && s.head >= len(s.queue)/2 {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
+	s.queue = append(s.queue, ev)
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if start && !s.h.goTracked(s.run) {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}
+}
+
+// next pops the oldest queued event; false when the queue is empty, and
+// then the drainer is no longer running.
+func (s *sender) next() (Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.queue) {
+		s.queue, s.head = nil, 0 // an idle peer holds no buffer
+		s.running = false
+		return Event{}, false
+	}
+	ev := s.queue[s.head]
+	s.queue[s.head] = Event{}
+	s.head++
+	return ev, true
+}
+
+// run drains the queue, then exits.
+func (s *sender) run() {
 	ctx := s.conn.Context()
-	for ev := range s.sub.C() {
+	for {
+		ev, ok := s.next()
+		if !ok {
+			return
+		}
 		if s.stopped.Load() || s.conn.Err() != nil {
 			continue // drain: the subscription or the connection is gone
 		}
@@ -182,12 +249,11 @@ func (s *sender) run() {
 			}
 			continue
 		}
-		if inflight == nil {
-			inflight = make(chan *rpc.Pending, emitWindow)
-			if !s.h.goTracked(func() { s.reap(inflight) }) {
-				inflight = nil
+		if !s.reaping { // only the drainer touches reaping
+			if !s.h.goTracked(s.reap) {
 				continue
 			}
+			s.reaping = true
 		}
 		p, err := s.h.n.client.Send(ctx, s.conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 			return appendEventData(b, "emit", ev.Name, enc), nil
@@ -196,15 +262,24 @@ func (s *sender) run() {
 			s.h.log.Debug("netron: event not forwarded", "event", ev.Name, "peer", s.conn.ID(), "err", err)
 			continue
 		}
-		inflight <- p // waits while emitWindow emits are unanswered
+		select {
+		case s.inflight <- p: // waits while emitWindow emits are unanswered
+		case <-s.done:
+		}
 	}
 }
 
-// reap collects the answers to emit requests, oldest first.
-func (s *sender) reap(inflight <-chan *rpc.Pending) {
-	for p := range inflight {
-		if _, err := p.Wait(context.Background()); err != nil && s.conn.Err() == nil {
-			s.h.log.Debug("netron: emit request failed", "peer", s.conn.ID(), "err", err)
+// reap collects the answers to emit requests, oldest first, until the
+// sender closes.
+func (s *sender) reap() {
+	for {
+		select {
+		case p := <-s.inflight:
+			if _, err := p.Wait(context.Background()); err != nil && s.conn.Err() == nil {
+				s.h.log.Debug("netron: emit request failed", "peer", s.conn.ID(), "err", err)
+			}
+		case <-s.done:
+			return
 		}
 	}
 }

@@ -556,7 +556,7 @@ func TestStreamLocal(t *testing.T) {
 // The inactivity timeout of finite streams and the stream limit come from
 // the node's configuration.
 func TestStreamConfig(t *testing.T) {
-	_, _, _, svc := streamPair(t, netron.Config{StreamTimeout: 100 * time.Millisecond, MaxStreamsPerPeer: 2})
+	_, server, _, svc := streamPair(t, netron.Config{StreamTimeout: 100 * time.Millisecond, MaxStreamsPerPeer: 2})
 	ctx := streamCtx(t)
 	var got []int
 	var end error
@@ -570,6 +570,16 @@ func TestStreamConfig(t *testing.T) {
 	if !errors.Is(end, stream.ErrInactive) || len(got) != 1 {
 		t.Fatalf("stalled finite stream: %v, %v", got, end)
 	}
+	// The server learns of the consumer's end asynchronously: wait until
+	// the stalled stream no longer counts against the limit.
+	waitFor(t, "the stalled stream released", func() bool {
+		for _, p := range server.Peers() {
+			if _, out := server.Streams().Streams(p.Conn()); out != 0 {
+				return false
+			}
+		}
+		return true
+	})
 	var open []*stream.Reader[int]
 	for range 2 {
 		r, err := rpc.OpenStream[int](ctx, svc, "forever")
