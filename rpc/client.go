@@ -157,44 +157,14 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 		}()
 		timeout = t.C
 	}
-	if conn.GoingAway() {
-		return nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
-	}
-	id := conn.NextID()
-	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	id, ps, ch, err := c.send(ctx, conn, t, build)
 	if err != nil {
-		putBuf(frame)
-		return nil, err
-	}
-	ch := respChanPool.Get().(chan response)
-	ps := pendingOf(conn)
-	ps.mu.Lock()
-	if ps.closed {
-		ps.mu.Unlock()
-		respChanPool.Put(ch)
-		putBuf(frame)
-		return nil, conn.Err()
-	}
-	ps.calls[id] = ch
-	ps.mu.Unlock()
-	if err := conn.Send(ctx, frame, putBuf); err != nil {
-		c.forget(ps, id, ch)
 		return nil, err
 	}
 	select {
 	case r := <-ch:
 		respChanPool.Put(ch)
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.isErr {
-			var v any
-			if err := wire.Unmarshal(r.data, &v); err != nil {
-				return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
-			}
-			return nil, fromWire(v)
-		}
-		return r.data, nil
+		return r.result()
 	case <-ctx.Done():
 		c.forget(ps, id, ch)
 		return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())
@@ -211,6 +181,36 @@ var timerPool = sync.Pool{New: func() any {
 	t.Stop()
 	return t
 }}
+
+// send registers a request on conn and queues it; the response will
+// arrive on ch.
+func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
+	if conn.GoingAway() {
+		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
+	}
+	id := conn.NextID()
+	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	if err != nil {
+		putBuf(frame)
+		return 0, nil, nil, err
+	}
+	ch := respChanPool.Get().(chan response)
+	ps := pendingOf(conn)
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		respChanPool.Put(ch)
+		putBuf(frame)
+		return 0, nil, nil, conn.Err()
+	}
+	ps.calls[id] = ch
+	ps.mu.Unlock()
+	if err := conn.Send(ctx, frame, putBuf); err != nil {
+		c.forget(ps, id, ch)
+		return 0, nil, nil, err
+	}
+	return id, ps, ch, nil
+}
 
 // forget removes a request that will not be waited for. The channel goes
 // back to the pool only if no response can still be sent to it.

@@ -38,25 +38,8 @@ type Pending struct {
 // context given to Wait ends first. ctx bounds the send only (the wait for
 // room in the connection's outbound queue).
 func (c *Client) Send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
-	id := conn.NextID()
-	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	id, ps, ch, err := c.send(ctx, conn, t, build)
 	if err != nil {
-		putBuf(frame)
-		return nil, err
-	}
-	ch := respChanPool.Get().(chan response)
-	ps := pendingOf(conn)
-	ps.mu.Lock()
-	if ps.closed {
-		ps.mu.Unlock()
-		respChanPool.Put(ch)
-		putBuf(frame)
-		return nil, conn.Err()
-	}
-	ps.calls[id] = ch
-	ps.mu.Unlock()
-	if err := conn.Send(ctx, frame, putBuf); err != nil {
-		c.forget(ps, id, ch)
 		return nil, err
 	}
 	return &Pending{conn: conn, ps: ps, c: c, id: id, ch: ch, deadline: time.Now().Add(c.timeout)}, nil
@@ -71,17 +54,7 @@ func (p *Pending) Wait(ctx context.Context) ([]byte, error) {
 	select {
 	case r := <-p.ch:
 		respChanPool.Put(p.ch)
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.isErr {
-			var v any
-			if err := wire.Unmarshal(r.data, &v); err != nil {
-				return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
-			}
-			return nil, fromWire(v)
-		}
-		return r.data, nil
+		return r.result()
 	case <-timer.C:
 		p.c.forget(p.ps, p.id, p.ch)
 		return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), context.DeadlineExceeded)

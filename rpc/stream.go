@@ -375,29 +375,13 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		}
 	}()
-	id := conn.NextID()
-	frame := wire.AppendHeader(getBuf(), id, wire.Flags(wire.TypeCall, true, 0))
-	frame = wire.AppendArrayHeader(frame, 2+len(args))
-	frame = wire.AppendString(frame, target)
-	frame = wire.AppendString(frame, method)
-	frame, err = appendArgsUploading(frame, args, ups, c.streams, conn)
+	id, ps, ch, err := c.send(ctx, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
+		frame = wire.AppendArrayHeader(frame, 2+len(args))
+		frame = wire.AppendString(frame, target)
+		frame = wire.AppendString(frame, method)
+		return appendArgsUploading(frame, args, ups, c.streams, conn)
+	})
 	if err != nil {
-		putBuf(frame)
-		return nil, err
-	}
-	ch := respChanPool.Get().(chan response)
-	ps := pendingOf(conn)
-	ps.mu.Lock()
-	if ps.closed {
-		ps.mu.Unlock()
-		respChanPool.Put(ch)
-		putBuf(frame)
-		return nil, conn.Err()
-	}
-	ps.calls[id] = ch
-	ps.mu.Unlock()
-	if err := conn.Send(ctx, frame, putBuf); err != nil {
-		c.forget(ps, id, ch)
 		return nil, err
 	}
 	ups.start()
