@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -395,9 +396,14 @@ func (n *Node) peerOf(conn *peer.Conn) *Peer {
 // Peers returns the connected peers, dialled and accepted.
 func (n *Node) Peers() []*Peer {
 	conns := n.hub.Conns()
-	out := make([]*Peer, len(conns))
-	for i, c := range conns {
-		out[i] = n.peerOf(c)
+	out := make([]*Peer, 0, len(conns))
+	for _, c := range conns {
+		if c.Err() != nil {
+			continue // closing; a reconnecting peer's old connection
+		}
+		if p := n.peerOf(c); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -147,7 +147,9 @@ func TestPeerConcurrencyLimit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if ok < 4 || limited == 0 || ok+limited != 12 {
+	// At most 4 ran (fewer when another request of this peer, such as the
+	// catalogue sync after Connect, held a slot); the rest got 429 at once.
+	if ok == 0 || ok > 4 || limited < 8 || ok+limited != 12 {
 		t.Fatalf("%d completed, %d limited", ok, limited)
 	}
 }
