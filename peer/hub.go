@@ -189,10 +189,16 @@ func parseHandshake(msg []byte) (handshakeMsg, bool) {
 // answer {"type":"client-id","id":…} in a binary or text frame.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
-	closing := h.closing
+	closing, full := h.closing, len(h.conns) >= h.cfg.maxPeers
 	h.mu.Unlock()
-	if closing {
+	switch {
+	case closing:
 		http.Error(w, "netron: node stopping", http.StatusServiceUnavailable)
+		return
+	case full:
+		// Refused before the upgrade; a peer that races past this check
+		// is refused after the hello (close status 1013).
+		http.Error(w, "netron: too many peers", http.StatusServiceUnavailable)
 		return
 	}
 	var ident *Identity

@@ -226,20 +226,17 @@ func TestMaxPeers(t *testing.T) {
 	server := newHub(t, "server", peer.WithMaxPeers(1))
 	url := serve(t, server)
 	client := newHub(t, "client")
-	if _, err := client.Dial(context.Background(), url); err != nil {
+	c1, err := client.Dial(context.Background(), url)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := client.Dial(context.Background(), url)
-	if err != nil {
-		t.Fatal(err) // the server says hello before it counts the peer
+	// The server says hello before it counts the peer: wait until it has.
+	waitConns(t, server, 1)
+	if _, err := client.Dial(context.Background(), url); err == nil {
+		t.Fatal("second peer admitted")
 	}
-	select {
-	case <-c2.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("second peer not rejected")
-	}
-	if n := len(server.Conns()); n != 1 {
-		t.Fatalf("server has %d conns", n)
+	if n := len(server.Conns()); n != 1 || c1.Err() != nil {
+		t.Fatalf("server has %d conns; first peer: %v", n, c1.Err())
 	}
 }
 
