@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,6 +350,7 @@ func (c *Conn) writeLoop() {
 		pending = append(pending[:0], o)
 		size := len(o.Frame)
 		if c.Extensions().Has(ExtensionBatch) {
+			yielded := false
 		more:
 			for len(pending) < maxBatch && size < maxBatchBytes {
 				select {
@@ -359,7 +361,15 @@ func (c *Conn) writeLoop() {
 					pending = append(pending, o2)
 					size += len(o2.Frame)
 				default:
-					break more
+					if yielded {
+						break more
+					}
+					// Let the goroutines that are about to send run
+					// first: one write for all of them instead of one
+					// each. Without other runnable goroutines this
+					// returns at once.
+					yielded = true
+					runtime.Gosched()
 				}
 			}
 		}
