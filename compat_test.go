@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -121,36 +122,14 @@ func decodeAny(t *testing.T, data []byte) any {
 }
 
 func asFloat(v any) (float64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	case int8, int16, int32, int64, int, uint8, uint16, uint32, uint64, uint:
-		var f float64
-		switch m := n.(type) {
-		case int8:
-			f = float64(m)
-		case int16:
-			f = float64(m)
-		case int32:
-			f = float64(m)
-		case int64:
-			f = float64(m)
-		case int:
-			f = float64(m)
-		case uint8:
-			f = float64(m)
-		case uint16:
-			f = float64(m)
-		case uint32:
-			f = float64(m)
-		case uint64:
-			f = float64(m)
-		case uint:
-			f = float64(m)
-		}
-		return f, true
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.CanFloat():
+		return rv.Float(), true
+	case rv.CanInt():
+		return float64(rv.Int()), true
+	case rv.CanUint():
+		return float64(rv.Uint()), true
 	}
 	return 0, false
 }

@@ -5,14 +5,6 @@ import (
 	"os"
 )
 
-func readFile(t interface{ Fatal(...any) }, name string) string {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // The program with the embedded app.yaml and no environment variables.
 func Example() {
 	if err := run(context.Background(), os.Stdout, defaultConfig, "app.yaml", nil); err != nil {

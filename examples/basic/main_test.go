@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/netron-go/netron/app"
+	"github.com/netron-go/netron/internal/exampletest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,13 +28,7 @@ func TestREADMEOutput(t *testing.T) {
 	if err := run(testCtx(t), &out, defaultConfig, "app.yaml", nil); err != nil {
 		t.Fatal(err)
 	}
-	readme := readFile(t, "README.md")
-	if !strings.Contains(readme, "```sh\ngo run ./examples/basic\n") {
-		t.Error("README.md does not give the command")
-	}
-	if !strings.Contains(readme, "```\n"+out.String()+"```") {
-		t.Errorf("README.md does not show the output:\n%s", out.String())
-	}
+	exampletest.CheckREADME(t, "go run ./examples/basic", out.String())
 }
 
 func TestEnvironmentOverrides(t *testing.T) {

@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/netron-go/netron/internal/exampletest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -21,15 +21,5 @@ func TestREADME(t *testing.T) {
 	if err := run(ctx, &out); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	if !strings.Contains(readme, "```sh\ngo run ./examples/events\n```") {
-		t.Error("README.md does not give the command")
-	}
-	if !strings.Contains(readme, "```\n"+out.String()+"```") {
-		t.Errorf("README.md does not show the output:\n%s", out.String())
-	}
+	exampletest.CheckREADME(t, "go run ./examples/events", out.String())
 }

@@ -1045,84 +1045,69 @@ func (c *cursor) meta(m *ServiceMeta) error {
 	return nil
 }
 
-func (c *cursor) properties(m *ServiceMeta) error {
-	n, err := c.mapLen("properties")
-	if err != nil || n <= 0 {
+func (c *cursor) properties(m *ServiceMeta) (err error) {
+	m.Properties, err = namedMaps(c, "properties", "property", func(p *PropertyMeta, k string) (err error) {
+		switch k {
+		case "type":
+			p.Type, err = c.str(k)
+		case "readonly":
+			p.Readonly, err = c.bool(k)
+		default:
+			err = c.skip(k)
+		}
 		return err
-	}
-	m.Properties = make(map[string]PropertyMeta, n)
-	for range n {
-		name, err := c.key("properties")
-		if err != nil {
-			return err
-		}
-		c.scopeKind, c.scopeName = "property", name
-		var p PropertyMeta
-		fields, err := c.mapLen("")
-		if err != nil {
-			return err
-		}
-		for range fields {
-			k, err := c.key("")
-			if err != nil {
-				return err
-			}
-			switch k {
-			case "type":
-				p.Type, err = c.str(k)
-			case "readonly":
-				p.Readonly, err = c.bool(k)
-			default:
-				err = c.skip(k)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		m.Properties[name] = p
-	}
-	c.scopeKind = ""
-	return nil
+	})
+	return err
 }
 
-func (c *cursor) methods(m *ServiceMeta) error {
-	n, err := c.mapLen("methods")
-	if err != nil || n <= 0 {
-		return err
-	}
-	m.Methods = make(map[string]MethodMeta, n)
-	for range n {
-		name, err := c.key("methods")
-		if err != nil {
-			return err
+func (c *cursor) methods(m *ServiceMeta) (err error) {
+	m.Methods, err = namedMaps(c, "methods", "method", func(mm *MethodMeta, k string) (err error) {
+		switch k {
+		case "type":
+			mm.Type, err = c.str(k)
+		case "arguments":
+			mm.Arguments, err = c.arguments()
+		default:
+			err = c.skip(k)
 		}
-		c.scopeKind, c.scopeName = "method", name
-		var mm MethodMeta
+		return err
+	})
+	return err
+}
+
+// namedMaps decodes a map of name → map of fields (meta.properties,
+// meta.methods) into a map of T, calling field for each field key of each
+// entry. An empty map decodes as nil.
+func namedMaps[T any](c *cursor, what, kind string, field func(v *T, k string) error) (map[string]T, error) {
+	n, err := c.mapLen(what)
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	out := make(map[string]T, n)
+	for range n {
+		name, err := c.key(what)
+		if err != nil {
+			return nil, err
+		}
+		c.scopeKind, c.scopeName = kind, name
+		var v T
 		fields, err := c.mapLen("")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for range fields {
 			k, err := c.key("")
 			if err != nil {
-				return err
+				return nil, err
 			}
-			switch k {
-			case "type":
-				mm.Type, err = c.str(k)
-			case "arguments":
-				mm.Arguments, err = c.arguments()
-			default:
-				err = c.skip(k)
-			}
-			if err != nil {
-				return err
+			if err := field(&v, k); err != nil {
+				return nil, err
 			}
 		}
-		m.Methods[name] = mm
+		out[name] = v
 	}
 	c.scopeKind = ""
-	return nil
+	return out, nil
 }
 
 func (c *cursor) arguments() ([]ArgumentMeta, error) {
