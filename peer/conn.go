@@ -113,13 +113,17 @@ func (c *Conn) NextID() uint32 {
 	}
 }
 
-// Extensions returns the extensions agreed with the peer (never nil).
+// Extensions returns the extensions agreed with the peer (never nil; do
+// not modify it).
 func (c *Conn) Extensions() *Extensions {
 	if e := c.extension.Load(); e != nil {
 		return e
 	}
-	return &Extensions{}
+	return &noExtensions
 }
+
+// noExtensions is what a plain Netron peer has; callers must not modify it.
+var noExtensions Extensions
 
 // SetExtensions records the extensions agreed with the peer.
 func (c *Conn) SetExtensions(e *Extensions) { c.extension.Store(e) }
