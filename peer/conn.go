@@ -19,9 +19,11 @@ import (
 )
 
 // Conn is one WebSocket connection to a peer. It owns one reader goroutine,
-// which decodes packet headers and publishes what arrives on the bus, and
-// one writer goroutine, which writes what is published on its outbound
-// topic. Keep-alive runs on a timer, not a goroutine of its own.
+// which decodes packet headers and publishes what arrives on the bus. What
+// is published on its outbound topic is queued and written by whichever
+// sender finds no write in progress (see Send), so an idle connection has
+// no writer goroutine and a lone packet no hand-off. Keep-alive runs on a
+// timer, not a goroutine of its own.
 type Conn struct {
 	hub        *Hub
 	ws         *websocket.Conn
@@ -32,8 +34,17 @@ type Conn struct {
 	seq        uint64
 
 	outTopic *bus.Topic[Outbound]
-	out      *bus.Subscription[Outbound]
+	unsubOut func()
 	nextID   atomic.Uint32
+
+	// The outbound queue (see Send and enqueue). The sender holding the
+	// writer role (writing) owns wbatch.
+	wmu     sync.Mutex
+	wq      []Outbound
+	wbatch  []Outbound
+	writing bool
+	wclosed bool
+	wroom   chan struct{} // closed when the queue has room again; nil without waiters
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
@@ -140,21 +151,222 @@ func (c *Conn) LoadOrStoreValue(key, v any) (actual any, loaded bool) {
 // consumes.
 func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 
-// Send queues an encoded packet for the writer. It blocks while the
-// outbound queue is full, until ctx ends. After the connection has closed
-// it returns the connection's error. The writer owns frame from here on.
+// Send publishes an encoded packet on the connection's outbound topic and
+// makes sure it is written. When no other write is in progress the
+// calling goroutine writes it, together with whatever else is queued by
+// then; otherwise the goroutine writing takes it along. Send blocks while
+// the outbound queue is full (WithOutboundQueue), until ctx ends, and
+// while it writes. After the connection has closed it returns the
+// connection's error. Unless Send returns an error, the connection owns
+// frame from here on and calls release, if not nil, once it is written or
+// dropped (the connection closed first).
+//
+// A reader of the connection's inbound topics that runs on the reader
+// goroutine (a SubscribeFunc callback) should hand replies to another
+// goroutine: while it writes, nothing is read.
 func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release}); err != nil {
+	if err := c.waitRoom(ctx); err != nil {
+		return err
+	}
+	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
 		if cerr := c.Err(); cerr != nil {
 			return cerr
 		}
 		return err
 	}
+	c.flush()
 	return nil
 }
+
+// sendAsync queues a packet from the reader goroutine: a goroutine of
+// the hub writes it unless a write is already in progress.
+func (c *Conn) sendAsync(frame []byte) error {
+	if err := c.waitRoom(c.ctx); err != nil {
+		return err
+	}
+	return c.outTopic.Publish(c.ctx, Outbound{Frame: frame})
+}
+
+// waitRoom waits until the outbound queue has room, ctx ends or the
+// connection closes.
+func (c *Conn) waitRoom(ctx context.Context) error {
+	for {
+		c.wmu.Lock()
+		if len(c.wq) < c.hub.cfg.outboundQueue {
+			c.wmu.Unlock()
+			return nil
+		}
+		if c.wroom == nil {
+			c.wroom = make(chan struct{})
+		}
+		room := c.wroom
+		start := !c.writing
+		c.writing = true
+		c.wmu.Unlock()
+		if start {
+			// A full queue nobody writes: its senders are about to
+			// flush, but do not wait for them.
+			c.hub.goTracked(c.writeQueued)
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return c.err
+		}
+	}
+}
+
+// enqueue is the writer's subscription to the outbound topic. It runs in
+// the publisher's goroutine. A packet from Send is written by Send itself
+// (flush); any other publisher's packet by a goroutine of the hub when no
+// write is in progress.
+func (c *Conn) enqueue(_ context.Context, o Outbound) {
+	c.wmu.Lock()
+	if c.wclosed {
+		c.wmu.Unlock()
+		o.release()
+		return
+	}
+	c.wq = append(c.wq, o)
+	start := !o.sender && !c.writing
+	if start {
+		c.writing = true
+	}
+	c.wmu.Unlock()
+	if start {
+		c.hub.goTracked(c.writeQueued)
+	}
+}
+
+// flush takes the writer role if nobody holds it and writes what is
+// queued. The caller gives the role to a goroutine of the hub after
+// flushRounds writes, so a sender is not kept writing for others.
+func (c *Conn) flush() {
+	c.wmu.Lock()
+	if c.writing || len(c.wq) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	lone := len(c.wq) == 1
+	c.wmu.Unlock()
+	if lone && c.Extensions().Has(ExtensionBatch) {
+		// Let the goroutines that are about to send run first: one
+		// write for all of them instead of one each. Without other
+		// runnable goroutines this returns at once.
+		runtime.Gosched()
+	}
+	for range flushRounds {
+		if !c.writeOnce() {
+			return
+		}
+	}
+	c.wmu.Lock()
+	if len(c.wq) == 0 || c.wclosed {
+		c.writing = false
+		c.dropQueued()
+		c.wmu.Unlock()
+		return
+	}
+	c.wmu.Unlock()
+	c.hub.goTracked(c.writeQueued)
+}
+
+// flushRounds is how many messages a sender writes before it hands the
+// writer role on.
+const flushRounds = 4
+
+// writeQueued writes until the queue is empty; the caller holds the
+// writer role.
+func (c *Conn) writeQueued() {
+	for c.writeOnce() {
+	}
+}
+
+// writeOnce writes the next message: the first queued packet, or, when
+// several are queued and the peer agreed to ExtensionBatch, up to maxBatch
+// of them as one WebSocket message (one frame, one write system call): an
+// EXT packet ["batch", bin, bin, …] whose bins are the packets. Plain
+// Netron peers always get one packet per message. The caller holds the
+// writer role; writeOnce gives it up and reports false when the queue is
+// empty or the connection closed.
+func (c *Conn) writeOnce() bool {
+	c.wmu.Lock()
+	if len(c.wq) == 0 || c.wclosed {
+		c.writing = false
+		c.dropQueued()
+		c.wmu.Unlock()
+		return false
+	}
+	n, size := 1, len(c.wq[0].Frame)
+	if len(c.wq) > 1 && c.Extensions().Has(ExtensionBatch) {
+		for n < len(c.wq) && n < maxBatch && size < maxBatchBytes {
+			size += len(c.wq[n].Frame)
+			n++
+		}
+	}
+	batch := append(c.wbatch[:0], c.wq[:n]...)
+	rest := copy(c.wq, c.wq[n:])
+	clear(c.wq[rest:])
+	c.wq = c.wq[:rest]
+	if rest == 0 && cap(c.wq) > maxBatch {
+		c.wq = nil // let a burst's queue go
+	}
+	if c.wroom != nil {
+		close(c.wroom)
+		c.wroom = nil
+	}
+	c.wmu.Unlock()
+
+	msg := batch[0].Frame
+	var buf *[]byte
+	if n > 1 {
+		buf = batchPool.Get().(*[]byte)
+		*buf = appendBatch((*buf)[:0], batch)
+		msg = *buf
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageBinary, msg)
+	for i := range batch {
+		batch[i].release()
+	}
+	clear(batch)
+	c.wbatch = batch[:0]
+	if cap(c.wbatch) > maxBatch {
+		c.wbatch = nil
+	}
+	if buf != nil && cap(*buf) <= 4*maxBatchBytes {
+		batchPool.Put(buf)
+	}
+	if err != nil {
+		c.shutdown(fmt.Errorf("write: %w", err), websocket.StatusInternalError, "")
+		c.wmu.Lock()
+		c.writing = false
+		c.dropQueued()
+		c.wmu.Unlock()
+		return false
+	}
+	return true
+}
+
+// dropQueued releases what is queued once the connection has closed.
+// Called under wmu.
+func (c *Conn) dropQueued() {
+	if !c.wclosed {
+		return
+	}
+	for i := range c.wq {
+		c.wq[i].release()
+	}
+	c.wq = nil
+}
+
+// batchPool holds the buffers batched messages are built in.
+var batchPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // SendPacket encodes p and queues it.
 func (c *Conn) SendPacket(ctx context.Context, p *wire.Packet) error {
@@ -207,7 +419,13 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 			c.kaTimer.Stop()
 		}
 		c.kaMu.Unlock()
-		c.out.Close()
+		c.unsubOut()
+		c.wmu.Lock()
+		c.wclosed = true
+		if !c.writing {
+			c.dropQueued()
+		}
+		c.wmu.Unlock()
 		c.hub.remove(c)
 		if len(reason) > 120 {
 			reason = reason[:120]
@@ -222,7 +440,6 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 func (c *Conn) start(first []byte) {
 	c.lastRead.Store(time.Now().UnixNano())
 	c.hub.goTracked(func() { c.readLoop(first) })
-	c.hub.goTracked(c.writeLoop)
 	if c.hub.cfg.keepAliveInterval > 0 {
 		c.kaMu.Lock()
 		c.kaTimer = time.AfterFunc(c.hub.cfg.keepAliveInterval, c.keepAlive)
@@ -301,7 +518,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 	case t == wire.TypePing:
 		if p.IsRequest() {
 			reply := wire.Packet{ID: p.ID, Flags: 0, Data: p.Data}
-			if err := c.SendPacket(c.ctx, &reply); err != nil {
+			if err := c.sendAsync(reply.Append(nil)); err != nil {
 				return false
 			}
 		}
@@ -333,7 +550,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 }
 
 // ExtensionBatch is the extension under which Go peers put several packets
-// in one WebSocket message (see writeLoop).
+// in one WebSocket message (see writeOnce).
 const ExtensionBatch = "batch1"
 
 // maxBatch bounds the packets and bytes of one batched message.
@@ -341,63 +558,6 @@ const (
 	maxBatch      = 64
 	maxBatchBytes = 256 << 10
 )
-
-// writeLoop writes what is queued for the peer. When several packets are
-// waiting and the peer agreed to ExtensionBatch, they go out as one
-// WebSocket message (one frame, one write system call): an EXT packet
-// ["batch", bin, bin, …] whose bins are the packets. Plain Netron peers
-// always get one packet per message.
-func (c *Conn) writeLoop() {
-	var batch []byte // reused; owned by this goroutine
-	pending := make([]Outbound, 0, maxBatch)
-	for o := range c.out.C() {
-		pending = append(pending[:0], o)
-		size := len(o.Frame)
-		if c.Extensions().Has(ExtensionBatch) {
-			yielded := false
-		more:
-			for len(pending) < maxBatch && size < maxBatchBytes {
-				select {
-				case o2, ok := <-c.out.C():
-					if !ok {
-						break more
-					}
-					pending = append(pending, o2)
-					size += len(o2.Frame)
-				default:
-					if yielded {
-						break more
-					}
-					// Let the goroutines that are about to send run
-					// first: one write for all of them instead of one
-					// each. Without other runnable goroutines this
-					// returns at once.
-					yielded = true
-					runtime.Gosched()
-				}
-			}
-		}
-		msg := pending[0].Frame
-		if len(pending) > 1 {
-			batch = appendBatch(batch[:0], pending)
-			msg = batch
-		}
-		err := c.ws.Write(context.Background(), websocket.MessageBinary, msg)
-		for _, p := range pending {
-			if p.Release != nil {
-				p.Release(p.Frame)
-			}
-		}
-		clear(pending)
-		if cap(batch) > 4*maxBatchBytes {
-			batch = nil
-		}
-		if err != nil {
-			c.shutdown(fmt.Errorf("write: %w", err), websocket.StatusInternalError, "")
-			return
-		}
-	}
-}
 
 // appendBatch appends the batch packet carrying frames.
 func appendBatch(dst []byte, frames []Outbound) []byte {

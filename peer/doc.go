@@ -7,12 +7,18 @@
 // sends {"type":"id","id":<its id>}, and the client may answer
 // {"type":"client-id","id":<its id>} in a binary or text frame.
 //
-// Each Conn has one reader goroutine and one writer goroutine. The reader
-// decodes packet headers and publishes Inbound messages on TopicRequests,
-// TopicResponses or TopicStreams; it answers PING packets itself. The writer
-// consumes the connection's own outbound topic, bounded by WithOutboundQueue:
-// a full queue makes senders wait (backpressure). Keep-alive pings run on a
-// timer and close a connection whose peer stops answering.
+// Each Conn has one reader goroutine. It decodes packet headers and
+// publishes Inbound messages on TopicRequests, TopicResponses or
+// TopicStreams; it answers PING packets itself. Outbound packets are
+// published on the connection's own outbound topic, whose subscriber queues
+// them, bounded by WithOutboundQueue: a full queue makes senders wait
+// (backpressure). There is no writer goroutine: the sender that finds no
+// write in progress writes, taking along what others queued meanwhile (one
+// WebSocket message for all of them between Go peers, see ExtensionBatch),
+// and hands the role to a short-lived goroutine if the queue keeps filling.
+// A lone call therefore costs no goroutine hand-off on its way out, and an
+// idle connection costs one goroutine. Keep-alive pings run on a timer and
+// close a connection whose peer stops answering.
 //
 // A frame that is not a packet (garbage, a truncated packet, an unknown
 // packet type) closes that connection with status 1002 and the reason; a

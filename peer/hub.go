@@ -141,14 +141,14 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		c.identity = ident
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	out, err := c.outTopic.Subscribe(bus.WithBuffer(h.cfg.outboundQueue), bus.WithPolicy(bus.Block))
+	unsub, err := c.outTopic.SubscribeFunc(c.enqueue)
 	if err != nil {
 		c.cancel()
 		return nil, err
 	}
-	c.out = out
+	c.unsubOut = unsub
 	if err := h.add(c); err != nil {
-		out.Close()
+		unsub()
 		c.cancel()
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 
 // Bus topics on which a Hub publishes what its connections receive, and on
 // which it announces connections. Each Conn also has an outbound topic of
-// its own (Conn.OutboundTopic) that its writer goroutine consumes.
+// its own (Conn.OutboundTopic), whose packets the connection writes.
 const (
 	// TopicRequests carries Inbound requests (impulse bit set) of types
 	// GET, SET, CALL and TASK. PING is answered by the connection itself.
@@ -30,11 +30,20 @@ type Inbound struct {
 	Packet wire.Packet
 }
 
-// Outbound is an encoded packet on its way to a peer's writer. The writer
-// takes ownership of Frame; Release, if set, is called after the write.
+// Outbound is an encoded packet on its way to a peer. The connection
+// takes ownership of Frame; Release, if set, is called after the write
+// (or once the packet is dropped because the connection closed).
 type Outbound struct {
 	Frame   []byte
 	Release func([]byte)
+
+	sender bool // published by Conn.Send, which writes it itself
+}
+
+func (o *Outbound) release() {
+	if o.Release != nil {
+		o.Release(o.Frame)
+	}
 }
 
 // ConnEvent announces a connection that opened or closed.

@@ -90,8 +90,8 @@ func WithKeepAlive(interval, timeout time.Duration) Option {
 	})
 }
 
-// WithOutboundQueue sets how many packets may wait for a connection's
-// writer before senders block. Default 1024.
+// WithOutboundQueue sets how many packets may wait to be written on a
+// connection before senders block. Default 128.
 func WithOutboundQueue(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {

@@ -1,0 +1,211 @@
+package peer_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+)
+
+// callFrame is a CALL request whose data is [sender, seq].
+func callFrame(c *peer.Conn, sender, seq int) []byte {
+	b := wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0))
+	b, err := wire.AppendMarshal(b, []int{sender, seq})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Concurrent senders on one connection: every packet arrives once, each
+// sender's in the order it sent them, and every frame is released once,
+// with and without batching.
+func TestConcurrentSendersKeepOrder(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one packet per message", true: "batched"}[batch], func(t *testing.T) {
+			server := newHub(t, "server")
+			url := serve(t, server)
+			const senders, each = 16, 2000
+			var mu sync.Mutex
+			want := make(map[int64]int64)
+			got := make(chan struct{}, senders*each)
+			var bad atomic.Value
+			unsub, err := bus.NewTopic[peer.Inbound](server.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+				dec := wire.NewDecoder(in.Packet.Data)
+				defer wire.ReleaseDecoder(dec)
+				_, _ = dec.DecodeArrayLen()
+				s, _ := dec.DecodeInt64()
+				seq, _ := dec.DecodeInt64()
+				mu.Lock()
+				if want[s] != seq {
+					bad.Store(errors.New("out of order"))
+				}
+				want[s] = seq + 1
+				mu.Unlock()
+				got <- struct{}{}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unsub()
+
+			c, err := newHub(t, "client").Dial(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if batch {
+				c.SetExtensions(&peer.Extensions{Version: 1, Names: []string{peer.ExtensionBatch}})
+			}
+			var released atomic.Int64
+			release := func([]byte) { released.Add(1) }
+			var wg sync.WaitGroup
+			for s := range senders {
+				wg.Go(func() {
+					for i := range each {
+						if err := c.Send(context.Background(), callFrame(c, s, i), release); err != nil {
+							bad.Store(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for range senders * each {
+				next(t, got)
+			}
+			if err, _ := bad.Load().(error); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return released.Load() == senders*each })
+		})
+	}
+}
+
+// A packet published on the outbound topic by someone other than Send is
+// written too (by a goroutine of the hub).
+func TestOutboundTopicPublisher(t *testing.T) {
+	server := newHub(t, "server")
+	url := serve(t, server)
+	reqs, err := bus.Subscribe[peer.Inbound](server.Bus(), peer.TopicRequests, bus.WithBuffer(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reqs.Close()
+	client := newHub(t, "client")
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{}, 1)
+	out := bus.NewTopic[peer.Outbound](client.Bus(), c.OutboundTopic())
+	if err := out.Publish(context.Background(), peer.Outbound{Frame: callFrame(c, 7, 0), Release: func([]byte) { released <- struct{}{} }}); err != nil {
+		t.Fatal(err)
+	}
+	if in := next(t, reqs.C()); in.Packet.Type() != wire.TypeCall {
+		t.Fatalf("got %v", in.Packet.Type())
+	}
+	next(t, released)
+}
+
+// stalledServer accepts one WebSocket, sends the Titan handshake and then
+// reads nothing, so the client's writes fill the socket buffers.
+func stalledServer(t *testing.T) (url string, stop func()) {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		_ = ws.Write(r.Context(), websocket.MessageText, []byte(`{"type":"id","id":"stalled"}`))
+		<-release
+	}))
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(release)
+			srv.CloseClientConnections()
+			srv.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), stop
+}
+
+// A peer that stops reading: the sender writing blocks, others fill the
+// queue, then Send waits and honours its context. Closing the connection
+// releases every waiting sender and every queued frame.
+func TestSendBackpressure(t *testing.T) {
+	url, stop := stalledServer(t)
+	client := newHub(t, "client", peer.WithOutboundQueue(4), peer.WithKeepAlive(0, 0))
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted, released atomic.Int64
+	release := func([]byte) { released.Add(1) }
+	big := make([]byte, 1<<20)
+	// Senders in the background until one of them is told to wait: the
+	// socket buffers and the queue are full.
+	full := make(chan struct{})
+	var fullOnce sync.Once
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				frame := append(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), big...)
+				err := c.Send(ctx, frame, release)
+				cancel()
+				switch {
+				case err == nil:
+					accepted.Add(1)
+				case errors.Is(err, context.DeadlineExceeded):
+					fullOnce.Do(func() { close(full) })
+					return
+				default:
+					return
+				}
+			}
+		})
+	}
+	select {
+	case <-full:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send never blocked on a peer that reads nothing")
+	}
+	if c.Err() != nil {
+		t.Fatalf("connection closed: %v", c.Err())
+	}
+	// Close: the writer's write fails, waiting senders return.
+	c.Close()
+	stop()
+	wg.Wait()
+	if err := c.Send(context.Background(), []byte{0, 0, 0, 1, 0x43, 0xc0}, release); !errors.Is(err, peer.ErrDisconnected) {
+		t.Fatalf("Send after close: %v", err)
+	}
+	waitFor(t, func() bool { return released.Load() == accepted.Load() })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
