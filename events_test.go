@@ -166,6 +166,61 @@ func TestEventsOnEmit(t *testing.T) {
 	}
 }
 
+// Subscriptions come and go while events are emitted: a subscription that
+// stays for the whole run gets every event, in order, and (under -race)
+// the router's lists are never written where a dispatch reads.
+func TestEventsSubscribeWhileEmitting(t *testing.T) {
+	ctx := context.Background()
+	n := startNode(t, netron.Config{ID: "churn"})
+	const events = 2000
+	var got atomic.Int64
+	var bad atomic.Bool
+	stable := n.On("tick", func(e netron.Event) {
+		if i, _ := e.Args[0].(int); int64(i) != got.Load() {
+			bad.Store(true)
+		}
+		got.Add(1)
+	}, bus.WithPolicy(bus.Block))
+	defer stable()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			var held []func()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					for _, u := range held {
+						u()
+					}
+					return
+				default:
+				}
+				name := []string{"tick", "tick*", "t*", "other"}[(g+i)%4]
+				held = append(held, n.On(name, func(netron.Event) {}))
+				if len(held) > 8 {
+					held[0]()
+					held = held[1:]
+				}
+			}
+		})
+	}
+	for i := range events {
+		if err := n.Emit(ctx, "tick", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for got.Load() < events && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got.Load() != events || bad.Load() {
+		t.Fatalf("stable subscription got %d of %d events (out of order: %v)", got.Load(), events, bad.Load())
+	}
+}
+
 func TestEventsEmitErrors(t *testing.T) {
 	ctx := context.Background()
 	n, err := netron.New(netron.Config{ID: "e"})
