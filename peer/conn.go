@@ -181,13 +181,28 @@ func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) err
 	return nil
 }
 
-// sendAsync queues a packet from the reader goroutine: a goroutine of
-// the hub writes it unless a write is already in progress.
-func (c *Conn) sendAsync(frame []byte) error {
-	if err := c.waitRoom(c.ctx); err != nil {
+// Queue is Send without writing in the calling goroutine: the packet is
+// queued and written by the goroutine writing at the moment, or by a
+// goroutine of the hub. The caller goes on while its packet is written:
+// a producer of large stream chunks encodes the next one meanwhile, and
+// queued chunks go out several per message between Go peers. It waits
+// while the outbound queue is full, like Send; unless it returns an
+// error the connection owns frame and calls release once it is written
+// or dropped. The reader goroutine uses it for its own replies.
+func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) error {
+	if err := c.Err(); err != nil {
 		return err
 	}
-	return c.outTopic.Publish(c.ctx, Outbound{Frame: frame})
+	if err := c.waitRoom(ctx); err != nil {
+		return err
+	}
+	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release}); err != nil {
+		if cerr := c.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	return nil
 }
 
 // waitRoom waits until the outbound queue has room, ctx ends or the
@@ -518,7 +533,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 	case t == wire.TypePing:
 		if p.IsRequest() {
 			reply := wire.Packet{ID: p.ID, Flags: 0, Data: p.Data}
-			if err := c.sendAsync(reply.Append(nil)); err != nil {
+			if err := c.Queue(c.ctx, reply.Append(nil), nil); err != nil {
 				return false
 			}
 		}

@@ -122,6 +122,9 @@ func (h *Hub) remove(c *Conn) {
 	h.mu.Unlock()
 }
 
+// outSeq numbers outbound topics process-wide: hubs may share a bus.
+var outSeq atomic.Uint64
+
 func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *Identity) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
 	seq := h.seq.Add(1)
@@ -133,7 +136,7 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		remoteAddr: remoteAddr,
 		seq:        seq,
 		done:       make(chan struct{}),
-		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(seq, 10)),
+		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(outSeq.Add(1), 10)),
 	}
 	ctx := context.Background()
 	if ident != nil {
