@@ -114,12 +114,22 @@ var errMalformed = errors.New("stream: malformed stream packet")
 // for kinds this package does not own, and an error wrapping errMalformed
 // for a packet of ours it cannot use.
 func decodeControl(data []byte) (control, error) {
-	var c control
 	switch string(wire.ExtKind(data)) { // no allocation: most EXT packets are events
-	case extCredit, extCancel:
+	case extCredit:
+		if c, ok := decodeCredit(data); ok {
+			return c, nil // the common case: a credit as appendCredit writes it
+		}
+	case extCancel:
 	default:
-		return c, errNotOurs
+		return control{}, errNotOurs
 	}
+	return decodeControlValue(data)
+}
+
+// decodeControlValue is decodeControl for any encoding of a credit or
+// cancel packet (integers of any width, floats from JavaScript peers).
+func decodeControlValue(data []byte) (control, error) {
+	var c control
 	var v []any
 	if err := wire.Unmarshal(data, &v); err != nil || len(v) == 0 {
 		return c, errNotOurs // not an array with a kind: not ours to judge
@@ -159,6 +169,46 @@ func decodeControl(data []byte) (control, error) {
 		}
 	}
 	return c, nil
+}
+
+// decodeCredit decodes a well-formed credit packet as appendCredit writes
+// it (["credit", streamId, bytes], unsigned integers, both > 0) without
+// allocating (decodeControlValue allocates the array and its values);
+// anything else is left to decodeControlValue (false).
+func decodeCredit(data []byte) (control, bool) {
+	const head = "\x93\xa6" + extCredit
+	if len(data) < len(head) || string(data[:len(head)]) != head {
+		return control{}, false
+	}
+	rest := data[len(head):]
+	id, rest, ok := readUint32(rest)
+	if !ok || id == 0 {
+		return control{}, false
+	}
+	n, rest, ok := readUint32(rest)
+	if !ok || n == 0 || len(rest) != 0 {
+		return control{}, false
+	}
+	return control{kind: extCredit, streamID: id, credit: n}, true
+}
+
+// readUint32 reads a msgpack unsigned integer (positive fixint, uint 8, 16
+// or 32) at the start of b.
+func readUint32(b []byte) (uint32, []byte, bool) {
+	if len(b) == 0 {
+		return 0, b, false
+	}
+	switch c := b[0]; {
+	case c <= 0x7f:
+		return uint32(c), b[1:], true
+	case c == 0xcc && len(b) >= 2:
+		return uint32(b[1]), b[2:], true
+	case c == 0xcd && len(b) >= 3:
+		return uint32(binary.BigEndian.Uint16(b[1:])), b[3:], true
+	case c == 0xce && len(b) >= 5:
+		return binary.BigEndian.Uint32(b[1:]), b[5:], true
+	}
+	return 0, b, false
 }
 
 // decodeEnd decodes the data of STREAM_ERROR {streamId, message} or

@@ -49,6 +49,28 @@ func FuzzDecodeControl(f *testing.F) {
 	})
 }
 
+// FuzzDecodeCredit: the fast decoder of credit packets accepts only what
+// the general decoder accepts, with the same result.
+func FuzzDecodeCredit(f *testing.F) {
+	for _, n := range []uint32{1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 1 << 20, 1<<32 - 1} {
+		f.Add(appendCredit(nil, 1, n, n)[wire.HeaderSize:])
+	}
+	f.Add([]byte("\x93\xa6credit\x00\x01"))
+	f.Add([]byte("\x93\xa6credit\x01\xcf\x00\x00\x00\x00\x00\x00\x00\x01"))
+	f.Add([]byte("\x93\xa6credit\x01\xcb\x41\x30\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("\x93\xa6credit\x01\x02\x03"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, ok := decodeCredit(data)
+		if !ok {
+			return
+		}
+		want, err := decodeControlValue(data)
+		if err != nil || c != want {
+			t.Fatalf("decodeCredit(%x) = %+v; decodeControlValue: %+v, %v", data, c, want, err)
+		}
+	})
+}
+
 // FuzzDecodeEnd: the decoder of STREAM_ERROR and STREAM_CLOSE data never
 // panics and reads back what appendEnd writes.
 func FuzzDecodeEnd(f *testing.F) {

@@ -22,7 +22,8 @@ import (
 // opens the stream and grants again as it takes chunks, so a producer
 // faster than its consumer waits instead of filling memory. Without it
 // (plain Netron peers) Send is bounded only by the connection's outbound
-// queue.
+// queue. Send returns once its chunk is queued for the connection
+// (peer.Conn.Queue), which writes it while the producer encodes the next.
 type Outbound struct {
 	m      *Manager
 	cs     *connState
@@ -255,6 +256,21 @@ func putFrame(b []byte) {
 // limit is refused and the stream carries on; any other error ends the
 // stream.
 func (o *Outbound) Send(ctx context.Context, v any) error {
+	if b, ok := v.([]byte); ok {
+		return o.send(ctx, nil, b, true)
+	}
+	return o.send(ctx, v, nil, false)
+}
+
+// sendBytes is Send of a []byte without boxing it in an interface (which
+// allocates): the sources and Writers of []byte call it.
+func (o *Outbound) sendBytes(ctx context.Context, b []byte) error {
+	return o.send(ctx, nil, b, true)
+}
+
+// send is Send of v, or of b when bin is set (a []byte, written as msgpack
+// bin, nil as msgpack nil, as AppendMarshal does).
+func (o *Outbound) send(ctx context.Context, v any, b []byte, bin bool) error {
 	o.sendMu.Lock()
 	defer o.sendMu.Unlock()
 	if o.finished {
@@ -270,16 +286,23 @@ func (o *Outbound) Send(ctx context.Context, v any) error {
 	var buf []byte
 	if o.pipe == nil {
 		size := 64
-		if b, ok := v.([]byte); ok {
+		if bin {
 			size = len(b) + wire.HeaderSize + 5 + wire.TrailerSize
 		}
 		buf = getFrame(size)
 	}
 	buf = wire.AppendHeader(buf, 0, flags)
-	buf, err := wire.AppendMarshal(buf, v)
-	if err != nil {
-		o.release(buf)
-		return fmt.Errorf("stream: encode %T: %w", v, err)
+	switch {
+	case bin && b == nil:
+		buf = wire.AppendNil(buf)
+	case bin:
+		buf = wire.AppendBin(buf, b)
+	default:
+		var err error
+		if buf, err = wire.AppendMarshal(buf, v); err != nil {
+			o.release(buf)
+			return fmt.Errorf("stream: encode %T: %w", v, err)
+		}
 	}
 	n := len(buf) - wire.HeaderSize
 	if n > o.m.cfg.maxChunk {
@@ -298,7 +321,9 @@ func (o *Outbound) Send(ctx context.Context, v any) error {
 	}
 	binary.BigEndian.PutUint32(buf, o.cs.conn.NextID())
 	buf = wire.AppendTrailer(buf, o.id, idx)
-	if err := o.cs.conn.Send(ctx, buf, putFrame); err != nil {
+	// Queued, not written here: the connection writes the chunk (several
+	// per message between Go peers) while the producer encodes the next.
+	if err := o.cs.conn.Queue(ctx, buf, putFrame); err != nil {
 		// The index is spent: the stream cannot go on.
 		o.finished = true
 		if c := o.cause(); c != nil {

@@ -74,7 +74,15 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 	}
 	if r.alias != nil {
 		if v, ok := r.alias(data); ok {
-			// The chunk's frame belongs to this stream alone: no copy.
+			// No copy: v aliases the WebSocket message the chunk
+			// arrived in. That is safe: peer.Conn gives every message
+			// a buffer of its own and never reuses it (peer.Inbound),
+			// nothing else writes to a chunk's bytes (a batched message
+			// holds other packets too, each read in place), and v's
+			// capacity ends with the chunk (binPayload), so appending
+			// to it copies instead of overwriting what follows. The
+			// consumer owns v; the message is freed when nothing
+			// refers to it any more.
 			return v, nil
 		}
 	}
@@ -213,12 +221,19 @@ func binPayload(data []byte) ([]byte, bool) {
 //		}
 //		return nil
 //	}
-type Writer[T any] struct{ o *Outbound }
+type Writer[T any] struct {
+	o    *Outbound
+	send func(context.Context, T) error // senderOf(o)
+}
 
 // NewWriter returns a Writer for o.
-func NewWriter[T any](o *Outbound) *Writer[T] { return &Writer[T]{o: o} }
+func NewWriter[T any](o *Outbound) *Writer[T] {
+	w := &Writer[T]{}
+	w.bindWriter(o)
+	return w
+}
 
-func (w *Writer[T]) bindWriter(o *Outbound) { w.o = o }
+func (w *Writer[T]) bindWriter(o *Outbound) { w.o, w.send = o, senderOf[T](o) }
 
 // Send sends v as the next chunk. It waits while the consumer has granted
 // no credit, until ctx or the stream ends, and returns ErrCancelled (the
@@ -227,7 +242,7 @@ func (w *Writer[T]) bindWriter(o *Outbound) { w.o = o }
 // the stream. v is encoded before Send returns, so its memory may be
 // reused for the next chunk. Send and Close may be called from several
 // goroutines; chunks go out in the order their Sends got credit.
-func (w *Writer[T]) Send(ctx context.Context, v T) error { return w.o.Send(ctx, v) }
+func (w *Writer[T]) Send(ctx context.Context, v T) error { return w.send(ctx, v) }
 
 // Close ends the stream: nil sends the end of stream, an error is
 // delivered to the consumer after the chunks sent. It returns why the

@@ -50,6 +50,7 @@ func (s chanSource[T]) run(ctx context.Context, o *Outbound) error {
 	if s.ch == nil {
 		return errors.New("stream: nil channel")
 	}
+	send := senderOf[T](o)
 	for {
 		if err := o.Ready(ctx); err != nil {
 			return err
@@ -59,7 +60,7 @@ func (s chanSource[T]) run(ctx context.Context, o *Outbound) error {
 			if !ok {
 				return nil
 			}
-			if err := o.Send(ctx, v); err != nil {
+			if err := send(ctx, v); err != nil {
 				return err
 			}
 		case <-ctx.Done():
@@ -82,15 +83,26 @@ func (s seqSource[T]) run(ctx context.Context, o *Outbound) error {
 	if s.seq == nil {
 		return errors.New("stream: nil iterator")
 	}
+	send := senderOf[T](o)
 	for v, err := range s.seq {
 		if err != nil {
 			return err
 		}
-		if err := o.Send(ctx, v); err != nil {
+		if err := send(ctx, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// senderOf returns how values of type T are sent to o: Outbound.Send, or
+// for []byte sendBytes, which spares the interface (an allocation per
+// chunk). Chosen once per stream: a test on every value would box it.
+func senderOf[T any](o *Outbound) func(context.Context, T) error {
+	if f, ok := any(o.sendBytes).(func(context.Context, T) error); ok {
+		return f
+	}
+	return func(ctx context.Context, v T) error { return o.Send(ctx, v) }
 }
 
 // FromFunc makes a Source of a function that writes to a Writer; its
@@ -109,7 +121,7 @@ func (s funcSource[T]) run(ctx context.Context, o *Outbound) error {
 	if s.f == nil {
 		return errors.New("stream: nil function")
 	}
-	return s.f(ctx, &Writer[T]{o: o})
+	return s.f(ctx, NewWriter[T](o))
 }
 
 // Finite marks a Source finite: its consumer ends it with ErrInactive when
@@ -170,12 +182,20 @@ func SourceOf(v reflect.Value) (Source, error) {
 		if v.IsNil() {
 			return nil, fmt.Errorf("%w: nil channel", ErrNotStream)
 		}
+		if IsSourceType(v.Type()) {
+			if s, ok := typedSource(v); ok {
+				return s, nil
+			}
+		}
 		return reflChan{v}, nil
 	case reflect.Func:
 		if v.IsNil() {
 			return nil, fmt.Errorf("%w: nil iterator", ErrNotStream)
 		}
 		if IsSourceType(v.Type()) {
+			if s, ok := typedSource(v); ok {
+				return s, nil
+			}
 			return reflSeq{v}, nil
 		}
 	}
@@ -233,5 +253,77 @@ func (s reflSeq) run(ctx context.Context, o *Outbound) error {
 		return reflTrue
 	})
 	s.seq.Call([]reflect.Value{yield})
+	return err
+}
+
+// typedSources make the Source of a channel or iterator of a common
+// element type without reflection on every value (reflect.Select, or
+// reflect.MakeFunc's yield and an interface per value): the value is
+// converted once to <-chan T or iter.Seq2[T, error].
+var typedSources = []func(reflect.Value) (Source, bool){
+	typedSourceOf[[]byte],
+	typedSourceOf[string],
+	typedSourceOf[any],
+	typedSourceOf[map[string]any],
+	typedSourceOf[int],
+	typedSourceOf[int64],
+	typedSourceOf[float64],
+}
+
+// typedSource returns a Source of v (a non-nil channel or iterator that
+// IsSourceType accepts) that does not reflect per value, when its element
+// type is one of typedSources'.
+func typedSource(v reflect.Value) (Source, bool) {
+	for _, f := range typedSources {
+		if s, ok := f(v); ok {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+func typedSourceOf[T any](v reflect.Value) (Source, bool) {
+	t := v.Type()
+	switch t.Kind() {
+	case reflect.Chan:
+		ct := reflect.TypeFor[<-chan T]()
+		if t.Elem() != ct.Elem() || !t.ConvertibleTo(ct) {
+			return nil, false
+		}
+		return chanSource[T]{v.Convert(ct).Interface().(<-chan T)}, true
+	case reflect.Func:
+		st := reflect.TypeFor[func(func(T, error) bool)]()
+		if !t.ConvertibleTo(st) {
+			return nil, false
+		}
+		return yieldSource[T]{v.Convert(st).Interface().(func(func(T, error) bool))}, true
+	}
+	return nil, false
+}
+
+// yieldSource is the Source of an iterator a method returned: reflSeq
+// without reflection. Like reflSeq (and unlike FromSeq, whose range over
+// the iterator panics then), it tolerates an iterator that calls yield
+// again after yield returned false.
+type yieldSource[T any] struct{ seq func(func(T, error) bool) }
+
+func (yieldSource[T]) isLive() bool { return true }
+
+func (s yieldSource[T]) run(ctx context.Context, o *Outbound) error {
+	send := senderOf[T](o)
+	var err error
+	s.seq(func(v T, e error) bool {
+		if err != nil {
+			return false // an iterator that ignores a false yield
+		}
+		if e != nil {
+			err = e
+			return false
+		}
+		if err = send(ctx, v); err != nil {
+			return false
+		}
+		return true
+	})
 	return err
 }
