@@ -61,6 +61,12 @@ type Config struct {
 	// between Go peers: how far a producer may run ahead of its consumer,
 	// and so the memory one stream holds. Default 1 MiB.
 	StreamWindow int `json:"streamWindow,omitempty" yaml:"streamWindow,omitempty"`
+	// StreamMaxWindow bounds the growth of a stream's window: it doubles
+	// while the consumer keeps up (nothing buffered when it grants
+	// credit), so that a fast consumer is not held back by the round trip
+	// of its credit. Default 8 × StreamWindow; at or below StreamWindow
+	// the window does not grow.
+	StreamMaxWindow int `json:"streamMaxWindow,omitempty" yaml:"streamMaxWindow,omitempty"`
 	// StreamTimeout ends a finite (non-live) stream that receives nothing
 	// for this long while its consumer waits (Titan's streamTimeout).
 	// Default 60 s; negative turns it off. Live streams have none.
@@ -209,6 +215,8 @@ func (c *Config) Validate() error {
 		return bad("eventQueueSize", "must not be negative")
 	case c.StreamWindow < 0:
 		return bad("streamWindow", "must not be negative")
+	case c.StreamMaxWindow < 0:
+		return bad("streamMaxWindow", "must not be negative")
 	case c.MaxStreamsPerPeer < 0:
 		return bad("maxStreamsPerPeer", "must not be negative")
 	case c.MaxStreamChunkSize < 0:

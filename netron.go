@@ -90,6 +90,7 @@ func New(cfg Config) (*Node, error) {
 	n.streams, err = stream.NewManager(n.bus,
 		stream.WithLogger(logger),
 		stream.WithWindow(cfg.StreamWindow),
+		stream.WithMaxWindow(cfg.StreamMaxWindow),
 		stream.WithInactivityTimeout(cfg.StreamTimeout),
 		stream.WithMaxStreams(cfg.MaxStreamsPerPeer),
 		stream.WithMaxChunkSize(cfg.MaxStreamChunkSize),

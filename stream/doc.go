@@ -55,8 +55,10 @@
 // send a chunk while its credit is positive (one chunk may overdraw it);
 // the consumer grants its window (WithWindow, 1 MiB by default) when it
 // opens the stream and grants what it has taken whenever that reaches half
-// the window. The memory a stream holds is therefore bounded by its window
-// plus one chunk on each side, however slow the consumer. A peer that
+// the window; a grant made with nothing left in its queue (the consumer
+// keeps up) also doubles the window, up to WithMaxWindow. The memory a
+// stream holds is therefore bounded by its (grown) window plus one chunk
+// on each side, however slow the consumer. A peer that
 // sends without credit, or grants more than MaxWindow, fails the stream
 // with ErrCreditOverflow.
 //

@@ -47,6 +47,7 @@ type Inbound struct {
 	qHead      int
 	qBytes     int64
 	next       uint32
+	window     int64 // the current window (see WithMaxWindow)
 	granted    int64 // credit granted in total
 	received   int64 // credit used by the chunks received
 	unacked    int64 // consumed since the last grant
@@ -64,7 +65,7 @@ func newInbound(m *Manager, cs *connState, id uint32, live, credit bool) *Inboun
 	return &Inbound{
 		m: m, cs: cs, id: id, live: live, credit: credit,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		lastActive: now(),
+		lastActive: now(), window: m.cfg.window,
 	}
 }
 
@@ -143,6 +144,17 @@ func (in *Inbound) claim() {
 	}
 	in.mu.Unlock()
 	in.sendGrant(grant)
+}
+
+// growWindow doubles the window, up to the Manager's bound, and returns
+// the credit that adds. Called under mu.
+func (in *Inbound) growWindow() int64 {
+	grow := min(in.window, in.m.cfg.maxWindowOf()-in.window)
+	if grow <= 0 {
+		return 0
+	}
+	in.window += grow
+	return grow
 }
 
 func (in *Inbound) checkInactive() {
@@ -314,9 +326,13 @@ func (in *Inbound) Next(ctx context.Context) ([]byte, error) {
 			var grant int64
 			if in.credit && !in.ended {
 				in.unacked += c.cost
-				if in.unacked >= in.m.cfg.window/2 {
+				if in.unacked >= in.window/2 {
 					grant = in.unacked
 					in.unacked = 0
+					if in.qHead == len(in.q) {
+						// Nothing buffered: the consumer keeps up.
+						grant += in.growWindow()
+					}
 					in.granted += grant
 				}
 			}

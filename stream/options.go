@@ -13,6 +13,10 @@ const (
 	DefaultWindow = 1 << 20
 	// MaxWindow bounds the window and the credit a producer may hold.
 	MaxWindow = 1<<31 - 1
+	// DefaultWindowGrowth is how far a stream's window may grow, as a
+	// multiple of its initial window, while its consumer keeps up (see
+	// WithMaxWindow).
+	DefaultWindowGrowth = 8
 	// DefaultInactivityTimeout ends a finite stream that receives nothing
 	// for this long while its consumer waits (Titan's streamTimeout).
 	DefaultInactivityTimeout = 60 * time.Second
@@ -34,6 +38,7 @@ const (
 type config struct {
 	logger           *slog.Logger
 	window           int64
+	maxWindow        int64 // 0: DefaultWindowGrowth × window
 	inactivity       time.Duration
 	maxStreams       int
 	maxChunk         int
@@ -72,15 +77,40 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithWindow sets the flow-control window of each stream in bytes
-// (default 1 MiB, at most MaxWindow). The memory one stream holds on
-// either side is bounded by its window plus one chunk, however slow its
-// consumer. Zero or less keeps the default.
+// (default 1 MiB, at most MaxWindow), where it starts (see WithMaxWindow
+// for its growth). The memory one stream holds on either side is bounded
+// by its window plus one chunk, however slow its consumer. Zero or less
+// keeps the default.
 func WithWindow(bytes int) Option {
 	return optionFunc(func(c *config) {
 		if bytes > 0 {
 			c.window = min(int64(bytes), MaxWindow)
 		}
 	})
+}
+
+// WithMaxWindow sets how far a stream's window may grow (default 8 ×
+// the window of WithWindow, at most MaxWindow). A stream starts with the
+// window; each time its consumer grants credit with nothing buffered
+// (it keeps up, so the round trip of the credit, not the consumer, limits
+// the stream) the window doubles, up to this bound, as gRPC's window
+// grows with its bandwidth-delay estimate. A consumer that falls behind
+// stops the growth, and then holds at most the grown window. A value at
+// or below the window turns growth off; zero or less keeps the default.
+func WithMaxWindow(bytes int) Option {
+	return optionFunc(func(c *config) {
+		if bytes > 0 {
+			c.maxWindow = min(int64(bytes), MaxWindow)
+		}
+	})
+}
+
+// maxWindowOf returns the bound of a stream's window growth.
+func (c *config) maxWindowOf() int64 {
+	if c.maxWindow > 0 {
+		return max(c.maxWindow, c.window)
+	}
+	return min(c.window*DefaultWindowGrowth, MaxWindow)
 }
 
 // WithInactivityTimeout sets how long a finite (non-live) stream may go
