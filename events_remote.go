@@ -244,7 +244,9 @@ func (s *sender) run() {
 		}
 		if s.conn.Extensions().Has(rpc.ExtensionEvents) {
 			frame := appendEventData(wire.AppendHeader(getFrame(), s.conn.NextID(), wire.Flags(wire.TypeExt, true, 0)), extEventKind, ev.Name, enc)
-			if err := s.conn.Send(ctx, frame, putFrame); err != nil {
+			// Queued, not written here: the connection writes what the
+			// sender queues meanwhile in one message (batch1).
+			if err := s.conn.Queue(ctx, frame, putFrame); err != nil {
 				s.h.log.Debug("netron: event not forwarded", "event", ev.Name, "peer", s.conn.ID(), "err", err)
 			}
 			continue

@@ -297,9 +297,20 @@ func (c *Conn) flush() {
 const flushRounds = 4
 
 // writeQueued writes until the queue is empty; the caller holds the
-// writer role.
+// writer role. Before giving the role up it yields once: a sender that
+// queues packet after packet (an event forwarder, a stream producer) is
+// likely runnable, and its next packet then costs no new goroutine.
 func (c *Conn) writeQueued() {
-	for c.writeOnce() {
+	for {
+		c.wmu.Lock()
+		empty := len(c.wq) == 0 && !c.wclosed
+		c.wmu.Unlock()
+		if empty {
+			runtime.Gosched()
+		}
+		if !c.writeOnce() {
+			return
+		}
 	}
 }
 
