@@ -147,8 +147,8 @@ func (c *Conn) LoadOrStoreValue(key, v any) (actual any, loaded bool) {
 	return c.values.LoadOrStore(key, v)
 }
 
-// OutboundTopic is the name of the bus topic this connection's writer
-// consumes.
+// OutboundTopic is the name of the bus topic whose packets this
+// connection writes (see Send and Queue).
 func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 
 // Send publishes an encoded packet on the connection's outbound topic and
@@ -161,20 +161,11 @@ func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 // frame from here on and calls release, if not nil, once it is written or
 // dropped (the connection closed first).
 //
-// A reader of the connection's inbound topics that runs on the reader
-// goroutine (a SubscribeFunc callback) should hand replies to another
-// goroutine: while it writes, nothing is read.
+// A SubscribeFunc callback of the connection's inbound topics runs on
+// its reader goroutine and should answer with Queue: while the reader
+// writes, nothing is read.
 func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) error {
-	if err := c.Err(); err != nil {
-		return err
-	}
-	if err := c.waitRoom(ctx); err != nil {
-		return err
-	}
-	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
-		if cerr := c.Err(); cerr != nil {
-			return cerr
-		}
+	if err := c.queue(ctx, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
 		return err
 	}
 	c.flush()
@@ -190,13 +181,18 @@ func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) err
 // error the connection owns frame and calls release once it is written
 // or dropped. The reader goroutine uses it for its own replies.
 func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) error {
+	return c.queue(ctx, Outbound{Frame: frame, Release: release})
+}
+
+// queue waits for room in the outbound queue and publishes o.
+func (c *Conn) queue(ctx context.Context, o Outbound) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
 	if err := c.waitRoom(ctx); err != nil {
 		return err
 	}
-	if err := c.outTopic.Publish(ctx, Outbound{Frame: frame, Release: release}); err != nil {
+	if err := c.outTopic.Publish(ctx, o); err != nil {
 		if cerr := c.Err(); cerr != nil {
 			return cerr
 		}
