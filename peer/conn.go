@@ -31,7 +31,6 @@ type Conn struct {
 	serverSide bool
 	remoteAddr string
 	identity   *Identity
-	seq        uint64
 
 	outTopic *bus.Topic[Outbound]
 	unsubOut func()
@@ -279,8 +278,7 @@ func (c *Conn) flush() {
 	}
 	c.wmu.Lock()
 	if len(c.wq) == 0 || c.wclosed {
-		c.writing = false
-		c.dropQueued()
+		c.stopWritingLocked()
 		c.wmu.Unlock()
 		return
 	}
@@ -320,8 +318,7 @@ func (c *Conn) writeQueued() {
 func (c *Conn) writeOnce() bool {
 	c.wmu.Lock()
 	if len(c.wq) == 0 || c.wclosed {
-		c.writing = false
-		c.dropQueued()
+		c.stopWritingLocked()
 		c.wmu.Unlock()
 		return false
 	}
@@ -367,12 +364,18 @@ func (c *Conn) writeOnce() bool {
 	if err != nil {
 		c.shutdown(fmt.Errorf("write: %w", err), websocket.StatusInternalError, "")
 		c.wmu.Lock()
-		c.writing = false
-		c.dropQueued()
+		c.stopWritingLocked()
 		c.wmu.Unlock()
 		return false
 	}
 	return true
+}
+
+// stopWritingLocked gives up the writer role; what is still queued is
+// released if the connection has closed. Called under wmu.
+func (c *Conn) stopWritingLocked() {
+	c.writing = false
+	c.dropQueued()
 }
 
 // dropQueued releases what is queued once the connection has closed.

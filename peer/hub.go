@@ -38,7 +38,6 @@ type Hub struct {
 	srv     *http.Server
 	ln      net.Listener
 	wg      sync.WaitGroup
-	seq     atomic.Uint64
 }
 
 // NewHub returns a Hub for the node localID that publishes on b.
@@ -127,14 +126,12 @@ var outSeq atomic.Uint64
 
 func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *Identity) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
-	seq := h.seq.Add(1)
 	c := &Conn{
 		hub:        h,
 		ws:         ws,
 		id:         id,
 		serverSide: serverSide,
 		remoteAddr: remoteAddr,
-		seq:        seq,
 		done:       make(chan struct{}),
 		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(outSeq.Add(1), 10)),
 	}
