@@ -158,7 +158,9 @@ func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 // while it writes. After the connection has closed it returns the
 // connection's error. Unless Send returns an error, the connection owns
 // frame from here on and calls release, if not nil, once it is written or
-// dropped (the connection closed first).
+// dropped (the connection closed first). A Send that wrote a lone packet
+// yields the processor once before it returns (a request's answer or a
+// reply's next request is then picked up by a processor already awake).
 //
 // A SubscribeFunc callback of the connection's inbound topics runs on
 // its reader goroutine and should answer with Queue: while the reader
@@ -273,6 +275,16 @@ func (c *Conn) flush() {
 	}
 	for range flushRounds {
 		if !c.writeOnce() {
+			if lone {
+				// A lone packet is usually a request or a reply whose
+				// answer, or next request, follows within microseconds.
+				// Yielding once wakes an idle P (runtime.Gosched calls
+				// wakep), which polls the network while the sender goes
+				// on to wait; without it that P's thread is asleep when
+				// the answer comes, and its wake-up is most of a round
+				// trip's cost on a small machine. See docs/benchmarks.md.
+				runtime.Gosched()
+			}
 			return
 		}
 	}

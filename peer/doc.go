@@ -17,7 +17,9 @@
 // WebSocket message for all of them between Go peers, see ExtensionBatch),
 // and hands the role to a short-lived goroutine if the queue keeps filling.
 // A lone call therefore costs no goroutine hand-off on its way out, and an
-// idle connection costs one goroutine. Keep-alive pings run on a timer and
+// idle connection costs one goroutine. After writing a lone packet the
+// sender yields the processor once, which wakes an idle one to poll the
+// network for the answer (see Conn.Send). Keep-alive pings run on a timer and
 // close a connection whose peer stops answering.
 //
 // A frame that is not a packet (garbage, a truncated packet, an unknown
