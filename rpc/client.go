@@ -189,9 +189,10 @@ func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build f
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
 	id := conn.NextID()
-	frame, err := build(wire.AppendHeader(getBuf(), id, wire.Flags(t, true, 0)))
+	fb := getBuf()
+	frame, err := build(wire.AppendHeader(fb.b, id, wire.Flags(t, true, 0)))
 	if err != nil {
-		putBuf(frame)
+		fb.put(frame)
 		return 0, nil, nil, err
 	}
 	ch := respChanPool.Get().(chan response)
@@ -200,12 +201,12 @@ func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build f
 	if ps.closed {
 		ps.mu.Unlock()
 		respChanPool.Put(ch)
-		putBuf(frame)
+		fb.put(frame)
 		return 0, nil, nil, conn.Err()
 	}
 	ps.calls[id] = ch
 	ps.mu.Unlock()
-	if err := conn.Send(ctx, frame, putBuf); err != nil {
+	if err := conn.Send(ctx, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
 		return 0, nil, nil, err
 	}
@@ -304,14 +305,33 @@ func appendArgs(b []byte, args []any) ([]byte, error) {
 	return b, nil
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// frameBuf is a pooled encoding buffer. Its release func is bound once,
+// when the buffer is made, so handing it to the connection with a frame
+// allocates nothing.
+type frameBuf struct {
+	b       []byte
+	release func([]byte)
+}
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+var bufPool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, 0, 512)} }}
 
-func putBuf(b []byte) {
+// getBuf returns an empty buffer; encode into fb.b and give the result to
+// fb.put (or to the connection with fb.release) when done.
+func getBuf() *frameBuf {
+	fb := bufPool.Get().(*frameBuf)
+	if fb.release == nil {
+		fb.release = fb.put
+	}
+	fb.b = fb.b[:0]
+	return fb
+}
+
+// put returns the buffer to the pool with b, what was encoded into it
+// (append may have grown it). Buffers grown past 64 KiB are dropped.
+func (fb *frameBuf) put(b []byte) {
 	if cap(b) > 64<<10 {
 		return
 	}
-	b = b[:0]
-	bufPool.Put(&b)
+	fb.b = b[:0]
+	bufPool.Put(fb)
 }

@@ -56,8 +56,9 @@ func (l localInvoker) call(ctx context.Context, target, method string, args []an
 		return nil, roundTrip(notFound("Method", e.qn+"."+method, fmt.Sprintf("Method '%s.%s' not found", e.qn, method)))
 	}
 	var ups uploads
-	enc, err := appendArgsUploading(wire.AppendArrayHeader(getBuf(), len(args)), args, &ups, l.reg.streams, nil)
-	defer putBuf(enc)
+	fb := getBuf()
+	enc, err := appendArgsUploading(wire.AppendArrayHeader(fb.b, len(args)), args, &ups, l.reg.streams, nil)
+	defer fb.put(enc)
 	if err != nil {
 		ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		return nil, err

@@ -237,13 +237,13 @@ func (s *Server) run(j job) {
 // returns why the response could not be queued, if it could not.
 func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) error {
 	flags := wire.Flags(p.Type(), false, 0)
-	buf := getBuf()
-	frame := wire.AppendHeader(buf, p.ID, flags)
+	fb := getBuf()
+	frame := wire.AppendHeader(fb.b, p.ID, flags)
 	if err == nil {
 		frame, err = wire.AppendMarshal(frame, result)
 		if err != nil {
 			err = &Error{Code: 500, Name: "TitanError", Message: "cannot encode the result: " + err.Error()}
-			frame = wire.AppendHeader(buf[:0], p.ID, flags)
+			frame = wire.AppendHeader(fb.b[:0], p.ID, flags)
 		}
 	}
 	if err != nil {
@@ -251,11 +251,11 @@ func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) e
 		var e2 error
 		if frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack)); e2 != nil {
 			s.logger.Error("netron: cannot encode an error reply", "err", e2)
-			putBuf(frame)
+			fb.put(frame)
 			return e2
 		}
 	}
-	if serr := conn.Send(conn.Context(), frame, putBuf); serr != nil {
+	if serr := conn.Send(conn.Context(), frame, fb.release); serr != nil {
 		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
 		return serr
 	}
