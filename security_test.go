@@ -153,3 +153,27 @@ func TestPeerConcurrencyLimit(t *testing.T) {
 		t.Fatalf("%d completed, %d limited", ok, limited)
 	}
 }
+
+// A caller that waits for each reply before its next call never exceeds
+// a limit of one: the server stops counting a call before its reply goes
+// out, not after.
+func TestPeerConcurrencyLimitSequential(t *testing.T) {
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 1})
+	if err := server.Expose("everything@1.0.0", Everything{}); err != nil {
+		t.Fatal(err)
+	}
+	client := startNode(t, netron.Config{ID: "client"})
+	p, err := client.Connect(context.Background(), server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := p.Service(context.Background(), "everything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if _, err := svc.Call(context.Background(), "int", i); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+}

@@ -213,23 +213,27 @@ func (s *Server) worker(j job) {
 	}
 }
 
+// run answers the request of j. The peer's in-flight count drops before
+// the reply is sent: a caller that got its reply and calls again must not
+// find the finished call still counted against its limit.
 func (s *Server) run(j job) {
 	defer func() {
 		if !j.draining {
 			s.active.Add(-1)
 		}
-		j.inflight.Add(-1)
 		<-s.sem
 	}()
 	switch {
 	case j.draining:
+		j.inflight.Add(-1)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
 	case j.over:
+		j.inflight.Add(-1)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}})
 	default:
-		s.serve(j.in.Conn, &j.in.Packet)
+		s.serve(j.in.Conn, &j.in.Packet, j.inflight)
 	}
 }
 
@@ -272,8 +276,10 @@ func inflightOf(conn *peer.Conn) *atomic.Int32 {
 	return v.(*atomic.Int32)
 }
 
-func (s *Server) serve(conn *peer.Conn, p *wire.Packet) {
+// serve runs the request p and replies; inflight drops once it has run.
+func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) {
 	result, err := s.handle(conn.Context(), conn, p)
+	inflight.Add(-1)
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
