@@ -258,6 +258,7 @@ type route struct {
 	deliver string // for an exact route, the name the subscriber used
 	prefix  bool
 	t       *target
+	dead    atomic.Bool // removed; skipped until its list is compacted
 }
 
 func newRoute(name string, t *target) *route {
@@ -283,18 +284,25 @@ type router struct {
 type routeTable struct {
 	exact  map[string][]*route
 	prefix []*route
+	// How many removed routes each exact list, and the prefix list, still
+	// hold (see remove).
+	deadExact  map[string]int
+	deadPrefix int
 }
 
 func (r *router) update(f func(t *routeTable)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.tab.Load()
-	nt := &routeTable{exact: make(map[string][]*route)}
+	nt := &routeTable{exact: make(map[string][]*route), deadExact: make(map[string]int)}
 	if old != nil {
 		for k, v := range old.exact {
 			nt.exact[k] = v
 		}
-		nt.prefix = old.prefix
+		for k, v := range old.deadExact {
+			nt.deadExact[k] = v
+		}
+		nt.prefix, nt.deadPrefix = old.prefix, old.deadPrefix
 	}
 	f(nt)
 	r.tab.Store(nt)
@@ -318,26 +326,44 @@ func (r *router) add(rs ...*route) {
 	})
 }
 
+// remove marks routes dead, which dispatch skips from then on, and copies
+// a list without its dead routes only once they are half of it. Copying
+// the list on every removal made N subscribers of one name leaving (a
+// disconnect storm) cost O(N²): 66 MB of garbage for 4,000, 2.7 MB now
+// (TestRouterRemoveIsLinear).
 func (r *router) remove(rs ...*route) {
 	r.update(func(t *routeTable) {
 		for _, rt := range rs {
+			if rt.dead.Swap(true) {
+				continue // removed before
+			}
 			if rt.prefix {
-				t.prefix = without(t.prefix, rt)
+				if t.deadPrefix++; 2*t.deadPrefix >= len(t.prefix) {
+					t.prefix, t.deadPrefix = live(t.prefix, t.deadPrefix), 0
+				}
 				continue
 			}
-			if l := without(t.exact[rt.key], rt); len(l) > 0 {
-				t.exact[rt.key] = l
-			} else {
+			l, dead := t.exact[rt.key], t.deadExact[rt.key]+1
+			switch {
+			case 2*dead < len(l):
+				t.deadExact[rt.key] = dead
+			case dead >= len(l):
 				delete(t.exact, rt.key)
+				delete(t.deadExact, rt.key)
+			default:
+				t.exact[rt.key] = live(l, dead)
+				delete(t.deadExact, rt.key)
 			}
 		}
 	})
 }
 
-func without(l []*route, x *route) []*route {
-	out := make([]*route, 0, len(l))
+// live returns a new list of the routes of l that are not dead (dead of
+// them are).
+func live(l []*route, dead int) []*route {
+	out := make([]*route, 0, max(len(l)-dead, 0))
 	for _, r := range l {
-		if r != x {
+		if !r.dead.Load() {
 			out = append(out, r)
 		}
 	}
@@ -350,12 +376,14 @@ func (r *router) any(name string) bool {
 	if t == nil {
 		return false
 	}
-	if len(t.exact[name]) > 0 {
-		return true
+	for _, rt := range t.exact[name] {
+		if !rt.dead.Load() {
+			return true
+		}
 	}
 	alias := aliasOf[name]
 	for _, rt := range t.prefix {
-		if rt.matches(name, alias) {
+		if !rt.dead.Load() && rt.matches(name, alias) {
 			return true
 		}
 	}
@@ -374,6 +402,9 @@ func (r *router) dispatch(ctx context.Context, ev Event, log *slog.Logger) {
 	var buf [8]*target
 	done := buf[:0]
 	send := func(rt *route) {
+		if rt.dead.Load() {
+			return
+		}
 		for _, d := range done {
 			if d == rt.t {
 				return
