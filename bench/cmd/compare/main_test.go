@@ -92,3 +92,19 @@ func TestQuick(t *testing.T) {
 		t.Errorf("the scale measure printed nothing:\n%s", text)
 	}
 }
+
+func TestRatioSpread(t *testing.T) {
+	lo, hi, ok := ratioSpread([]float64{40, 42, 44}, []float64{20, 21, 20})
+	if !ok || lo != 2 || hi != 2.2 {
+		t.Fatalf("ratioSpread = %v, %v, %v; want 2, 2.2, true", lo, hi, ok)
+	}
+	for _, c := range [][2][]float64{
+		{{40}, {20}},        // one round: no spread
+		{{40, 42}, {20}},    // rounds do not pair up
+		{{40, 42}, {20, 0}}, // a zero
+	} {
+		if _, _, ok := ratioSpread(c[0], c[1]); ok {
+			t.Fatalf("ratioSpread(%v, %v) ok", c[0], c[1])
+		}
+	}
+}
