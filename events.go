@@ -358,8 +358,8 @@ func (r *router) remove(rs ...*route) {
 	})
 }
 
-// live returns a new list of the routes of l that are not dead (dead of
-// them are).
+// live returns a new list of the routes of l that are not dead; dead is
+// how many are.
 func live(l []*route, dead int) []*route {
 	out := make([]*route, 0, max(len(l)-dead, 0))
 	for _, r := range l {

@@ -306,8 +306,8 @@ func appendArgs(b []byte, args []any) ([]byte, error) {
 }
 
 // frameBuf is a pooled encoding buffer. Its release func is bound once,
-// when the buffer is made, so handing it to the connection with a frame
-// allocates nothing.
+// on first use, so handing it to the connection with a frame allocates
+// nothing.
 type frameBuf struct {
 	b       []byte
 	release func([]byte)
