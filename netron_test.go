@@ -66,8 +66,14 @@ func (Everything) Sleep(ctx context.Context, ms int) (int, error) {
 // connected to it.
 func pair(t *testing.T) (server, client *netron.Node, svc *rpc.Service) {
 	t.Helper()
+	return pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true})
+}
+
+// pairWith is pair with a server configured by cfg.
+func pairWith(t *testing.T, cfg netron.Config) (server, client *netron.Node, svc *rpc.Service) {
+	t.Helper()
 	ctx := context.Background()
-	server = startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true})
+	server = startNode(t, cfg)
 	if err := server.Expose("everything@1.0.0", Everything{}); err != nil {
 		t.Fatal(err)
 	}

@@ -115,19 +115,7 @@ func TestSharedTokenNodes(t *testing.T) {
 // A peer over its limit of concurrent requests gets 429 at once; the
 // requests within the limit complete.
 func TestPeerConcurrencyLimit(t *testing.T) {
-	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 4})
-	if err := server.Expose("everything@1.0.0", Everything{}); err != nil {
-		t.Fatal(err)
-	}
-	client := startNode(t, netron.Config{ID: "client"})
-	p, err := client.Connect(context.Background(), server.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := p.Service(context.Background(), "everything")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 4})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var ok, limited int
@@ -158,19 +146,7 @@ func TestPeerConcurrencyLimit(t *testing.T) {
 // a limit of one: the server stops counting a call before its reply goes
 // out, not after.
 func TestPeerConcurrencyLimitSequential(t *testing.T) {
-	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 1})
-	if err := server.Expose("everything@1.0.0", Everything{}); err != nil {
-		t.Fatal(err)
-	}
-	client := startNode(t, netron.Config{ID: "client"})
-	p, err := client.Connect(context.Background(), server.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := p.Service(context.Background(), "everything")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, MaxConcurrentRequestsPerPeer: 1})
 	for i := range 2000 {
 		if _, err := svc.Call(context.Background(), "int", i); err != nil {
 			t.Fatalf("call %d: %v", i, err)
