@@ -2,6 +2,7 @@ package netron
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -55,8 +56,8 @@ func TestRouterRemove(t *testing.T) {
 	if !r.any("b") {
 		t.Fatal("the route of another name went away")
 	}
-	if tab := r.tab.Load(); len(tab.exact["a"]) != 0 || len(tab.prefix) != 0 {
-		t.Fatalf("emptied lists hold %d and %d routes", len(tab.exact["a"]), len(tab.prefix))
+	if a, p := r.routesOf("a"), r.prefix.load(); len(a) != 0 || len(p) != 0 {
+		t.Fatalf("emptied lists hold %d and %d routes", len(a), len(p))
 	}
 }
 
@@ -82,5 +83,34 @@ func TestRouterRemoveIsLinear(t *testing.T) {
 		t.Fatalf("removing %d routes allocated %d MB", n, bytes>>20)
 	} else {
 		t.Logf("removing %d routes allocated %d KB", n, bytes>>10)
+	}
+}
+
+// N subscribers of N different names coming and going cost O(N) memory:
+// copying the whole name → routes table on every change allocated O(N²).
+func TestRouterManyNamesIsLinear(t *testing.T) {
+	const n = 4000
+	var r router
+	got := map[*target]int{}
+	routes := make([]*route, n)
+	for i := range routes {
+		routes[i] = newRoute(fmt.Sprintf("user.%d.updated", i), countingTarget(got))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, rt := range routes {
+		r.add(rt)
+	}
+	for _, rt := range routes {
+		r.remove(rt)
+	}
+	runtime.ReadMemStats(&after)
+	if bytes := after.TotalAlloc - before.TotalAlloc; bytes > 16<<20 {
+		t.Fatalf("adding and removing %d routes of different names allocated %d MB", n, bytes>>20)
+	} else {
+		t.Logf("adding and removing %d routes of different names allocated %d KB", n, bytes>>10)
+	}
+	if r.any("user.1.updated") {
+		t.Fatal("a removed name still has a route")
 	}
 }
