@@ -73,16 +73,24 @@ func TestRouterRemoveIsLinear(t *testing.T) {
 		routes[i] = newRoute("service.event", countingTarget(got))
 	}
 	r.add(routes...)
+	checkAllocated(t, fmt.Sprintf("removing %d routes", n), 16<<20, func() {
+		for _, rt := range routes {
+			r.remove(rt)
+		}
+	})
+}
+
+// checkAllocated fails t if f allocates more than limit bytes.
+func checkAllocated(t *testing.T, what string, limit uint64, f func()) {
+	t.Helper()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	for _, rt := range routes {
-		r.remove(rt)
-	}
+	f()
 	runtime.ReadMemStats(&after)
-	if bytes := after.TotalAlloc - before.TotalAlloc; bytes > 16<<20 {
-		t.Fatalf("removing %d routes allocated %d MB", n, bytes>>20)
+	if bytes := after.TotalAlloc - before.TotalAlloc; bytes > limit {
+		t.Fatalf("%s allocated %d MB", what, bytes>>20)
 	} else {
-		t.Logf("removing %d routes allocated %d KB", n, bytes>>10)
+		t.Logf("%s allocated %d KB", what, bytes>>10)
 	}
 }
 
@@ -96,20 +104,14 @@ func TestRouterManyNamesIsLinear(t *testing.T) {
 	for i := range routes {
 		routes[i] = newRoute(fmt.Sprintf("user.%d.updated", i), countingTarget(got))
 	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for _, rt := range routes {
-		r.add(rt)
-	}
-	for _, rt := range routes {
-		r.remove(rt)
-	}
-	runtime.ReadMemStats(&after)
-	if bytes := after.TotalAlloc - before.TotalAlloc; bytes > 16<<20 {
-		t.Fatalf("adding and removing %d routes of different names allocated %d MB", n, bytes>>20)
-	} else {
-		t.Logf("adding and removing %d routes of different names allocated %d KB", n, bytes>>10)
-	}
+	checkAllocated(t, fmt.Sprintf("adding and removing %d routes of different names", n), 16<<20, func() {
+		for _, rt := range routes {
+			r.add(rt)
+		}
+		for _, rt := range routes {
+			r.remove(rt)
+		}
+	})
 	if r.any("user.1.updated") {
 		t.Fatal("a removed name still has a route")
 	}
