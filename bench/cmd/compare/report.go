@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -132,7 +133,7 @@ func thousands(n int64) string {
 
 // cell is the text of a value of row r for system sys.
 func (r row) cell(sys string) string {
-	if !slicesContains(figureSystemsOfRow(r.key), sys) {
+	if !slices.Contains(figureSystemsOfRow(r.key), sys) {
 		return "n/a"
 	}
 	v, ok := r.val[sys]
@@ -163,15 +164,9 @@ func (r row) ratio(sys string) (float64, bool) {
 // ratioOf is the median of a[i]/b[i], or fallback when the rounds do not
 // pair up.
 func ratioOf(a, b []float64, fallback float64) float64 {
-	if len(a) == 0 || len(a) != len(b) {
+	q, ok := roundRatios(a, b)
+	if !ok {
 		return fallback
-	}
-	q := make([]float64, 0, len(a))
-	for i := range a {
-		if b[i] == 0 {
-			return fallback
-		}
-		q = append(q, a[i]/b[i])
 	}
 	v, _ := median(q, func(x float64) float64 { return x })
 	return v
@@ -180,22 +175,27 @@ func ratioOf(a, b []float64, fallback float64) float64 {
 // ratioSpread is the lowest and highest of the per-round ratios a[i]/b[i];
 // ok is false when there are fewer than two rounds or they do not pair up.
 func ratioSpread(a, b []float64) (lo, hi float64, ok bool) {
-	if len(a) < 2 || len(a) != len(b) {
+	q, ok := roundRatios(a, b)
+	if !ok || len(q) < 2 {
 		return 0, 0, false
 	}
+	return slices.Min(q), slices.Max(q), true
+}
+
+// roundRatios is a[i]/b[i] for each round; false when the rounds do not
+// pair up or a b[i] is zero.
+func roundRatios(a, b []float64) ([]float64, bool) {
+	if len(a) == 0 || len(a) != len(b) {
+		return nil, false
+	}
+	q := make([]float64, len(a))
 	for i := range a {
 		if b[i] == 0 {
-			return 0, 0, false
+			return nil, false
 		}
-		q := a[i] / b[i]
-		if i == 0 || q < lo {
-			lo = q
-		}
-		if i == 0 || q > hi {
-			hi = q
-		}
+		q[i] = a[i] / b[i]
 	}
-	return lo, hi, true
+	return q, true
 }
 
 func (r row) ratioCell(sys string) string {
@@ -208,15 +208,6 @@ func (r row) ratioCell(sys string) string {
 func figureSystemsOfRow(key string) []string {
 	fig, _, _ := strings.Cut(key, "-")
 	return figureSystems[fig]
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // target is one goal of issue #7 and how this run did against it.
