@@ -310,11 +310,12 @@ func (r *router) add(rs ...*route) {
 	for _, rt := range rs {
 		l := &r.prefix
 		if !rt.prefix {
-			v, ok := r.exact.Load(rt.key)
-			if !ok {
-				v, _ = r.exact.LoadOrStore(rt.key, new(routeList))
+			if v, ok := r.exact.Load(rt.key); ok {
+				l = v.(*routeList)
+			} else {
+				l = new(routeList)
+				r.exact.Store(rt.key, l) // writers hold mu: nobody stored it meanwhile
 			}
-			l = v.(*routeList)
 		}
 		next := append(l.load(), rt)
 		l.rs.Store(&next)

@@ -223,12 +223,13 @@ func (s *Server) run(j job) {
 		}
 		<-s.sem
 	}()
+	if j.draining || j.over {
+		j.inflight.Add(-1) // (serve does it for a request it runs)
+	}
 	switch {
 	case j.draining:
-		j.inflight.Add(-1)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
 	case j.over:
-		j.inflight.Add(-1)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}})
