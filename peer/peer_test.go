@@ -240,20 +240,27 @@ func TestMaxPeers(t *testing.T) {
 	}
 }
 
-func TestInboundOnTheBus(t *testing.T) {
+// dialRequests connects a client hub to a server hub and returns the
+// client hub, its connection and a subscription to the server's requests.
+func dialRequests(t *testing.T) (*peer.Hub, *peer.Conn, *bus.Subscription[peer.Inbound]) {
+	t.Helper()
 	server := newHub(t, "server")
 	url := serve(t, server)
 	reqs, err := bus.Subscribe[peer.Inbound](server.Bus(), peer.TopicRequests, bus.WithBuffer(4))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reqs.Close()
-	// Watermill subscribers see the same traffic.
+	t.Cleanup(func() { reqs.Close() })
 	client := newHub(t, "client")
 	c, err := client.Dial(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return client, c, reqs
+}
+
+func TestInboundOnTheBus(t *testing.T) {
+	_, c, reqs := dialRequests(t)
 	p := wire.Packet{ID: c.NextID(), Flags: wire.Flags(wire.TypeCall, true, 0), Data: []byte{0x92, 0xa1, 'x', 0xa1, 'y'}}
 	if err := c.SendPacket(context.Background(), &p); err != nil {
 		t.Fatal(err)

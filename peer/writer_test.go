@@ -95,18 +95,7 @@ func TestConcurrentSendersKeepOrder(t *testing.T) {
 // A packet published on the outbound topic by someone other than Send is
 // written too (by a goroutine of the hub).
 func TestOutboundTopicPublisher(t *testing.T) {
-	server := newHub(t, "server")
-	url := serve(t, server)
-	reqs, err := bus.Subscribe[peer.Inbound](server.Bus(), peer.TopicRequests, bus.WithBuffer(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reqs.Close()
-	client := newHub(t, "client")
-	c, err := client.Dial(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, c, reqs := dialRequests(t)
 	released := make(chan struct{}, 1)
 	out := bus.NewTopic[peer.Outbound](client.Bus(), c.OutboundTopic())
 	if err := out.Publish(context.Background(), peer.Outbound{Frame: callFrame(c, 7, 0), Release: func([]byte) { released <- struct{}{} }}); err != nil {
