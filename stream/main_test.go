@@ -166,6 +166,24 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // newLocal returns a bus and a manager for in-process streams.
+// runLocal streams src through an outbound stream of m into m's own
+// inbound side and collects what arrives, as collect does.
+func runLocal[T any](t testing.TB, m *stream.Manager, src stream.Source) ([]T, error) {
+	t.Helper()
+	o, err := m.NewOutbound(nil, stream.IsLive(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := m.Accept(nil, o.Reference())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := stream.NewReader[T](context.Background(), in)
+	defer r.Close()
+	stream.Run(o, src)
+	return collect(t, r)
+}
+
 func newLocal(t testing.TB, opts ...stream.Option) (*bus.Bus, *stream.Manager) {
 	t.Helper()
 	b := bus.New()

@@ -30,18 +30,7 @@ func TestSourceOfTypes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := m.NewOutbound(nil, stream.IsLive(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := m.Accept(nil, o.Reference())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := stream.NewReader[any](context.Background(), in)
-		defer r.Close()
-		stream.Run(o, src)
-		got, err := collect(t, r)
+		got, err := runLocal[any](t, m, src)
 		if err != io.EOF {
 			t.Fatalf("end: %v", err)
 		}

@@ -545,20 +545,7 @@ func TestSources(t *testing.T) {
 			}
 		}
 	}
-	run := func(src stream.Source) ([]int, error) {
-		o, err := m.NewOutbound(nil, stream.IsLive(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := m.Accept(nil, o.Reference())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := stream.NewReader[int](context.Background(), in)
-		defer r.Close()
-		stream.Run(o, src)
-		return collect(t, r)
-	}
+	run := func(src stream.Source) ([]int, error) { return runLocal[int](t, m, src) }
 	got, err := run(stream.FromSeq(seq(5, nil)))
 	if err != io.EOF || len(got) != 5 {
 		t.Fatal(got, err)
