@@ -12,13 +12,16 @@ import (
 
 // BenchmarkRPCSequential measures one caller's round trips over loopback
 // WebSocket: add(a, b) on calculator@1.0.0, both nodes in this process.
-// It reports round trips/s and the p50/p99 latency.
+// It reports round trips/s, the p50/p99 latency, and the CPU time per
+// round trip of both nodes together (cpu-µs; compare it with
+// bench/cmd/handoff's rows, the same round trip on raw WebSocket).
 func BenchmarkRPCSequential(b *testing.B) {
 	svc := benchPair(b)
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for i := 0; b.Loop(); i++ {
 		t0 := time.Now()
@@ -28,8 +31,10 @@ func BenchmarkRPCSequential(b *testing.B) {
 		lat = append(lat, time.Since(t0))
 	}
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	slices.Sort(lat)
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(lat)), "cpu-µs")
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "rt/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
