@@ -243,10 +243,11 @@ func (s *sender) run() {
 			continue
 		}
 		if s.conn.Extensions().Has(rpc.ExtensionEvents) {
-			frame := appendEventData(wire.AppendHeader(getFrame(), s.conn.NextID(), wire.Flags(wire.TypeExt, true, 0)), extEventKind, ev.Name, enc)
+			f := getFrame()
+			frame := appendEventData(wire.AppendHeader(f.b, s.conn.NextID(), wire.Flags(wire.TypeExt, true, 0)), extEventKind, ev.Name, enc)
 			// Queued, not written here: the connection writes what the
 			// sender queues meanwhile in one message (batch1).
-			if err := s.conn.Queue(ctx, frame, putFrame); err != nil {
+			if err := s.conn.Queue(ctx, frame, f.release); err != nil {
 				s.h.log.Debug("netron: event not forwarded", "event", ev.Name, "peer", s.conn.ID(), "err", err)
 			}
 			continue
@@ -298,16 +299,34 @@ func appendEventData(b []byte, kind, name string, enc *encodedArgs) []byte {
 	return append(b, enc.b...)
 }
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+// eventFrame is a pooled buffer an event packet is encoded into. Its
+// release func is bound once: putting a bare slice into a sync.Pool boxes
+// its header, an allocation per event.
+type eventFrame struct {
+	b       []byte
+	release func([]byte)
+}
 
-func getFrame() []byte { return (*framePool.Get().(*[]byte))[:0] }
+var framePool = sync.Pool{New: func() any { return &eventFrame{b: make([]byte, 0, 256)} }}
 
-func putFrame(b []byte) {
+// getFrame returns an empty buffer; encode into f.b and hand the result to
+// the connection with f.release.
+func getFrame() *eventFrame {
+	f := framePool.Get().(*eventFrame)
+	if f.release == nil {
+		f.release = f.put
+	}
+	f.b = f.b[:0]
+	return f
+}
+
+// put returns the buffer to the pool with b, what was encoded into it.
+func (f *eventFrame) put(b []byte) {
 	if cap(b) > 64<<10 {
 		return
 	}
-	b = b[:0]
-	framePool.Put(&b)
+	f.b = b[:0]
+	framePool.Put(f)
 }
 
 func (h *eventHub) taskSubscribe(_ context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
