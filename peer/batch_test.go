@@ -8,7 +8,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
 )
 
 func rawDial(t *testing.T, url string) *websocket.Conn {
@@ -71,6 +73,48 @@ func TestBatchMessages(t *testing.T) {
 		var ce websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != websocket.StatusProtocolError {
 			t.Errorf("%s: %v, want close 1002", name, err)
+		}
+	}
+}
+
+// A batch message never exceeds the batch bound nor the read limit: each
+// packet fits the peer's limit, so the message they share must fit too.
+// (A batch used to take one more packet whatever its size once below the
+// bound, and the peer closed the connection as "message too big".)
+func TestBatchFitsReadLimit(t *testing.T) {
+	server := newHub(t, "server", peer.WithReadLimit(1<<20))
+	client := newHub(t, "client", peer.WithReadLimit(1<<20))
+	url := serve(t, server)
+	disc := events(t, server, peer.TopicDisconnected)
+	got, err := bus.NewTopic[peer.Inbound](server.Bus(), peer.TopicResponses).Subscribe(bus.WithBuffer(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetExtensions(&peer.Extensions{Version: 1, Names: []string{peer.ExtensionBatch}})
+	// Responses to requests never made: the server only counts them.
+	packet := func(n int) []byte {
+		b := wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, false, 0))
+		return wire.AppendBin(b, make([]byte, n))
+	}
+	const pairs = 10
+	for range pairs {
+		for _, n := range []int{200 << 10, 900 << 10} {
+			if err := c.Queue(context.Background(), packet(n), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 2 * pairs {
+		select {
+		case <-got.C():
+		case ev := <-disc.C():
+			t.Fatalf("server closed the connection after %d of %d packets: %v", i, 2*pairs, ev.Err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d packets arrived", i, 2*pairs)
 		}
 	}
 }

@@ -335,10 +335,15 @@ func (c *Conn) writeOnce() bool {
 		c.wmu.Unlock()
 		return false
 	}
-	n, size := 1, len(c.wq[0].Frame)
+	n := 1
 	if len(c.wq) > 1 && c.Extensions().Has(ExtensionBatch) {
-		for n < len(c.wq) && n < maxBatch && size < maxBatchBytes {
-			size += len(c.wq[n].Frame)
+		// A batch never grows past maxBatchBytes (nor our own read limit,
+		// which the peer's is likely to match): each of its packets fits
+		// the peer's limit, so must the message they share.
+		limit := min(maxBatchBytes, int(c.hub.cfg.readLimit)) - batchOverhead
+		size := binLen(len(c.wq[0].Frame))
+		for n < len(c.wq) && n < maxBatch && size+binLen(len(c.wq[n].Frame)) <= limit {
+			size += binLen(len(c.wq[n].Frame))
 			n++
 		}
 	}
@@ -611,11 +616,27 @@ func parseHandshakeAside(frame []byte) (handshakeMsg, bool) {
 // in one WebSocket message (see writeOnce).
 const ExtensionBatch = "batch1"
 
-// maxBatch bounds the packets and bytes of one batched message.
+// maxBatch bounds the packets and bytes of one batched message; the bytes
+// leave room for four 64 KiB stream chunks with their headers.
 const (
 	maxBatch      = 64
-	maxBatchBytes = 256 << 10
+	maxBatchBytes = 256<<10 + 4<<10
 )
+
+// batchOverhead is the size of a batch packet without its bins: the header
+// (5 bytes), the array header (at most 5) and "batch" (6).
+const batchOverhead = 5 + 5 + 6
+
+// binLen is the encoded size of a msgpack bin of n bytes.
+func binLen(n int) int {
+	switch {
+	case n <= 0xff:
+		return 2 + n
+	case n <= 0xffff:
+		return 3 + n
+	}
+	return 5 + n
+}
 
 // appendBatch appends the batch packet carrying frames.
 func appendBatch(dst []byte, frames []Outbound) []byte {
