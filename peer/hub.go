@@ -214,17 +214,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.TLS != nil && len(r.TLS.VerifiedChains) > 0:
 		ident = &Identity{Subject: r.TLS.VerifiedChains[0][0].Subject.CommonName, Method: "tls"}
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
+	// The id is checked before the upgrade: afterwards http.Error writes
+	// nothing, and the upgraded connection would be left open.
 	id := r.URL.Query().Get("id")
 	if id == "" {
 		id = r.Header.Get("x-netron-id")
 	}
 	if _, ok := parseHandshake([]byte(`{"type":"q","id":` + strconv.Quote(id) + `}`)); !ok && id != "" {
 		http.Error(w, "netron: invalid node id", http.StatusBadRequest)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	if err := h.accept(ws, id, r.RemoteAddr, ident); err != nil {

@@ -146,6 +146,28 @@ func TestHandshakeVariants(t *testing.T) {
 	}
 }
 
+// An invalid ?id= is refused before the upgrade, with 400: after it, the
+// refusal wrote nothing and the upgraded connection was left open.
+func TestInvalidIDRefused(t *testing.T) {
+	server := newHub(t, "server")
+	url := serve(t, server)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, id := range []string{"%01bad", strings.Repeat("x", 300)} {
+		ws, resp, err := websocket.Dial(ctx, url+"/?id="+id, nil)
+		if err == nil {
+			ws.CloseNow()
+			t.Fatalf("id %.20q: upgraded (status %d)", id, resp.StatusCode)
+		}
+		if resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("id %.20q: %v, response %v; want 400", id, err, resp)
+		}
+	}
+	if n := len(server.Conns()); n != 0 {
+		t.Fatalf("%d connections after refusals", n)
+	}
+}
+
 func TestHandshakeTimeout(t *testing.T) {
 	server := newHub(t, "server", peer.WithHandshakeTimeout(100*time.Millisecond))
 	url := serve(t, server)
