@@ -188,24 +188,20 @@ func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build f
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
-	id := conn.NextID()
+	ch := respChanPool.Get().(chan response)
+	ps := pendingOf(conn)
+	id, ok := ps.reserve(conn.NextID, ch)
+	if !ok {
+		respChanPool.Put(ch)
+		return 0, nil, nil, conn.Err()
+	}
 	fb := getBuf()
 	frame, err := build(wire.AppendHeader(fb.b, id, wire.Flags(t, true, 0)))
 	if err != nil {
+		c.forget(ps, id, ch)
 		fb.put(frame)
 		return 0, nil, nil, err
 	}
-	ch := respChanPool.Get().(chan response)
-	ps := pendingOf(conn)
-	ps.mu.Lock()
-	if ps.closed {
-		ps.mu.Unlock()
-		respChanPool.Put(ch)
-		fb.put(frame)
-		return 0, nil, nil, conn.Err()
-	}
-	ps.calls[id] = ch
-	ps.mu.Unlock()
 	if err := conn.Send(ctx, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
 		return 0, nil, nil, err
@@ -213,12 +209,32 @@ func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build f
 	return id, ps, ch, nil
 }
 
+// reserve registers ch under the next id that no pending request holds:
+// ids wrap after 2³², and a request can still be waiting for its answer
+// when its id comes round again. It reports false once the connection
+// has closed.
+func (ps *pendingSet) reserve(next func() uint32, ch chan response) (uint32, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return 0, false
+	}
+	id := next()
+	for ps.calls[id] != nil {
+		id = next()
+	}
+	ps.calls[id] = ch
+	return id, true
+}
+
 // forget removes a request that will not be waited for. The channel goes
 // back to the pool only if no response can still be sent to it.
 func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 	ps.mu.Lock()
-	_, still := ps.calls[id]
-	delete(ps.calls, id)
+	still := ps.calls[id] == ch
+	if still {
+		delete(ps.calls, id)
+	}
 	ps.mu.Unlock()
 	if still {
 		respChanPool.Put(ch)
