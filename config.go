@@ -40,6 +40,11 @@ type Config struct {
 	// Defaults 30 s and 10 s; a negative interval turns keep-alive off.
 	KeepAliveInterval time.Duration `json:"keepAliveInterval,omitempty" yaml:"keepAliveInterval,omitempty"`
 	KeepAliveTimeout  time.Duration `json:"keepAliveTimeout,omitempty" yaml:"keepAliveTimeout,omitempty"`
+	// WriteTimeout is how long a write to a peer may make no progress
+	// (the peer stopped reading) before the connection is closed with
+	// peer.ErrWriteTimeout. Default 10 s; a negative value turns the
+	// watchdog off.
+	WriteTimeout time.Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`
 	// MaxPeers bounds the number of open connections. Default 10,000.
 	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
 	// MaxConcurrentRequests bounds the requests served at once. Default 4096.

@@ -71,11 +71,16 @@ func New(cfg Config) (*Node, error) {
 	if ka == 0 {
 		ka = peer.DefaultKeepAliveInterval
 	}
+	wt := cfg.WriteTimeout
+	if wt == 0 {
+		wt = peer.DefaultWriteTimeout
+	}
 	hubOpts := []peer.Option{
 		peer.WithLogger(logger),
 		peer.WithReadLimit(cfg.MaxPacketSize),
 		peer.WithHandshakeTimeout(cfg.HandshakeTimeout),
 		peer.WithKeepAlive(ka, cfg.KeepAliveTimeout),
+		peer.WithWriteTimeout(wt),
 		peer.WithMaxPeers(cfg.MaxPeers),
 		peer.WithTLS(cfg.TLS),
 		peer.WithDialTLS(cfg.DialTLS),

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
@@ -151,5 +155,91 @@ func TestPeerConcurrencyLimitSequential(t *testing.T) {
 		if _, err := svc.Call(context.Background(), "int", i); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
+	}
+}
+
+// deafPeer connects to url as a raw WebSocket peer that sends CALLs of
+// target and never reads: first big ones, whose replies fill the socket
+// buffers, then n small ones, whose replies fill the outbound queue.
+func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
+	t.Helper()
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, url+"/?id=deaf", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	if _, _, err := ws.Read(ctx); err != nil { // the hello
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20)
+	go func() {
+		for i := range 30 + n {
+			b := wire.AppendHeader(nil, uint32(i+1), wire.Flags(wire.TypeCall, true, 0))
+			b = wire.AppendArrayHeader(b, 3)
+			b = wire.AppendString(b, target)
+			if i < 30 {
+				b = wire.AppendString(b, "bytes")
+				b = wire.AppendBin(b, big)
+			} else {
+				b = wire.AppendString(b, "int")
+				b, _ = wire.AppendMarshal(b, i)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := ws.Write(wctx, websocket.MessageBinary, b)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ws
+}
+
+// A peer that sends requests and stops reading its replies holds at most
+// its own share of the node's request slots: requests over its limit are
+// refused without a slot (and the refusal dropped once its queue is full),
+// so other peers' calls go on. Before, its refusals each took a slot and
+// waited for room in its queue, until no slot was left for anyone.
+func TestDeafPeerIsolated(t *testing.T) {
+	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
+		MaxConcurrentRequests: 16, MaxConcurrentRequestsPerPeer: 4, WriteTimeout: -1})
+	deafPeer(t, server.URL(), svc.Definition().ID, 2000)
+	time.Sleep(time.Second) // its replies fill the buffers and the queue
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := svc.Call(ctx, "int", i)
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d of a well-behaved peer: %v", i, err)
+		}
+	}
+}
+
+// The write timeout closes the connection of a peer that stops reading,
+// which frees the requests it held.
+func TestDeafPeerClosedByWriteTimeout(t *testing.T) {
+	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
+		WriteTimeout: 300 * time.Millisecond})
+	gone := make(chan error, 1)
+	defer server.On(netron.EventPeerDisconnected, func(e netron.Event) {
+		if pe, ok := e.Args[0].(netron.PeerEvent); ok && pe.PeerID == "deaf" {
+			select {
+			case gone <- pe.Err:
+			default:
+			}
+		}
+	})()
+	deafPeer(t, server.URL(), svc.Definition().ID, 2000)
+	select {
+	case err := <-gone:
+		if !errors.Is(err, peer.ErrWriteTimeout) {
+			t.Fatalf("deaf peer disconnected with %v, want peer.ErrWriteTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deaf peer is still connected")
+	}
+	if _, err := svc.Call(context.Background(), "int", 1); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -52,6 +52,14 @@ type Conn struct {
 	closeOnce sync.Once
 	err       error // set before done is closed
 
+	// The write watchdog (see armWatchdog): writes completed, whether one
+	// is in progress, and the timer, armed while writes go on.
+	writes    atomic.Uint64
+	inWrite   atomic.Bool
+	wdArmed   atomic.Bool
+	wdMu      sync.Mutex
+	wdTimer   *time.Timer
+	wdSeen    uint64       // writes when the timer was armed
 	goingAway atomic.Bool  // the peer announced its shutdown
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
 	kaMu      sync.Mutex
@@ -171,6 +179,14 @@ func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) err
 	}
 	c.flush()
 	return nil
+}
+
+// Backlogged reports whether the outbound queue is full: Send and Queue
+// would wait for room (the peer reads more slowly than we write).
+func (c *Conn) Backlogged() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return len(c.wq) >= c.hub.cfg.outboundQueue
 }
 
 // Queue is Send without writing in the calling goroutine: the packet is
@@ -367,7 +383,11 @@ func (c *Conn) writeOnce() bool {
 		*buf = appendBatch((*buf)[:0], batch)
 		msg = *buf
 	}
+	c.inWrite.Store(true)
+	c.armWatchdog()
 	err := c.ws.Write(context.Background(), websocket.MessageBinary, msg)
+	c.writes.Add(1)
+	c.inWrite.Store(false)
 	for i := range batch {
 		batch[i].release()
 	}
@@ -387,6 +407,60 @@ func (c *Conn) writeOnce() bool {
 		return false
 	}
 	return true
+}
+
+// armWatchdog makes sure the write watchdog is armed while writes go on.
+// Socket writes get no context (one would cost allocations per write), so
+// a peer that stops reading blocks a write for as long as it likes; the
+// watchdog closes the connection when one has made no progress for the
+// write timeout. It costs a write three atomic operations, and a timer
+// reset once per timeout while writes go on.
+func (c *Conn) armWatchdog() {
+	d := c.hub.cfg.writeTimeout
+	if d <= 0 || c.wdArmed.Load() || !c.wdArmed.CompareAndSwap(false, true) {
+		return
+	}
+	c.wdMu.Lock()
+	defer c.wdMu.Unlock()
+	if c.Err() != nil {
+		return
+	}
+	c.wdSeen = c.writes.Load()
+	if c.wdTimer == nil {
+		c.wdTimer = time.AfterFunc(d, c.checkWrite)
+	} else {
+		c.wdTimer.Reset(d)
+	}
+}
+
+// checkWrite runs a write timeout after the watchdog was armed: a write
+// in progress with none completed since then has been blocked all along.
+func (c *Conn) checkWrite() {
+	d := c.hub.cfg.writeTimeout
+	c.wdMu.Lock()
+	if c.Err() != nil {
+		c.wdMu.Unlock()
+		return
+	}
+	done := c.writes.Load()
+	if c.inWrite.Load() {
+		if done == c.wdSeen {
+			c.wdMu.Unlock()
+			c.hub.cfg.logger.Warn("netron: closing a connection whose peer does not read", "peer", c.id, "timeout", d)
+			c.shutdown(fmt.Errorf("%w: no progress for %s", ErrWriteTimeout, d), websocket.StatusPolicyViolation, "write timeout")
+			c.ws.CloseNow() // unblocks the write; the close handshake could not be written anyway
+			return
+		}
+		c.wdSeen = done // writes go on: watch the one in progress
+		c.wdTimer.Reset(d)
+		c.wdMu.Unlock()
+		return
+	}
+	c.wdArmed.Store(false)
+	c.wdMu.Unlock()
+	if c.inWrite.Load() {
+		c.armWatchdog() // a write that began meanwhile found the watchdog still armed
+	}
 }
 
 // stopWritingLocked gives up the writer role; what is still queued is
@@ -462,6 +536,11 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 			c.kaTimer.Stop()
 		}
 		c.kaMu.Unlock()
+		c.wdMu.Lock()
+		if c.wdTimer != nil {
+			c.wdTimer.Stop()
+		}
+		c.wdMu.Unlock()
 		c.unsubOut()
 		c.wmu.Lock()
 		c.wclosed = true

@@ -20,7 +20,9 @@
 // idle connection costs one goroutine. After writing a lone packet the
 // sender yields the processor once, which wakes an idle one to poll the
 // network for the answer (see Conn.Send). Keep-alive pings run on a timer and
-// close a connection whose peer stops answering.
+// close a connection whose peer stops answering; a write watchdog, armed
+// while writes go on, closes one whose peer stops reading (a write that
+// makes no progress for WithWriteTimeout) with ErrWriteTimeout.
 //
 // A frame that is not a packet (garbage, a truncated packet, an unknown
 // packet type) closes that connection with status 1002 and the reason; a

@@ -17,6 +17,10 @@ var (
 	// ErrGoingAway is returned for requests to a peer that announced it is
 	// shutting down (goaway): they should go to another node.
 	ErrGoingAway = errors.New("peer: going away")
+	// ErrWriteTimeout is the cause of a connection closed because a write
+	// to the peer made no progress for the write timeout (WithWriteTimeout):
+	// the peer stopped reading.
+	ErrWriteTimeout = errors.New("peer: write timeout")
 	// ErrTooManyPeers is returned when the hub's peer limit is reached.
 	ErrTooManyPeers = errors.New("peer: too many peers")
 )

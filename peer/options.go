@@ -13,6 +13,7 @@ const (
 	DefaultKeepAliveInterval = 30 * time.Second
 	DefaultKeepAliveTimeout  = 10 * time.Second
 	DefaultOutboundQueue     = 128
+	DefaultWriteTimeout      = 10 * time.Second
 	DefaultMaxPeers          = 10000
 )
 
@@ -27,6 +28,7 @@ type config struct {
 	keepAliveInterval time.Duration
 	keepAliveTimeout  time.Duration
 	outboundQueue     int
+	writeTimeout      time.Duration
 	maxPeers          int
 }
 
@@ -38,6 +40,7 @@ func defaultConfig() config {
 		keepAliveInterval: DefaultKeepAliveInterval,
 		keepAliveTimeout:  DefaultKeepAliveTimeout,
 		outboundQueue:     DefaultOutboundQueue,
+		writeTimeout:      DefaultWriteTimeout,
 		maxPeers:          DefaultMaxPeers,
 	}
 }
@@ -98,6 +101,17 @@ func WithOutboundQueue(n int) Option {
 			c.outboundQueue = n
 		}
 	})
+}
+
+// WithWriteTimeout bounds how long one write to a peer may make no
+// progress: a peer that stops reading fills the socket buffers and blocks
+// the write, and once it has been blocked this long the connection is
+// closed with ErrWriteTimeout (every pending call and waiting sender then
+// fails with it), like a slow consumer on a NATS server. Keep-alive does
+// not catch such a peer when it goes on sending. A duration <= 0 disables
+// the watchdog. Default 10 s.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.writeTimeout = d })
 }
 
 // WithMaxPeers bounds the number of open connections. Default 10,000.

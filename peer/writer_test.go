@@ -198,3 +198,79 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A peer that stops reading blocks the write in progress; once it has made
+// no progress for the write timeout, the connection closes with
+// ErrWriteTimeout and the blocked senders return. Keep-alive is off: it
+// would not catch a peer that goes on sending anyway.
+func TestWriteTimeoutClosesStalledConnection(t *testing.T) {
+	url, _ := stalledServer(t)
+	client := newHub(t, "client", peer.WithWriteTimeout(300*time.Millisecond), peer.WithKeepAlive(0, 0))
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20)
+	errs := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		for {
+			frame := append(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), big...)
+			if err := c.Send(context.Background(), frame, nil); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, peer.ErrWriteTimeout) || !errors.Is(err, peer.ErrDisconnected) {
+			t.Fatalf("Send: %v; want ErrWriteTimeout and ErrDisconnected", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a sender blocked on a peer that reads nothing was not released")
+	}
+	t.Logf("closed %v after the first send", time.Since(start).Round(time.Millisecond))
+	if !errors.Is(c.Err(), peer.ErrWriteTimeout) {
+		t.Fatalf("connection error %v", c.Err())
+	}
+}
+
+// A connection that writes a lot, slowly read but read, stays open: the
+// watchdog only closes a write that makes no progress at all.
+func TestWriteTimeoutSparesSlowReader(t *testing.T) {
+	server := newHub(t, "server")
+	url := serve(t, server)
+	reqs, err := bus.NewTopic[peer.Inbound](server.Bus(), peer.TopicRequests).Subscribe(bus.WithBuffer(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newHub(t, "client", peer.WithWriteTimeout(time.Second), peer.WithKeepAlive(0, 0))
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server takes a 1 MiB request every 20 ms: the client's writes
+	// block on full buffers again and again but always move on.
+	const n = 40
+	go func() {
+		for range n {
+			select {
+			case <-reqs.C():
+				time.Sleep(20 * time.Millisecond)
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}()
+	big := make([]byte, 1<<20)
+	for i := range n {
+		frame := wire.AppendBin(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), big)
+		if err := c.Send(context.Background(), frame, nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection closed: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -148,6 +149,7 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 	// Without a deadline the default timeout applies, on a pooled timer:
 	// a context.WithTimeout per call costs five allocations.
 	var timeout <-chan time.Time
+	backlogged := false
 	if _, ok := ctx.Deadline(); !ok {
 		t := timerPool.Get().(*time.Timer)
 		t.Reset(c.timeout)
@@ -156,9 +158,19 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 			timerPool.Put(t)
 		}()
 		timeout = t.C
+		if backlogged = conn.Backlogged(); backlogged {
+			// The request waits for room in the outbound queue: that
+			// wait counts against the timeout too.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+		}
 	}
 	id, ps, ch, err := c.send(ctx, conn, t, build)
 	if err != nil {
+		if backlogged && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
+		}
 		return nil, err
 	}
 	select {

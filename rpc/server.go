@@ -156,23 +156,34 @@ func (s *Server) Close() error {
 }
 
 // dispatch runs in the connection's reader goroutine: it takes a slot and
-// hands the request to a goroutine of its own.
+// hands the request to a goroutine of its own. A request over its peer's
+// limit is refused right here, before it can take a slot: a peer that
+// floods requests and stops reading its replies must not use up the
+// node's slots with its refusals.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
+	inflight := inflightOf(in.Conn)
+	if inflight.Add(1) > s.perPeer {
+		inflight.Add(-1)
+		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
+			Details: map[string]any{"limit": s.perPeer}}, false)
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-in.Conn.Done():
+		inflight.Add(-1)
 		return
 	case <-s.closed:
+		inflight.Add(-1)
 		return
 	}
-	inflight := inflightOf(in.Conn)
-	over := inflight.Add(1) > s.perPeer
 	s.active.Add(1) // before the check, so Drain cannot miss this request
 	draining := s.draining.Load()
 	if draining {
 		s.active.Add(-1)
 	}
-	j := job{in: in, inflight: inflight, over: over, draining: draining}
+	j := job{in: in, inflight: inflight, draining: draining}
 	select {
 	case s.jobs <- j: // an idle worker takes it
 	default:
@@ -183,9 +194,9 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 
 // job is one request on its way to a worker.
 type job struct {
-	in             peer.Inbound
-	inflight       *atomic.Int32
-	over, draining bool
+	in       peer.Inbound
+	inflight *atomic.Int32
+	draining bool
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -223,24 +234,25 @@ func (s *Server) run(j job) {
 		}
 		<-s.sem
 	}()
-	if j.draining || j.over {
+	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
-	}
-	switch {
-	case j.draining:
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
-	case j.over:
-		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 429, Name: "TitanError",
-			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
-			Details: map[string]any{"limit": s.perPeer}})
-	default:
-		s.serve(j.in.Conn, &j.in.Packet, j.inflight)
+		return
 	}
+	s.serve(j.in.Conn, &j.in.Packet, j.inflight)
 }
 
 // reply sends the response to p: result, or err as an error response. It
 // returns why the response could not be queued, if it could not.
 func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) error {
+	return s.answer(conn, p, result, err, true)
+}
+
+// answer encodes the response to p and queues it. With wait it waits for
+// room in the connection's outbound queue, like any sender; without, it
+// drops the response when the queue is full (the peer is not reading it
+// anyway) and never blocks: the reader goroutine answers this way.
+func (s *Server) answer(conn *peer.Conn, p *wire.Packet, result any, err error, wait bool) error {
 	flags := wire.Flags(p.Type(), false, 0)
 	fb := getBuf()
 	frame := wire.AppendHeader(fb.b, p.ID, flags)
@@ -260,12 +272,26 @@ func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) e
 			return e2
 		}
 	}
-	if serr := conn.Send(conn.Context(), frame, fb.release); serr != nil {
+	var serr error
+	if wait {
+		serr = conn.Send(conn.Context(), frame, fb.release)
+	} else {
+		serr = conn.Queue(noWait, frame, fb.release)
+	}
+	if serr != nil { // the buffer is not reused: the connection may hold it after all
 		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
 		return serr
 	}
 	return nil
 }
+
+// noWait is a context that has ended: Queue with it takes a packet only if
+// the queue has room.
+var noWait = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 type inflightKey struct{}
 
@@ -277,15 +303,24 @@ func inflightOf(conn *peer.Conn) *atomic.Int32 {
 	return v.(*atomic.Int32)
 }
 
-// serve runs the request p and replies; inflight drops once it has run.
+// serve runs the request p and replies. The request stops counting against
+// its peer's limit (inflight) once it has run, or, when the peer's outbound
+// queue is full, once its reply is queued: a peer that does not read its
+// replies holds its own slots with them, and cannot take more.
 func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) {
 	result, err := s.handle(conn.Context(), conn, p)
-	inflight.Add(-1)
+	stuck := conn.Backlogged()
+	if !stuck {
+		inflight.Add(-1)
+	}
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
 	}
 	sent := s.reply(conn, p, result, err)
+	if stuck {
+		inflight.Add(-1)
+	}
 	if ps != nil {
 		if err == nil && sent == nil {
 			ps.start()
