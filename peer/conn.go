@@ -559,14 +559,21 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 	})
 }
 
-func (c *Conn) start(first []byte) {
+// start runs the reader and arms keep-alive; false if the connection
+// closed first (the hub closing while it was being set up): then nothing
+// starts, and the caller must not announce it.
+func (c *Conn) start(first []byte) bool {
+	c.kaMu.Lock() // shutdown stops the timer under kaMu, after closing done
+	defer c.kaMu.Unlock()
+	if c.Err() != nil {
+		return false
+	}
 	c.lastRead.Store(time.Now().UnixNano())
 	c.hub.goTracked(func() { c.readLoop(first) })
 	if c.hub.cfg.keepAliveInterval > 0 {
-		c.kaMu.Lock()
 		c.kaTimer = time.AfterFunc(c.hub.cfg.keepAliveInterval, c.keepAlive)
-		c.kaMu.Unlock()
 	}
+	return true
 }
 
 var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

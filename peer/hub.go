@@ -266,7 +266,9 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity)
 		ws.Close(status, err.Error())
 		return err
 	}
-	c.start(first)
+	if !c.start(first) {
+		return c.Err()
+	}
 	h.cfg.logger.Debug("netron: peer connected", "peer", id, "remote", remoteAddr)
 	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: id})
 	return nil
@@ -355,7 +357,9 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	for _, fn := range do.init {
 		fn(c)
 	}
-	c.start(nil)
+	if !c.start(nil) {
+		return nil, c.Err()
+	}
 	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)
 	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: hs.ID})
 	return c, nil

@@ -40,7 +40,8 @@ type Server struct {
 	tasks map[string]TaskFunc
 
 	wg       sync.WaitGroup
-	jobs     chan job // to idle workers
+	startMu  sync.RWMutex // orders starting a worker before Close's wait
+	jobs     chan job     // to idle workers
 	draining atomic.Bool
 	active   atomic.Int64 // requests running, for Drain
 	closed   chan struct{}
@@ -148,7 +149,9 @@ func (s *Server) Drain(ctx context.Context) error {
 // Close stops taking requests and waits for the running ones.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		s.startMu.Lock() // no dispatch is between its check and wg.Add
 		close(s.closed)
+		s.startMu.Unlock()
 		s.unsub()
 	})
 	s.wg.Wait()
@@ -184,6 +187,21 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		s.active.Add(-1)
 	}
 	j := job{in: in, inflight: inflight, draining: draining}
+	// A dispatch the bus runs while Close unsubscribes may have taken a
+	// slot although closed was closed (select picks at random): it must
+	// not start a worker once Close waits for them.
+	s.startMu.RLock()
+	defer s.startMu.RUnlock()
+	select {
+	case <-s.closed:
+		if !draining {
+			s.active.Add(-1)
+		}
+		inflight.Add(-1)
+		<-s.sem
+		return
+	default:
+	}
 	select {
 	case s.jobs <- j: // an idle worker takes it
 	default:
