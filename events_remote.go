@@ -536,8 +536,12 @@ type peerSub struct {
 //
 // fn runs in a goroutine of its own, one event at a time, in the order the
 // peer sent them, with the queue and slow-consumer policy described at
-// Node.On (bus.WithBuffer and bus.WithPolicy apply). A panic in fn is
-// recovered and logged. ctx bounds the subscribe task.
+// Node.On (bus.WithBuffer and bus.WithPolicy apply). With bus.Block the
+// connection's reader waits for room in fn's queue, and while it waits the
+// events and stream packets of every connection wait too (they share the
+// node's inbound topic): use Block only for a handler that keeps up, or
+// with a queue sized for the bursts. A panic in fn is recovered and
+// logged. ctx bounds the subscribe task.
 //
 // unsubscribe stops delivery (once it returns fn is not called again) and
 // runs the unsubscribe task when no other subscription of this node needs
