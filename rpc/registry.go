@@ -18,6 +18,11 @@ type Registry struct {
 	peerID  string
 	streams *stream.Manager // for local calls of streaming methods
 
+	// notifyMu orders changes with their notifications: a change and its
+	// watchers' calls happen under it, so watchers see the changes in the
+	// order they were made.
+	notifyMu sync.Mutex
+
 	mu     sync.RWMutex
 	byQN   map[string]*exposed
 	byName map[string][]*exposed // highest version first
@@ -42,7 +47,7 @@ func NewRegistry(peerID string) *Registry {
 }
 
 // OnChange registers f to be called, synchronously and in order, after
-// every Expose and Unexpose.
+// every Expose and Unexpose. f must not Expose or Unexpose itself.
 func (r *Registry) OnChange(f func(ServiceChange)) {
 	r.mu.Lock()
 	r.watch = append(r.watch, f)
@@ -70,6 +75,8 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 		name: name, version: ver, qn: qn, defID: defID, value: v, methods: methods,
 		def: definitionOf(defID, r.peerID, name, ver.String(), methods),
 	}
+	r.notifyMu.Lock()
+	defer r.notifyMu.Unlock()
 	r.mu.Lock()
 	if _, dup := r.byQN[qn]; dup {
 		r.mu.Unlock()
@@ -95,6 +102,8 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 		return err
 	}
 	qn := name + "@" + ver.String()
+	r.notifyMu.Lock()
+	defer r.notifyMu.Unlock()
 	r.mu.Lock()
 	e, ok := r.byQN[qn]
 	if !ok {
