@@ -143,7 +143,10 @@ type DiscoveryConfig struct {
 	TTL time.Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 	// Prefix is the Redis key prefix. Default "netron:discovery".
 	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
-	// AutoConnect connects to every node discovery reports.
+	// AutoConnect connects to every node discovery reports, and to a node
+	// again at its new address when it moves. A peer it dialled gives up
+	// reconnecting once its node has left discovery and an attempt fails;
+	// peers from Node.Connect are never stopped by discovery.
 	AutoConnect bool `json:"autoConnect,omitempty" yaml:"autoConnect,omitempty"`
 }
 

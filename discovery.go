@@ -140,11 +140,13 @@ func (nd *nodeDiscovery) registerLoop(ctx context.Context) {
 }
 
 // watchLoop turns discovery changes into node:joined, node:left and
-// service:discovered events, and connects to new nodes when AutoConnect is
-// set.
+// service:discovered events, and, when AutoConnect is set, connects to new
+// nodes and to nodes that moved, and lets the peers it dialled to nodes
+// that left stop reconnecting.
 func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.Event) {
 	n := nd.n
 	known := map[string]map[string]bool{} // node id -> qualified names announced
+	addrs := map[string]string{}          // node id -> address announced
 	for ev := range watch {
 		node := ev.Node
 		if node.ID == n.cfg.ID {
@@ -157,18 +159,21 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)
+			delete(addrs, node.ID)
+			for _, rc := range n.reconnects.auto(node.ID) {
+				rc.nodeLeft()
+			}
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: false})
 			continue
 		case discovery.NodeJoined:
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: true})
-			if n.cfg.Discovery.AutoConnect && node.Address != "" {
-				if p := n.reconnects.find(node.ID, node.Address); p != nil {
-					p.rc.nudge() // it reconnects by itself: now, rather than after its backoff
-				} else if _, err := n.peerByID(ctx, node.ID, node.Address); err != nil {
-					n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
-				}
+			nd.autoConnect(ctx, node)
+		case discovery.NodeUpdated:
+			if addrs[node.ID] != node.Address {
+				nd.autoConnect(ctx, node) // it moved: back within its TTL at another address
 			}
 		}
+		addrs[node.ID] = node.Address
 		seen := known[node.ID]
 		now := map[string]bool{}
 		for _, s := range node.Services {
@@ -179,6 +184,43 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 			}
 		}
 		known[node.ID] = now
+	}
+}
+
+// autoConnect connects to node when AutoConnect is set, unless a peer of
+// it is connected, or reconnects to its address. The peers AutoConnect
+// dialled to the node at another address stop reconnecting: closed at
+// once, or, while still connected, once their connection drops. Peers the
+// user connected are left alone.
+func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInfo) {
+	n := nd.n
+	if !n.cfg.Discovery.AutoConnect || node.Address == "" {
+		return
+	}
+	for _, rc := range n.reconnects.auto(node.ID) {
+		if rc.url != node.Address {
+			rc.nodeLeft()
+			if rc.p.Err() != nil {
+				rc.p.Close()
+			}
+		}
+	}
+	if p := n.reconnects.find(node.ID, node.Address); p != nil {
+		p.rc.nodeJoined() // it reconnects by itself
+		return
+	}
+	for _, p := range n.Peers() {
+		if p.ID() == node.ID && p.Err() == nil {
+			return
+		}
+	}
+	p, err := n.Connect(ctx, node.Address)
+	if err != nil {
+		n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
+		return
+	}
+	if p.rc != nil {
+		p.rc.markAuto()
 	}
 }
 

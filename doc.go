@@ -43,7 +43,10 @@
 //
 // Discovery: with Config.Discovery enabled the node registers itself and
 // its services (in-memory, or on Redis Streams), and Node.Service finds a
-// service by name and semver range on any node of the cluster.
+// service by name and semver range on any node of the cluster. With
+// AutoConnect it also connects to every node that joins, or comes back at
+// another address; a peer it dialled gives up reconnecting once its node
+// has left discovery (peers from Node.Connect are left alone).
 //
 // Packages: bus (the in-process bus), peer (WebSocket connections, the
 // handshake, authentication), rpc (services, calls, errors), stream

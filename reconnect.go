@@ -92,7 +92,10 @@ func (b *backoff) next() (time.Duration, bool) {
 // redialer reconnects one dialled Peer. Its goroutine, owned by the
 // node's reconnectSet, lives from Connect until the peer is closed, the
 // node stops or the attempts are spent: it waits for the connection to
-// close, then dials the same URL again with backoff.
+// close, then dials the same URL again with backoff. A peer that
+// discovery's AutoConnect dialled also gives up at its first failed
+// attempt after its node left discovery (nodeLeft), unless the node came
+// back first (nodeJoined).
 type redialer struct {
 	p      *Peer
 	url    string
@@ -107,6 +110,8 @@ type redialer struct {
 	closed bool          // no more connections: Close, Node.Stop, or given up
 	err    error         // why it gave up
 	up     chan struct{} // closed when the next connection is in place
+	auto   bool          // dialled by AutoConnect, not by the user
+	left   bool          // its node left discovery: the next failed attempt is the last
 }
 
 func newRedialer(p *Peer, url string, pol reconnectPolicy) *redialer {
@@ -175,10 +180,7 @@ func (rc *redialer) run() {
 		for {
 			delay, ok := b.next()
 			if !ok {
-				err := fmt.Errorf("%w: %s: gave up reconnecting after %d attempts", ErrPeerDisconnected, rc.url, rc.pol.maxAttempts)
-				rc.mu.Lock()
-				rc.closed, rc.err = true, err
-				rc.mu.Unlock()
+				rc.giveUp(fmt.Errorf("%w: %s: gave up reconnecting after %d attempts", ErrPeerDisconnected, rc.url, rc.pol.maxAttempts))
 				log.Warn("netron: gave up reconnecting", "peer", conn.ID(), "url", rc.url, "attempts", rc.pol.maxAttempts)
 				return
 			}
@@ -200,9 +202,57 @@ func (rc *redialer) run() {
 			if rc.ctx.Err() != nil {
 				return
 			}
+			if rc.hasLeft() {
+				rc.giveUp(fmt.Errorf("%w: %s: gave up reconnecting: the node left discovery: %v", ErrPeerDisconnected, rc.url, err))
+				log.Info("netron: gave up reconnecting: the node left discovery", "peer", conn.ID(), "url", rc.url, "err", err)
+				return
+			}
 			log.Info("netron: reconnect attempt failed", "peer", conn.ID(), "url", rc.url, "attempt", b.attempt, "err", err)
 		}
 	}
+}
+
+// giveUp ends reconnecting for good with err, the peer's error from then
+// on.
+func (rc *redialer) giveUp(err error) {
+	rc.mu.Lock()
+	rc.closed, rc.err = true, err
+	rc.mu.Unlock()
+}
+
+// markAuto records that AutoConnect dialled the peer.
+func (rc *redialer) markAuto() {
+	rc.mu.Lock()
+	rc.auto = true
+	rc.mu.Unlock()
+}
+
+// nodeLeft is told that the peer's node left discovery: the peer makes
+// the attempt it waits for, and gives up if that fails. The connection,
+// if open, stays (a stopping node deregisters before it drains).
+func (rc *redialer) nodeLeft() {
+	rc.mu.Lock()
+	rc.left = true
+	rc.mu.Unlock()
+}
+
+// nodeJoined is told that the peer's node is in discovery again at the
+// peer's URL: it reconnects as before, and, between connections, tries at
+// once. A connected peer is not nudged: the nudge would cut the wait of
+// its next outage short.
+func (rc *redialer) nodeJoined() {
+	rc.mu.Lock()
+	rc.left = false
+	rc.mu.Unlock()
+	if rc.p.conn.Load().Err() != nil {
+		rc.nudge() // between connections: now, rather than after its backoff
+	}
+}
+
+func (rc *redialer) hasLeft() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.left
 }
 
 // redial makes a new connection and, once it is set up, makes it the
@@ -386,6 +436,23 @@ func (s *reconnectSet) find(id, url string) *Peer {
 		}
 	}
 	return nil
+}
+
+// auto returns the redialers of the peers AutoConnect dialled to node id
+// that still reconnect.
+func (s *reconnectSet) auto(id string) []*redialer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*redialer
+	for rc := range s.rcs {
+		rc.mu.Lock()
+		auto := rc.auto && !rc.closed
+		rc.mu.Unlock()
+		if auto && rc.p.ID() == id {
+			out = append(out, rc)
+		}
+	}
+	return out
 }
 
 // nudge cuts the current backoff wait short: the next attempt is now.

@@ -467,7 +467,8 @@ func reconnectWithDiscovery(t *testing.T, autoConnect bool) {
 	server1 := startServer(0)
 	port := portOf(t, server1)
 	if autoConnect {
-		waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 })
+		// The peer is listed before Connect has set up its reconnect loop.
+		waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 && netron.ReconnectLoops(caller) == 1 })
 	}
 	svc, err := caller.Service(ctx, "counter@1.0.0")
 	if err != nil {

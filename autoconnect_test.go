@@ -1,0 +1,179 @@
+package netron_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/rpc"
+)
+
+// autoConnectCluster is a discovery hub and a caller that auto-connects to
+// every node of it, with a fast backoff.
+func autoConnectCluster(t *testing.T) (memory func(ttl time.Duration) *discovery.Memory, caller *netron.Node) {
+	hub := discovery.NewHub()
+	memory = func(ttl time.Duration) *discovery.Memory {
+		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(ttl))
+		t.Cleanup(func() { mem.Close() })
+		return mem
+	}
+	caller = startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
+		Discovery: netron.DiscoveryConfig{AutoConnect: true},
+		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
+	return memory, caller
+}
+
+func isDone(p *netron.Peer) bool {
+	select {
+	case <-p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// An auto-connected peer of a node that left discovery stops reconnecting;
+// a peer of the same node connected by URL does not.
+func TestAutoConnectLeftNodeNotRedialled(t *testing.T) {
+	ctx := context.Background()
+	memory, caller := autoConnectCluster(t)
+	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	// Peers lists the peer before Connect is done; its reconnect loop starts after.
+	waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 && netron.ReconnectLoops(caller) == 1 })
+	auto := caller.Peers()[0]
+	explicit, err := caller.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer explicit.Close()
+	if explicit == auto {
+		t.Fatal("Connect returned the auto-connected peer")
+	}
+	waitFor(t, "two reconnect loops", func() bool { return netron.ReconnectLoops(caller) == 2 })
+
+	if err := srv.Stop(ctx); err != nil { // deregisters: node:left
+		t.Fatal(err)
+	}
+	waitFor(t, "the auto-connected peer to give up", func() bool { return isDone(auto) })
+	if err := auto.Err(); !errors.Is(err, netron.ErrPeerDisconnected) || errors.Is(err, netron.ErrReconnecting) {
+		t.Fatalf("auto-connected peer ended with %v", err)
+	}
+	d0 := netron.ReconnectDials(explicit)
+	waitFor(t, "the explicit peer to keep dialling", func() bool { return netron.ReconnectDials(explicit) >= d0+2 })
+	if isDone(explicit) || !errors.Is(explicit.Err(), netron.ErrReconnecting) {
+		t.Fatalf("the peer connected by URL stopped reconnecting: %v", explicit.Err())
+	}
+	waitFor(t, "one reconnect loop (the explicit peer)", func() bool { return netron.ReconnectLoops(caller) == 1 })
+}
+
+// A node with a fixed id that comes back at another address is
+// auto-connected there, and the auto-connected peer of its old address is
+// closed: after a crash (it re-registers within its TTL: NodeUpdated) and
+// after a restart (NodeLeft, then NodeJoined).
+func TestAutoConnectNodeMoved(t *testing.T) {
+	for _, mode := range []string{"crash", "restart"} {
+		t.Run(mode, func(t *testing.T) { autoConnectNodeMoved(t, mode == "crash") })
+	}
+}
+
+func autoConnectNodeMoved(t *testing.T, crash bool) {
+	ctx := context.Background()
+	memory, caller := autoConnectCluster(t)
+	nodeEvents, err := netron.Subscribe[netron.NodeEvent](caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeEvents.Close()
+	start := func(port int, mem discovery.Discovery) *netron.Node {
+		n, err := netron.New(netron.Config{ID: "mover", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: mem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Expose("counter@1.0.0", &Counter{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop(context.Background()) })
+		return n
+	}
+	// A long TTL: the crashed node does not expire before it comes back.
+	mem1 := memory(time.Minute)
+	srv1 := start(0, mem1)
+	// Peers lists the peer before Connect is done; its reconnect loop starts after.
+	waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 && netron.ReconnectLoops(caller) == 1 })
+	old := caller.Peers()[0]
+	explicit, err := caller.Connect(ctx, srv1.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer explicit.Close()
+
+	// The new address, reserved while the old one is still taken.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, portStr, _ := net.SplitHostPort(l.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	if crash {
+		mem1.Kill() // stays registered
+		_ = srv1.Close()
+	} else if err := srv1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the peers to notice", func() bool {
+		return errors.Is(old.Err(), netron.ErrPeerDisconnected) && errors.Is(explicit.Err(), netron.ErrReconnecting)
+	})
+	l.Close()
+	srv2 := start(port, memory(500*time.Millisecond))
+
+	waitFor(t, "the old auto-connected peer to end", func() bool { return isDone(old) })
+	var p *netron.Peer
+	waitFor(t, "auto-connect to the new address", func() bool {
+		for _, q := range caller.Peers() {
+			if q.ID() == "mover" && q.Err() == nil {
+				p = q
+				return true
+			}
+		}
+		return false
+	})
+	svc, err := p.Service(ctx, "counter@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := rpc.Call[int](ctx, svc, "add", 1, 2); err != nil || sum != 3 {
+		t.Fatalf("add on the new address: %d %v", sum, err)
+	}
+	if n := len(srv2.Peers()); n != 1 {
+		t.Fatalf("the moved node has %d peers, want 1", n)
+	}
+	// The peer connected by URL is the user's: it keeps dialling the old
+	// address.
+	if isDone(explicit) || !errors.Is(explicit.Err(), netron.ErrReconnecting) {
+		t.Fatalf("the peer connected by URL stopped reconnecting: %v", explicit.Err())
+	}
+	waitFor(t, "two reconnect loops (the new peer, the explicit one)", func() bool { return netron.ReconnectLoops(caller) == 2 })
+	left := false
+	for len(nodeEvents.C()) > 0 {
+		ev := <-nodeEvents.C()
+		left = left || ev.NodeID == "mover" && !ev.Joined
+	}
+	if left == crash {
+		t.Fatalf("node:left published: %v, want %v", left, !crash)
+	}
+}
