@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +176,58 @@ func autoConnectNodeMoved(t *testing.T, crash bool) {
 	}
 	if left == crash {
 		t.Fatalf("node:left published: %v, want %v", left, !crash)
+	}
+}
+
+// slowRegister holds a registration until its context ends and then lets
+// it land anyway, as a command already sent to Redis does.
+type slowRegister struct {
+	discovery.Discovery
+	hold    atomic.Bool
+	entered chan struct{}
+}
+
+func (s *slowRegister) Register(ctx context.Context, node discovery.NodeInfo) error {
+	if s.hold.Load() {
+		close(s.entered)
+		<-ctx.Done()
+		return s.Discovery.Register(context.Background(), node)
+	}
+	return s.Discovery.Register(ctx, node)
+}
+
+// Stop deregisters after the registration in flight has ended, not before:
+// otherwise a registration racing Stop lands last and the stopped node
+// stays listed in a shared backend.
+func TestStopDeregistersLast(t *testing.T) {
+	hub := discovery.NewHub()
+	mem := discovery.NewMemory(discovery.WithHub(hub))
+	t.Cleanup(func() { mem.Close() })
+	slow := &slowRegister{Discovery: mem, entered: make(chan struct{})}
+	n, err := netron.New(netron.Config{ID: "leaver", Host: "127.0.0.1", Server: true, DiscoveryBackend: slow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	slow.hold.Store(true)
+	if err := n.Expose("counter@1.0.0", &Counter{}); err != nil { // re-registers
+		t.Fatal(err)
+	}
+	<-slow.entered
+	if err := n.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	view := discovery.NewMemory(discovery.WithHub(hub))
+	t.Cleanup(func() { view.Close() })
+	nodes, err := view.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		if nd.ID == "leaver" {
+			t.Fatalf("the stopped node is still listed: %+v", nd)
+		}
 	}
 }

@@ -22,8 +22,9 @@ type nodeDiscovery struct {
 	d     discovery.Discovery
 	owned bool
 	dirty chan struct{}
-	url   string // where peers reach this node; "" for a client-only node
-	wg    sync.WaitGroup
+	url   string         // where peers reach this node; "" for a client-only node
+	wg    sync.WaitGroup // the watch loop
+	regWG sync.WaitGroup // the register loop
 	stop  context.CancelFunc
 }
 
@@ -98,7 +99,7 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		default:
 		}
 	})
-	nd.wg.Go(func() { nd.registerLoop(rctx) })
+	nd.regWG.Go(func() { nd.registerLoop(rctx) })
 	nd.wg.Go(func() { nd.watchLoop(rctx, watch) })
 	return nil
 }
@@ -224,10 +225,14 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	}
 }
 
-// close deregisters the node at once and stops following the cluster.
+// close stops following the cluster and deregisters the node at once.
 func (nd *nodeDiscovery) close(ctx context.Context) error {
-	err := nd.d.Deregister(ctx, nd.n.cfg.ID)
+	// The register loop ends first: a registration in flight (an Expose
+	// racing Stop) must not land after the deregistration, where nothing
+	// would remove it from a shared backend.
 	nd.stop()
+	nd.regWG.Wait()
+	err := nd.d.Deregister(ctx, nd.n.cfg.ID)
 	if nd.owned {
 		err = errors.Join(err, nd.d.Close())
 	}
