@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"reflect"
@@ -88,7 +89,7 @@ type callEnv struct {
 type streamCall struct {
 	env     callEnv
 	out     *stream.Outbound
-	readers []*stream.Inbound
+	readers []io.Closer // the *stream.Reader[T] of the stream arguments
 }
 
 func (env callEnv) beginStreams(m *method) (*streamCall, error) {
@@ -131,15 +132,31 @@ func (sc *streamCall) reader(dec *msgpack.Decoder, t reflect.Type, e *exposed, m
 	if err != nil {
 		return reflect.Value{}, streamError(err)
 	}
-	sc.readers = append(sc.readers, in)
-	return stream.ReaderValue(context.Background(), t, in), nil
+	v := stream.ReaderValue(sc.readerContext(), t, in)
+	sc.readers = append(sc.readers, v.Interface().(io.Closer))
+	return v, nil
+}
+
+// readerContext is the context the stream arguments are bound to: the
+// method's own (the stream it produces, or the connection), so that a
+// method blocked on an argument is released when the call can no longer
+// complete (the consumer of its stream stopped, the caller disconnected).
+// Local calls: the caller's Abort of its uploads ends them.
+func (sc *streamCall) readerContext() context.Context {
+	switch {
+	case sc.out != nil:
+		return sc.out.Context()
+	case sc.env.conn != nil:
+		return sc.env.conn.Context()
+	}
+	return context.Background()
 }
 
 // closeReaders closes the streams the caller passed: they live as long as
 // the method (or the stream it produces) runs.
 func (sc *streamCall) closeReaders() {
-	for _, in := range sc.readers {
-		in.Close()
+	for _, r := range sc.readers {
+		r.Close()
 	}
 }
 

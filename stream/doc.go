@@ -37,7 +37,9 @@
 // {streamId, message}; STREAM_CLOSE {streamId, reason} closes a stream
 // early. Titan sends a failing generator's error as STREAM_CLOSE and its
 // consumer ends normally; here STREAM_CLOSE before the end of stream is an
-// error (ErrClosedByPeer), and our producers send STREAM_ERROR.
+// error (ErrClosedByPeer), and our producers send STREAM_ERROR, also when
+// they stop before their end without an error of their own
+// (Outbound.Abort, the claim timeout below).
 //
 // Titan reorders chunks by index; the transport is ordered, so here a
 // chunk out of order fails its stream (ErrIndexGap). Titan opens a stream
@@ -58,16 +60,32 @@
 // the window; a grant made with nothing left in its queue (the consumer
 // keeps up) also doubles the window, up to WithMaxWindow. The memory a
 // stream holds is therefore bounded by its (grown) window plus one chunk
-// on each side, however slow the consumer. A peer that
+// on each side, however slow the consumer. (Between Go peers several
+// packets may share a WebSocket message, extension batch1, and a chunk's
+// bytes alias their message: a chunk under 64 KiB is copied out of it so
+// that it does not keep the message alive; a larger one keeps aliasing
+// it, and a Go sender batches at most about 256 KiB.) A peer that
 // sends without credit, or grants more than MaxWindow, fails the stream
 // with ErrCreditOverflow.
+//
+// A producer that gets no credit within the claim timeout (WithClaimTimeout,
+// 10 s) gives up (ErrNotClaimed) and sends STREAM_ERROR {streamId,
+// "not-claimed"}; credit for a stream the producer no longer has gets the
+// same answer. A consumer that opens the stream too late (a method that
+// starts late and reads its stream argument) therefore fails with a
+// RemoteError matching ErrNotClaimed instead of waiting for ever. With the
+// extension a consumer cancels with EXT cancel only, so STREAM_ERROR and
+// STREAM_CLOSE name the receiver's inbound streams only: one for an id the
+// receiver does not consume never ends the receiver's own stream of that
+// id.
 //
 // Plain Netron peers get streams without the extension: our producer is
 // bounded by the connection's outbound queue, our consumer buffers at most
 // WithMaxBuffered (10,000 chunks, like Titan, and 64 MiB) and fails the
 // stream with ErrBufferOverflow beyond. A consumer stops a plain producer
 // with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan ignores it, our
-// producers honour it.
+// producers honour it (STREAM_ERROR or STREAM_CLOSE whose id is not a
+// stream we consume).
 //
 // # Limits
 //

@@ -41,7 +41,9 @@ var (
 	// direction is reached (wire reason "stream-limit-reached").
 	ErrTooManyStreams = errors.New("stream: too many streams")
 	// ErrNotClaimed: a stream announced in a reply was not opened by the
-	// caller within the claim timeout.
+	// caller within the claim timeout; a producer whose consumer did not
+	// grant credit within it gives up with this error, and its consumer
+	// then gets a *RemoteError that also matches ErrNotClaimed.
 	ErrNotClaimed = errors.New("stream: not opened in time")
 	// ErrInvalidReference: a stream reference that cannot be used (bad
 	// id, unknown local stream, already opened).
@@ -59,8 +61,9 @@ var (
 )
 
 // RemoteError is the error a producer ended its stream with. From a peer
-// it carries the message of STREAM_ERROR; from an in-process producer it
-// also wraps the original error. It matches ErrRemote.
+// it carries the message of STREAM_ERROR (and wraps ErrNotClaimed for the
+// message "not-claimed"); from an in-process producer it also wraps the
+// original error. It matches ErrRemote.
 type RemoteError struct {
 	Message string
 	err     error
@@ -71,7 +74,8 @@ func (e *RemoteError) Error() string { return "stream: producer failed: " + e.Me
 // Is matches ErrRemote.
 func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
 
-// Unwrap returns the producer's own error for in-process streams.
+// Unwrap returns the producer's own error for in-process streams, and
+// ErrNotClaimed for a producer that gave up waiting for its consumer.
 func (e *RemoteError) Unwrap() error { return e.err }
 
 // Wire reasons of STREAM_CLOSE and of the cancel extension.
@@ -83,6 +87,18 @@ const (
 	ReasonProtocol       = "protocol-error"
 	ReasonOverflow       = "buffer-overflow"
 )
+
+// remoteError turns the message of a STREAM_ERROR into an error. A
+// producer that gave up because its consumer did not open the stream in
+// time sends the reason "not-claimed": that error also matches
+// ErrNotClaimed.
+func remoteError(message string) error {
+	e := &RemoteError{Message: message}
+	if message == ReasonNotClaimed {
+		e.err = ErrNotClaimed
+	}
+	return e
+}
 
 // closedByPeer turns the reason of a STREAM_CLOSE into an error.
 func closedByPeer(reason string) error {

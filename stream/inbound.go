@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
 )
 
 // epoch gives cheap monotonic timestamps.
@@ -19,6 +21,37 @@ func now() int64 { return int64(time.Since(epoch)) }
 type chunk struct {
 	data []byte
 	cost int64
+}
+
+// Between Go peers several packets may share one WebSocket message
+// (peer.ExtensionBatch), and a packet's data aliases that message: a small
+// chunk left in a queue would keep the whole message alive, with other
+// streams' chunks in it, outside any window. Chunks smaller than aliasMin
+// are therefore copied out of such messages (the smallest into a slab of
+// their own stream), larger ones keep aliasing theirs: a sender batches
+// packets only up to about 256 KiB, so such a chunk is at least a quarter
+// of its message, and a message of one packet is the chunk.
+const (
+	aliasMin = 64 << 10
+	slabSize = 4 << 10 // the slabs small chunks are copied into
+	slabMax  = 512     // chunks up to this size go to the slab
+)
+
+// own returns data, or a copy of it when it may pin a batched message
+// (see aliasMin). It runs in the reader goroutine with in.mu held.
+func (in *Inbound) own(data []byte) []byte {
+	if len(data) >= aliasMin || in.cs.conn == nil || !in.cs.conn.Extensions().Has(peer.ExtensionBatch) {
+		return data
+	}
+	if len(data) > slabMax {
+		return bytes.Clone(data)
+	}
+	if cap(in.slab)-len(in.slab) < len(data) {
+		in.slab = make([]byte, 0, slabSize)
+	}
+	off := len(in.slab)
+	in.slab = append(in.slab, data...)
+	return in.slab[off:len(in.slab):len(in.slab)]
 }
 
 // Inbound is the consumer end of one stream, untyped: its chunks are
@@ -56,6 +89,7 @@ type Inbound struct {
 	err        error // why it ended; nil after a complete stream
 	closed     bool  // Close was called
 	lastActive int64
+	slab       []byte // see own
 	inact      *time.Timer
 	claimT     *time.Timer
 	stopOnce   sync.Once
@@ -218,7 +252,7 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32) {
 		in.fail(fmt.Errorf("%w: more than %d chunks or %d bytes buffered", ErrBufferOverflow, in.m.cfg.maxBuffered, in.m.cfg.maxBufferedBytes), ReasonOverflow)
 		return
 	}
-	in.q = append(in.q, chunk{data: data, cost: cost})
+	in.q = append(in.q, chunk{data: in.own(data), cost: cost})
 	in.qBytes += cost
 	in.next++
 	in.lastActive = now()
@@ -236,6 +270,7 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32) {
 func (in *Inbound) endLocked(err error) {
 	in.ended = true
 	in.err = err
+	in.slab = nil
 	if in.inact != nil {
 		in.inact.Stop()
 	}

@@ -28,7 +28,13 @@ type side struct {
 // stream extension (as two Go peers do); otherwise both are plain.
 func pair(t testing.TB, ext bool, opts ...stream.Option) (server, client *side) {
 	t.Helper()
-	mk := func(id string) *side {
+	return pairWith(t, ext, opts, opts)
+}
+
+// pairWith is pair with options of each side's manager.
+func pairWith(t testing.TB, ext bool, serverOpts, clientOpts []stream.Option) (server, client *side) {
+	t.Helper()
+	mk := func(id string, opts []stream.Option) *side {
 		b := bus.New()
 		h := peer.NewHub(b, id, peer.WithKeepAlive(-1, 0))
 		m, err := stream.NewManager(b, opts...)
@@ -43,7 +49,7 @@ func pair(t testing.TB, ext bool, opts ...stream.Option) (server, client *side) 
 		})
 		return s
 	}
-	server, client = mk("server"), mk("client")
+	server, client = mk("server", serverOpts), mk("client", clientOpts)
 	connected, err := bus.NewTopic[peer.ConnEvent](server.bus, peer.TopicConnected).Subscribe(bus.WithBuffer(1))
 	if err != nil {
 		t.Fatal(err)

@@ -191,13 +191,16 @@ func (m *Manager) onEnd(conn *peer.Conn, p *wire.Packet) {
 		// STREAM_ERROR and STREAM_CLOSE is the producer's: Titan looks
 		// them up among its readable streams only).
 		if p.Type() == wire.TypeStreamError {
-			in.fail(&RemoteError{Message: text}, "")
+			in.fail(remoteError(text), "")
 		} else {
 			in.fail(closedByPeer(text), "")
 		}
-	case out != nil:
+	case out != nil && !conn.Extensions().Has(Extension):
 		// A plain consumer stopping one of our streams: Titan ignores
-		// this, we honour it.
+		// this, we honour it. With the extension a consumer cancels with
+		// EXT cancel, so these packets always come from a producer: one
+		// for a stream we do not consume (yet) must not end our own
+		// stream that has the same id.
 		if text == "" {
 			text = p.Type().String()
 		}
@@ -219,9 +222,19 @@ func (m *Manager) onExt(conn *peer.Conn, p *wire.Packet) {
 	cs := m.state(conn)
 	cs.mu.Lock()
 	out := cs.out[c.streamID]
+	ours := c.streamID <= cs.lastID // an id we allocated
 	cs.mu.Unlock()
 	if out == nil {
 		m.cfg.logger.Debug("netron: dropped a control packet of an unknown stream", "peer", conn.ID(), "kind", c.kind, "stream", c.streamID)
+		if c.kind == extCredit && ours {
+			// A consumer granting credit waits for chunks of a stream we
+			// no longer have: most likely we gave up before it opened it
+			// (ErrNotClaimed). Tell it, or it waits for ever. Best
+			// effort; the id is in the consumer's inbound space, so this
+			// can end nothing but the stream that granted the credit.
+			// An id we never allocated is not ours to end.
+			cs.sendControl(appendEnd(nil, conn.NextID(), wire.TypeStreamError, c.streamID, ReasonNotClaimed), false)
+		}
 		return
 	}
 	switch c.kind {

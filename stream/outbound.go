@@ -38,11 +38,13 @@ type Outbound struct {
 
 	sendMu   sync.Mutex // serialises Send and Close: chunks go out in index order
 	finished bool       // guarded by sendMu
+	endSent  bool       // the end (EOS or STREAM_ERROR) went out; guarded by sendMu
 	index    uint32     // guarded by sendMu
 
 	mu       sync.Mutex
 	avail    int64 // credit in bytes; a chunk may be sent while it is positive
 	credited bool  // a grant came
+	started  bool  // Start ran: the consumer knows the stream
 	openT    *time.Timer
 }
 
@@ -121,7 +123,7 @@ func (o *Outbound) remove() {
 	o.cs.mu.Unlock()
 }
 
-// abort ends the stream without telling the peer.
+// abort ends the stream without telling the peer (see stop).
 func (o *Outbound) abort(err error) {
 	o.mu.Lock()
 	if o.openT != nil {
@@ -131,6 +133,29 @@ func (o *Outbound) abort(err error) {
 	o.cancel(err)
 	o.remove()
 	o.signal()
+}
+
+// stop ends a stream that has not ended yet with err and tells its
+// consumer, best effort, with STREAM_ERROR {streamId, message}, so that a
+// consumer that opened the stream (or opens it later) fails instead of
+// waiting for chunks that will never come. Nothing is sent when the
+// stream had already ended (its end went out, the consumer cancelled it,
+// the connection closed) or when the consumer cannot know it (neither
+// Start nor a chunk told it: its announcement may never have been sent).
+func (o *Outbound) stop(err error, message string) {
+	running := o.ctx.Err() == nil
+	o.abort(err) // first: a Send waiting for credit holds sendMu
+	o.mu.Lock()
+	known := o.started
+	o.mu.Unlock()
+	o.sendMu.Lock()
+	o.finished = true
+	notify := running && !o.endSent && (known || o.index > 0)
+	o.endSent = o.endSent || notify
+	o.sendMu.Unlock()
+	if notify && o.pipe == nil && o.cs.conn != nil {
+		o.cs.sendControl(appendEnd(nil, o.cs.conn.NextID(), wire.TypeStreamError, o.id, message), true)
+	}
 }
 
 // cancelByConsumer is the consumer's cancel (EXT cancel, or STREAM_CLOSE
@@ -329,6 +354,7 @@ func (o *Outbound) send(ctx context.Context, v any, b []byte, bin bool) error {
 		if c := o.cause(); c != nil {
 			err = c
 		} else {
+			o.endSent = true
 			o.cs.sendControl(appendEnd(nil, o.cs.conn.NextID(), wire.TypeStreamError, o.id, "producer stopped: "+err.Error()), false)
 		}
 		o.abort(err)
@@ -359,6 +385,7 @@ func (o *Outbound) Close(err error) error {
 	if c := o.cause(); c != nil {
 		return c
 	}
+	o.endSent = true
 	if o.pipe != nil {
 		if err == nil {
 			o.pipe.deliverLocal(flagsChunk|wire.FlagEOS, nil, o.index)
@@ -388,22 +415,22 @@ func (o *Outbound) Close(err error) error {
 // for the consumer and a log line. It reports false (and aborts the
 // stream) when the Manager is closed.
 func (o *Outbound) Start(run func(ctx context.Context) error) bool {
-	if o.credit && o.pipe == nil {
+	o.mu.Lock()
+	o.started = true
+	if o.credit && o.pipe == nil && !o.credited {
 		// A consumer that never opens the stream never grants credit:
-		// give up after the claim timeout rather than wait forever.
-		o.mu.Lock()
-		if !o.credited {
-			o.openT = time.AfterFunc(o.m.cfg.claimTimeout, func() {
-				o.mu.Lock()
-				credited := o.credited
-				o.mu.Unlock()
-				if !credited {
-					o.abort(fmt.Errorf("%w: no credit from the consumer within %s", ErrNotClaimed, o.m.cfg.claimTimeout))
-				}
-			})
-		}
-		o.mu.Unlock()
+		// give up after the claim timeout rather than wait forever, and
+		// say so: a consumer that opens it late then fails at once.
+		o.openT = time.AfterFunc(o.m.cfg.claimTimeout, func() {
+			o.mu.Lock()
+			credited := o.credited
+			o.mu.Unlock()
+			if !credited {
+				o.stop(fmt.Errorf("%w: no credit from the consumer within %s", ErrNotClaimed, o.m.cfg.claimTimeout), ReasonNotClaimed)
+			}
+		})
 	}
+	o.mu.Unlock()
 	ok := o.m.goTracked(func() {
 		var err error
 		func() {
@@ -426,17 +453,15 @@ func (o *Outbound) Start(run func(ctx context.Context) error) bool {
 // Abort ends a stream that will not run (its announcement was never
 // sent): nothing is sent to the peer.
 //
-// Abort also stops a running producer without telling the consumer more
-// than a disconnect would: its context is cancelled with err. An in-process
-// consumer sees err.
+// Abort also stops a running producer (after Start, or once a chunk was
+// sent): its context is cancelled with err, and its consumer gets err's
+// message (STREAM_ERROR, best effort) unless the stream had already ended,
+// so that it does not wait for ever. An in-process consumer sees err.
 func (o *Outbound) Abort(err error) {
 	if err == nil {
 		err = ErrClosed
 	}
-	o.abort(err) // first: a Send waiting for credit holds sendMu
-	o.sendMu.Lock()
-	o.finished = true
-	o.sendMu.Unlock()
+	o.stop(err, err.Error())
 	if o.pipe != nil {
 		o.pipe.fail(err, "")
 		o.pipe.remove()

@@ -75,14 +75,16 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 	if r.alias != nil {
 		if v, ok := r.alias(data); ok {
 			// No copy: v aliases the WebSocket message the chunk
-			// arrived in. That is safe: peer.Conn gives every message
-			// a buffer of its own and never reuses it (peer.Inbound),
-			// nothing else writes to a chunk's bytes (a batched message
-			// holds other packets too, each read in place), and v's
-			// capacity ends with the chunk (binPayload), so appending
-			// to it copies instead of overwriting what follows. The
-			// consumer owns v; the message is freed when nothing
-			// refers to it any more.
+			// arrived in (or, for a chunk under 64 KiB of a batched
+			// message, the copy the stream made so as not to keep the
+			// whole message alive: Inbound.own). That is safe: peer.Conn
+			// gives every message a buffer of its own and never reuses
+			// it (peer.Inbound), nothing else writes to a chunk's bytes
+			// (a batched message holds other packets too, each read in
+			// place), and v's capacity ends with the chunk
+			// (binPayload), so appending to it copies instead of
+			// overwriting what follows. The consumer owns v; the
+			// message is freed when nothing refers to it any more.
 			return v, nil
 		}
 	}

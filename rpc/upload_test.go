@@ -1,0 +1,154 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
+)
+
+// uploads is a service whose methods read a stream argument to its end
+// and report how it ended.
+type uploadSvc struct{ done chan error }
+
+// Relay streams back what it reads.
+func (s *uploadSvc) Relay(r *stream.Reader[int], w *stream.Writer[int]) error {
+	for v := range r.C() {
+		if w.Send(context.Background(), v) != nil {
+			break
+		}
+	}
+	s.done <- r.Err()
+	return nil
+}
+
+// Sum adds up what it reads.
+func (s *uploadSvc) Sum(r *stream.Reader[int]) (int, error) {
+	n := 0
+	for v := range r.C() {
+		n += v
+	}
+	s.done <- r.Err()
+	return n, r.Err()
+}
+
+// uploadPair serves uploads@1.0.0 on a loopback connection between two
+// Go nodes with the stream extension.
+func uploadPair(t *testing.T) (*Service, *uploadSvc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	impl := &uploadSvc{done: make(chan error, 4)}
+	sb, cb := bus.New(), bus.New()
+	sm, err := stream.NewManager(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := stream.NewManager(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := NewRegistry("server")
+	if _, err := reg.Expose("uploads@1.0.0", impl); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(sb, reg, WithStreams(sm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(cb, WithClientStreams(cm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shub := peer.NewHub(sb, "server", peer.WithKeepAlive(-1, 0))
+	chub := peer.NewHub(cb, "client", peer.WithKeepAlive(-1, 0))
+	t.Cleanup(func() {
+		chub.Close()
+		shub.Close()
+		c.Close()
+		srv.Close()
+		cm.Close()
+		sm.Close()
+		cb.Close()
+		sb.Close()
+	})
+	connected, err := bus.NewTopic[peer.ConnEvent](sb, peer.TopicConnected).Subscribe(bus.WithBuffer(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer connected.Close()
+	addr, err := shub.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := chub.Dial(ctx, "ws://"+addr.String()+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sconn *peer.Conn
+	select {
+	case ev := <-connected.C():
+		sconn = ev.Conn
+	case <-ctx.Done():
+		t.Fatal("the server did not see the connection")
+	}
+	for _, pc := range []*peer.Conn{conn, sconn} {
+		pc.SetExtensions(&peer.Extensions{Version: 1, Names: []string{stream.Extension}})
+	}
+	svc, err := c.QueryInterface(ctx, conn, "uploads@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, impl
+}
+
+// methodEnd waits up to 2 s for a method of impl to finish reading.
+func methodEnd(t *testing.T, impl *uploadSvc, what string) error {
+	t.Helper()
+	select {
+	case err := <-impl.done:
+		return err
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the method still waits for its stream argument: %s", what)
+		return nil
+	}
+}
+
+// A method that produces a stream and reads one is released when the
+// consumer of its stream stops: the argument is bound to the method's
+// context, the stream it produces.
+func TestStreamArgumentEndsWithTheMethodsStream(t *testing.T) {
+	svc, impl := uploadPair(t)
+	never := make(chan int)
+	defer close(never)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := OpenStream[int](ctx, svc, "relay", stream.FromChan((<-chan int)(never)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := methodEnd(t, impl, "its stream was cancelled"); !errors.Is(err, stream.ErrCancelled) {
+		t.Fatalf("the argument ended with %v, want ErrCancelled", err)
+	}
+}
+
+// A call that gives up (its context ends) ends the streams it passed: the
+// method reading one gets an error instead of waiting for ever.
+func TestCancelledCallEndsItsStreamArguments(t *testing.T) {
+	svc, impl := uploadPair(t)
+	never := make(chan int)
+	defer close(never)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Call[int](ctx, svc, "sum", stream.FromChan((<-chan int)(never))); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call: %v, want its deadline", err)
+	}
+	if err := methodEnd(t, impl, "its caller gave up"); !errors.Is(err, stream.ErrRemote) {
+		t.Fatalf("the argument ended with %v, want the caller's abort (ErrRemote)", err)
+	}
+}

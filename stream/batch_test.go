@@ -1,0 +1,91 @@
+package stream_test
+
+import (
+	"bytes"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/stream"
+)
+
+// batchFrame is an EXT batch message carrying frames, as a Go peer with
+// peer.ExtensionBatch sends several packets in one WebSocket message.
+func batchFrame(frames ...[]byte) []byte {
+	b := wire.AppendHeader(nil, 0, uint8(wire.TypeExt))
+	b = wire.AppendArrayHeader(b, 1+len(frames))
+	b = wire.AppendString(b, "batch")
+	for _, f := range frames {
+		b = wire.AppendBin(b, f)
+	}
+	return b
+}
+
+// A small chunk left in its queue does not keep the batched message it
+// came in alive: the large chunk of another stream in the same message is
+// freed once its consumer drops it. The memory of a stream stays bounded
+// by its window, however packets are batched.
+func TestQueuedChunkDoesNotPinItsBatch(t *testing.T) {
+	server, client := pair(t, true)
+	// The client takes batches; the server does not make any itself (the
+	// test hand-writes its batch, which must not end up in another one).
+	client.conn.SetExtensions(&peer.Extensions{Version: 1, Names: []string{stream.Extension, peer.ExtensionBatch}})
+	small, smallR := open[[]byte](t, server, client, true) // its consumer does not read
+	big, bigR := open[[]byte](t, server, client, true)
+	tiny := []byte("sixteen bytes!!!")
+	large := bytes.Repeat([]byte{0xb1}, 200<<10)
+	send(t, server.conn, batchFrame(
+		chunkFrame(t, 1, 0x65, tiny, small.ID(), 0),
+		chunkFrame(t, 2, 0x65, large, big.ID(), 0),
+	))
+	ctx := testCtx(t)
+	v, err := bigR.Recv(ctx)
+	if err != nil || !bytes.Equal(v, large) {
+		t.Fatalf("the large chunk: %d bytes, %v", len(v), err)
+	}
+	var freed atomic.Bool
+	runtime.AddCleanup(&v[0], func(*atomic.Bool) { freed.Store(true) }, &freed)
+	v = nil
+	deadline := time.Now().Add(2 * time.Second)
+	for !freed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the batched message is still alive: the queued small chunk pins it")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The small chunk is intact.
+	if got, err := smallR.Recv(ctx); err != nil || !bytes.Equal(got, tiny) {
+		t.Fatalf("the small chunk: %q, %v", got, err)
+	}
+}
+
+// Chunks of 64 KiB or more keep aliasing their message (no copy), batched
+// or not: two such chunks of one batch come out exactly as far apart as
+// they were in it.
+func TestLargeBatchedChunksAreNotCopied(t *testing.T) {
+	server, client := pair(t, true)
+	client.conn.SetExtensions(&peer.Extensions{Version: 1, Names: []string{stream.Extension, peer.ExtensionBatch}})
+	w, r := open[[]byte](t, server, client, true)
+	data := bytes.Repeat([]byte{0x5a}, 70<<10)
+	f0 := chunkFrame(t, 1, 0x65, data, w.ID(), 0)
+	f1 := chunkFrame(t, 2, 0x65, data, w.ID(), 1)
+	send(t, server.conn, batchFrame(f0, f1))
+	ctx := testCtx(t)
+	v0, err := r.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := r.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// f1 follows f0 in the batch behind its bin32 header (5 bytes).
+	if d := uintptr(unsafe.Pointer(&v1[0])) - uintptr(unsafe.Pointer(&v0[0])); d != uintptr(len(f0)+5) {
+		t.Fatalf("the chunks are %d bytes apart, want %d: a large chunk was copied", d, len(f0)+5)
+	}
+}
