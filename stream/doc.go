@@ -85,7 +85,12 @@
 // stream with ErrBufferOverflow beyond. A consumer stops a plain producer
 // with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan ignores it, our
 // producers honour it (STREAM_ERROR or STREAM_CLOSE whose id is not a
-// stream we consume).
+// stream we consume). Titan looks STREAM_CLOSE up among the streams it
+// reads, so while we produce a stream with the same id (both sides number
+// from 1) the cancel is not sent, lest Titan end our stream early; the
+// peer's producer then runs to its end and its chunks are dropped. Of a
+// plain peer's STREAM_CLOSE, only "stream-limit-reached" is about a stream
+// we produce, whatever we consume.
 //
 // # Limits
 //

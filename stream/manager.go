@@ -186,6 +186,11 @@ func (m *Manager) onEnd(conn *peer.Conn, p *wire.Packet) {
 	in, out := cs.in[id], cs.out[id]
 	cs.mu.Unlock()
 	switch {
+	case out != nil && text == ReasonStreamLimit && !conn.Extensions().Has(Extension):
+		// A plain consumer (Titan) refusing our stream over its limit:
+		// the one STREAM_CLOSE of a plain peer that is about a stream we
+		// produce, even when we consume one of its streams with that id.
+		out.cancelByConsumer(text)
 	case in != nil:
 		// The producer's end of a stream we consume (the id space of
 		// STREAM_ERROR and STREAM_CLOSE is the producer's: Titan looks
@@ -522,6 +527,18 @@ func (cs *connState) sendCancel(id uint32, reason string) {
 	if cs.conn.Extensions().Has(Extension) {
 		f = appendCancel(nil, cs.conn.NextID(), id, reason)
 	} else {
+		// A plain peer looks STREAM_CLOSE up among the streams it reads
+		// (Titan does; it has no consumer cancel): while we produce a
+		// stream with the same id, it would take the packet for that
+		// stream's end and truncate it. Then nothing is sent, and the
+		// peer's producer runs to its end, its chunks dropped here.
+		cs.mu.Lock()
+		collides := cs.out[id] != nil
+		cs.mu.Unlock()
+		if collides {
+			cs.m.cfg.logger.Debug("netron: consumer cancel not sent: our stream has the same id", "peer", cs.conn.ID(), "stream", id)
+			return
+		}
 		f = appendEnd(nil, cs.conn.NextID(), wire.TypeStreamClose, id, reason)
 	}
 	cs.sendControl(f, true)

@@ -576,3 +576,48 @@ var stopBound = func() time.Duration {
 	}
 	return 100 * time.Millisecond
 }()
+
+// Both sides number their streams from 1, so on a plain connection (where
+// a consumer cancels with STREAM_CLOSE, which Titan looks up among the
+// streams it reads) a cancel of the peer's stream 1 would read as the end
+// of our own stream 1. While we produce a stream with that id the cancel
+// is not sent: our stream goes on, whole.
+func TestPlainCancelDoesNotEndOurStreamWithTheSameID(t *testing.T) {
+	server, client := pair(t, false)
+	down, downR := open[int](t, server, client, true) // the server's stream 1
+	up, upR := open[int](t, client, server, true)     // the client's stream 1
+	if down.ID() != up.ID() {
+		t.Fatalf("ids %d and %d: the test needs them equal", down.ID(), up.ID())
+	}
+	ctx := testCtx(t)
+	if err := down.Send(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := downR.Recv(ctx); err != nil {
+		t.Fatal(err)
+	}
+	downR.Close() // the client stops reading the server's stream 1
+	// A cancel sent would arrive well within this; the server must still
+	// be reading the client's stream after it.
+	time.Sleep(200 * time.Millisecond)
+	if err := upR.Err(); err != nil {
+		t.Fatalf("the client's stream 1 ended when the client cancelled the server's: %v", err)
+	}
+	for i := range 3 {
+		if err := up.Send(ctx, i); err != nil {
+			t.Fatalf("send %d on the client's stream: %v", i, err)
+		}
+	}
+	if err := up.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		v, err := upR.Recv(ctx)
+		if err != nil || v != i {
+			t.Fatalf("the server read %v, %v from the client's stream, want %d: the cancel ended it", v, err, i)
+		}
+	}
+	if _, err := upR.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("the client's stream ended with %v, want its EOS", err)
+	}
+}
