@@ -426,11 +426,7 @@ func (c *Conn) armWatchdog() {
 		return
 	}
 	c.wdSeen = c.writes.Load()
-	if c.wdTimer == nil {
-		c.wdTimer = time.AfterFunc(d, c.checkWrite)
-	} else {
-		c.wdTimer.Reset(d)
-	}
+	c.wdTimer = time.AfterFunc(d, c.checkWrite) // armed only when disarmed: none is pending
 }
 
 // checkWrite runs a write timeout after the watchdog was armed: a write
@@ -457,6 +453,7 @@ func (c *Conn) checkWrite() {
 		return
 	}
 	c.wdArmed.Store(false)
+	c.wdTimer = nil // fired: an idle connection keeps no timer
 	c.wdMu.Unlock()
 	if c.inWrite.Load() {
 		c.armWatchdog() // a write that began meanwhile found the watchdog still armed
