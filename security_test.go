@@ -159,8 +159,10 @@ func TestPeerConcurrencyLimitSequential(t *testing.T) {
 }
 
 // deafPeer connects to url as a raw WebSocket peer that sends CALLs of
-// target and never reads: first big ones, whose replies fill the socket
-// buffers, then n small ones, whose replies fill the outbound queue.
+// target and never reads: first 100 of 128 KiB, whose replies fill the
+// socket buffers, then n small ones, whose replies fill the outbound queue.
+// (Replies are kept small enough that a stuck write gets little of the
+// write watchdog's grace for large messages.)
 func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
 	t.Helper()
 	ctx := context.Background()
@@ -172,13 +174,13 @@ func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
 	if _, _, err := ws.Read(ctx); err != nil { // the hello
 		t.Fatal(err)
 	}
-	big := make([]byte, 1<<20)
+	big := make([]byte, 128<<10)
 	go func() {
-		for i := range 30 + n {
+		for i := range 100 + n {
 			b := wire.AppendHeader(nil, uint32(i+1), wire.Flags(wire.TypeCall, true, 0))
 			b = wire.AppendArrayHeader(b, 3)
 			b = wire.AppendString(b, target)
-			if i < 30 {
+			if i < 100 {
 				b = wire.AppendString(b, "bytes")
 				b = wire.AppendBin(b, big)
 			} else {

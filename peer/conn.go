@@ -44,6 +44,7 @@ type Conn struct {
 	writing bool
 	wclosed bool
 	wroom   chan struct{} // closed when the queue has room again; nil without waiters
+	waiting atomic.Int32  // senders waiting for room (see Waiting)
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
@@ -56,6 +57,8 @@ type Conn struct {
 	// is in progress, and the timer, armed while writes go on.
 	writes    atomic.Uint64
 	inWrite   atomic.Bool
+	wSize     atomic.Int64 // bytes of the write in progress
+	wdGrace   bool         // the write in progress got its size's grace (see checkWrite); under wdMu
 	wdArmed   atomic.Bool
 	wdMu      sync.Mutex
 	wdTimer   *time.Timer
@@ -239,15 +242,23 @@ func (c *Conn) waitRoom(ctx context.Context) error {
 			// flush, but do not wait for them.
 			c.hub.goTracked(c.writeQueued)
 		}
+		c.waiting.Add(1)
 		select {
 		case <-room:
+			c.waiting.Add(-1)
 		case <-ctx.Done():
+			c.waiting.Add(-1)
 			return ctx.Err()
 		case <-c.done:
+			c.waiting.Add(-1)
 			return c.err
 		}
 	}
 }
+
+// Waiting returns how many senders wait for room in the outbound queue:
+// what the peer has not read yet holds them up.
+func (c *Conn) Waiting() int { return int(c.waiting.Load()) }
 
 // enqueue is the writer's subscription to the outbound topic. It runs in
 // the publisher's goroutine. A packet from Send is written by Send itself
@@ -383,6 +394,7 @@ func (c *Conn) writeOnce() bool {
 		*buf = appendBatch((*buf)[:0], batch)
 		msg = *buf
 	}
+	c.wSize.Store(int64(len(msg)))
 	c.inWrite.Store(true)
 	c.armWatchdog()
 	err := c.ws.Write(context.Background(), websocket.MessageBinary, msg)
@@ -426,11 +438,19 @@ func (c *Conn) armWatchdog() {
 		return
 	}
 	c.wdSeen = c.writes.Load()
+	c.wdGrace = false
 	c.wdTimer = time.AfterFunc(d, c.checkWrite) // armed only when disarmed: none is pending
 }
 
+// minWriteRate is the slowest a peer may read a large message without
+// being taken for one that stopped: a write of n bytes gets n/minWriteRate
+// seconds beyond the write timeout.
+const minWriteRate = 64 << 10
+
 // checkWrite runs a write timeout after the watchdog was armed: a write
-// in progress with none completed since then has been blocked all along.
+// in progress with none completed since then has been blocked all along,
+// unless it is large enough to take that long to a slow reader, which gets
+// its size at minWriteRate on top, once.
 func (c *Conn) checkWrite() {
 	d := c.hub.cfg.writeTimeout
 	c.wdMu.Lock()
@@ -440,6 +460,14 @@ func (c *Conn) checkWrite() {
 	}
 	done := c.writes.Load()
 	if c.inWrite.Load() {
+		if done == c.wdSeen && !c.wdGrace {
+			if g := time.Duration(c.wSize.Load()) * time.Second / minWriteRate; g > 0 {
+				c.wdGrace = true
+				c.wdTimer.Reset(g)
+				c.wdMu.Unlock()
+				return
+			}
+		}
 		if done == c.wdSeen {
 			c.wdMu.Unlock()
 			c.hub.cfg.logger.Warn("netron: closing a connection whose peer does not read", "peer", c.id, "timeout", d)
@@ -448,6 +476,7 @@ func (c *Conn) checkWrite() {
 			return
 		}
 		c.wdSeen = done // writes go on: watch the one in progress
+		c.wdGrace = false
 		c.wdTimer.Reset(d)
 		c.wdMu.Unlock()
 		return

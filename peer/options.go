@@ -107,9 +107,11 @@ func WithOutboundQueue(n int) Option {
 // progress: a peer that stops reading fills the socket buffers and blocks
 // the write, and once it has been blocked this long the connection is
 // closed with ErrWriteTimeout (every pending call and waiting sender then
-// fails with it), like a slow consumer on a NATS server. Keep-alive does
-// not catch such a peer when it goes on sending. A duration <= 0 disables
-// the watchdog. Default 10 s.
+// fails with it), like a slow consumer on a NATS server. A message of n
+// bytes gets n / (64 KiB/s) on top, so that a large message to a slow
+// reader is not taken for a stall. Keep-alive does not catch such a peer
+// when it goes on sending. A duration <= 0 disables the watchdog. Default
+// 10 s.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.writeTimeout = d })
 }

@@ -210,7 +210,7 @@ func TestWriteTimeoutClosesStalledConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := make([]byte, 1<<20)
+	big := make([]byte, 64<<10) // small: a large write gets more time (see the next test)
 	errs := make(chan error, 1)
 	start := time.Now()
 	go func() {
@@ -269,6 +269,68 @@ func TestWriteTimeoutSparesSlowReader(t *testing.T) {
 		if err := c.Send(context.Background(), frame, nil); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("connection closed: %v", err)
+	}
+}
+
+// A large message to a peer that reads, however slowly, is not a stall:
+// the write gets its size at 64 KiB/s beyond the write timeout. Here one
+// 8 MiB message takes seconds to drain through a reader that takes 16 KiB
+// every 5 ms, against a write timeout of 300 ms.
+func TestWriteTimeoutSparesLargeMessage(t *testing.T) {
+	got := make(chan int, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(-1)
+		_ = ws.Write(r.Context(), websocket.MessageText, []byte(`{"type":"id","id":"slow"}`))
+		if _, _, err := ws.Read(r.Context()); err != nil { // the client-id
+			return
+		}
+		_, rd, err := ws.Reader(r.Context())
+		if err != nil {
+			return
+		}
+		n := 0
+		buf := make([]byte, 16<<10)
+		for {
+			m, err := rd.Read(buf)
+			n += m
+			if err != nil { // io.EOF at the end of the message
+				got <- n
+				for { // until the client closes (answering its close frame)
+					if _, _, err := ws.Read(context.Background()); err != nil {
+						return
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := newHub(t, "client", peer.WithWriteTimeout(300*time.Millisecond), peer.WithKeepAlive(0, 0))
+	c, err := client.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := wire.AppendBin(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), make([]byte, 8<<20))
+	start := time.Now()
+	if err := c.Send(context.Background(), frame, nil); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	t.Logf("the 8 MiB write took %v", time.Since(start).Round(time.Millisecond))
+	select {
+	case n := <-got:
+		if n != len(frame) {
+			t.Fatalf("the peer read %d bytes of %d", n, len(frame))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the peer did not get the message")
 	}
 	if err := c.Err(); err != nil {
 		t.Fatalf("connection closed: %v", err)

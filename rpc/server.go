@@ -162,10 +162,12 @@ func (s *Server) Close() error {
 // hands the request to a goroutine of its own. A request over its peer's
 // limit is refused right here, before it can take a slot: a peer that
 // floods requests and stops reading its replies must not use up the
-// node's slots with its refusals.
+// node's slots with its refusals. The limit counts the peer's requests
+// running and the senders waiting for room in its outbound queue (replies
+// it has not read yet hold their workers and slots).
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	inflight := inflightOf(in.Conn)
-	if inflight.Add(1) > s.perPeer {
+	if inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		inflight.Add(-1)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
@@ -322,23 +324,17 @@ func inflightOf(conn *peer.Conn) *atomic.Int32 {
 }
 
 // serve runs the request p and replies. The request stops counting against
-// its peer's limit (inflight) once it has run, or, when the peer's outbound
-// queue is full, once its reply is queued: a peer that does not read its
-// replies holds its own slots with them, and cannot take more.
+// its peer's limit (inflight) once it has run; a reply that then waits for
+// room in the peer's outbound queue counts as a waiting sender (see
+// dispatch).
 func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) {
 	result, err := s.handle(conn.Context(), conn, p)
-	stuck := conn.Backlogged()
-	if !stuck {
-		inflight.Add(-1)
-	}
+	inflight.Add(-1)
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
 	}
 	sent := s.reply(conn, p, result, err)
-	if stuck {
-		inflight.Add(-1)
-	}
 	if ps != nil {
 		if err == nil && sent == nil {
 			ps.start()
