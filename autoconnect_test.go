@@ -231,3 +231,27 @@ func TestStopDeregistersLast(t *testing.T) {
 		}
 	}
 }
+
+// A node that shows up at a new address while the old connection still
+// looks open (a half-open connection keep-alive has not caught yet) is
+// connected at the new address: the auto-connected peer of the old address
+// does not count as a connection to it.
+func TestAutoConnectNodeMovedWhileOldConnectionOpen(t *testing.T) {
+	ctx := context.Background()
+	memory, caller := autoConnectCluster(t)
+	start := func(mem discovery.Discovery) *netron.Node {
+		n, err := netron.New(netron.Config{ID: "mover", Host: "127.0.0.1", Server: true, DiscoveryBackend: mem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop(context.Background()) })
+		return n
+	}
+	start(memory(time.Minute)) // stays up: its connection stays open
+	waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 && netron.ReconnectLoops(caller) == 1 })
+	srv2 := start(memory(time.Minute)) // registers "mover" at another address
+	waitFor(t, "auto-connect to the new address", func() bool { return len(srv2.Peers()) == 1 })
+}

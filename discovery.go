@@ -211,7 +211,10 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 		return
 	}
 	for _, p := range n.Peers() {
-		if p.ID() == node.ID && p.Err() == nil {
+		// A peer AutoConnect dialled to the old address does not count:
+		// its connection may be half-open, and nothing would dial the new
+		// address later.
+		if p.ID() == node.ID && p.Err() == nil && !(p.rc != nil && p.rc.isAuto() && p.rc.url != node.Address) {
 			return
 		}
 	}

@@ -249,6 +249,13 @@ func (rc *redialer) nodeJoined() {
 	}
 }
 
+// isAuto reports whether AutoConnect dialled the peer.
+func (rc *redialer) isAuto() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.auto
+}
+
 func (rc *redialer) hasLeft() bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
