@@ -425,7 +425,7 @@ func (c *Conn) writeOnce() bool {
 // Socket writes get no context (one would cost allocations per write), so
 // a peer that stops reading blocks a write for as long as it likes; the
 // watchdog closes the connection when one has made no progress for the
-// write timeout. It costs a write three atomic operations, and a timer
+// write timeout. It costs a write a few atomic operations, and a timer
 // reset once per timeout while writes go on.
 func (c *Conn) armWatchdog() {
 	d := c.hub.cfg.writeTimeout
