@@ -439,10 +439,51 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 		}
 		ev.enc.encode(ev.Args)
 	}
-	if err := t.topic.Publish(ctx, ev); err != nil && !errors.Is(err, bus.ErrClosed) {
+	if conn, ok := ctx.Value(readerKey{}).(*peer.Conn); ok {
+		// A remote event, delivered on its connection's reader inside the
+		// node-wide inbound topic's publish: a full bus.Block queue must
+		// hold back this connection only. Try without waiting; when the
+		// queue is full, wait on the reader once that publish has returned
+		// (the connection's next packet waits too, so order is kept).
+		err := t.topic.Publish(noWait, ev)
+		if !errors.Is(err, context.Canceled) {
+			logUndelivered(log, t, ev, err)
+			return
+		}
+		conn.Hold(func() { logUndelivered(log, t, ev, t.topic.Publish(conn.Context(), ev)) })
+		return
+	}
+	logUndelivered(log, t, ev, t.topic.Publish(ctx, ev))
+}
+
+// readerKey marks the context of a remote event's delivery: its value is
+// the connection whose reader delivers it (see readerContext).
+type readerKey struct{}
+
+// readerContext returns the context remote events of conn are delivered
+// with, made once per connection.
+func readerContext(conn *peer.Conn) context.Context {
+	if v, ok := conn.Value(readerKey{}); ok {
+		return v.(context.Context)
+	}
+	v, _ := conn.LoadOrStoreValue(readerKey{}, context.WithValue(conn.Context(), readerKey{}, conn))
+	return v.(context.Context)
+}
+
+// logUndelivered logs the error of an event's delivery to t, if any.
+func logUndelivered(log *slog.Logger, t *target, ev Event, err error) {
+	if err != nil && !errors.Is(err, bus.ErrClosed) {
 		log.Debug("netron: event not delivered", "event", ev.Name, "topic", t.topic.Name(), "err", err)
 	}
 }
+
+// noWait is a context that has ended: a publish with it to a bus.Block
+// subscription that is full fails with context.Canceled instead of waiting.
+var noWait = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // encodedArgs is the msgpack encoding of an event's arguments (one value
 // after the other, no array header), made once, by the emitter, for every

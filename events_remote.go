@@ -423,7 +423,7 @@ func (h *eventHub) receive(ctx context.Context, conn *peer.Conn, data []byte, ki
 	case name == "":
 		return // nobody subscribed
 	}
-	if err := h.remote.Publish(ctx, Event{Name: name, Args: args, Source: conn.ID(), Peer: p}); err != nil {
+	if err := h.remote.Publish(readerContext(conn), Event{Name: name, Args: args, Source: conn.ID(), Peer: p}); err != nil {
 		h.log.Debug("netron: remote event not delivered", "peer", conn.ID(), "event", name, "err", err)
 	}
 }
@@ -537,11 +537,10 @@ type peerSub struct {
 // fn runs in a goroutine of its own, one event at a time, in the order the
 // peer sent them, with the queue and slow-consumer policy described at
 // Node.On (bus.WithBuffer and bus.WithPolicy apply). With bus.Block the
-// connection's reader waits for room in fn's queue, and while it waits the
-// events and stream packets of every connection wait too (they share the
-// node's inbound topic): use Block only for a handler that keeps up, or
-// with a queue sized for the bursts. A panic in fn is recovered and
-// logged. ctx bounds the subscribe task.
+// connection's reader waits for room in fn's queue: the peer's next
+// packets wait with it (backpressure on that connection only; other
+// connections go on). A panic in fn is recovered and logged. ctx bounds
+// the subscribe task.
 //
 // unsubscribe stops delivery (once it returns fn is not called again) and
 // runs the unsubscribe task when no other subscription of this node needs

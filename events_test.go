@@ -1116,3 +1116,60 @@ func unhexF(s string) []byte {
 	}
 	return out
 }
+
+// A remote subscription with bus.Block whose handler is stuck holds back
+// its own connection only: the reader waits outside the node-wide inbound
+// topic, so another peer's events still arrive. (It used to wait inside,
+// and every connection's events and stream packets waited with it.)
+func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
+	ctx := context.Background()
+	s1 := startNode(t, netron.Config{ID: "s1", Host: "127.0.0.1", Server: true})
+	s2 := startNode(t, netron.Config{ID: "s2", Host: "127.0.0.1", Server: true})
+	c := startNode(t, netron.Config{ID: "c"})
+	p1, err := c.Connect(ctx, s1.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := c.Connect(ctx, s2.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	stuck := make(chan struct{}, 1)
+	if _, err := p1.Subscribe(ctx, "x", func(netron.Event) {
+		select {
+		case stuck <- struct{}{}:
+		default:
+		}
+		<-release
+	}, bus.WithBuffer(1), bus.WithPolicy(bus.Block)); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 1)
+	if _, err := p2.Subscribe(ctx, "y", func(netron.Event) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// One event in the stuck handler, one in its queue, the rest hold the
+	// reader of s1's connection.
+	for i := range 10 {
+		if err := s1.Emit(ctx, "x", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-stuck
+	time.Sleep(100 * time.Millisecond) // the rest of s1's events reach c's reader
+	if err := s2.Emit(ctx, "y", 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("s2's event waited for a stuck handler of s1's events")
+	}
+}

@@ -62,7 +62,10 @@ type Conn struct {
 	wdArmed   atomic.Bool
 	wdMu      sync.Mutex
 	wdTimer   *time.Timer
-	wdSeen    uint64       // writes when the timer was armed
+	wdSeen    uint64     // writes when the timer was armed
+	heldMu    sync.Mutex // Hold's waits, run by the reader after each publish
+	held      []func()
+	hasHeld   atomic.Bool
 	goingAway atomic.Bool  // the peer announced its shutdown
 	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
 	kaMu      sync.Mutex
@@ -701,7 +704,37 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 		}
 		return false
 	}
+	c.runHeld()
 	return true
+}
+
+// Hold is for a subscriber of an inbound topic (TopicRequests,
+// TopicResponses, TopicStreams), from its callback, which runs on the
+// connection's reader goroutine inside the topic's publish: wait runs on
+// the reader once the publish has returned, before the next packet is
+// read. A subscriber that must wait for room (backpressure) waits there:
+// inside the publish it would hold the topic's lock, and with it every
+// other connection's reader. Holds run in the order they were made.
+func (c *Conn) Hold(wait func()) {
+	c.heldMu.Lock()
+	c.held = append(c.held, wait)
+	c.hasHeld.Store(true)
+	c.heldMu.Unlock()
+}
+
+// runHeld runs the waits Hold registered during the last publish.
+func (c *Conn) runHeld() {
+	if !c.hasHeld.Load() {
+		return
+	}
+	c.heldMu.Lock()
+	held := c.held
+	c.held = nil
+	c.hasHeld.Store(false)
+	c.heldMu.Unlock()
+	for _, wait := range held {
+		wait()
+	}
 }
 
 // parseHandshakeAside is parseHandshake on a goroutine of its own. The

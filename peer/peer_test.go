@@ -309,3 +309,55 @@ func TestNextIDWraps(t *testing.T) {
 		t.Fatalf("wrap: %d then %d", a, b)
 	}
 }
+
+// A subscriber that holds its connection's reader (Conn.Hold) holds back
+// that connection's next packets only, and only once the publish has
+// returned: another connection's packets go through meanwhile.
+func TestHoldHoldsOneConnection(t *testing.T) {
+	server := newHub(t, "server")
+	url := serve(t, server)
+	release := make(chan struct{})
+	got := make(chan string, 8)
+	unsub, err := bus.NewTopic[peer.Inbound](server.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+		got <- in.Conn.ID() + ":" + string(in.Packet.Data[1:])
+		if in.Conn.ID() == "slow" && string(in.Packet.Data[1:]) == "a" {
+			in.Conn.Hold(func() { <-release })
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	dial := func(id string) *peer.Conn {
+		c, err := newHub(t, id).Dial(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	send := func(c *peer.Conn, s string) {
+		p := wire.Packet{ID: c.NextID(), Flags: wire.Flags(wire.TypeCall, true, 0), Data: append([]byte{0xa1}, s...)}
+		if err := c.SendPacket(context.Background(), &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow, fast := dial("slow"), dial("fast")
+	send(slow, "a")
+	if s := next(t, got); s != "slow:a" {
+		t.Fatalf("got %s", s)
+	}
+	send(slow, "b") // waits behind the hold
+	send(fast, "c")
+	if s := next(t, got); s != "fast:c" {
+		t.Fatalf("got %s, want fast:c while slow is held", s)
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("got %s while slow is held", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if s := next(t, got); s != "slow:b" {
+		t.Fatalf("got %s after the release, want slow:b", s)
+	}
+}
