@@ -118,3 +118,23 @@ func TestBatchFitsReadLimit(t *testing.T) {
 		}
 	}
 }
+
+// A packet over the read limit closes the connection with 1009 (sent by
+// coder/websocket) and, on our side, an error that matches ErrProtocol.
+func TestOverLimitIsProtocolError(t *testing.T) {
+	server := newHub(t, "server", peer.WithReadLimit(1<<10))
+	url := serve(t, server)
+	disc := events(t, server, peer.TopicDisconnected)
+	ws := rawDial(t, url)
+	p := wire.AppendBin(wire.AppendHeader(nil, 1, wire.Flags(wire.TypeCall, true, 0)), make([]byte, 2<<10))
+	if err := ws.Write(context.Background(), websocket.MessageBinary, p); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, disc.C())
+	if !errors.Is(ev.Err, peer.ErrProtocol) || !errors.Is(ev.Err, peer.ErrDisconnected) {
+		t.Fatalf("disconnected with %v, want ErrProtocol", ev.Err)
+	}
+	if _, _, err := ws.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("peer saw %v, want close status 1009", err)
+	}
+}

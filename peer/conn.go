@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -644,7 +645,9 @@ func (c *Conn) readLoop(first []byte) {
 func (c *Conn) readFailed(err error) {
 	status := websocket.CloseStatus(err)
 	switch {
-	case status == websocket.StatusMessageTooBig:
+	// Our own read limit is no CloseError: coder/websocket closes with
+	// 1009 itself and returns "read limited at N bytes".
+	case status == websocket.StatusMessageTooBig, strings.Contains(err.Error(), "read limited at"):
 		err = fmt.Errorf("%w: message larger than the read limit of %d bytes: %w", ErrProtocol, c.hub.cfg.readLimit, err)
 	case status != -1:
 		err = fmt.Errorf("closed by peer (status %d)", status)
