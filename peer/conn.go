@@ -181,7 +181,15 @@ func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 // its reader goroutine and should answer with Queue: while the reader
 // writes, nothing is read.
 func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) error {
-	if err := c.queue(ctx, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
+	return c.SendUntil(ctx, nil, frame, release)
+}
+
+// SendUntil is Send whose wait for room in a full outbound queue also ends
+// when until delivers, with context.DeadlineExceeded: a caller's timeout on
+// a timer it already has, without a context per call. A write already in
+// progress is not cut short; the write timeout bounds it.
+func (c *Conn) SendUntil(ctx context.Context, until <-chan time.Time, frame []byte, release func([]byte)) error {
+	if err := c.queue(ctx, until, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
 		return err
 	}
 	c.flush()
@@ -205,15 +213,15 @@ func (c *Conn) Backlogged() bool {
 // error the connection owns frame and calls release once it is written
 // or dropped. The reader goroutine uses it for its own replies.
 func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) error {
-	return c.queue(ctx, Outbound{Frame: frame, Release: release})
+	return c.queue(ctx, nil, Outbound{Frame: frame, Release: release})
 }
 
 // queue waits for room in the outbound queue and publishes o.
-func (c *Conn) queue(ctx context.Context, o Outbound) error {
+func (c *Conn) queue(ctx context.Context, until <-chan time.Time, o Outbound) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if err := c.waitRoom(ctx); err != nil {
+	if err := c.waitRoom(ctx, until); err != nil {
 		return err
 	}
 	if err := c.outTopic.Publish(ctx, o); err != nil {
@@ -225,9 +233,9 @@ func (c *Conn) queue(ctx context.Context, o Outbound) error {
 	return nil
 }
 
-// waitRoom waits until the outbound queue has room, ctx ends or the
-// connection closes.
-func (c *Conn) waitRoom(ctx context.Context) error {
+// waitRoom waits until the outbound queue has room, ctx ends, until
+// delivers or the connection closes.
+func (c *Conn) waitRoom(ctx context.Context, until <-chan time.Time) error {
 	for {
 		c.wmu.Lock()
 		if len(c.wq) < c.hub.cfg.outboundQueue {
@@ -253,6 +261,9 @@ func (c *Conn) waitRoom(ctx context.Context) error {
 		case <-ctx.Done():
 			c.waiting.Add(-1)
 			return ctx.Err()
+		case <-until:
+			c.waiting.Add(-1)
+			return context.DeadlineExceeded
 		case <-c.done:
 			c.waiting.Add(-1)
 			return c.err

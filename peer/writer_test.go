@@ -336,3 +336,46 @@ func TestWriteTimeoutSparesLargeMessage(t *testing.T) {
 		t.Fatalf("connection closed: %v", err)
 	}
 }
+
+// SendUntil's wait for room ends when its channel delivers, with
+// context.DeadlineExceeded, even without a deadline on its context.
+func TestSendUntil(t *testing.T) {
+	url, stop := stalledServer(t)
+	client := newHub(t, "client", peer.WithOutboundQueue(2), peer.WithWriteTimeout(0), peer.WithKeepAlive(0, 0))
+	c, err := client.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop() // before the hub closes: the stuck write then fails at once
+	fillStuck(t, c)
+	start := time.Now()
+	err = c.SendUntil(context.Background(), time.After(100*time.Millisecond), []byte{0, 0, 0, 1, 0x43, 0xc0}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendUntil: %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("SendUntil returned after %v", d)
+	}
+	if n := c.Waiting(); n != 0 {
+		t.Fatalf("%d senders still counted as waiting", n)
+	}
+}
+
+// fillStuck queues 1 MiB packets on c, whose peer reads nothing, until the
+// queue stays full for 50 ms: the writer is stuck and the queue full.
+func fillStuck(t *testing.T, c *peer.Conn) {
+	t.Helper()
+	big := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the queue never stayed full")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := c.Queue(ctx, wire.AppendBin(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), big), nil)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && c.Backlogged() {
+			return
+		}
+	}
+}

@@ -51,16 +51,20 @@ func TestRequestTimeoutWhileBacklogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fill the socket buffers and the queue with 1 MiB packets.
+	// Fill the socket buffers and the queue with 1 MiB packets, until the
+	// queue stays full for 50 ms: the writer is stuck.
 	big := make([]byte, 1<<20)
 	deadline := time.Now().Add(10 * time.Second)
-	for !conn.Backlogged() {
+	for {
 		if time.Now().After(deadline) {
-			t.Fatal("the queue never filled")
+			t.Fatal("the queue never stayed full")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		_ = conn.Queue(ctx, wire.AppendBin(wire.AppendHeader(nil, conn.NextID(), wire.Flags(wire.TypeCall, true, 0)), big), nil)
+		err := conn.Queue(ctx, wire.AppendBin(wire.AppendHeader(nil, conn.NextID(), wire.Flags(wire.TypeCall, true, 0)), big), nil)
 		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && conn.Backlogged() {
+			break
+		}
 	}
 	done := make(chan error, 1)
 	start := time.Now()
@@ -70,8 +74,8 @@ func TestRequestTimeoutWhileBacklogged(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("RunTask: %v, want context.DeadlineExceeded", err)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not sent") {
+			t.Fatalf("RunTask: %v, want context.DeadlineExceeded while waiting to be sent", err)
 		}
 		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("failed after %v with a 300 ms timeout", d)

@@ -149,7 +149,6 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 	// Without a deadline the default timeout applies, on a pooled timer:
 	// a context.WithTimeout per call costs five allocations.
 	var timeout <-chan time.Time
-	backlogged := false
 	if _, ok := ctx.Deadline(); !ok {
 		t := timerPool.Get().(*time.Timer)
 		t.Reset(c.timeout)
@@ -158,17 +157,12 @@ func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, buil
 			timerPool.Put(t)
 		}()
 		timeout = t.C
-		if backlogged = conn.Backlogged(); backlogged {
-			// The request waits for room in the outbound queue: that
-			// wait counts against the timeout too.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, c.timeout)
-			defer cancel()
-		}
 	}
-	id, ps, ch, err := c.send(ctx, conn, t, build)
+	// The wait for room in a full outbound queue counts against the
+	// timeout too.
+	id, ps, ch, err := c.send(ctx, timeout, conn, t, build)
 	if err != nil {
-		if backlogged && errors.Is(err, context.DeadlineExceeded) {
+		if timeout != nil && errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
 		}
 		return nil, err
@@ -195,8 +189,9 @@ var timerPool = sync.Pool{New: func() any {
 }}
 
 // send registers a request on conn and queues it; the response will
-// arrive on ch.
-func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
+// arrive on ch. The wait for room in the outbound queue ends with ctx, or
+// when until delivers (see peer.Conn.SendUntil).
+func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
@@ -214,7 +209,7 @@ func (c *Client) send(ctx context.Context, conn *peer.Conn, t wire.Type, build f
 		fb.put(frame)
 		return 0, nil, nil, err
 	}
-	if err := conn.Send(ctx, frame, fb.release); err != nil {
+	if err := conn.SendUntil(ctx, until, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
 		return 0, nil, nil, err
 	}

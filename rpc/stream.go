@@ -392,7 +392,17 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		}
 	}()
-	id, ps, ch, err := c.send(ctx, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
+	var sendTimeout <-chan time.Time // the request timeout covers the wait to be sent too
+	if _, ok := ctx.Deadline(); !ok {
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(c.timeout)
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
+		sendTimeout = t.C
+	}
+	id, ps, ch, err := c.send(ctx, sendTimeout, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
 		frame = wire.AppendArrayHeader(frame, 2+len(args))
 		frame = wire.AppendString(frame, target)
 		frame = wire.AppendString(frame, method)
