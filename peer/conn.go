@@ -621,7 +621,7 @@ var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (c *Conn) readLoop(first []byte) {
 	if first != nil {
-		if !c.handleFrame(websocket.MessageBinary, first) {
+		if !c.handleFrame(websocket.MessageBinary, first, len(first)) {
 			return
 		}
 	}
@@ -647,7 +647,7 @@ func (c *Conn) readLoop(first []byte) {
 		frame := bytes.Clone(buf.Bytes())
 		framePool.Put(buf)
 		c.lastRead.Store(time.Now().UnixNano())
-		if !c.handleFrame(typ, frame) {
+		if !c.handleFrame(typ, frame, len(frame)) {
 			return
 		}
 	}
@@ -668,9 +668,10 @@ func (c *Conn) readFailed(err error) {
 	c.shutdown(err, websocket.StatusInternalError, "")
 }
 
-// handleFrame processes one message from the peer; false means the
-// connection was closed.
-func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
+// handleFrame processes one packet from the peer, which came in a message
+// of msg bytes (a batch carries several); false means the connection was
+// closed.
+func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) bool {
 	if len(frame) > 0 && frame[0] == '{' {
 		// A handshake message after the handshake (a repeated client-id):
 		// Titan drops it; so do we, without closing.
@@ -699,7 +700,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 		// Not-request EXT packets are ours: batch, goaway.
 		switch extKind(p.Data) {
 		case "batch":
-			return c.handleBatch(typ, p.Data)
+			return c.handleBatch(typ, p.Data, msg)
 		case "goaway":
 			c.goingAway.Store(true)
 			c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
@@ -712,7 +713,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte) bool {
 	default:
 		topic = c.hub.responses
 	}
-	if err := topic.Publish(c.ctx, Inbound{Conn: c, Packet: p}); err != nil {
+	if err := topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg}); err != nil {
 		if c.Err() == nil {
 			c.shutdown(fmt.Errorf("bus: %w", err), websocket.StatusGoingAway, "node stopping")
 		}
@@ -810,7 +811,7 @@ func appendBatch(dst []byte, frames []Outbound) []byte {
 
 // handleBatch processes the packets of a batch message in order, without
 // copying them; false means the connection was closed.
-func (c *Conn) handleBatch(typ websocket.MessageType, data []byte) bool {
+func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int) bool {
 	err := wire.EachBatchFrame(data, func(frame []byte) error {
 		if len(frame) > 0 && frame[0] == '{' {
 			return errors.New("handshake message in a batch")
@@ -818,7 +819,7 @@ func (c *Conn) handleBatch(typ websocket.MessageType, data []byte) bool {
 		if p, err := wire.Decode(frame); err == nil && p.Type() == wire.TypeExt && !p.IsRequest() && extKind(p.Data) == "batch" {
 			return errors.New("batch inside a batch")
 		}
-		if !c.handleFrame(typ, frame) {
+		if !c.handleFrame(typ, frame, msg) {
 			return errConnClosed
 		}
 		return nil

@@ -28,6 +28,10 @@ const (
 type Inbound struct {
 	Conn   *Conn
 	Packet wire.Packet
+	// Message is the size of the WebSocket message the packet came in:
+	// more than the packet's when a Go peer batched several packets into
+	// one (ExtensionBatch). The packet's data aliases that message.
+	Message int
 }
 
 // Outbound is an encoded packet on its way to a peer. The connection

@@ -89,3 +89,39 @@ func TestLargeBatchedChunksAreNotCopied(t *testing.T) {
 		t.Fatalf("the chunks are %d bytes apart, want %d: a large chunk was copied", d, len(f0)+5)
 	}
 }
+
+// A peer that packs a large chunk with a megabyte of other packets, or
+// batches without having agreed to (peer.ExtensionBatch), cannot make a
+// queued chunk hold the rest of its message: a chunk is copied out unless
+// it is alone in its message, or large and in a batch of the size a Go
+// sender makes.
+func TestOversizedBatchDoesNotPin(t *testing.T) {
+	server, client := pair(t, true)                      // no batch extension agreed
+	slow, slowR := open[[]byte](t, server, client, true) // its consumer does not read yet
+	big, bigR := open[[]byte](t, server, client, true)
+	chunk := bytes.Repeat([]byte{0x5a}, 70<<10) // large enough to alias in a normal batch
+	rest := bytes.Repeat([]byte{0xb1}, 1<<20)
+	send(t, server.conn, batchFrame(
+		chunkFrame(t, 1, 0x65, chunk, slow.ID(), 0),
+		chunkFrame(t, 2, 0x65, rest, big.ID(), 0),
+	))
+	ctx := testCtx(t)
+	v, err := bigR.Recv(ctx)
+	if err != nil || !bytes.Equal(v, rest) {
+		t.Fatalf("the other chunk: %d bytes, %v", len(v), err)
+	}
+	var freed atomic.Bool
+	runtime.AddCleanup(&v[0], func(*atomic.Bool) { freed.Store(true) }, &freed)
+	v = nil
+	deadline := time.Now().Add(2 * time.Second)
+	for !freed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the 1 MiB message is still alive: the queued 70 KiB chunk pins it")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, err := slowR.Recv(ctx); err != nil || !bytes.Equal(got, chunk) {
+		t.Fatalf("the queued chunk: %d bytes, %v", len(got), err)
+	}
+}

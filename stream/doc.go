@@ -62,9 +62,10 @@
 // stream holds is therefore bounded by its (grown) window plus one chunk
 // on each side, however slow the consumer. (Between Go peers several
 // packets may share a WebSocket message, extension batch1, and a chunk's
-// bytes alias their message: a chunk under 64 KiB is copied out of it so
-// that it does not keep the message alive; a larger one keeps aliasing
-// it, and a Go sender batches at most about 256 KiB.) A peer that
+// bytes alias their message: a chunk that shares it is copied out so that
+// it does not keep the message alive, unless it is 64 KiB or more and the
+// rest of the message at most 512 KiB, as in a Go sender's batches.) A
+// peer that
 // sends without credit, or grants more than MaxWindow, fails the stream
 // with ErrCreditOverflow.
 //

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 )
 
 // epoch gives cheap monotonic timestamps.
@@ -24,23 +23,29 @@ type chunk struct {
 }
 
 // Between Go peers several packets may share one WebSocket message
-// (peer.ExtensionBatch), and a packet's data aliases that message: a small
-// chunk left in a queue would keep the whole message alive, with other
-// streams' chunks in it, outside any window. Chunks smaller than aliasMin
-// are therefore copied out of such messages (the smallest into a slab of
-// their own stream), larger ones keep aliasing theirs: a sender batches
-// packets only up to about 256 KiB, so such a chunk is at least a quarter
-// of its message, and a message of one packet is the chunk.
+// (peer.ExtensionBatch), and a packet's data aliases that message: a chunk
+// left in a queue keeps the whole message alive, with other streams'
+// chunks in it, outside any window. A chunk that shares its message is
+// therefore copied out of it (the smallest into a slab of their own
+// stream), unless it is at least aliasMin and the rest of the message at
+// most maxPinned: a Go sender batches only up to about 256 KiB, so its
+// 64 KiB chunks stay zero-copy, while a peer that packs a small chunk with
+// megabytes of others cannot make the queue hold them. A chunk alone in its
+// message (the packet header aside) is never copied.
 const (
-	aliasMin = 64 << 10
-	slabSize = 4 << 10 // the slabs small chunks are copied into
-	slabMax  = 512     // chunks up to this size go to the slab
+	aliasMin  = 64 << 10
+	maxPinned = 512 << 10
+	ownHeader = 64      // more than a chunk packet's own header and trailer
+	slabSize  = 4 << 10 // the slabs small chunks are copied into
+	slabMax   = 512     // chunks up to this size go to the slab
 )
 
-// own returns data, or a copy of it when it may pin a batched message
-// (see aliasMin). It runs in the reader goroutine with in.mu held.
-func (in *Inbound) own(data []byte) []byte {
-	if len(data) >= aliasMin || in.cs.conn == nil || !in.cs.conn.Extensions().Has(peer.ExtensionBatch) {
+// own returns data, which came in a message of msg bytes, or a copy of it
+// when it may pin others (see aliasMin). It runs in the reader goroutine
+// with in.mu held.
+func (in *Inbound) own(data []byte, msg int) []byte {
+	others := msg - len(data)
+	if others <= ownHeader || len(data) >= aliasMin && others <= maxPinned {
 		return data
 	}
 	if len(data) > slabMax {
@@ -215,7 +220,7 @@ func (in *Inbound) checkInactive() {
 }
 
 // deliver takes one STREAM packet. It runs in the reader goroutine.
-func (in *Inbound) deliver(flags uint8, data []byte, index uint32) {
+func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int) {
 	in.mu.Lock()
 	if in.ended {
 		in.mu.Unlock()
@@ -252,7 +257,7 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32) {
 		in.fail(fmt.Errorf("%w: more than %d chunks or %d bytes buffered", ErrBufferOverflow, in.m.cfg.maxBuffered, in.m.cfg.maxBufferedBytes), ReasonOverflow)
 		return
 	}
-	in.q = append(in.q, chunk{data: in.own(data), cost: cost})
+	in.q = append(in.q, chunk{data: in.own(data, msg), cost: cost})
 	in.qBytes += cost
 	in.next++
 	in.lastActive = now()
@@ -451,5 +456,5 @@ func (in *Inbound) shutdown() {
 
 // deliverLocal is how an in-process producer hands over a chunk.
 func (in *Inbound) deliverLocal(flags uint8, data []byte, index uint32) {
-	in.deliver(flags, data, index)
+	in.deliver(flags, data, index, len(data))
 }

@@ -148,7 +148,7 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	p := &in.Packet
 	switch p.Type() {
 	case wire.TypeStream:
-		m.onChunk(in.Conn, p)
+		m.onChunk(in.Conn, p, in.Message)
 	case wire.TypeStreamError, wire.TypeStreamClose:
 		m.onEnd(in.Conn, p)
 	case wire.TypeExt:
@@ -156,7 +156,7 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	}
 }
 
-func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet) {
+func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, msg int) {
 	if p.StreamID == 0 {
 		m.cfg.logger.Debug("netron: dropped a STREAM packet without stream id", "peer", conn.ID())
 		return
@@ -172,7 +172,7 @@ func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet) {
 		m.cfg.logger.Debug("netron: dropped a chunk of an unknown stream", "peer", conn.ID(), "stream", p.StreamID, "index", p.StreamIndex)
 		return
 	}
-	in.deliver(p.Flags, p.Data, p.StreamIndex)
+	in.deliver(p.Flags, p.Data, p.StreamIndex, msg)
 }
 
 func (m *Manager) onEnd(conn *peer.Conn, p *wire.Packet) {
