@@ -445,13 +445,18 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 		// hold back this connection only. Try without waiting; when the
 		// queue is full, wait on the reader once that publish has returned
 		// (the connection's next packet waits too, so order is kept).
+		// (A target is fed by one connection, Peer.Subscribe's: a held
+		// publish keeps the target's own lock, which no other reader needs.)
 		err := t.topic.Publish(noWait, ev)
 		if !errors.Is(err, context.Canceled) {
 			logUndelivered(log, t, ev, err)
 			return
 		}
-		conn.Hold(func() { logUndelivered(log, t, ev, t.topic.Publish(conn.Context(), ev)) })
-		return
+		if conn.Hold(func() { logUndelivered(log, t, ev, t.topic.Publish(conn.Context(), ev)) }) {
+			return
+		}
+		// Not on the reader (a subscriber of the remote topic passed the
+		// context on): wait here, as any publisher to a Block queue does.
 	}
 	logUndelivered(log, t, ev, t.topic.Publish(ctx, ev))
 }

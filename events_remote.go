@@ -539,8 +539,11 @@ type peerSub struct {
 // Node.On (bus.WithBuffer and bus.WithPolicy apply). With bus.Block the
 // connection's reader waits for room in fn's queue: the peer's next
 // packets wait with it (backpressure on that connection only; other
-// connections go on). A panic in fn is recovered and logged. ctx bounds
-// the subscribe task.
+// connections go on). While the reader waits it reads nothing, pongs
+// included, so a wait longer than the keep-alive interval and timeout
+// (40 s by default) closes the connection as dead, and so may the peer's
+// write timeout once its socket buffers are full. A panic in fn is
+// recovered and logged. ctx bounds the subscribe task.
 //
 // unsubscribe stops delivery (once it returns fn is not called again) and
 // runs the unsubscribe task when no other subscription of this node needs

@@ -3,6 +3,7 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,28 @@ func TestOverLimitIsProtocolError(t *testing.T) {
 	}
 	if _, _, err := ws.Read(context.Background()); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("peer saw %v, want close status 1009", err)
+	}
+}
+
+// A peer that closes with 1009 because our message exceeded its read limit
+// is reported as such, not as our own limit.
+func TestPeerReadLimitReported(t *testing.T) {
+	server := newHub(t, "server", peer.WithReadLimit(1<<10))
+	url := serve(t, server)
+	c, err := newHub(t, "client").Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := wire.AppendBin(wire.AppendHeader(nil, c.NextID(), wire.Flags(wire.TypeCall, true, 0)), make([]byte, 2<<10))
+	if err := c.Send(context.Background(), p, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection stayed open")
+	}
+	if err := c.Err(); errors.Is(err, peer.ErrProtocol) || !strings.Contains(err.Error(), "larger than its read limit") {
+		t.Fatalf("closed with %v", err)
 	}
 }

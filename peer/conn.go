@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,23 +55,24 @@ type Conn struct {
 
 	// The write watchdog (see armWatchdog): writes completed, whether one
 	// is in progress, and the timer, armed while writes go on.
-	writes    atomic.Uint64
-	inWrite   atomic.Bool
-	wSize     atomic.Int64 // bytes of the write in progress
-	wdGrace   bool         // the write in progress got its size's grace (see checkWrite); under wdMu
-	wdArmed   atomic.Bool
-	wdMu      sync.Mutex
-	wdTimer   *time.Timer
-	wdSeen    uint64     // writes when the timer was armed
-	heldMu    sync.Mutex // Hold's waits, run by the reader after each publish
-	held      []func()
-	hasHeld   atomic.Bool
-	goingAway atomic.Bool  // the peer announced its shutdown
-	lastRead  atomic.Int64 // unix nanoseconds of the last frame read
-	kaMu      sync.Mutex
-	kaTimer   *time.Timer
-	values    sync.Map
-	extension atomic.Pointer[Extensions]
+	writes     atomic.Uint64
+	inWrite    atomic.Bool
+	wSize      atomic.Int64 // bytes of the write in progress
+	wdGrace    bool         // the write in progress got its size's grace (see checkWrite); under wdMu
+	wdArmed    atomic.Bool
+	wdMu       sync.Mutex
+	wdTimer    *time.Timer
+	wdSeen     uint64     // writes when the timer was armed
+	heldMu     sync.Mutex // Hold's waits, run by the reader after each publish
+	held       []func()
+	hasHeld    atomic.Bool
+	publishing atomic.Bool  // the reader is inside an inbound topic's publish
+	goingAway  atomic.Bool  // the peer announced its shutdown
+	lastRead   atomic.Int64 // unix nanoseconds of the last frame read
+	kaMu       sync.Mutex
+	kaTimer    *time.Timer
+	values     sync.Map
+	extension  atomic.Pointer[Extensions]
 }
 
 // Extensions are the protocol extensions both sides of a connection agreed
@@ -656,10 +656,10 @@ func (c *Conn) readLoop(first []byte) {
 func (c *Conn) readFailed(err error) {
 	status := websocket.CloseStatus(err)
 	switch {
-	// Our own read limit is no CloseError: coder/websocket closes with
-	// 1009 itself and returns "read limited at N bytes".
-	case status == websocket.StatusMessageTooBig, strings.Contains(err.Error(), "read limited at"):
+	case errors.Is(err, websocket.ErrMessageTooBig): // coder/websocket closed with 1009 itself
 		err = fmt.Errorf("%w: message larger than the read limit of %d bytes: %w", ErrProtocol, c.hub.cfg.readLimit, err)
+	case status == websocket.StatusMessageTooBig:
+		err = errors.New("closed by peer: our message was larger than its read limit (status 1009)")
 	case status != -1:
 		err = fmt.Errorf("closed by peer (status %d)", status)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -713,7 +713,11 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 	default:
 		topic = c.hub.responses
 	}
-	if err := topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg}); err != nil {
+	c.publishing.Store(true)
+	err = topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg})
+	c.publishing.Store(false)
+	if err != nil {
+		c.dropHeld()
 		if c.Err() == nil {
 			c.shutdown(fmt.Errorf("bus: %w", err), websocket.StatusGoingAway, "node stopping")
 		}
@@ -729,11 +733,27 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 // the reader once the publish has returned, before the next packet is
 // read. A subscriber that must wait for room (backpressure) waits there:
 // inside the publish it would hold the topic's lock, and with it every
-// other connection's reader. Holds run in the order they were made.
-func (c *Conn) Hold(wait func()) {
+// other connection's reader. Holds run in the order they were made. Hold
+// reports false, and registers nothing, when the reader is not publishing
+// (it was called from another goroutine): the caller then waits itself.
+// A wait registered during a publish that fails (the node stopping) is
+// dropped.
+func (c *Conn) Hold(wait func()) bool {
+	if !c.publishing.Load() {
+		return false
+	}
 	c.heldMu.Lock()
 	c.held = append(c.held, wait)
 	c.hasHeld.Store(true)
+	c.heldMu.Unlock()
+	return true
+}
+
+// dropHeld forgets the waits of a publish that failed.
+func (c *Conn) dropHeld() {
+	c.heldMu.Lock()
+	c.held = nil
+	c.hasHeld.Store(false)
 	c.heldMu.Unlock()
 }
 

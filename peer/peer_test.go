@@ -360,4 +360,9 @@ func TestHoldHoldsOneConnection(t *testing.T) {
 	if s := next(t, got); s != "slow:b" {
 		t.Fatalf("got %s after the release, want slow:b", s)
 	}
+	// Outside its reader's publish Hold registers nothing: the caller
+	// must wait itself.
+	if slow.Hold(func() { t.Error("a hold made outside a publish ran") }) {
+		t.Fatal("Hold outside a publish reported true")
+	}
 }

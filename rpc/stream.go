@@ -383,8 +383,9 @@ func (u *uploads) abort(err error) {
 var errCallFailed = errors.New("rpc: the call that took the stream failed")
 
 // callWithUploads is a CALL with stream arguments. The client's request
-// timeout applies from the end of the uploads, not from the start of the
-// call: the call lasts as long as the server reads.
+// timeout bounds the wait to send the request, and then applies again from
+// the end of the uploads, not from the start of the call: the call lasts
+// as long as the server reads.
 func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, method string, args []any) (_ []byte, err error) {
 	ups := &uploads{}
 	defer func() {
@@ -409,6 +410,9 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 		return appendArgsUploading(frame, args, ups, c.streams, conn)
 	})
 	if err != nil {
+		if sendTimeout != nil && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
+		}
 		return nil, err
 	}
 	ups.start()
