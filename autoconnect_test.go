@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,4 +255,41 @@ func TestAutoConnectNodeMovedWhileOldConnectionOpen(t *testing.T) {
 	waitFor(t, "auto-connect", func() bool { return len(caller.Peers()) == 1 && netron.ReconnectLoops(caller) == 1 })
 	srv2 := start(memory(time.Minute)) // registers "mover" at another address
 	waitFor(t, "auto-connect to the new address", func() bool { return len(srv2.Peers()) == 1 })
+}
+
+// Concurrent lookups of a service on a node not connected yet make one
+// connection to it, not one each.
+func TestConcurrentLookupsDialOnce(t *testing.T) {
+	ctx := context.Background()
+	hub := discovery.NewHub()
+	memory := func() *discovery.Memory {
+		mem := discovery.NewMemory(discovery.WithHub(hub))
+		t.Cleanup(func() { mem.Close() })
+		return mem
+	}
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, DiscoveryBackend: memory()})
+	if err := server.Expose("counter@1.0.0", &Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory()})
+	waitFor(t, "the server in discovery", func() bool {
+		nodes, _ := caller.Discovery().Find(ctx, "counter", "")
+		return len(nodes) == 1
+	})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := caller.Service(ctx, "counter@1.0.0"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(caller.Peers()); n != 1 {
+		t.Fatalf("the caller has %d peers of one node, want 1", n)
+	}
+	waitFor(t, "the server to count its connections", func() bool { return len(server.Peers()) >= 1 })
+	if n := len(server.Peers()); n != 1 {
+		t.Fatalf("the server has %d connections from one caller, want 1", n)
+	}
 }

@@ -254,7 +254,48 @@ func (n *Node) Discovery() discovery.Discovery {
 // peerByID returns the connected peer with the node id, connecting to addr
 // when there is none. A peer that is reconnecting to addr is not
 // duplicated: it tries at once, and is waited for.
+//
+// Concurrent lookups of one node share one attempt: the first makes it,
+// the others wait for its peer (or try themselves if its context ended).
 func (n *Node) peerByID(ctx context.Context, id, addr string) (*Peer, error) {
+	for {
+		n.dialMu.Lock()
+		if c := n.dials[id]; c != nil {
+			n.dialMu.Unlock()
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+				continue // the first caller gave up: not a verdict on the node
+			}
+			return c.p, c.err
+		}
+		c := &dialCall{done: make(chan struct{})}
+		if n.dials == nil {
+			n.dials = make(map[string]*dialCall)
+		}
+		n.dials[id] = c
+		n.dialMu.Unlock()
+		c.p, c.err = n.peerByIDOnce(ctx, id, addr)
+		n.dialMu.Lock()
+		delete(n.dials, id)
+		n.dialMu.Unlock()
+		close(c.done)
+		return c.p, c.err
+	}
+}
+
+// dialCall is a lookup's attempt to reach a node, shared by the lookups
+// of that node that come while it runs.
+type dialCall struct {
+	done chan struct{} // closed once p and err are set
+	p    *Peer
+	err  error
+}
+
+func (n *Node) peerByIDOnce(ctx context.Context, id, addr string) (*Peer, error) {
 	for _, p := range n.Peers() {
 		if p.ID() == id && p.Err() == nil {
 			return p, nil

@@ -45,6 +45,9 @@ type Node struct {
 
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
+	dialMu sync.Mutex
+	dials  map[string]*dialCall // lookups' attempts to reach a node, by node id
+
 	mu      sync.Mutex
 	started bool
 	stopped bool
