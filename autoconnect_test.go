@@ -293,3 +293,45 @@ func TestConcurrentLookupsDialOnce(t *testing.T) {
 		t.Fatalf("the server has %d connections from one caller, want 1", n)
 	}
 }
+
+// A peer a lookup dialled (Node.Service through discovery, no AutoConnect)
+// of a node that left for good stops reconnecting too, instead of dialling
+// its dead address for ever.
+func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
+	ctx := context.Background()
+	hub := discovery.NewHub()
+	memory := func() *discovery.Memory {
+		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(500*time.Millisecond))
+		t.Cleanup(func() { mem.Close() })
+		return mem
+	}
+	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory()}) // uuid id
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Expose("counter@1.0.0", &Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(),
+		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
+	waitFor(t, "the server in discovery", func() bool {
+		nodes, _ := caller.Discovery().Find(ctx, "counter", "")
+		return len(nodes) == 1
+	})
+	if _, err := caller.Service(ctx, "counter@1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	p := caller.Peers()[0]
+	if err := srv.Stop(ctx); err != nil { // deregisters: node:left
+		t.Fatal(err)
+	}
+	waitFor(t, "the lookup's peer to give up", func() bool { return isDone(p) })
+	if err := p.Err(); !errors.Is(err, netron.ErrPeerDisconnected) || errors.Is(err, netron.ErrReconnecting) {
+		t.Fatalf("the lookup's peer ended with %v", err)
+	}
+	waitFor(t, "no reconnect loop", func() bool { return netron.ReconnectLoops(caller) == 0 })
+}

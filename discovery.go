@@ -161,17 +161,19 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		case discovery.NodeLeft:
 			delete(known, node.ID)
 			delete(addrs, node.ID)
-			for _, rc := range n.reconnects.auto(node.ID) {
+			for _, rc := range n.reconnects.found(node.ID) {
 				rc.nodeLeft()
 			}
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: false})
 			continue
 		case discovery.NodeJoined:
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: true})
+			nd.follow(node)
 			nd.autoConnect(ctx, node)
 		case discovery.NodeUpdated:
-			if addrs[node.ID] != node.Address {
-				nd.autoConnect(ctx, node) // it moved: back within its TTL at another address
+			if addrs[node.ID] != node.Address { // it moved: back within its TTL at another address
+				nd.follow(node)
+				nd.autoConnect(ctx, node)
 			}
 		}
 		addrs[node.ID] = node.Address
@@ -188,33 +190,40 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	}
 }
 
+// follow tells the peers dialled because discovery named node (by
+// AutoConnect or a lookup) where it is now: one of its address reconnects
+// as before, at once if it is between connections; one of another address
+// stops reconnecting, closed at once, or, while still connected, once its
+// connection drops. Peers the user connected are left alone.
+func (nd *nodeDiscovery) follow(node discovery.NodeInfo) {
+	for _, rc := range nd.n.reconnects.found(node.ID) {
+		if rc.url == node.Address {
+			rc.nodeJoined()
+			continue
+		}
+		rc.nodeLeft()
+		if rc.p.Err() != nil {
+			rc.p.Close()
+		}
+	}
+}
+
 // autoConnect connects to node when AutoConnect is set, unless a peer of
-// it is connected, or reconnects to its address. The peers AutoConnect
-// dialled to the node at another address stop reconnecting: closed at
-// once, or, while still connected, once their connection drops. Peers the
-// user connected are left alone.
+// it is connected, or reconnects to its address.
 func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInfo) {
 	n := nd.n
 	if !n.cfg.Discovery.AutoConnect || node.Address == "" {
 		return
-	}
-	for _, rc := range n.reconnects.auto(node.ID) {
-		if rc.url != node.Address {
-			rc.nodeLeft()
-			if rc.p.Err() != nil {
-				rc.p.Close()
-			}
-		}
 	}
 	if p := n.reconnects.find(node.ID, node.Address); p != nil {
 		p.rc.nodeJoined() // it reconnects by itself
 		return
 	}
 	for _, p := range n.Peers() {
-		// A peer AutoConnect dialled to the old address does not count:
+		// A peer discovery dialled to the old address does not count:
 		// its connection may be half-open, and nothing would dial the new
 		// address later.
-		if p.ID() == node.ID && p.Err() == nil && !(p.rc != nil && p.rc.isAuto() && p.rc.url != node.Address) {
+		if p.ID() == node.ID && p.Err() == nil && !(p.rc != nil && p.rc.isFound() && p.rc.url != node.Address) {
 			return
 		}
 	}
@@ -224,7 +233,7 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 		return
 	}
 	if p.rc != nil {
-		p.rc.markAuto()
+		p.rc.markFound()
 	}
 }
 
@@ -312,7 +321,11 @@ func (n *Node) peerByIDOnce(ctx context.Context, id, addr string) (*Peer, error)
 			return p, nil
 		}
 	}
-	return n.Connect(ctx, addr)
+	p, err := n.Connect(ctx, addr)
+	if err == nil && p.rc != nil {
+		p.rc.markFound() // it follows discovery: it stops once its node has left
+	}
+	return p, err
 }
 
 // findService resolves spec ("name", "name@1.2.3", "name@^1") through

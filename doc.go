@@ -45,8 +45,9 @@
 // its services (in-memory, or on Redis Streams), and Node.Service finds a
 // service by name and semver range on any node of the cluster. With
 // AutoConnect it also connects to every node that joins, or comes back at
-// another address; a peer it dialled gives up reconnecting once its node
-// has left discovery (peers from Node.Connect are left alone).
+// another address. A peer dialled because discovery named its node (by
+// AutoConnect or a lookup) gives up reconnecting once its node has left
+// discovery (peers from Node.Connect are left alone).
 //
 // Packages: bus (the in-process bus), peer (WebSocket connections, the
 // handshake, authentication), rpc (services, calls, errors), stream

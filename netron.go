@@ -328,7 +328,10 @@ func (n *Node) Unexpose(qualifiedName string) error {
 //
 // With discovery on, a service this node does not offer is looked up in
 // discovery: the node offering the highest matching version is called,
-// over the connection to it if there is one, else a new one.
+// over the connection to it if there is one, else a new one (concurrent
+// lookups of one node share it). A connection made this way follows
+// discovery: once its node has left, it stops reconnecting at its first
+// failed attempt, and its service handles fail with ErrPeerDisconnected.
 func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 	svc, err := n.reg.Local(spec, n.logger)
 	if err == nil || n.disc == nil || !errors.Is(err, rpc.ErrServiceNotFound) {

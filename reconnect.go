@@ -92,10 +92,10 @@ func (b *backoff) next() (time.Duration, bool) {
 // redialer reconnects one dialled Peer. Its goroutine, owned by the
 // node's reconnectSet, lives from Connect until the peer is closed, the
 // node stops or the attempts are spent: it waits for the connection to
-// close, then dials the same URL again with backoff. A peer that
-// discovery's AutoConnect dialled also gives up at its first failed
-// attempt after its node left discovery (nodeLeft), unless the node came
-// back first (nodeJoined).
+// close, then dials the same URL again with backoff. A peer dialled
+// because discovery named its node (AutoConnect or a lookup) also gives
+// up at its first failed attempt after its node left discovery
+// (nodeLeft), unless the node came back first (nodeJoined).
 type redialer struct {
 	p      *Peer
 	url    string
@@ -110,7 +110,7 @@ type redialer struct {
 	closed bool          // no more connections: Close, Node.Stop, or given up
 	err    error         // why it gave up
 	up     chan struct{} // closed when the next connection is in place
-	auto   bool          // dialled by AutoConnect, not by the user
+	found  bool          // dialled because discovery named the node (AutoConnect or a lookup), not by the user
 	left   bool          // its node left discovery: the next failed attempt is the last
 }
 
@@ -220,10 +220,12 @@ func (rc *redialer) giveUp(err error) {
 	rc.mu.Unlock()
 }
 
-// markAuto records that AutoConnect dialled the peer.
-func (rc *redialer) markAuto() {
+// markFound records that the peer was dialled because discovery named its
+// node (AutoConnect or a lookup): it follows discovery (nodeLeft,
+// nodeJoined).
+func (rc *redialer) markFound() {
 	rc.mu.Lock()
-	rc.auto = true
+	rc.found = true
 	rc.mu.Unlock()
 }
 
@@ -249,11 +251,12 @@ func (rc *redialer) nodeJoined() {
 	}
 }
 
-// isAuto reports whether AutoConnect dialled the peer.
-func (rc *redialer) isAuto() bool {
+// isFound reports whether the peer was dialled because discovery named
+// its node.
+func (rc *redialer) isFound() bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return rc.auto
+	return rc.found
 }
 
 func (rc *redialer) hasLeft() bool {
@@ -445,17 +448,17 @@ func (s *reconnectSet) find(id, url string) *Peer {
 	return nil
 }
 
-// auto returns the redialers of the peers AutoConnect dialled to node id
-// that still reconnect.
-func (s *reconnectSet) auto(id string) []*redialer {
+// found returns the redialers of the peers dialled to node id because
+// discovery named it (see markFound) that still reconnect.
+func (s *reconnectSet) found(id string) []*redialer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*redialer
 	for rc := range s.rcs {
 		rc.mu.Lock()
-		auto := rc.auto && !rc.closed
+		found := rc.found && !rc.closed
 		rc.mu.Unlock()
-		if auto && rc.p.ID() == id {
+		if found && rc.p.ID() == id {
 			out = append(out, rc)
 		}
 	}
