@@ -18,16 +18,22 @@ import (
 // autoConnectCluster is a discovery hub and a caller that auto-connects to
 // every node of it, with a fast backoff.
 func autoConnectCluster(t *testing.T) (memory func(ttl time.Duration) *discovery.Memory, caller *netron.Node) {
-	hub := discovery.NewHub()
-	memory = func(ttl time.Duration) *discovery.Memory {
-		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(ttl))
-		t.Cleanup(func() { mem.Close() })
-		return mem
-	}
+	memory = memoryCluster(t)
 	caller = startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
 		Discovery: netron.DiscoveryConfig{AutoConnect: true},
 		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
 	return memory, caller
+}
+
+// memoryCluster returns a constructor of in-memory discovery instances
+// that share one hub (heartbeat 100 ms), each closed with the test.
+func memoryCluster(t *testing.T) func(ttl time.Duration) *discovery.Memory {
+	hub := discovery.NewHub()
+	return func(ttl time.Duration) *discovery.Memory {
+		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(ttl))
+		t.Cleanup(func() { mem.Close() })
+		return mem
+	}
 }
 
 func isDone(p *netron.Peer) bool {
@@ -261,17 +267,12 @@ func TestAutoConnectNodeMovedWhileOldConnectionOpen(t *testing.T) {
 // connection to it, not one each.
 func TestConcurrentLookupsDialOnce(t *testing.T) {
 	ctx := context.Background()
-	hub := discovery.NewHub()
-	memory := func() *discovery.Memory {
-		mem := discovery.NewMemory(discovery.WithHub(hub))
-		t.Cleanup(func() { mem.Close() })
-		return mem
-	}
-	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, DiscoveryBackend: memory()})
+	memory := memoryCluster(t)
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(time.Minute)})
 	if err := server.Expose("counter@1.0.0", &Counter{}); err != nil {
 		t.Fatal(err)
 	}
-	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory()})
+	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(time.Minute)})
 	waitFor(t, "the server in discovery", func() bool {
 		nodes, _ := caller.Discovery().Find(ctx, "counter", "")
 		return len(nodes) == 1
@@ -299,13 +300,8 @@ func TestConcurrentLookupsDialOnce(t *testing.T) {
 // its dead address for ever.
 func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
 	ctx := context.Background()
-	hub := discovery.NewHub()
-	memory := func() *discovery.Memory {
-		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(500*time.Millisecond))
-		t.Cleanup(func() { mem.Close() })
-		return mem
-	}
-	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory()}) // uuid id
+	memory := memoryCluster(t)
+	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +312,7 @@ func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
-	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(),
+	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
 		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
 	waitFor(t, "the server in discovery", func() bool {
 		nodes, _ := caller.Discovery().Find(ctx, "counter", "")

@@ -441,12 +441,8 @@ func TestReconnectWithDiscovery(t *testing.T) {
 
 func reconnectWithDiscovery(t *testing.T, autoConnect bool) {
 	ctx := context.Background()
-	hub := discovery.NewHub()
-	memory := func() discovery.Discovery {
-		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(500*time.Millisecond))
-		t.Cleanup(func() { mem.Close() })
-		return mem
-	}
+	cluster := memoryCluster(t)
+	memory := func() discovery.Discovery { return cluster(500 * time.Millisecond) }
 	startServer := func(port int) *netron.Node {
 		n, err := netron.New(netron.Config{ID: "server", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: memory()})
 		if err != nil {

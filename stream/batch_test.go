@@ -47,17 +47,7 @@ func TestQueuedChunkDoesNotPinItsBatch(t *testing.T) {
 	if err != nil || !bytes.Equal(v, large) {
 		t.Fatalf("the large chunk: %d bytes, %v", len(v), err)
 	}
-	var freed atomic.Bool
-	runtime.AddCleanup(&v[0], func(*atomic.Bool) { freed.Store(true) }, &freed)
-	v = nil
-	deadline := time.Now().Add(2 * time.Second)
-	for !freed.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the batched message is still alive: the queued small chunk pins it")
-		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFreed(t, v, "the batched message is still alive: the queued small chunk pins it")
 	// The small chunk is intact.
 	if got, err := smallR.Recv(ctx); err != nil || !bytes.Equal(got, tiny) {
 		t.Fatalf("the small chunk: %q, %v", got, err)
@@ -110,18 +100,25 @@ func TestOversizedBatchDoesNotPin(t *testing.T) {
 	if err != nil || !bytes.Equal(v, rest) {
 		t.Fatalf("the other chunk: %d bytes, %v", len(v), err)
 	}
+	waitFreed(t, v, "the 1 MiB message is still alive: the queued 70 KiB chunk pins it")
+	if got, err := slowR.Recv(ctx); err != nil || !bytes.Equal(got, chunk) {
+		t.Fatalf("the queued chunk: %d bytes, %v", len(got), err)
+	}
+}
+
+// waitFreed fails with msg unless the array v points into is collected
+// within 2 s once the caller drops v (which it must do right after).
+func waitFreed(t *testing.T, v []byte, msg string) {
+	t.Helper()
 	var freed atomic.Bool
 	runtime.AddCleanup(&v[0], func(*atomic.Bool) { freed.Store(true) }, &freed)
 	v = nil
 	deadline := time.Now().Add(2 * time.Second)
 	for !freed.Load() {
 		if time.Now().After(deadline) {
-			t.Fatal("the 1 MiB message is still alive: the queued 70 KiB chunk pins it")
+			t.Fatal(msg)
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
-	}
-	if got, err := slowR.Recv(ctx); err != nil || !bytes.Equal(got, chunk) {
-		t.Fatalf("the queued chunk: %d bytes, %v", len(got), err)
 	}
 }
