@@ -36,6 +36,24 @@ func memoryCluster(t *testing.T) func(ttl time.Duration) *discovery.Memory {
 	}
 }
 
+// startCounterNode starts a node configured by cfg that exposes
+// counter@1.0.0 from the start; it stops with the test.
+func startCounterNode(t *testing.T, cfg netron.Config) *netron.Node {
+	t.Helper()
+	n, err := netron.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Expose("counter@1.0.0", &Counter{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	return n
+}
+
 func isDone(p *netron.Peer) bool {
 	select {
 	case <-p.Done():
@@ -105,18 +123,7 @@ func autoConnectNodeMoved(t *testing.T, crash bool) {
 	}
 	defer nodeEvents.Close()
 	start := func(port int, mem discovery.Discovery) *netron.Node {
-		n, err := netron.New(netron.Config{ID: "mover", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: mem})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Expose("counter@1.0.0", &Counter{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Stop(context.Background()) })
-		return n
+		return startCounterNode(t, netron.Config{ID: "mover", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: mem})
 	}
 	// A long TTL: the crashed node does not expire before it comes back.
 	mem1 := memory(time.Minute)
@@ -301,17 +308,7 @@ func TestConcurrentLookupsDialOnce(t *testing.T) {
 func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
 	ctx := context.Background()
 	memory := memoryCluster(t)
-	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Expose("counter@1.0.0", &Counter{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	srv := startCounterNode(t, netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
 	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
 		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
 	waitFor(t, "the server in discovery", func() bool {

@@ -444,18 +444,7 @@ func reconnectWithDiscovery(t *testing.T, autoConnect bool) {
 	cluster := memoryCluster(t)
 	memory := func() discovery.Discovery { return cluster(500 * time.Millisecond) }
 	startServer := func(port int) *netron.Node {
-		n, err := netron.New(netron.Config{ID: "server", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: memory()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Expose("counter@1.0.0", &Counter{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Stop(context.Background()) })
-		return n
+		return startCounterNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: memory()})
 	}
 	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(),
 		Discovery: netron.DiscoveryConfig{AutoConnect: autoConnect},
