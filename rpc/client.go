@@ -146,25 +146,13 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 // msgpack value), or an *Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
 func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
-	// Without a deadline the default timeout applies, on a pooled timer:
-	// a context.WithTimeout per call costs five allocations.
-	var timeout <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
-		t := timerPool.Get().(*time.Timer)
-		t.Reset(c.timeout)
-		defer func() {
-			t.Stop()
-			timerPool.Put(t)
-		}()
-		timeout = t.C
-	}
+	tm := c.requestTimer(ctx)
+	defer putTimer(tm)
+	timeout := timerC(tm)
 	// The wait for room in a full outbound queue counts against the
 	// timeout too.
 	id, ps, ch, err := c.send(ctx, timeout, conn, t, build)
 	if err != nil {
-		if timeout != nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
-		}
 		return nil, err
 	}
 	select {
@@ -188,9 +176,38 @@ var timerPool = sync.Pool{New: func() any {
 	return t
 }}
 
+// requestTimer returns a pooled timer running the default timeout when
+// ctx has no deadline (a context.WithTimeout per call costs five
+// allocations), else nil. Give it back with putTimer.
+func (c *Client) requestTimer(ctx context.Context) *time.Timer {
+	if _, ok := ctx.Deadline(); ok {
+		return nil
+	}
+	t := timerPool.Get().(*time.Timer)
+	t.Reset(c.timeout)
+	return t
+}
+
+// putTimer stops t, if not nil, and returns it to the pool.
+func putTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+		timerPool.Put(t)
+	}
+}
+
+// timerC is t's channel, nil (never ready) for a nil t.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
 // send registers a request on conn and queues it; the response will
 // arrive on ch. The wait for room in the outbound queue ends with ctx, or
-// when until delivers (see peer.Conn.SendUntil).
+// when until, the default timeout's timer, delivers (see
+// peer.Conn.SendUntil).
 func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
@@ -211,6 +228,9 @@ func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Co
 	}
 	if err := conn.SendUntil(ctx, until, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
+		if until != nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
+		}
 		return 0, nil, nil, err
 	}
 	return id, ps, ch, nil

@@ -393,45 +393,32 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		}
 	}()
-	var sendTimeout <-chan time.Time // the request timeout covers the wait to be sent too
-	if _, ok := ctx.Deadline(); !ok {
-		t := timerPool.Get().(*time.Timer)
-		t.Reset(c.timeout)
-		defer func() {
-			t.Stop()
-			timerPool.Put(t)
-		}()
-		sendTimeout = t.C
-	}
-	id, ps, ch, err := c.send(ctx, sendTimeout, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
+	// One timer for the default timeout: it bounds the wait to be sent,
+	// then runs again once the uploads are done.
+	tm := c.requestTimer(ctx)
+	defer putTimer(tm)
+	id, ps, ch, err := c.send(ctx, timerC(tm), conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
 		frame = wire.AppendArrayHeader(frame, 2+len(args))
 		frame = wire.AppendString(frame, target)
 		frame = wire.AppendString(frame, method)
 		return appendArgsUploading(frame, args, ups, c.streams, conn)
 	})
 	if err != nil {
-		if sendTimeout != nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
-		}
 		return nil, err
 	}
+	if tm != nil {
+		tm.Stop()
+	}
 	ups.start()
-	_, hasDeadline := ctx.Deadline()
 	running := ups.list
-	var timer *time.Timer
 	var timeout <-chan time.Time
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
 	for {
 		var upDone <-chan struct{}
 		if len(running) > 0 {
 			upDone = running[0].o.Context().Done()
-		} else if timer == nil && !hasDeadline {
-			timer = time.NewTimer(c.timeout)
-			timeout = timer.C
+		} else if timeout == nil && tm != nil {
+			tm.Reset(c.timeout)
+			timeout = tm.C
 		}
 		select {
 		case r := <-ch:
