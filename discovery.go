@@ -141,9 +141,9 @@ func (nd *nodeDiscovery) registerLoop(ctx context.Context) {
 }
 
 // watchLoop turns discovery changes into node:joined, node:left and
-// service:discovered events, and, when AutoConnect is set, connects to new
-// nodes and to nodes that moved, and lets the peers it dialled to nodes
-// that left stop reconnecting.
+// service:discovered events, tells the peers discovery dialled where their
+// node is (follow; one that left lets them stop reconnecting), and, when
+// AutoConnect is set, connects to new nodes and to nodes that moved.
 func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.Event) {
 	n := nd.n
 	known := map[string]map[string]bool{} // node id -> qualified names announced
@@ -168,13 +168,12 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 			continue
 		case discovery.NodeJoined:
 			_ = n.ev.publishNodeEvent(ctx, NodeEvent{NodeID: node.ID, Address: node.Address, Services: names, Joined: true})
+		}
+		// A join, or an update that moved it (back within its TTL at
+		// another address).
+		if ev.Kind == discovery.NodeJoined || addrs[node.ID] != node.Address {
 			nd.follow(node)
 			nd.autoConnect(ctx, node)
-		case discovery.NodeUpdated:
-			if addrs[node.ID] != node.Address { // it moved: back within its TTL at another address
-				nd.follow(node)
-				nd.autoConnect(ctx, node)
-			}
 		}
 		addrs[node.ID] = node.Address
 		seen := known[node.ID]

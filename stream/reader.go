@@ -75,8 +75,8 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 	if r.alias != nil {
 		if v, ok := r.alias(data); ok {
 			// No copy: v aliases the WebSocket message the chunk
-			// arrived in (or, for a chunk under 64 KiB of a batched
-			// message, the copy the stream made so as not to keep the
+			// arrived in (or, for a chunk that shares its message with
+			// others, the copy the stream made so as not to keep the
 			// whole message alive: Inbound.own). That is safe: peer.Conn
 			// gives every message a buffer of its own and never reuses
 			// it (peer.Inbound), nothing else writes to a chunk's bytes
