@@ -375,9 +375,9 @@ func (c *Conn) writeOnce() bool {
 		// which the peer's is likely to match): each of its packets fits
 		// the peer's limit, so must the message they share.
 		limit := min(maxBatchBytes, int(c.hub.cfg.readLimit)) - batchOverhead
-		size := binLen(len(c.wq[0].Frame))
-		for n < len(c.wq) && n < maxBatch && size+binLen(len(c.wq[n].Frame)) <= limit {
-			size += binLen(len(c.wq[n].Frame))
+		size := wire.BinLen(len(c.wq[0].Frame))
+		for n < len(c.wq) && n < maxBatch && size+wire.BinLen(len(c.wq[n].Frame)) <= limit {
+			size += wire.BinLen(len(c.wq[n].Frame))
 			n++
 		}
 	}
@@ -798,17 +798,6 @@ const (
 // batchOverhead is the size of a batch packet without its bins: the header
 // (5 bytes), the array header (at most 5) and "batch" (6).
 const batchOverhead = 5 + 5 + 6
-
-// binLen is the encoded size of a msgpack bin of n bytes.
-func binLen(n int) int {
-	switch {
-	case n <= 0xff:
-		return 2 + n
-	case n <= 0xffff:
-		return 3 + n
-	}
-	return 5 + n
-}
 
 // appendBatch appends the batch packet carrying frames.
 func appendBatch(dst []byte, frames []Outbound) []byte {

@@ -61,3 +61,14 @@ func AppendBin(dst, b []byte) []byte {
 	}
 	return append(dst, b...)
 }
+
+// BinLen is the size of AppendBin's output for n bytes.
+func BinLen(n int) int {
+	switch {
+	case n <= 0xff:
+		return 2 + n
+	case n <= 0xffff:
+		return 3 + n
+	}
+	return 5 + n
+}

@@ -77,3 +77,12 @@ func TestExtKind(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// BinLen is exactly what AppendBin writes, at each header size's bounds.
+func TestBinLen(t *testing.T) {
+	for _, n := range []int{0, 1, 0xff, 0x100, 0xffff, 0x10000, 1 << 20} {
+		if got, want := BinLen(n), len(AppendBin(nil, make([]byte, n))); got != want {
+			t.Errorf("BinLen(%d) = %d, AppendBin wrote %d", n, got, want)
+		}
+	}
+}
