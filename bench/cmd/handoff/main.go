@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	fs.SetOutput(w)
 	d := fs.Duration("duration", 2*time.Second, "length of one round of one shape")
 	count := fs.Int("count", 3, "rounds; each shape reports its median")
+	only := fs.String("shape", "", "run only the shape named exactly this (for perf)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,6 +108,12 @@ func run(ctx context.Context, args []string, w io.Writer) error {
 	defer srv.close()
 
 	all := shapes()
+	if *only != "" {
+		all = slices.DeleteFunc(all, func(s shape) bool { return s.String() != *only })
+		if len(all) == 0 {
+			return fmt.Errorf("no shape %q", *only)
+		}
+	}
 	rounds := make([][]result, len(all))
 	for range *count {
 		for i, s := range all { // interleaved: noise hits every shape alike
