@@ -181,15 +181,16 @@ func (c *Conn) OutboundTopic() string { return c.outTopic.Name() }
 // its reader goroutine and should answer with Queue: while the reader
 // writes, nothing is read.
 func (c *Conn) Send(ctx context.Context, frame []byte, release func([]byte)) error {
-	return c.SendUntil(ctx, nil, frame, release)
+	return c.SendBefore(ctx, time.Time{}, frame, release)
 }
 
-// SendUntil is Send whose wait for room in a full outbound queue also ends
-// when until delivers, with context.DeadlineExceeded: a caller's timeout on
-// a timer it already has, without a context per call. A write already in
-// progress is not cut short; the write timeout bounds it.
-func (c *Conn) SendUntil(ctx context.Context, until <-chan time.Time, frame []byte, release func([]byte)) error {
-	if err := c.queue(ctx, until, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
+// SendBefore is Send whose wait for room in a full outbound queue also ends
+// at deadline, unless it is zero, with context.DeadlineExceeded: a
+// caller's timeout without a context or a timer per call (a timer is made
+// only when the queue is full). A write already in progress is not cut
+// short; the write timeout bounds it.
+func (c *Conn) SendBefore(ctx context.Context, deadline time.Time, frame []byte, release func([]byte)) error {
+	if err := c.queue(ctx, deadline, Outbound{Frame: frame, Release: release, sender: true}); err != nil {
 		return err
 	}
 	c.flush()
@@ -205,15 +206,15 @@ func (c *Conn) SendUntil(ctx context.Context, until <-chan time.Time, frame []by
 // error the connection owns frame and calls release once it is written
 // or dropped. The reader goroutine uses it for its own replies.
 func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) error {
-	return c.queue(ctx, nil, Outbound{Frame: frame, Release: release})
+	return c.queue(ctx, time.Time{}, Outbound{Frame: frame, Release: release})
 }
 
 // queue waits for room in the outbound queue and publishes o.
-func (c *Conn) queue(ctx context.Context, until <-chan time.Time, o Outbound) error {
+func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	if err := c.waitRoom(ctx, until); err != nil {
+	if err := c.waitRoom(ctx, deadline); err != nil {
 		return err
 	}
 	if err := c.outTopic.Publish(ctx, o); err != nil {
@@ -225,9 +226,10 @@ func (c *Conn) queue(ctx context.Context, until <-chan time.Time, o Outbound) er
 	return nil
 }
 
-// waitRoom waits until the outbound queue has room, ctx ends, until
-// delivers or the connection closes.
-func (c *Conn) waitRoom(ctx context.Context, until <-chan time.Time) error {
+// waitRoom waits until the outbound queue has room, ctx ends, the
+// deadline (unless zero) passes or the connection closes.
+func (c *Conn) waitRoom(ctx context.Context, deadline time.Time) error {
+	var until <-chan time.Time
 	for {
 		c.wmu.Lock()
 		if len(c.wq) < c.hub.cfg.outboundQueue {
@@ -245,6 +247,11 @@ func (c *Conn) waitRoom(ctx context.Context, until <-chan time.Time) error {
 			// A full queue nobody writes: its senders are about to
 			// flush, but do not wait for them.
 			c.hub.goTracked(c.writeQueued)
+		}
+		if until == nil && !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			until = t.C
 		}
 		c.waiting.Add(1)
 		select {

@@ -337,9 +337,9 @@ func TestWriteTimeoutSparesLargeMessage(t *testing.T) {
 	}
 }
 
-// SendUntil's wait for room ends when its channel delivers, with
+// SendBefore's wait for room ends at its deadline, with
 // context.DeadlineExceeded, even without a deadline on its context.
-func TestSendUntil(t *testing.T) {
+func TestSendBefore(t *testing.T) {
 	url, stop := stalledServer(t)
 	client := newHub(t, "client", peer.WithOutboundQueue(2), peer.WithWriteTimeout(0), peer.WithKeepAlive(0, 0))
 	c, err := client.Dial(context.Background(), url)
@@ -349,12 +349,12 @@ func TestSendUntil(t *testing.T) {
 	defer stop() // before the hub closes: the stuck write then fails at once
 	fillStuck(t, c)
 	start := time.Now()
-	err = c.SendUntil(context.Background(), time.After(100*time.Millisecond), []byte{0, 0, 0, 1, 0x43, 0xc0}, nil)
+	err = c.SendBefore(context.Background(), start.Add(100*time.Millisecond), []byte{0, 0, 0, 1, 0x43, 0xc0}, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("SendUntil: %v, want context.DeadlineExceeded", err)
+		t.Fatalf("SendBefore: %v, want context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("SendUntil returned after %v", d)
+	if d := time.Since(start); d < 100*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("SendBefore returned after %v, want its deadline, 100ms", d)
 	}
 	if n := c.Waiting(); n != 0 {
 		t.Fatalf("%d senders still counted as waiting", n)

@@ -90,8 +90,21 @@ type pendingKey struct{}
 // pendingSet is the requests in flight on one connection.
 type pendingSet struct {
 	mu     sync.Mutex
-	calls  map[uint32]chan response
+	calls  map[uint32]pending
 	closed bool
+	// sweep fails the calls whose deadline has passed. It is armed for
+	// the earliest deadline it knows (armed; zero while it is not armed):
+	// one timer per connection instead of one per call, and with calls of
+	// one timeout it fires about once per timeout while calls go on.
+	sweep *time.Timer
+	armed time.Time
+}
+
+// pending is a request waiting for its response on ch. A zero deadline
+// is none: the caller's context has one, or its uploads are running.
+type pending struct {
+	ch       chan response
+	deadline time.Time
 }
 
 type response struct {
@@ -100,11 +113,14 @@ type response struct {
 	err   error
 }
 
+// errNoResponse is what the sweep sends a call whose deadline has passed.
+var errNoResponse = errors.New("rpc: no response in time")
+
 func pendingOf(conn *peer.Conn) *pendingSet {
 	if v, ok := conn.Value(pendingKey{}); ok {
 		return v.(*pendingSet)
 	}
-	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]chan response)})
+	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]pending)})
 	return v.(*pendingSet)
 }
 
@@ -113,7 +129,7 @@ var respChanPool = sync.Pool{New: func() any { return make(chan response, 1) }}
 func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 	ps := pendingOf(in.Conn)
 	ps.mu.Lock()
-	ch, ok := ps.calls[in.Packet.ID]
+	p, ok := ps.calls[in.Packet.ID]
 	if ok {
 		delete(ps.calls, in.Packet.ID)
 	}
@@ -126,7 +142,7 @@ func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "id", in.Packet.ID)
 		return
 	}
-	ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}
+	p.ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}
 }
 
 func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
@@ -135,9 +151,12 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 	ps.closed = true
 	calls := ps.calls
 	ps.calls = nil
+	if ps.sweep != nil {
+		ps.sweep.Stop()
+	}
 	ps.mu.Unlock()
-	for _, ch := range calls {
-		ch <- response{err: ev.Err}
+	for _, p := range calls {
+		p.ch <- response{err: ev.Err}
 	}
 }
 
@@ -146,75 +165,45 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 // msgpack value), or an *Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
 func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
-	tm := c.requestTimer(ctx)
-	defer putTimer(tm)
-	timeout := timerC(tm)
 	// The wait for room in a full outbound queue counts against the
 	// timeout too.
-	id, ps, ch, err := c.send(ctx, timeout, conn, t, build)
+	id, ps, ch, err := c.send(ctx, c.deadline(ctx), conn, t, build)
 	if err != nil {
 		return nil, err
 	}
 	select {
 	case r := <-ch:
-		respChanPool.Put(ch)
+		respChanPool.Put(ch) // the response taken out of the set is its only one
+		if r.err == errNoResponse {
+			return nil, fmt.Errorf("rpc: request %d to %s: no response within %s: %w", id, conn.ID(), c.timeout, context.DeadlineExceeded)
+		}
 		return r.result()
 	case <-ctx.Done():
 		c.forget(ps, id, ch)
 		return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())
-	case <-timeout:
-		c.forget(ps, id, ch)
-		return nil, fmt.Errorf("rpc: request %d to %s: no response within %s: %w", id, conn.ID(), c.timeout, context.DeadlineExceeded)
 	}
 }
 
-// timerPool holds stopped timers (since Go 1.23 a stopped or reset timer
-// delivers no stale value).
-var timerPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
-
-// requestTimer returns a pooled timer running the default timeout when
-// ctx has no deadline (a context.WithTimeout per call costs five
-// allocations), else nil. Give it back with putTimer.
-func (c *Client) requestTimer(ctx context.Context) *time.Timer {
+// deadline is when a call with ctx times out by the default timeout: zero
+// (none) when ctx has a deadline of its own.
+func (c *Client) deadline(ctx context.Context) time.Time {
 	if _, ok := ctx.Deadline(); ok {
-		return nil
+		return time.Time{}
 	}
-	t := timerPool.Get().(*time.Timer)
-	t.Reset(c.timeout)
-	return t
-}
-
-// putTimer stops t, if not nil, and returns it to the pool.
-func putTimer(t *time.Timer) {
-	if t != nil {
-		t.Stop()
-		timerPool.Put(t)
-	}
-}
-
-// timerC is t's channel, nil (never ready) for a nil t.
-func timerC(t *time.Timer) <-chan time.Time {
-	if t == nil {
-		return nil
-	}
-	return t.C
+	return time.Now().Add(c.timeout)
 }
 
 // send registers a request on conn and queues it; the response will
 // arrive on ch. The wait for room in the outbound queue ends with ctx, or
-// when until, the default timeout's timer, delivers (see
-// peer.Conn.SendUntil).
-func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
+// at deadline (see peer.Conn.SendBefore), which the pending set enforces
+// afterwards until the response comes.
+func (c *Client) send(ctx context.Context, deadline time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
 	ch := respChanPool.Get().(chan response)
 	ps := pendingOf(conn)
-	id, ok := ps.reserve(conn.NextID, ch)
+	id, ok := ps.reserve(conn.NextID, ch, deadline)
 	if !ok {
 		respChanPool.Put(ch)
 		return 0, nil, nil, conn.Err()
@@ -226,9 +215,9 @@ func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Co
 		fb.put(frame)
 		return 0, nil, nil, err
 	}
-	if err := conn.SendUntil(ctx, until, frame, fb.release); err != nil {
+	if err := conn.SendBefore(ctx, deadline, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
-		if until != nil && errors.Is(err, context.DeadlineExceeded) {
+		if !deadline.IsZero() && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
 		}
 		return 0, nil, nil, err
@@ -240,25 +229,75 @@ func (c *Client) send(ctx context.Context, until <-chan time.Time, conn *peer.Co
 // ids wrap after 2³², and a request can still be waiting for its answer
 // when its id comes round again. It reports false once the connection
 // has closed.
-func (ps *pendingSet) reserve(next func() uint32, ch chan response) (uint32, bool) {
+func (ps *pendingSet) reserve(next func() uint32, ch chan response, deadline time.Time) (uint32, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.closed {
 		return 0, false
 	}
 	id := next()
-	for ps.calls[id] != nil {
+	for ps.calls[id].ch != nil {
 		id = next()
 	}
-	ps.calls[id] = ch
+	ps.calls[id] = pending{ch: ch, deadline: deadline}
+	ps.armLocked(deadline)
 	return id, true
+}
+
+// setDeadline gives the request id, if still pending on ch, a new
+// deadline; zero takes its deadline away.
+func (ps *pendingSet) setDeadline(id uint32, ch chan response, deadline time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p, ok := ps.calls[id]; ok && p.ch == ch {
+		ps.calls[id] = pending{ch: ch, deadline: deadline}
+		ps.armLocked(deadline)
+	}
+}
+
+// armLocked makes sure the sweep runs by deadline (zero: none).
+func (ps *pendingSet) armLocked(deadline time.Time) {
+	if deadline.IsZero() || ps.closed || (!ps.armed.IsZero() && !deadline.Before(ps.armed)) {
+		return
+	}
+	ps.armed = deadline
+	if ps.sweep == nil {
+		ps.sweep = time.AfterFunc(time.Until(deadline), ps.expire)
+	} else {
+		ps.sweep.Reset(time.Until(deadline))
+	}
+}
+
+// expire fails the calls whose deadline has passed with errNoResponse,
+// and arms the sweep for the earliest deadline left.
+func (ps *pendingSet) expire() {
+	ps.mu.Lock()
+	now := time.Now()
+	ps.armed = time.Time{}
+	var due []chan response
+	var next time.Time
+	for id, p := range ps.calls {
+		switch {
+		case p.deadline.IsZero():
+		case !p.deadline.After(now):
+			delete(ps.calls, id)
+			due = append(due, p.ch)
+		case next.IsZero() || p.deadline.Before(next):
+			next = p.deadline
+		}
+	}
+	ps.armLocked(next)
+	ps.mu.Unlock()
+	for _, ch := range due {
+		ch <- response{err: errNoResponse} // out of the set: no other response comes
+	}
 }
 
 // forget removes a request that will not be waited for. The channel goes
 // back to the pool only if no response can still be sent to it.
 func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 	ps.mu.Lock()
-	still := ps.calls[id] == ch
+	still := ps.calls[id].ch == ch
 	if still {
 		delete(ps.calls, id)
 	}

@@ -24,12 +24,11 @@ func SupportedExtensions() []string { return slices.Clone(supportedExtensions) }
 // caller can keep several requests in flight on one connection, in order,
 // from one goroutine.
 type Pending struct {
-	conn     *peer.Conn
-	ps       *pendingSet
-	c        *Client
-	id       uint32
-	ch       chan response
-	deadline time.Time
+	conn *peer.Conn
+	ps   *pendingSet
+	c    *Client
+	id   uint32
+	ch   chan response
 }
 
 // Send sends a request of type t on conn whose data is appended by build
@@ -38,26 +37,25 @@ type Pending struct {
 // context given to Wait ends first. ctx bounds the send only (the wait for
 // room in the connection's outbound queue).
 func (c *Client) Send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
-	id, ps, ch, err := c.send(ctx, nil, conn, t, build)
+	id, ps, ch, err := c.send(ctx, time.Time{}, conn, t, build)
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{conn: conn, ps: ps, c: c, id: id, ch: ch, deadline: time.Now().Add(c.timeout)}, nil
+	ps.setDeadline(id, ch, time.Now().Add(c.timeout))
+	return &Pending{conn: conn, ps: ps, c: c, id: id, ch: ch}, nil
 }
 
 // Wait waits for the response of a request sent with Send, until ctx ends
 // or the request times out, and returns what Client.Request would have.
 // Call it once.
 func (p *Pending) Wait(ctx context.Context) ([]byte, error) {
-	timer := time.NewTimer(time.Until(p.deadline))
-	defer timer.Stop()
 	select {
 	case r := <-p.ch:
 		respChanPool.Put(p.ch)
+		if r.err == errNoResponse {
+			return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), context.DeadlineExceeded)
+		}
 		return r.result()
-	case <-timer.C:
-		p.c.forget(p.ps, p.id, p.ch)
-		return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), context.DeadlineExceeded)
 	case <-ctx.Done():
 		p.c.forget(p.ps, p.id, p.ch)
 		return nil, fmt.Errorf("rpc: request %d to %s: %w", p.id, p.conn.ID(), ctx.Err())

@@ -393,11 +393,10 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		}
 	}()
-	// One timer for the default timeout: it bounds the wait to be sent,
-	// then runs again once the uploads are done.
-	tm := c.requestTimer(ctx)
-	defer putTimer(tm)
-	id, ps, ch, err := c.send(ctx, timerC(tm), conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
+	// The default timeout bounds the wait to be sent, then stops while
+	// the uploads run and starts again once they are done.
+	deadline := c.deadline(ctx)
+	id, ps, ch, err := c.send(ctx, deadline, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
 		frame = wire.AppendArrayHeader(frame, 2+len(args))
 		frame = wire.AppendString(frame, target)
 		frame = wire.AppendString(frame, method)
@@ -406,29 +405,29 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 	if err != nil {
 		return nil, err
 	}
-	if tm != nil {
-		tm.Stop()
+	if !deadline.IsZero() {
+		ps.setDeadline(id, ch, time.Time{})
 	}
 	ups.start()
 	running := ups.list
-	var timeout <-chan time.Time
+	timed := deadline.IsZero()
 	for {
 		var upDone <-chan struct{}
 		if len(running) > 0 {
 			upDone = running[0].o.Context().Done()
-		} else if timeout == nil && tm != nil {
-			tm.Reset(c.timeout)
-			timeout = tm.C
+		} else if !timed {
+			ps.setDeadline(id, ch, time.Now().Add(c.timeout))
+			timed = true
 		}
 		select {
 		case r := <-ch:
 			respChanPool.Put(ch)
+			if r.err == errNoResponse {
+				return nil, fmt.Errorf("rpc: request %d to %s: no response within %s: %w", id, conn.ID(), c.timeout, context.DeadlineExceeded)
+			}
 			return r.result()
 		case <-upDone:
 			running = running[1:]
-		case <-timeout:
-			c.forget(ps, id, ch)
-			return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), context.DeadlineExceeded)
 		case <-ctx.Done():
 			c.forget(ps, id, ch)
 			return nil, fmt.Errorf("rpc: request %d to %s: %w", id, conn.ID(), ctx.Err())

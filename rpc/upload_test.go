@@ -40,9 +40,16 @@ func (s *uploadSvc) Sum(r *stream.Reader[int]) (int, error) {
 // Go nodes with the stream extension.
 func uploadPair(t *testing.T) (*Service, *uploadSvc) {
 	t.Helper()
+	impl := &uploadSvc{done: make(chan error, 4)}
+	return servePair(t, "uploads@1.0.0", impl), impl
+}
+
+// servePair exposes impl as spec on a loopback connection between two Go
+// nodes with the stream extension, and returns the client's handle on it.
+func servePair(t *testing.T, spec string, impl any) *Service {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	impl := &uploadSvc{done: make(chan error, 4)}
 	sb, cb := bus.New(), bus.New()
 	sm, err := stream.NewManager(sb)
 	if err != nil {
@@ -53,7 +60,7 @@ func uploadPair(t *testing.T) (*Service, *uploadSvc) {
 		t.Fatal(err)
 	}
 	reg := NewRegistry("server")
-	if _, err := reg.Expose("uploads@1.0.0", impl); err != nil {
+	if _, err := reg.Expose(spec, impl); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := NewServer(sb, reg, WithStreams(sm))
@@ -99,11 +106,11 @@ func uploadPair(t *testing.T) (*Service, *uploadSvc) {
 	for _, pc := range []*peer.Conn{conn, sconn} {
 		pc.SetExtensions(&peer.Extensions{Version: 1, Names: []string{stream.Extension}})
 	}
-	svc, err := c.QueryInterface(ctx, conn, "uploads@1.0.0")
+	svc, err := c.QueryInterface(ctx, conn, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc, impl
+	return svc
 }
 
 // methodEnd waits up to 2 s for a method of impl to finish reading.

@@ -1,0 +1,83 @@
+package rpc
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gateSvc's Wait returns once the gate opens.
+type gateSvc struct {
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gateSvc) Wait() int {
+	g.entered <- struct{}{}
+	<-g.gate
+	return 1
+}
+
+// workers counts the server's worker goroutines.
+func workers() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "rpc.(*Server).worker(")
+}
+
+// waitWorkers waits up to 5 s for the server's workers to exit, and
+// returns how long that took.
+func waitWorkers(t *testing.T) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for workers() > 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d workers still there after 5 s", workers())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// Workers that a burst of requests started exit once idle for
+// workerIdle, not before, and not while they serve requests.
+func TestIdleWorkersExit(t *testing.T) {
+	defer func(d time.Duration) { workerIdle = d }(workerIdle)
+	workerIdle = 200 * time.Millisecond
+	g := &gateSvc{entered: make(chan struct{}), gate: make(chan struct{})}
+	svc := servePair(t, "gate@1.0.0", g)
+	waitWorkers(t) // the one that answered the query for the service
+	const burst = 4
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() {
+			if _, err := svc.Call(context.Background(), "wait"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range burst {
+		select {
+		case <-g.entered:
+		case <-time.After(5 * time.Second):
+			close(g.gate)
+			t.Fatal("the requests did not all start")
+		}
+	}
+	if n := workers(); n != burst {
+		t.Fatalf("%d workers for %d requests in flight", n, burst)
+	}
+	// Requests that run for several idle periods keep their workers.
+	time.Sleep(3 * workerIdle)
+	if n := workers(); n != burst {
+		t.Fatalf("%d workers left while %d requests run", n, burst)
+	}
+	close(g.gate)
+	wg.Wait()
+	if d := waitWorkers(t); d < workerIdle {
+		t.Fatalf("the workers exited %v after their requests, before the idle time %v", d, workerIdle)
+	}
+}
