@@ -56,6 +56,7 @@ type options struct {
 	duration   time.Duration
 	count      int
 	out        string
+	doc        string
 	quick      bool
 	scale      int
 	compare    bool
@@ -74,7 +75,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measuring time of each figure for each system")
 	fs.IntVar(&o.count, "count", 1, "rounds; each figure reports the median of its rounds")
 	fs.StringVar(&o.out, "out", "../docs/benchmarks-compare.md", "markdown file to write (empty: none)")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 150 ms per figure, targets not judged, no markdown unless -out is given")
+	fs.StringVar(&o.doc, "doc", "../docs/benchmarks.md", "markdown file whose section between "+sectionBegin+" and "+sectionEnd+" gets the main table and the targets, after a run of every figure of every system (empty: none)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 150 ms per figure, targets not judged, no markdown unless -out or -doc is given")
 	fs.IntVar(&o.scale, "scale", 0, "also connect this many idle peers to one node and measure memory per peer")
 	fs.BoolVar(&o.compare, "compare", true, "run the comparison (-compare=false with -scale: the scale measure only)")
 	systems := fs.String("systems", "netron,grpc,nats,ws,gochannel", "systems to measure")
@@ -91,10 +93,17 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.quick {
 		o.duration, o.count = 150*time.Millisecond, 1
-		outSet := false
-		fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		outSet, docSet := false, false
+		fs.Visit(func(f *flag.Flag) {
+			outSet = outSet || f.Name == "out"
+			docSet = docSet || f.Name == "doc"
+		})
+		// A smoke run does not overwrite the recorded numbers.
 		if !outSet {
-			o.out = "" // a smoke run does not overwrite the recorded numbers
+			o.out = ""
+		}
+		if !docSet {
+			o.doc = ""
 		}
 	}
 	if o.count < 1 || o.duration <= 0 {
@@ -112,6 +121,12 @@ func parseFlags(args []string) (*options, error) {
 		}
 	}
 	return o, nil
+}
+
+// full reports whether the run measures every figure of every system:
+// only such a run rewrites the table of -doc.
+func (o *options) full() bool {
+	return o.compare && len(o.systems) == len(allSystems) && len(o.figures) == len(allFigures)
 }
 
 var (
@@ -203,6 +218,16 @@ func runResults(ctx context.Context, args []string, stdout io.Writer) (*results,
 			return nil, nil, err
 		}
 		fmt.Fprintf(stdout, "\nwrote %s\n", o.out)
+	}
+	switch {
+	case o.doc == "":
+	case !o.full():
+		fmt.Fprintf(stdout, "%s left as it is: not every figure of every system was measured\n", o.doc)
+	default:
+		if err := updateDoc(o.doc, o, res, scs); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(stdout, "updated %s\n", o.doc)
 	}
 	if res != nil && len(res.errs) > 0 {
 		return res, scs, fmt.Errorf("%d measures failed: %v", len(res.errs), errors.Join(res.errs...))

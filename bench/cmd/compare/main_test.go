@@ -36,9 +36,14 @@ func TestQuick(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "compare.md")
+	doc := filepath.Join(t.TempDir(), "benchmarks.md")
+	const before, after = "# Benchmarks\n\nWritten by hand.\n\n", "\n\nAlso by hand.\n"
+	if err := os.WriteFile(doc, []byte(before+sectionBegin+"\nthe last run\n"+sectionEnd+after), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var stdout bytes.Buffer
 	start := time.Now()
-	res, scs, err := runResults(ctx, []string{"-quick", "-scale", "20", "-out", out}, &stdout)
+	res, scs, err := runResults(ctx, []string{"-quick", "-scale", "20", "-out", out, "-doc", doc}, &stdout)
 	t.Logf("quick run took %v", time.Since(start))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stdout.String())
@@ -91,6 +96,42 @@ func TestQuick(t *testing.T) {
 	if !strings.Contains(text, "idle peers (go-peers) on one node: 20") || !strings.Contains(text, "idle peers (bare) on one node: 20") {
 		t.Errorf("the scale measure printed nothing:\n%s", text)
 	}
+	// The doc's section has the main table and the targets, and nothing
+	// else of the doc changed.
+	d, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, ok := bytes.CutPrefix(d, []byte(before+sectionBegin))
+	if !ok || !bytes.HasSuffix(sec, []byte(sectionEnd+after)) {
+		t.Fatalf("the doc changed outside its section:\n%s", d)
+	}
+	if bytes.Contains(sec, []byte("the last run")) {
+		t.Error("the section still has the previous run")
+	}
+	for _, want := range []string{"| " + mainRows(res)[0].figure + " |", "| " + targets(&options{quick: true}, res, scs)[0].name + " |", "-doc " + doc} {
+		if !bytes.Contains(sec, []byte(want)) {
+			t.Errorf("the doc's section has no %q:\n%s", want, sec)
+		}
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	got, err := replaceSection([]byte("a"+sectionBegin+"old"+sectionEnd+"b"), []byte("new"))
+	if err != nil || string(got) != "a"+sectionBegin+"new"+sectionEnd+"b" {
+		t.Fatalf("replaceSection = %q, %v", got, err)
+	}
+	for _, doc := range []string{
+		"no markers",
+		"a" + sectionBegin + "b", // no end
+		"a" + sectionEnd + "b" + sectionBegin + "c",        // the wrong way round
+		sectionBegin + sectionBegin + "x" + sectionEnd,     // two begins
+		sectionBegin + "x" + sectionEnd + "y" + sectionEnd, // two ends
+	} {
+		if _, err := replaceSection([]byte(doc), []byte("new")); err == nil {
+			t.Errorf("replaceSection(%q) accepted it", doc)
+		}
+	}
 }
 
 func TestRatioSpread(t *testing.T) {
@@ -105,6 +146,29 @@ func TestRatioSpread(t *testing.T) {
 	} {
 		if _, _, ok := ratioSpread(c[0], c[1]); ok {
 			t.Fatalf("ratioSpread(%v, %v) ok", c[0], c[1])
+		}
+	}
+}
+
+// Only a run of every figure of every system rewrites the doc's table: a
+// profile of one figure must not replace it with a partial one.
+func TestOnlyFullRunsWriteTheDoc(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		full bool
+	}{
+		{nil, true},
+		{[]string{"-duration", "3s", "-count", "3", "-scale", "10000"}, true},
+		{[]string{"-figures", "seq"}, false},
+		{[]string{"-systems", "netron,grpc"}, false},
+		{[]string{"-compare=false", "-scale", "10"}, false},
+	} {
+		o, err := parseFlags(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.full() != c.full {
+			t.Errorf("%q: full = %v, want %v", c.args, o.full(), c.full)
 		}
 	}
 }

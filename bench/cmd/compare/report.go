@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -367,13 +368,7 @@ func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
 			"allocations count both sides (and the NATS broker). Values are medians of the rounds; ratios are Netron / peer, "+
 			"the median of each round's ratio: above 1× Netron is ahead for rates, behind for latencies and allocations. "+
 			"Compare ratios of one run, not absolute numbers across runs.\n\n")
-		fmt.Fprintf(w, "| figure | unit | Netron | gRPC | NATS | WebSocket (ceiling) | Netron/gRPC | Netron/NATS | Netron/WS |\n")
-		fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
-		for _, r := range mainRows(res) {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.figure, r.unit,
-				r.cell(sysNetron), r.cell(sysGRPC), r.cell(sysNATS), r.cell(sysWS),
-				r.ratioCell(sysGRPC), r.ratioCell(sysNATS), r.ratioCell(sysWS))
-		}
+		writeMainTable(w, res)
 		fmt.Fprintf(w, "\n### In-process bus\n\n| bus | msgs/s | allocs/msg | order |\n|---|--:|--:|---|\n")
 		for _, r := range busRows(res) {
 			sys := strings.TrimPrefix(r.key, "bus-")
@@ -384,10 +379,8 @@ func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\n### Targets of issue #7\n\n| target | measured | met |\n|---|---|---|\n")
-	for _, t := range targets(o, res, scs) {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, t.met)
-	}
+	fmt.Fprintf(w, "\n### Targets of issue #7\n\n")
+	writeTargets(w, o, res, scs)
 	if len(scs) > 0 {
 		fmt.Fprintf(w, "\n### Idle peers on one node\n\n")
 		fmt.Fprintf(w, "The node runs in a process of its own (this program, re-executed); the peers are dialled from "+
@@ -399,6 +392,70 @@ func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
 		}
 	}
 	fmt.Fprint(w, workloads)
+}
+
+func writeMainTable(w io.Writer, res *results) {
+	fmt.Fprintf(w, "| figure | unit | Netron | gRPC | NATS | WebSocket (ceiling) | Netron/gRPC | Netron/NATS | Netron/WS |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range mainRows(res) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.figure, r.unit,
+			r.cell(sysNetron), r.cell(sysGRPC), r.cell(sysNATS), r.cell(sysWS),
+			r.ratioCell(sysGRPC), r.ratioCell(sysNATS), r.ratioCell(sysWS))
+	}
+}
+
+func writeTargets(w io.Writer, o *options, res *results, scs []*scaleResult) {
+	fmt.Fprintf(w, "| target | measured | met |\n|---|---|---|\n")
+	for _, t := range targets(o, res, scs) {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, t.met)
+	}
+}
+
+// The markers around the section of -doc that a run rewrites.
+const (
+	sectionBegin = "<!-- compare:begin -->"
+	sectionEnd   = "<!-- compare:end -->"
+)
+
+// updateDoc rewrites the section of the markdown file path between
+// sectionBegin and sectionEnd with the run's main table and targets; the
+// rest of the file, written by hand, stays as it is.
+func updateDoc(path string, o *options, res *results, scs []*scaleResult) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var sec bytes.Buffer
+	fmt.Fprintf(&sec, "\nWritten by `bench/cmd/compare` on %s: `go run ./cmd/compare %s` (in `bench/`), %s. "+
+		"Medians of the rounds; ratios are the median of each round's ratio. The full table, with the workloads: "+
+		"[benchmarks-compare.md](benchmarks-compare.md).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.Join(o.args, " "), machine())
+	if res != nil {
+		writeMainTable(&sec, res)
+		fmt.Fprintln(&sec)
+	}
+	writeTargets(&sec, o, res, scs)
+	fmt.Fprintln(&sec)
+	out, err := replaceSection(doc, sec.Bytes())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, out, 0o644)
+}
+
+// replaceSection returns doc with what lies between its markers replaced
+// by section.
+func replaceSection(doc, section []byte) ([]byte, error) {
+	i := bytes.Index(doc, []byte(sectionBegin))
+	j := bytes.Index(doc, []byte(sectionEnd))
+	if i < 0 || j < i || bytes.Count(doc, []byte(sectionBegin)) != 1 || bytes.Count(doc, []byte(sectionEnd)) != 1 {
+		return nil, fmt.Errorf("want one %s followed by one %s", sectionBegin, sectionEnd)
+	}
+	i += len(sectionBegin)
+	out := make([]byte, 0, len(doc)+len(section))
+	out = append(out, doc[:i]...)
+	out = append(out, section...)
+	return append(out, doc[j:]...), nil
 }
 
 const workloads = `
