@@ -286,7 +286,7 @@ func targets(o *options, res *results, scs []*scaleResult) []target {
 	if len(scs) > 0 {
 		sc := scs[0] // Go peers, the heavier kind
 		if len(scs) > 1 {
-			t.name += " (Go peers; bare connections below)"
+			t.name += " (Go peers; bare connections in the full table)"
 		}
 		perPeer := sc.serverRSSPerPeer()
 		t.measured = fmt.Sprintf("%s peers: node RSS %.0f MiB (%.0f MiB before; %.1f KiB per peer)",
