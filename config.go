@@ -47,7 +47,8 @@ type Config struct {
 	WriteTimeout time.Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`
 	// MaxPeers bounds the number of open connections. Default 10,000.
 	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
-	// MaxConcurrentRequests bounds the requests served at once. Default 4096.
+	// MaxConcurrentRequests bounds the requests served at once; more wait
+	// for a slot, without holding up their connection. Default 4096.
 	MaxConcurrentRequests int `json:"maxConcurrentRequests,omitempty" yaml:"maxConcurrentRequests,omitempty"`
 	// SendStackTraces lets error replies carry stack traces. Off by default.
 	SendStackTraces bool `json:"sendStackTraces,omitempty" yaml:"sendStackTraces,omitempty"`
@@ -87,7 +88,8 @@ type Config struct {
 	// close it.
 	DiscoveryBackend discovery.Discovery `json:"-" yaml:"-"`
 	// MaxConcurrentRequestsPerPeer bounds the requests one peer may have
-	// running; beyond it a request gets a 429 error. Default 1024.
+	// running or waiting for a slot; beyond it a request gets a 429 error.
+	// Default 1024.
 	MaxConcurrentRequestsPerPeer int `json:"maxConcurrentRequestsPerPeer,omitempty" yaml:"maxConcurrentRequestsPerPeer,omitempty"`
 	// Auth configures authentication at the handshake.
 	Auth AuthConfig `json:"auth,omitempty" yaml:"auth,omitempty"`

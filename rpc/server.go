@@ -65,8 +65,11 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 }
 
 // WithConcurrency bounds how many requests run at once on this node
-// (default 4096). A peer whose requests find no free slot waits, which
-// stops reading from its connection: backpressure, not an error.
+// (default 4096). A request that finds no free slot waits for one, in a
+// goroutine of its own: its connection goes on being read (pongs,
+// responses and stream chunks the running requests may wait for), and
+// the per-peer limit (WithPeerConcurrency) bounds how many of one peer's
+// requests wait. Backpressure, not an error.
 func WithConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
 		if n > 0 {
@@ -79,8 +82,9 @@ func WithConcurrency(n int) ServerOption {
 const DefaultPeerConcurrency = 1024
 
 // WithPeerConcurrency bounds how many requests one peer may have running
-// at once (default 1024). A request beyond it is answered at once with a
-// 429 error (ErrTooManyRequests) instead of running.
+// or waiting for a slot at once (default 1024). A request beyond it is
+// answered at once with a 429 error (ErrTooManyRequests) instead of
+// running.
 func WithPeerConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
 		if n > 0 {
@@ -163,8 +167,15 @@ func (s *Server) Close() error {
 // limit is refused right here, before it can take a slot: a peer that
 // floods requests and stops reading its replies must not use up the
 // node's slots with its refusals. The limit counts the peer's requests
-// running and the senders waiting for room in its outbound queue (replies
-// it has not read yet hold their workers and slots).
+// running or waiting for a slot and the senders waiting for room in its
+// outbound queue (replies it has not read yet hold their workers and
+// slots).
+//
+// When the node runs as many requests as it may, the request waits for a
+// slot in a goroutine of its own, not on the reader: the reader must go on
+// reading the connection, whose pongs, responses, stream chunks and credit
+// the running requests may be waiting for. The per-peer limit bounds those
+// goroutines.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	inflight := inflightOf(in.Conn)
 	if inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
@@ -176,13 +187,37 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	}
 	select {
 	case s.sem <- struct{}{}:
-	case <-in.Conn.Done():
-		inflight.Add(-1)
+		s.start(in, inflight)
 		return
+	default:
+	}
+	s.startMu.RLock()
+	defer s.startMu.RUnlock()
+	select {
 	case <-s.closed:
 		inflight.Add(-1)
 		return
+	default:
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case s.sem <- struct{}{}:
+		case <-in.Conn.Done():
+			inflight.Add(-1)
+			return
+		case <-s.closed:
+			inflight.Add(-1)
+			return
+		}
+		s.start(in, inflight)
+	}()
+}
+
+// start runs the request of in, for which a slot was taken, on an idle
+// worker or a new one.
+func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
 	s.active.Add(1) // before the check, so Drain cannot miss this request
 	draining := s.draining.Load()
 	if draining {

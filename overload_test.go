@@ -1,0 +1,104 @@
+package netron_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/netron-go/netron/rpc"
+)
+
+// Gate's Wait holds its request until the gate opens.
+type Gate struct {
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *Gate) Wait() int {
+	g.entered <- struct{}{}
+	<-g.open
+	return 1
+}
+
+func (g *Gate) Fast() int { return 2 }
+
+// A node running as many requests as it may keeps reading its
+// connections: a request that waits for a slot must not hold up the
+// pongs, responses and stream chunks behind it. Before, it waited on the
+// connection's reader, and keep-alive closed the connection of a peer
+// whose request waited longer than the ping's timeout.
+func TestSaturatedNodeKeepsReading(t *testing.T) {
+	ctx := context.Background()
+	cfg := nodeConfig("busy", true)
+	cfg.MaxConcurrentRequests = 1
+	cfg.KeepAliveInterval, cfg.KeepAliveTimeout = 100*time.Millisecond, 100*time.Millisecond
+	srv := startNode(t, cfg)
+	g := &Gate{entered: make(chan struct{}), open: make(chan struct{})}
+	if err := srv.Expose("gate@1.0.0", g); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		select {
+		case <-g.open:
+		default:
+			close(g.open)
+		}
+	}()
+
+	// Both peers connect and look the service up while the node is idle:
+	// those are requests too.
+	waiter := startNode(t, nodeConfig("waiter", false))
+	wp, err := waiter.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := wp.Service(ctx, "gate@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := startNode(t, nodeConfig("holder", false))
+	hp, err := holder.Connect(ctx, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := hp.Service(ctx, "gate@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		_, err := hs.Call(ctx, "wait")
+		held <- err
+	}()
+	select {
+	case <-g.entered: // the node's only slot is taken
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holding request never ran")
+	}
+
+	fast := make(chan error, 1)
+	go func() {
+		v, err := rpc.Call[int](ctx, ws, "fast")
+		if err == nil && v != 2 {
+			t.Errorf("fast = %d", v)
+		}
+		fast <- err
+	}()
+	// Several keep-alive rounds while the request waits for the slot.
+	select {
+	case err := <-fast:
+		t.Fatalf("the waiting request ended before the slot was free: %v", err)
+	case <-time.After(800 * time.Millisecond):
+	}
+	close(g.open)
+	for _, ch := range []chan error{held, fast} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("request failed: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a request never finished")
+		}
+	}
+}
