@@ -315,7 +315,7 @@ func (c *Conn) flush() {
 		runtime.Gosched()
 	}
 	for range flushRounds {
-		if !c.writeOnce() {
+		if c.writeOnce() == 0 {
 			if lone {
 				// A lone packet is usually a request or a reply whose
 				// answer, or next request, follows within microseconds.
@@ -345,23 +345,35 @@ func (c *Conn) flush() {
 const flushRounds = 4
 
 // writeQueued writes until the queue is empty; the caller holds the
-// writer role. It yields before every write: senders that are runnable
-// (an event forwarder, a stream producer, callers whose packets it takes
-// along) queue theirs first and share the message, and a sender that
-// queues packet after packet gets its next one in before the role is
-// given up, at no cost of a new goroutine. Yielding only when the queue
-// was empty let a writer goroutine take over a conversation: a write
-// preempted by the peer it woke let the next packets queue up behind it,
-// and the writer then wrote each of them, one hand-off more per packet.
-// In the sequential benchmark that was 7 % of the writes; yielding every
-// time cut the context switches per round trip by half and made it 2–4 %
-// faster (docs/benchmarks.md).
+// writer role. Before giving the role up it yields once: a sender that
+// queues packet after packet (an event forwarder, a stream producer) is
+// likely runnable, and its next packet then costs no new goroutine.
+//
+// Between Go peers it also yields before the write that follows a lone
+// packet, so that runnable senders join the next message. Without that a
+// writer goroutine took over a conversation: a write preempted by the
+// peer it woke let the next packet queue up behind it, and the writer
+// then wrote each one, preempted again, one hand-off more per packet (7 %
+// of the writes in the sequential benchmark; yielding halved the context
+// switches per round trip and made it 2–4 % faster, docs/benchmarks.md).
+// Not before every write: runtime.Gosched goes through the global run
+// queue, which a busy processor looks at only every 61st round, and a
+// yield per packet to a plain peer, which gets no batches, made the
+// writer a hundred times slower while every processor was busy.
 func (c *Conn) writeQueued() {
+	lone := false
 	for {
-		runtime.Gosched()
-		if !c.writeOnce() {
+		c.wmu.Lock()
+		empty := len(c.wq) == 0 && !c.wclosed
+		c.wmu.Unlock()
+		if empty || (lone && c.Extensions().Has(ExtensionBatch)) {
+			runtime.Gosched()
+		}
+		n := c.writeOnce()
+		if n == 0 {
 			return
 		}
+		lone = n == 1
 	}
 }
 
@@ -370,14 +382,14 @@ func (c *Conn) writeQueued() {
 // of them as one WebSocket message (one frame, one write system call): an
 // EXT packet ["batch", bin, bin, …] whose bins are the packets. Plain
 // Netron peers always get one packet per message. The caller holds the
-// writer role; writeOnce gives it up and reports false when the queue is
-// empty or the connection closed.
-func (c *Conn) writeOnce() bool {
+// writer role; writeOnce returns how many packets it wrote, or gives the
+// role up and returns 0 when the queue is empty or the connection closed.
+func (c *Conn) writeOnce() int {
 	c.wmu.Lock()
 	if len(c.wq) == 0 || c.wclosed {
 		c.stopWritingLocked()
 		c.wmu.Unlock()
-		return false
+		return 0
 	}
 	n := 1
 	if len(c.wq) > 1 && c.Extensions().Has(ExtensionBatch) {
@@ -433,9 +445,9 @@ func (c *Conn) writeOnce() bool {
 		c.wmu.Lock()
 		c.stopWritingLocked()
 		c.wmu.Unlock()
-		return false
+		return 0
 	}
-	return true
+	return n
 }
 
 // armWatchdog makes sure the write watchdog is armed while writes go on.
