@@ -92,13 +92,22 @@ type pendingSet struct {
 	mu     sync.Mutex
 	calls  map[uint32]pending
 	closed bool
-	// sweep fails the calls whose deadline has passed. It is armed for
-	// the earliest deadline it knows (armed; zero while it is not armed):
-	// one timer per connection instead of one per call, and with calls of
-	// one timeout it fires about once per timeout while calls go on.
-	sweep *time.Timer
-	armed time.Time
+	// sweep fails the calls whose deadline has passed: one timer per
+	// connection instead of one per call. It fires slack after the
+	// earliest deadline it knows (armed; zero while it is not armed), so
+	// that one pass fails every call due within slack of it: calls that
+	// keep timing out cost a pass over the set per slack, not per call.
+	// With calls of one timeout it fires about once per timeout while
+	// calls go on.
+	sweep  *time.Timer
+	armed  time.Time
+	slack  time.Duration
+	sweeps int // passes so far, for tests
 }
+
+// sweepSlack is how late, at most, the sweep fails a call, as a fraction
+// of the request timeout.
+const sweepSlack = 32
 
 // pending is a request waiting for its response on ch. A zero deadline
 // is none: the caller's context has one, or its uploads are running.
@@ -116,18 +125,18 @@ type response struct {
 // errNoResponse is what the sweep sends a call whose deadline has passed.
 var errNoResponse = errors.New("rpc: no response in time")
 
-func pendingOf(conn *peer.Conn) *pendingSet {
+func (c *Client) pendingOf(conn *peer.Conn) *pendingSet {
 	if v, ok := conn.Value(pendingKey{}); ok {
 		return v.(*pendingSet)
 	}
-	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]pending)})
+	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]pending), slack: c.timeout / sweepSlack})
 	return v.(*pendingSet)
 }
 
 var respChanPool = sync.Pool{New: func() any { return make(chan response, 1) }}
 
 func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
-	ps := pendingOf(in.Conn)
+	ps := c.pendingOf(in.Conn)
 	ps.mu.Lock()
 	p, ok := ps.calls[in.Packet.ID]
 	if ok {
@@ -146,7 +155,7 @@ func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 }
 
 func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
-	ps := pendingOf(ev.Conn)
+	ps := c.pendingOf(ev.Conn)
 	ps.mu.Lock()
 	ps.closed = true
 	calls := ps.calls
@@ -167,7 +176,8 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
 	// The wait for room in a full outbound queue counts against the
 	// timeout too.
-	id, ps, ch, err := c.send(ctx, c.deadline(ctx), conn, t, build)
+	deadline := c.deadline(ctx)
+	id, ps, ch, err := c.send(ctx, deadline, deadline, conn, t, build)
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +205,14 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 
 // send registers a request on conn and queues it; the response will
 // arrive on ch. The wait for room in the outbound queue ends with ctx, or
-// at deadline (see peer.Conn.SendBefore), which the pending set enforces
-// afterwards until the response comes.
-func (c *Client) send(ctx context.Context, deadline time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
+// at sendBy (see peer.Conn.SendBefore); the pending set fails the call at
+// deadline (zero: never) unless its response came first.
+func (c *Client) send(ctx context.Context, sendBy, deadline time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
 	ch := respChanPool.Get().(chan response)
-	ps := pendingOf(conn)
+	ps := c.pendingOf(conn)
 	id, ok := ps.reserve(conn.NextID, ch, deadline)
 	if !ok {
 		respChanPool.Put(ch)
@@ -215,9 +225,9 @@ func (c *Client) send(ctx context.Context, deadline time.Time, conn *peer.Conn, 
 		fb.put(frame)
 		return 0, nil, nil, err
 	}
-	if err := conn.SendBefore(ctx, deadline, frame, fb.release); err != nil {
+	if err := conn.SendBefore(ctx, sendBy, frame, fb.release); err != nil {
 		c.forget(ps, id, ch)
-		if !deadline.IsZero() && errors.Is(err, context.DeadlineExceeded) {
+		if !sendBy.IsZero() && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("rpc: request to %s: not sent within %s: %w", conn.ID(), c.timeout, err)
 		}
 		return 0, nil, nil, err
@@ -255,16 +265,21 @@ func (ps *pendingSet) setDeadline(id uint32, ch chan response, deadline time.Tim
 	}
 }
 
-// armLocked makes sure the sweep runs by deadline (zero: none).
+// armLocked makes sure the sweep runs by deadline plus slack (zero: no
+// deadline).
 func (ps *pendingSet) armLocked(deadline time.Time) {
-	if deadline.IsZero() || ps.closed || (!ps.armed.IsZero() && !deadline.Before(ps.armed)) {
+	if deadline.IsZero() || ps.closed {
 		return
 	}
-	ps.armed = deadline
+	at := deadline.Add(ps.slack)
+	if !ps.armed.IsZero() && !at.Before(ps.armed) {
+		return
+	}
+	ps.armed = at
 	if ps.sweep == nil {
-		ps.sweep = time.AfterFunc(time.Until(deadline), ps.expire)
+		ps.sweep = time.AfterFunc(time.Until(at), ps.expire)
 	} else {
-		ps.sweep.Reset(time.Until(deadline))
+		ps.sweep.Reset(time.Until(at))
 	}
 }
 
@@ -274,6 +289,7 @@ func (ps *pendingSet) expire() {
 	ps.mu.Lock()
 	now := time.Now()
 	ps.armed = time.Time{}
+	ps.sweeps++
 	var due []chan response
 	var next time.Time
 	for id, p := range ps.calls {

@@ -93,3 +93,39 @@ func TestPendingSweep(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// With slack, one pass of the sweep fails every call due within the
+// slack: calls that keep timing out do not cost a pass each.
+func TestPendingSweepBatches(t *testing.T) {
+	ps := &pendingSet{calls: make(map[uint32]pending), slack: 100 * time.Millisecond}
+	id := uint32(0)
+	next := func() uint32 { id++; return id }
+	start := time.Now()
+	const n = 1000
+	chs := make([]chan response, n)
+	deadlines := make([]time.Time, n)
+	for i := range n {
+		chs[i] = make(chan response, 1)
+		deadlines[i] = start.Add(50*time.Millisecond + time.Duration(i)*50*time.Microsecond) // over 50 ms
+		ps.reserve(next, chs[i], deadlines[i])
+	}
+	for i, ch := range chs {
+		select {
+		case r := <-ch:
+			if r.err != errNoResponse {
+				t.Fatalf("call %d: got %+v, want errNoResponse", i, r)
+			}
+			if time.Now().Before(deadlines[i]) {
+				t.Fatalf("call %d timed out before its deadline", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("call %d not timed out", i)
+		}
+	}
+	ps.mu.Lock()
+	sweeps := ps.sweeps
+	ps.mu.Unlock()
+	if sweeps != 1 {
+		t.Fatalf("%d passes of the sweep for %d calls due within its slack, want 1", sweeps, n)
+	}
+}

@@ -37,7 +37,7 @@ type Pending struct {
 // context given to Wait ends first. ctx bounds the send only (the wait for
 // room in the connection's outbound queue).
 func (c *Client) Send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
-	id, ps, ch, err := c.send(ctx, time.Time{}, conn, t, build)
+	id, ps, ch, err := c.send(ctx, time.Time{}, time.Time{}, conn, t, build)
 	if err != nil {
 		return nil, err
 	}

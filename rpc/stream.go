@@ -393,10 +393,10 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 			ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		}
 	}()
-	// The default timeout bounds the wait to be sent, then stops while
-	// the uploads run and starts again once they are done.
+	// The default timeout bounds the wait to be sent, not the uploads,
+	// and starts again once they are done.
 	deadline := c.deadline(ctx)
-	id, ps, ch, err := c.send(ctx, deadline, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
+	id, ps, ch, err := c.send(ctx, deadline, time.Time{}, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
 		frame = wire.AppendArrayHeader(frame, 2+len(args))
 		frame = wire.AppendString(frame, target)
 		frame = wire.AppendString(frame, method)
@@ -404,9 +404,6 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 	})
 	if err != nil {
 		return nil, err
-	}
-	if !deadline.IsZero() {
-		ps.setDeadline(id, ch, time.Time{})
 	}
 	ups.start()
 	running := ups.list
