@@ -2,6 +2,7 @@ package netron_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -100,5 +101,86 @@ func TestSaturatedNodeKeepsReading(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("a request never finished")
 		}
+	}
+}
+
+// Turnstile's Enter reports its caller's tag, then waits for a turn.
+type Turnstile struct {
+	entered chan string
+	turn    chan struct{}
+}
+
+func (ts *Turnstile) Enter(tag string) int {
+	ts.entered <- tag
+	<-ts.turn
+	return 1
+}
+
+// Connections with requests waiting for a slot take the slots that free
+// in turn: a peer that queued many requests does not make another peer's
+// one request wait behind all of them.
+func TestWaitingRequestsTakeTurns(t *testing.T) {
+	ctx := context.Background()
+	cfg := nodeConfig("busy", true)
+	cfg.MaxConcurrentRequests = 1
+	srv := startNode(t, cfg)
+	ts := &Turnstile{entered: make(chan string, 32), turn: make(chan struct{})}
+	if err := srv.Expose("turnstile@1.0.0", ts); err != nil {
+		t.Fatal(err)
+	}
+	service := func(id string) *rpc.Service {
+		n := startNode(t, nodeConfig(id, false))
+		p, err := n.Connect(ctx, srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := p.Service(ctx, "turnstile@1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b := service("a"), service("b")
+	calls := make(chan error, 16)
+	call := func(svc *rpc.Service, tag string) {
+		go func() {
+			_, err := svc.Call(ctx, "enter", tag)
+			calls <- err
+		}()
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case tag := <-ts.entered:
+			return tag
+		case <-time.After(5 * time.Second):
+			t.Fatal("no request entered")
+			return ""
+		}
+	}
+	call(a, "a")
+	if tag := next(); tag != "a" { // it holds the node's only slot
+		t.Fatalf("entered %q", tag)
+	}
+	const queued = 10
+	for range queued {
+		call(a, "a")
+	}
+	time.Sleep(300 * time.Millisecond) // a's requests reach the node and wait
+	call(b, "b")
+	time.Sleep(100 * time.Millisecond)
+	var order []string
+	for range queued + 1 {
+		ts.turn <- struct{}{}
+		order = append(order, next())
+	}
+	ts.turn <- struct{}{}
+	for range queued + 2 {
+		if err := <-calls; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if i := slices.Index(order, "b"); i < 0 || i > 1 {
+		t.Fatalf("b's request started as %d of the %d waiting (%v), want in the first two", i+1, len(order), order)
 	}
 }

@@ -40,8 +40,9 @@ type Server struct {
 	tasks map[string]TaskFunc
 
 	wg       sync.WaitGroup
-	startMu  sync.RWMutex // orders starting a worker before Close's wait
-	jobs     chan job     // to idle workers
+	startMu  sync.RWMutex  // orders starting a worker before Close's wait
+	jobs     chan job      // to idle workers
+	waiting  chan struct{} // a token per request waiting for a slot, up to the concurrency
 	draining atomic.Bool
 	active   atomic.Int64 // requests running, for Drain
 	closed   chan struct{}
@@ -65,11 +66,14 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 }
 
 // WithConcurrency bounds how many requests run at once on this node
-// (default 4096). A request that finds no free slot waits for one, in a
-// goroutine of its own: its connection goes on being read (pongs,
-// responses and stream chunks the running requests may wait for), and
-// the per-peer limit (WithPeerConcurrency) bounds how many of one peer's
-// requests wait. Backpressure, not an error.
+// (default 4096). A request that finds no free slot waits for one in its
+// connection's queue, and the connection goes on being read (pongs,
+// responses and stream chunks the running requests may wait for);
+// connections with waiting requests take the slots that free in turn. The
+// node holds at most n waiting requests; past that, a connection that
+// brings one more stops being read until one has started: backpressure.
+// The per-peer limit (WithPeerConcurrency) counts waiting requests too, so
+// a peer that queues more than it gets a 429 error.
 func WithConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
 		if n > 0 {
@@ -113,6 +117,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	for _, o := range opts {
 		o.applyServer(s)
 	}
+	s.waiting = make(chan struct{}, cap(s.sem))
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
 	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
@@ -171,48 +176,148 @@ func (s *Server) Close() error {
 // outbound queue (replies it has not read yet hold their workers and
 // slots).
 //
-// When the node runs as many requests as it may, the request waits for a
-// slot in a goroutine of its own, not on the reader: the reader must go on
-// reading the connection, whose pongs, responses, stream chunks and credit
-// the running requests may be waiting for. The per-peer limit bounds those
-// goroutines.
+// When the node runs as many requests as it may, the request joins its
+// connection's queue, which one goroutine per connection feeds to the
+// slots in order: the reader goes on reading the connection, whose pongs,
+// responses, stream chunks and credit the running requests may be waiting
+// for, and connections with waiting requests take the slots that free in
+// turn. The node holds at most as many waiting requests as it runs; past
+// that, the connection's reader waits (Hold) until one has started.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
-	inflight := inflightOf(in.Conn)
-	if inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
-		inflight.Add(-1)
+	st := connRequestsOf(in.Conn)
+	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
+		st.inflight.Add(-1)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}}, false)
 		return
 	}
+	st.mu.Lock()
+	if len(st.queue) == 0 {
+		select {
+		case s.sem <- struct{}{}:
+			st.mu.Unlock()
+			s.start(in, &st.inflight)
+			return
+		default:
+		}
+	}
+	var token bool
 	select {
-	case s.sem <- struct{}{}:
-		s.start(in, inflight)
-		return
+	case s.waiting <- struct{}{}:
+		token = true
 	default:
 	}
+	st.queue = append(st.queue, queued{in: in, token: token})
+	feed := !st.feeding
+	st.feeding = true
+	st.mu.Unlock()
+	if feed {
+		s.startFeed(st, in.Conn)
+	}
+	if !token {
+		wait := func() {
+			select {
+			case s.waiting <- struct{}{}:
+				<-s.waiting
+			case <-in.Conn.Done():
+			case <-s.closed:
+			}
+		}
+		if !in.Conn.Hold(wait) {
+			wait()
+		}
+	}
+}
+
+// connRequests is the server's state of one connection.
+type connRequests struct {
+	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
+	mu       sync.Mutex
+	queue    []queued // waiting for a slot, in order
+	feeding  bool     // a goroutine feeds queue to the slots
+}
+
+// queued is a request waiting for a slot; token tells whether it holds
+// one of the server's waiting tokens.
+type queued struct {
+	in    peer.Inbound
+	token bool
+}
+
+type connRequestsKey struct{}
+
+func connRequestsOf(conn *peer.Conn) *connRequests {
+	if v, ok := conn.Value(connRequestsKey{}); ok {
+		return v.(*connRequests)
+	}
+	v, _ := conn.LoadOrStoreValue(connRequestsKey{}, new(connRequests))
+	return v.(*connRequests)
+}
+
+// startFeed starts the goroutine that feeds st's queue to the slots,
+// unless the server has closed: then the queue is dropped.
+func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
 	s.startMu.RLock()
 	defer s.startMu.RUnlock()
 	select {
 	case <-s.closed:
-		inflight.Add(-1)
+		s.dropQueue(st)
 		return
 	default:
 	}
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		select {
-		case s.sem <- struct{}{}:
-		case <-in.Conn.Done():
-			inflight.Add(-1)
-			return
-		case <-s.closed:
-			inflight.Add(-1)
+	go s.feed(st, conn)
+}
+
+// feed starts the requests of st's queue, in order, as slots free; it
+// ends when the queue is empty, or drops it when the connection or the
+// server closes.
+func (s *Server) feed(st *connRequests, conn *peer.Conn) {
+	defer s.wg.Done()
+	for {
+		st.mu.Lock()
+		if len(st.queue) == 0 {
+			st.feeding = false
+			st.queue = nil // let a burst's queue go
+			st.mu.Unlock()
 			return
 		}
-		s.start(in, inflight)
-	}()
+		st.mu.Unlock()
+		select {
+		case s.sem <- struct{}{}:
+		case <-conn.Done():
+			s.dropQueue(st)
+			return
+		case <-s.closed:
+			s.dropQueue(st)
+			return
+		}
+		st.mu.Lock()
+		q := st.queue[0]
+		st.queue[0] = queued{}
+		st.queue = st.queue[1:]
+		st.mu.Unlock()
+		if q.token {
+			<-s.waiting
+		}
+		s.start(q.in, &st.inflight)
+	}
+}
+
+// dropQueue forgets the requests waiting in st's queue: their connection
+// or the server closed.
+func (s *Server) dropQueue(st *connRequests) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, q := range st.queue {
+		st.inflight.Add(-1)
+		if q.token {
+			<-s.waiting
+		}
+	}
+	st.queue = nil
+	st.feeding = false
 }
 
 // start runs the request of in, for which a slot was taken, on an idle
@@ -379,16 +484,6 @@ var noWait = func() context.Context {
 	cancel()
 	return ctx
 }()
-
-type inflightKey struct{}
-
-func inflightOf(conn *peer.Conn) *atomic.Int32 {
-	if v, ok := conn.Value(inflightKey{}); ok {
-		return v.(*atomic.Int32)
-	}
-	v, _ := conn.LoadOrStoreValue(inflightKey{}, new(atomic.Int32))
-	return v.(*atomic.Int32)
-}
 
 // serve runs the request p and replies. The request stops counting against
 // its peer's limit (inflight) once it has run; a reply that then waits for
