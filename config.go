@@ -47,8 +47,9 @@ type Config struct {
 	WriteTimeout time.Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`
 	// MaxPeers bounds the number of open connections. Default 10,000.
 	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
-	// MaxConcurrentRequests bounds the requests served at once; more wait
-	// for a slot, without holding up their connection. Default 4096.
+	// MaxConcurrentRequests bounds the requests served at once; as many
+	// more wait for a slot, without holding up their connection, and past
+	// that a request gets a 429 error. Default 4096.
 	MaxConcurrentRequests int `json:"maxConcurrentRequests,omitempty" yaml:"maxConcurrentRequests,omitempty"`
 	// SendStackTraces lets error replies carry stack traces. Off by default.
 	SendStackTraces bool `json:"sendStackTraces,omitempty" yaml:"sendStackTraces,omitempty"`

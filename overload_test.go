@@ -2,10 +2,13 @@ package netron_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -182,5 +185,117 @@ func TestWaitingRequestsTakeTurns(t *testing.T) {
 	}
 	if i := slices.Index(order, "b"); i < 0 || i > 1 {
 		t.Fatalf("b's request started as %d of the %d waiting (%v), want in the first two", i+1, len(order), order)
+	}
+}
+
+// holdSlot starts a node with one slot and two requests per peer, whose
+// Gate service a peer per id looks up, then has the first peer take the
+// slot. It returns the node, the other peers' handles on the service and
+// a function that opens the gate.
+func holdSlot(t *testing.T, ids ...string) (*netron.Node, []*rpc.Service, func()) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := nodeConfig("busy", true)
+	cfg.MaxConcurrentRequests, cfg.MaxConcurrentRequestsPerPeer = 1, 2
+	srv := startNode(t, cfg)
+	g := &Gate{entered: make(chan struct{}), open: make(chan struct{})}
+	if err := srv.Expose("gate@1.0.0", g); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	open := func() { once.Do(func() { close(g.open) }) }
+	t.Cleanup(open)
+	// Connecting and looking up make requests: all before the slot is taken.
+	var svcs []*rpc.Service
+	for _, id := range ids {
+		n := startNode(t, nodeConfig(id, false))
+		p, err := n.Connect(ctx, srv.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := p.Service(ctx, "gate@1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcs = append(svcs, svc)
+	}
+	go func() { _, _ = svcs[0].Call(ctx, "wait") }()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holding request never ran")
+	}
+	return srv, svcs[1:], open
+}
+
+// Requests wait for a slot up to the node's bound (its concurrency, or
+// the per-peer limit if more: 2 here); one more is refused at once with
+// 429, and the waiting ones run once the slot frees.
+func TestOverloadedNodeRefuses(t *testing.T) {
+	ctx := context.Background()
+	_, svcs, open := holdSlot(t, "holder", "b", "c", "d")
+	results := make(chan error, 2)
+	for _, svc := range svcs[:2] {
+		go func() {
+			_, err := rpc.Call[int](ctx, svc, "fast")
+			results <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // both wait for the slot
+	start := time.Now()
+	_, err := rpc.Call[int](ctx, svcs[2], "fast")
+	if !errors.Is(err, rpc.ErrTooManyRequests) {
+		t.Fatalf("a request past the bound: %v, want ErrTooManyRequests", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("refused after %v, not at once", d)
+	}
+	open()
+	for range 2 {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Fatalf("a waiting request failed: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiting request never ran")
+		}
+	}
+}
+
+// While the node drains, requests waiting for a slot are answered 503 at
+// once, not after the running ones have finished.
+func TestDrainRefusesWaitingRequests(t *testing.T) {
+	ctx := context.Background()
+	srv, svcs, open := holdSlot(t, "holder", "b")
+	waited := make(chan error, 1)
+	go func() {
+		_, err := rpc.Call[int](ctx, svcs[0], "fast")
+		waited <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // it waits for the slot
+	drained := make(chan error, 1)
+	go func() { drained <- srv.Server().Drain(ctx) }()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, rpc.ErrUnavailable) {
+			t.Fatalf("the waiting request: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the waiting request was not answered while the node drained")
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned with a request running: %v", err)
+	default:
+	}
+	open()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Drain did not return once the running request ended")
 	}
 }

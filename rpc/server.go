@@ -39,14 +39,16 @@ type Server struct {
 	mu    sync.RWMutex
 	tasks map[string]TaskFunc
 
-	wg       sync.WaitGroup
-	startMu  sync.RWMutex  // orders starting a worker before Close's wait
-	jobs     chan job      // to idle workers
-	waiting  chan struct{} // a token per request waiting for a slot, up to the concurrency
-	draining atomic.Bool
-	active   atomic.Int64 // requests running, for Drain
-	closed   chan struct{}
-	once     sync.Once
+	wg        sync.WaitGroup
+	startMu   sync.RWMutex  // orders starting a worker before Close's wait
+	jobs      chan job      // to idle workers
+	waiting   chan struct{} // a token per request waiting for a slot
+	drainCh   chan struct{} // closed by Drain
+	drainOnce sync.Once
+	draining  atomic.Bool
+	active    atomic.Int64 // requests running, for Drain
+	closed    chan struct{}
+	once      sync.Once
 }
 
 // ServerOption configures a Server.
@@ -70,10 +72,10 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 // connection's queue, and the connection goes on being read (pongs,
 // responses and stream chunks the running requests may wait for);
 // connections with waiting requests take the slots that free in turn. The
-// node holds at most n waiting requests; past that, a connection that
-// brings one more stops being read until one has started: backpressure.
-// The per-peer limit (WithPeerConcurrency) counts waiting requests too, so
-// a peer that queues more than it gets a 429 error.
+// node holds at most n waiting requests (or the per-peer limit, if more);
+// past that, a request is refused at once with a 429 error
+// (ErrTooManyRequests). The per-peer limit (WithPeerConcurrency) counts
+// waiting requests too.
 func WithConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
 		if n > 0 {
@@ -117,7 +119,8 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	for _, o := range opts {
 		o.applyServer(s)
 	}
-	s.waiting = make(chan struct{}, cap(s.sem))
+	s.waiting = make(chan struct{}, max(cap(s.sem), int(s.perPeer)))
+	s.drainCh = make(chan struct{})
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
 	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
@@ -143,6 +146,7 @@ func (s *Server) HandleTask(name string, fn TaskFunc) {
 // ends.
 func (s *Server) Drain(ctx context.Context) error {
 	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drainCh) })
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for s.active.Load() > 0 {
@@ -181,8 +185,11 @@ func (s *Server) Close() error {
 // slots in order: the reader goes on reading the connection, whose pongs,
 // responses, stream chunks and credit the running requests may be waiting
 // for, and connections with waiting requests take the slots that free in
-// turn. The node holds at most as many waiting requests as it runs; past
-// that, the connection's reader waits (Hold) until one has started.
+// turn. The node holds at most as many waiting requests as it may run, or
+// as one peer may have, whichever is more; past that, a request is refused
+// at once with a 429 error, as over the per-peer limit: holding the reader
+// instead would stop the pongs and the responses the running requests may
+// wait for.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	st := connRequestsOf(in.Conn)
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
@@ -202,31 +209,22 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		default:
 		}
 	}
-	var token bool
 	select {
 	case s.waiting <- struct{}{}:
-		token = true
 	default:
+		st.mu.Unlock()
+		st.inflight.Add(-1)
+		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
+			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
+		return
 	}
-	st.queue = append(st.queue, queued{in: in, token: token})
+	st.queue = append(st.queue, in)
 	feed := !st.feeding
 	st.feeding = true
 	st.mu.Unlock()
 	if feed {
 		s.startFeed(st, in.Conn)
-	}
-	if !token {
-		wait := func() {
-			select {
-			case s.waiting <- struct{}{}:
-				<-s.waiting
-			case <-in.Conn.Done():
-			case <-s.closed:
-			}
-		}
-		if !in.Conn.Hold(wait) {
-			wait()
-		}
 	}
 }
 
@@ -234,15 +232,8 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 type connRequests struct {
 	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
 	mu       sync.Mutex
-	queue    []queued // waiting for a slot, in order
-	feeding  bool     // a goroutine feeds queue to the slots
-}
-
-// queued is a request waiting for a slot; token tells whether it holds
-// one of the server's waiting tokens.
-type queued struct {
-	in    peer.Inbound
-	token bool
+	queue    []peer.Inbound // waiting for a slot, in order; each holds a token of s.waiting
+	feeding  bool           // a goroutine feeds queue to the slots
 }
 
 type connRequestsKey struct{}
@@ -256,13 +247,13 @@ func connRequestsOf(conn *peer.Conn) *connRequests {
 }
 
 // startFeed starts the goroutine that feeds st's queue to the slots,
-// unless the server has closed: then the queue is dropped.
+// unless the server has closed: then the queue is refused.
 func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
 	s.startMu.RLock()
 	defer s.startMu.RUnlock()
 	select {
 	case <-s.closed:
-		s.dropQueue(st)
+		s.dropQueue(st, true)
 		return
 	default:
 	}
@@ -271,8 +262,10 @@ func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
 }
 
 // feed starts the requests of st's queue, in order, as slots free; it
-// ends when the queue is empty, or drops it when the connection or the
-// server closes.
+// ends when the queue is empty. While the server drains, a queued request
+// is answered 503 at once, without a slot; when the connection or the
+// server closes, the queue is dropped (refused, if the connection is
+// still open).
 func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 	defer s.wg.Done()
 	for {
@@ -284,40 +277,61 @@ func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 			return
 		}
 		st.mu.Unlock()
+		if s.draining.Load() {
+			in := st.pop()
+			<-s.waiting
+			st.inflight.Add(-1)
+			_ = s.reply(in.Conn, &in.Packet, nil, errStopping())
+			continue
+		}
 		select {
 		case s.sem <- struct{}{}:
+		case <-s.drainCh:
+			continue // the queue is answered 503 without slots
 		case <-conn.Done():
-			s.dropQueue(st)
+			s.dropQueue(st, false)
 			return
 		case <-s.closed:
-			s.dropQueue(st)
+			s.dropQueue(st, true)
 			return
 		}
-		st.mu.Lock()
-		q := st.queue[0]
-		st.queue[0] = queued{}
-		st.queue = st.queue[1:]
-		st.mu.Unlock()
-		if q.token {
-			<-s.waiting
-		}
-		s.start(q.in, &st.inflight)
+		in := st.pop()
+		<-s.waiting
+		s.start(in, &st.inflight)
 	}
 }
 
-// dropQueue forgets the requests waiting in st's queue: their connection
-// or the server closed.
-func (s *Server) dropQueue(st *connRequests) {
+// pop takes the first request of the queue, which is not empty.
+func (st *connRequests) pop() peer.Inbound {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, q := range st.queue {
-		st.inflight.Add(-1)
-		if q.token {
-			<-s.waiting
-		}
-	}
+	in := st.queue[0]
+	st.queue[0] = peer.Inbound{}
+	st.queue = st.queue[1:]
+	return in
+}
+
+// dropQueue forgets the requests waiting in st's queue, and with refuse
+// answers them 503 (the server closed; their connection may still be
+// open).
+func (s *Server) dropQueue(st *connRequests, refuse bool) {
+	st.mu.Lock()
+	queue := st.queue
 	st.queue = nil
 	st.feeding = false
+	st.mu.Unlock()
+	for _, in := range queue {
+		st.inflight.Add(-1)
+		<-s.waiting
+		if refuse {
+			s.answer(in.Conn, &in.Packet, nil, errStopping(), false)
+		}
+	}
+}
+
+// errStopping is the answer to a request that comes while the node stops.
+func errStopping() error {
+	return &Error{Code: 503, Name: "TitanError", Message: "node stopping"}
 }
 
 // start runs the request of in, for which a slot was taken, on an idle
@@ -428,7 +442,7 @@ func (s *Server) run(j job) {
 	}()
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
-		_ = s.reply(j.in.Conn, &j.in.Packet, nil, &Error{Code: 503, Name: "TitanError", Message: "node stopping"})
+		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
 	s.serve(j.in.Conn, &j.in.Packet, j.inflight)
