@@ -12,6 +12,23 @@ import (
 	"github.com/netron-go/netron/rpc"
 )
 
+// peerService starts a node called id, connects it to srv and looks spec
+// up there. Connecting and looking up are requests too: tests that take
+// the node's slots do this first.
+func peerService(t *testing.T, srv *netron.Node, id, spec string) *rpc.Service {
+	t.Helper()
+	n := startNode(t, nodeConfig(id, false))
+	p, err := n.Connect(context.Background(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := p.Service(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // Gate's Wait holds its request until the gate opens.
 type Gate struct {
 	entered chan struct{}
@@ -49,26 +66,8 @@ func TestSaturatedNodeKeepsReading(t *testing.T) {
 		}
 	}()
 
-	// Both peers connect and look the service up while the node is idle:
-	// those are requests too.
-	waiter := startNode(t, nodeConfig("waiter", false))
-	wp, err := waiter.Connect(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := wp.Service(ctx, "gate@1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := startNode(t, nodeConfig("holder", false))
-	hp, err := holder.Connect(ctx, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := hp.Service(ctx, "gate@1.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := peerService(t, srv, "waiter", "gate@1.0.0")
+	hs := peerService(t, srv, "holder", "gate@1.0.0")
 	held := make(chan error, 1)
 	go func() {
 		_, err := hs.Call(ctx, "wait")
@@ -131,19 +130,7 @@ func TestWaitingRequestsTakeTurns(t *testing.T) {
 	if err := srv.Expose("turnstile@1.0.0", ts); err != nil {
 		t.Fatal(err)
 	}
-	service := func(id string) *rpc.Service {
-		n := startNode(t, nodeConfig(id, false))
-		p, err := n.Connect(ctx, srv.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, err := p.Service(ctx, "turnstile@1.0.0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return svc
-	}
-	a, b := service("a"), service("b")
+	a, b := peerService(t, srv, "a", "turnstile@1.0.0"), peerService(t, srv, "b", "turnstile@1.0.0")
 	calls := make(chan error, 16)
 	call := func(svc *rpc.Service, tag string) {
 		go func() {
@@ -205,19 +192,9 @@ func holdSlot(t *testing.T, ids ...string) (*netron.Node, []*rpc.Service, func()
 	var once sync.Once
 	open := func() { once.Do(func() { close(g.open) }) }
 	t.Cleanup(open)
-	// Connecting and looking up make requests: all before the slot is taken.
 	var svcs []*rpc.Service
 	for _, id := range ids {
-		n := startNode(t, nodeConfig(id, false))
-		p, err := n.Connect(ctx, srv.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		svc, err := p.Service(ctx, "gate@1.0.0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		svcs = append(svcs, svc)
+		svcs = append(svcs, peerService(t, srv, id, "gate@1.0.0"))
 	}
 	go func() { _, _ = svcs[0].Call(ctx, "wait") }()
 	select {
