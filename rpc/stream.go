@@ -407,14 +407,14 @@ func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, m
 	}
 	ups.start()
 	running := ups.list
-	timed := deadline.IsZero()
+	untimed := !deadline.IsZero() // the default timeout applies, from the end of the uploads
 	for {
 		var upDone <-chan struct{}
 		if len(running) > 0 {
 			upDone = running[0].o.Context().Done()
-		} else if !timed {
+		} else if untimed {
 			ps.setDeadline(id, ch, time.Now().Add(c.timeout))
-			timed = true
+			untimed = false
 		}
 		select {
 		case r := <-ch:
