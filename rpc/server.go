@@ -281,7 +281,9 @@ func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 			in := st.pop()
 			<-s.waiting
 			st.inflight.Add(-1)
-			_ = s.reply(in.Conn, &in.Packet, nil, errStopping())
+			// Without waiting for room: Close may be waiting for this
+			// goroutine, and a peer that does not read gets no answer.
+			s.answer(in.Conn, &in.Packet, nil, errStopping(), false)
 			continue
 		}
 		select {
