@@ -262,10 +262,9 @@ func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
 }
 
 // feed starts the requests of st's queue, in order, as slots free; it
-// ends when the queue is empty. While the server drains, a queued request
-// is answered 503 at once, without a slot; when the connection or the
-// server closes, the queue is dropped (refused, if the connection is
-// still open).
+// ends when the queue is empty. While the server drains, the queue is
+// answered 503 at once, without slots; when the connection or the server
+// closes, it is dropped (refused, if the connection is still open).
 func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 	defer s.wg.Done()
 	for {
@@ -278,18 +277,14 @@ func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 		}
 		st.mu.Unlock()
 		if s.draining.Load() {
-			in := st.pop()
-			<-s.waiting
-			st.inflight.Add(-1)
-			// Without waiting for room: Close may be waiting for this
-			// goroutine, and a peer that does not read gets no answer.
-			s.answer(in.Conn, &in.Packet, nil, errStopping(), false)
-			continue
+			s.dropQueue(st, true)
+			return
 		}
 		select {
 		case s.sem <- struct{}{}:
 		case <-s.drainCh:
-			continue // the queue is answered 503 without slots
+			s.dropQueue(st, true)
+			return
 		case <-conn.Done():
 			s.dropQueue(st, false)
 			return
@@ -314,8 +309,9 @@ func (st *connRequests) pop() peer.Inbound {
 }
 
 // dropQueue forgets the requests waiting in st's queue, and with refuse
-// answers them 503 (the server closed; their connection may still be
-// open).
+// answers them 503 (the server drains or closed; their connection may
+// still be open). It answers without waiting for room: Close may be
+// waiting for the feed, and a peer that does not read gets no answer.
 func (s *Server) dropQueue(st *connRequests, refuse bool) {
 	st.mu.Lock()
 	queue := st.queue
