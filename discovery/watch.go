@@ -149,17 +149,45 @@ func (w *watcher) run(ctx context.Context, stop <-chan struct{}) {
 		default:
 			continue // joined and left before the consumer heard of it
 		}
-		select {
-		case w.out <- ev:
-		case <-ctx.Done():
+		switch w.send(ctx, stop, ev) {
+		case sendStopped:
 			return
-		case <-stop:
-			return
+		case sendStale:
+			continue // a newer state of the node is pending: it replaces ev
 		}
 		if ev.Kind == NodeLeft {
 			delete(w.known, p.info.ID)
 		} else {
 			w.known[p.info.ID] = p.info
+		}
+	}
+}
+
+const (
+	sendDone = iota
+	sendStale
+	sendStopped
+)
+
+// send delivers ev, or gives it up as stale when a newer state of its node
+// arrives while the consumer is not reading: the consumer then gets one
+// event from what it knew to the newest state, not the stale one first.
+func (w *watcher) send(ctx context.Context, stop <-chan struct{}, ev Event) int {
+	for {
+		select {
+		case w.out <- ev:
+			return sendDone
+		case <-w.wake:
+			w.mu.Lock()
+			_, newer := w.pending[ev.Node.ID]
+			w.mu.Unlock()
+			if newer {
+				return sendStale
+			}
+		case <-ctx.Done():
+			return sendStopped
+		case <-stop:
+			return sendStopped
 		}
 	}
 }
