@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,10 +23,10 @@ import (
 	"github.com/netron-go/netron/rpc"
 )
 
-// waitFor polls cond until it holds, failing the test after 5 s.
+// waitFor polls cond until it holds, failing the test after 30 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -39,8 +40,8 @@ func recvEvent(t testing.TB, ch <-chan netron.Event) netron.Event {
 	select {
 	case e := <-ch:
 		return e
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event within 5 s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event within 30 s")
 	}
 	return netron.Event{}
 }
@@ -1163,13 +1164,18 @@ func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
 		}
 	}
 	<-stuck
-	time.Sleep(100 * time.Millisecond) // the rest of s1's events reach c's reader
+	// The rest of s1's events reach c's reader, which waits for room in
+	// the subscription's queue (a Hold, run by the reader).
+	waitFor(t, "the reader of s1's connection to wait", func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "peer.(*Conn).runHeld(")
+	})
 	if err := s2.Emit(ctx, "y", 1); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-got:
-	case <-time.After(3 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("s2's event waited for a stuck handler of s1's events")
 	}
 }

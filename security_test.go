@@ -207,9 +207,18 @@ func TestDeafPeerIsolated(t *testing.T) {
 	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
 		MaxConcurrentRequests: 16, MaxConcurrentRequestsPerPeer: 4, WriteTimeout: -1})
 	deafPeer(t, server.URL(), svc.Definition().ID, 2000)
-	time.Sleep(time.Second) // its replies fill the buffers and the queue
+	// Its replies fill the buffers and the queue, until as many senders
+	// wait for room as it may have requests.
+	waitFor(t, "the deaf peer's replies to wait for room", func() bool {
+		for _, p := range server.Peers() {
+			if p.ID() == "deaf" {
+				return p.Conn().Waiting() == 4
+			}
+		}
+		return false
+	})
 	for i := range 20 {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := svc.Call(ctx, "int", i)
 		cancel()
 		if err != nil {

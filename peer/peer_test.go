@@ -207,8 +207,9 @@ func (muteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	time.Sleep(300 * time.Millisecond)
-	ws.CloseNow()
+	defer ws.CloseNow()
+	_, _, _ = ws.Read(r.Context()) // until the client gives up and closes
+
 }
 
 // A peer that stops answering is found dead by keep-alive.
@@ -232,15 +233,25 @@ func TestKeepAliveClosesDeadPeer(t *testing.T) {
 		t.Fatalf("disconnect %+v", ev)
 	}
 
-	// A live peer answers pings and stays connected.
+	// A live peer answers pings and stays connected. Its server pings
+	// often but waits long for pongs: a busy machine is not a dead peer.
+	live := newHub(t, "live", peer.WithKeepAlive(20*time.Millisecond, 30*time.Second))
 	client := newHub(t, "client")
-	c, err := client.Dial(ctx, url)
+	c, err := client.Dial(ctx, serve(t, live))
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	if c.Err() != nil {
-		t.Fatalf("live peer dropped: %v", c.Err())
+	waitConns(t, live, 1)
+	sc := live.Conns()[0]
+	deadline := time.Now().Add(30 * time.Second)
+	for peer.Pongs(sc) < 3 {
+		if time.Now().After(deadline) || sc.Err() != nil {
+			t.Fatalf("%d pings answered; connection error %v", peer.Pongs(sc), sc.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Err() != nil || sc.Err() != nil {
+		t.Fatalf("live peer dropped: %v, %v", c.Err(), sc.Err())
 	}
 }
 

@@ -141,6 +141,11 @@ func (s *Server) HandleTask(name string, fn TaskFunc) {
 	s.mu.Unlock()
 }
 
+// Waiting returns how many requests wait for a slot: the node runs as
+// many as it may (WithConcurrency) and they wait in their connections'
+// queues.
+func (s *Server) Waiting() int { return len(s.waiting) }
+
 // Drain makes the server answer new requests with 503 (ErrUnavailable)
 // and waits until the requests already running have finished, or ctx
 // ends.

