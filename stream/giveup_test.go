@@ -59,7 +59,7 @@ func nextEnd(t testing.TB, ch <-chan endPacket, what string) endPacket {
 	select {
 	case e := <-ch:
 		return e
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no STREAM_ERROR or STREAM_CLOSE: %s", what)
 		return endPacket{}
 	}
@@ -70,7 +70,7 @@ func waitDone(t testing.TB, ctx context.Context, what string) {
 	t.Helper()
 	select {
 	case <-ctx.Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
@@ -130,7 +130,7 @@ func TestGivenUpProducerTellsConsumer(t *testing.T) {
 	}
 	r := stream.NewReader[int](context.Background(), in)
 	defer r.Close()
-	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = r.Recv(rctx)
 	if !errors.Is(err, stream.ErrNotClaimed) || !errors.Is(err, stream.ErrRemote) {
@@ -191,7 +191,7 @@ func TestAbortTellsConsumer(t *testing.T) {
 		return ctx.Err()
 	})
 	o.Abort(errors.New("the caller gave up"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = r.Recv(ctx)
 	var re *stream.RemoteError

@@ -159,10 +159,10 @@ func collect[T any](t testing.TB, r *stream.Reader[T]) ([]T, error) {
 	}
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to 30 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -88,27 +88,23 @@ func TestWindowBoundsProducer(t *testing.T) {
 	chunk := bytes.Repeat([]byte{7}, 100)
 	cost := wire.HeaderSize + 2 + len(chunk) + wire.TrailerSize // bin8 header
 	want := (window + cost - 1) / cost                          // sent while credit > 0
-	sent := 0
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := w.Send(ctx, chunk)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent++
-		if sent > 10*want {
-			t.Fatalf("the producer sent %d chunks without credit", sent)
+	// The first want chunks go as soon as the consumer's grant comes, then
+	// the producer waits: a Send bounded by a short deadline ends with it.
+	// (Only a grant could let it through, and the consumer reads nothing.)
+	ctx := testCtx(t)
+	for i := range want {
+		if err := w.Send(ctx, chunk); err != nil {
+			t.Fatalf("chunk %d of a window of %d: %v", i, want, err)
 		}
 	}
-	if sent != want {
-		t.Fatalf("sent %d chunks of %d bytes in a window of %d, want %d", sent, cost, window, want)
+	sent := want
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err := w.Send(short, chunk)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("chunk %d, past a window of %d bytes: %v, want it to wait for credit", want+1, window, err)
 	}
 	// The consumer catches up; the producer goes on.
-	ctx := testCtx(t)
 	done := make(chan error, 1)
 	go func() {
 		for range 100 {
@@ -144,22 +140,22 @@ func TestChanSourceWaitsForCredit(t *testing.T) {
 	defer r.Close()
 	ch := make(chan int)
 	stream.Run(o, stream.FromChan(ch))
+	// Each int chunk costs 14 bytes: ceil(1024/14) chunks go before the
+	// wait; the pump takes a value only once it may send it, so the next
+	// value waits. (Only a grant could let it through, and the consumer
+	// reads nothing.)
 	sent := 0
-	for blocked := false; !blocked; {
+	for ; sent < (1024+13)/14; sent++ {
 		select {
 		case ch <- sent:
-			sent++
-		case <-time.After(200 * time.Millisecond):
-			blocked = true
-		}
-		if sent > 1000 {
-			t.Fatal("the channel is drained without credit")
+		case <-time.After(30 * time.Second):
+			t.Fatalf("value %d not taken with a 1 KiB window", sent)
 		}
 	}
-	// Each int chunk costs 14 bytes: 1024/14 chunks go before the wait,
-	// plus the one the pump holds.
-	if sent > 1024/14+2 {
-		t.Fatalf("%d values taken with a 1 KiB window", sent)
+	select {
+	case ch <- sent:
+		t.Fatalf("%d values taken with a 1 KiB window", sent+1)
+	case <-time.After(50 * time.Millisecond):
 	}
 	close(ch)
 	got, err := collect(t, r)
@@ -334,13 +330,36 @@ func TestInactivityTimeout(t *testing.T) {
 			t.Fatalf("got %v, %v", got, err)
 		}
 	})
+	// Chunks wait for a consumer that does not read: that is not
+	// inactivity. They are sent before the consumer opens the stream (a
+	// plain producer sends right behind the reply that announces it), so
+	// the check finds them queued however late this goroutine runs.
 	t.Run("slow consumer is not inactivity", func(t *testing.T) {
-		w, r := open[int](t, server, client, false)
-		for i := range 3 {
-			w.Send(ctx, i)
+		server, client := pair(t, false, stream.WithInactivityTimeout(100*time.Millisecond))
+		o, err := server.m.NewOutbound(server.conn, false)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := client.m.Announce(client.conn, o.Reference()); err != nil {
+			t.Fatal(err)
+		}
+		w := stream.NewWriter[int](o)
+		for i := range 3 {
+			if err := w.Send(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "the first chunk to arrive", func() bool {
+			return stream.Queued(client.m, client.conn, o.Reference()) > 0
+		})
+		in, err := client.m.Accept(client.conn, o.Reference())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := stream.NewReader[int](context.Background(), in)
+		defer r.Close()
+		time.Sleep(300 * time.Millisecond) // three inactivity periods pass while the chunks wait
 		w.Close(nil)
-		time.Sleep(300 * time.Millisecond) // the chunks wait for us
 		got, err := collect(t, r)
 		if err != io.EOF || len(got) != 3 {
 			t.Fatalf("got %v, %v", got, err)

@@ -2,44 +2,64 @@ package stream_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/netron-go/netron/stream"
 )
 
-// buffered runs a producer of 8 KiB chunks as fast as credit allows and
-// a consumer that first takes keep chunks as they come, then takes
-// nothing: it returns how many chunks the producer got ahead once it is
-// blocked, i.e. how much the (possibly grown) window let it queue.
+// buffered runs a producer of 8 KiB chunks and a consumer that first takes
+// keep chunks, then takes nothing: it returns how many chunks the
+// producer got ahead once it is blocked, i.e. how much the (possibly
+// grown) window let it queue. Without slow the consumer keeps up: the
+// producer sends each of the first keep chunks once the consumer has
+// taken the one before (in lock step, so the consumer keeps up however
+// the goroutines are scheduled), then as fast as credit allows. With
+// slow, the producer always sends as fast as credit allows and the
+// consumer waits until it is blocked before taking anything. Blocked is
+// the consumer's view (stream.Stalled): every byte granted was used and
+// has arrived, not a producer quiet for a while.
 func buffered(t *testing.T, keep int, slow bool, opts ...stream.Option) int64 {
 	t.Helper()
 	server, client := pair(t, true, opts...)
-	w, r := open[[]byte](t, server, client, true)
-	var sent atomic.Int64
+	o, err := server.m.NewOutbound(server.conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := client.m.Accept(client.conn, o.Reference())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, r := stream.NewWriter[[]byte](o), stream.NewReader[[]byte](context.Background(), in)
+	t.Cleanup(func() { r.Close(); o.Close(nil) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	taken := make(chan struct{})
+	lockStep := keep
+	if slow {
+		lockStep = 0
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		chunk := make([]byte, 8<<10)
-		for ctx.Err() == nil {
+		for i := 0; ctx.Err() == nil; i++ {
+			if i > 0 && i <= lockStep {
+				select {
+				case <-taken:
+				case <-ctx.Done():
+					return
+				}
+			}
 			if err := w.Send(ctx, chunk); err != nil {
 				return
 			}
-			sent.Add(1)
 		}
 	}()
 	stalled := func() {
 		t.Helper()
-		last, since := sent.Load(), time.Now()
-		for time.Since(since) < 100*time.Millisecond {
-			time.Sleep(5 * time.Millisecond)
-			if n := sent.Load(); n != last {
-				last, since = n, time.Now()
-			}
-		}
+		waitFor(t, "the producer to use up its credit", func() bool {
+			return stream.Stalled(client.m, client.conn, o.Reference())
+		})
 	}
 	if slow {
 		stalled() // the queue is full before the consumer takes anything
@@ -48,9 +68,12 @@ func buffered(t *testing.T, keep int, slow bool, opts ...stream.Option) int64 {
 		if _, err := r.Recv(testCtx(t)); err != nil {
 			t.Fatal(err)
 		}
+		if !slow {
+			taken <- struct{}{}
+		}
 	}
 	stalled()
-	ahead := sent.Load() - int64(keep)
+	ahead := int64(stream.Queued(client.m, client.conn, o.Reference()))
 	cancel()
 	r.Close()
 	<-done
