@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
@@ -53,20 +54,23 @@ func TestMemoryDefaultHubIsShared(t *testing.T) {
 	}
 }
 
+// A TTL not longer than the heartbeat becomes three heartbeats, so the
+// node survives its own heartbeat period. In a synctest bubble: the
+// heartbeats come on time whatever else the machine does.
 func TestMemoryTTLDefaults(t *testing.T) {
-	hub := discovery.NewHub()
-	// A TTL not longer than the heartbeat becomes three heartbeats, so the
-	// node survives its own heartbeat period.
-	a := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(50*time.Millisecond), discovery.WithTTL(10*time.Millisecond))
-	defer a.Close()
-	if err := a.Register(context.Background(), discovery.NodeInfo{ID: "n"}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	ns, _ := a.Nodes(context.Background())
-	if len(ns) != 1 {
-		t.Fatalf("node expired although heartbeating: %v", ns)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		hub := discovery.NewHub()
+		a := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(50*time.Millisecond), discovery.WithTTL(10*time.Millisecond))
+		defer a.Close()
+		if err := a.Register(context.Background(), discovery.NodeInfo{ID: "n"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // twenty heartbeats
+		ns, _ := a.Nodes(context.Background())
+		if len(ns) != 1 {
+			t.Fatalf("node expired although heartbeating: %v", ns)
+		}
+	})
 }
 
 func TestMemoryContextErrors(t *testing.T) {

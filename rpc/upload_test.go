@@ -119,7 +119,7 @@ func methodEnd(t *testing.T, impl *uploadSvc, what string) error {
 	select {
 	case err := <-impl.done:
 		return err
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("the method still waits for its stream argument: %s", what)
 		return nil
 	}
