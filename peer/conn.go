@@ -66,9 +66,9 @@ type Conn struct {
 	heldMu     sync.Mutex // Hold's waits, run by the reader after each publish
 	held       []func()
 	hasHeld    atomic.Bool
-	publishing atomic.Bool  // the reader is inside an inbound topic's publish
-	goingAway  atomic.Bool  // the peer announced its shutdown
-	lastRead   atomic.Int64 // unix nanoseconds of the last frame read
+	publishing atomic.Bool   // the reader is inside an inbound topic's publish
+	goingAway  atomic.Bool   // the peer announced its shutdown
+	lastRead   atomic.Int64  // unix nanoseconds of the last frame read
 	pongs      atomic.Uint64 // keep-alive pings answered, for tests
 	kaMu       sync.Mutex
 	kaTimer    *time.Timer
