@@ -31,7 +31,9 @@ func TestThousandPeers(t *testing.T) {
 	ctx := context.Background()
 	// One client node holds the 1,000 connections: from the server's side
 	// they are 1,000 peers, each with its reader, writer and keep-alive.
-	client := startNode(t, netron.Config{ID: "many", MaxPeers: peers + 10})
+	// Calls may wait long for a loaded machine: they must be answered, not
+	// fast (the request timeout is an upper bound, not the point).
+	client := startNode(t, netron.Config{ID: "many", MaxPeers: peers + 10, RequestTimeout: 10 * time.Minute})
 	svcs := make([]*rpc.Service, peers)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)

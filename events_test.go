@@ -748,7 +748,10 @@ func TestEventsSubscriptionsEndWithConnection(t *testing.T) {
 func TestEventsSlowRemoteSubscriber(t *testing.T) {
 	ctx := context.Background()
 	const queue, total = 64, 20000
-	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, EventQueueSize: queue})
+	// The emits in flight wait for answers far longer than the test runs:
+	// one that timed out would let another in.
+	server := startNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true, EventQueueSize: queue,
+		RequestTimeout: 10 * time.Minute})
 	raw := dialRaw(t, server.URL(), "slow", false)
 	raw.send(unhex(t, "00000001 44 92 a9 737562736372696265 a4 6e657773")) // subscribe news
 	if r := raw.recv(); r.Flags != 0x04 || !bytes.Equal(r.Data, []byte{0xd4, 0, 0}) {

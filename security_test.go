@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,15 +159,30 @@ func TestPeerConcurrencyLimitSequential(t *testing.T) {
 	}
 }
 
-// deafPeer connects to url as a raw WebSocket peer that sends CALLs of
-// target and never reads: first 100 of 128 KiB, whose replies fill the
-// socket buffers, then n small ones, whose replies fill the outbound queue.
-// (Replies are kept small enough that a stuck write gets little of the
-// write watchdog's grace for large messages.)
-func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
+// Blob's Echo returns what it is given and counts its calls.
+type Blob struct{ calls atomic.Int64 }
+
+func (b *Blob) Echo(v []byte) []byte {
+	b.calls.Add(1)
+	return v
+}
+
+// deafPeer connects to server as a raw WebSocket peer "deaf" that sends
+// CALLs of blob@1.0.0's echo and never reads: first requests of 128 KiB,
+// each once the one before ran, whose replies fill the socket buffers and
+// the outbound queue until a reply waits for room (the server's
+// connection counts a waiting sender: a signal, not a guess) or the
+// server closes the connection, then n small ones in the background. (Replies are kept small enough that a
+// stuck write gets little of the write watchdog's grace for large
+// messages.) It returns the server's connection to the peer.
+func deafPeer(t *testing.T, server *netron.Node, n int) *peer.Conn {
 	t.Helper()
+	blob := &Blob{}
+	if err := server.Expose("blob@1.0.0", blob); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, url+"/?id=deaf", nil)
+	ws, _, err := websocket.Dial(ctx, server.URL()+"/?id=deaf", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,28 +190,53 @@ func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
 	if _, _, err := ws.Read(ctx); err != nil { // the hello
 		t.Fatal(err)
 	}
-	big := make([]byte, 128<<10)
-	go func() {
-		for i := range 100 + n {
-			b := wire.AppendHeader(nil, uint32(i+1), wire.Flags(wire.TypeCall, true, 0))
-			b = wire.AppendArrayHeader(b, 3)
-			b = wire.AppendString(b, target)
-			if i < 100 {
-				b = wire.AppendString(b, "bytes")
-				b = wire.AppendBin(b, big)
-			} else {
-				b = wire.AppendString(b, "int")
-				b, _ = wire.AppendMarshal(b, i)
+	var conn *peer.Conn
+	waitFor(t, "the server to count the deaf peer", func() bool {
+		for _, p := range server.Peers() {
+			if p.ID() == "deaf" {
+				conn = p.Conn()
 			}
-			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := ws.Write(wctx, websocket.MessageBinary, b)
-			cancel()
-			if err != nil {
+		}
+		return conn != nil
+	})
+	id := uint32(0)
+	request := func(arg []byte) error {
+		id++
+		b := wire.AppendHeader(nil, id, wire.Flags(wire.TypeCall, true, 0))
+		b = wire.AppendArrayHeader(b, 3)
+		b = wire.AppendString(b, "blob@1.0.0")
+		b = wire.AppendString(b, "echo")
+		b = wire.AppendBin(b, arg)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return ws.Write(wctx, websocket.MessageBinary, b)
+	}
+	big := make([]byte, 128<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	congested := func() bool { return conn.Waiting() > 0 || conn.Err() != nil } // or closed by the write timeout
+	for sent := int64(1); !congested(); sent++ {
+		if err := request(big); err != nil {
+			if congested() {
+				break
+			}
+			t.Fatalf("request %d: %v", sent, err)
+		}
+		for blob.calls.Load() < sent && !congested() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the deaf peer's replies filled nothing in 30 s (%d sent)", sent)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go func() {
+		small := []byte("x")
+		for range n {
+			if request(small) != nil {
 				return
 			}
 		}
 	}()
-	return ws
+	return conn
 }
 
 // A peer that sends requests and stops reading its replies holds at most
@@ -206,17 +247,10 @@ func deafPeer(t *testing.T, url, target string, n int) *websocket.Conn {
 func TestDeafPeerIsolated(t *testing.T) {
 	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
 		MaxConcurrentRequests: 16, MaxConcurrentRequestsPerPeer: 4, WriteTimeout: -1})
-	deafPeer(t, server.URL(), svc.Definition().ID, 2000)
-	// Its replies fill the buffers and the queue, until as many senders
-	// wait for room as it may have requests.
-	waitFor(t, "the deaf peer's replies to wait for room", func() bool {
-		for _, p := range server.Peers() {
-			if p.ID() == "deaf" {
-				return p.Conn().Waiting() == 4
-			}
-		}
-		return false
-	})
+	conn := deafPeer(t, server, 2000)
+	// Its small requests are let in until as many replies wait for room
+	// as it may have requests; the rest are refused.
+	waitFor(t, "the deaf peer's replies to wait for room", func() bool { return conn.Waiting() == 4 })
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := svc.Call(ctx, "int", i)
@@ -241,7 +275,7 @@ func TestDeafPeerClosedByWriteTimeout(t *testing.T) {
 			}
 		}
 	})()
-	deafPeer(t, server.URL(), svc.Definition().ID, 2000)
+	deafPeer(t, server, 2000)
 	select {
 	case err := <-gone:
 		if !errors.Is(err, peer.ErrWriteTimeout) {

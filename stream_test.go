@@ -213,7 +213,7 @@ func streamPair(t testing.TB, cfg netron.Config) (*Streamer, *netron.Node, *netr
 }
 
 func streamCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // an upper bound: a loaded machine is slow
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -40,13 +40,21 @@ func newClient(t testing.TB, srv *testredis.Server) *redis.Client {
 	return c
 }
 
+// The heartbeat and TTL of the tests' instances: a live node beats 15
+// times per TTL, so a loaded machine that delays some beats (redis-server
+// competes for the processors too) does not make it expire.
+const (
+	testHeartbeat = 100 * time.Millisecond
+	testTTL       = 1500 * time.Millisecond
+)
+
 // newDisc returns a started backend, closed when the test ends.
 func newDisc(t testing.TB, c redis.UniversalClient, prefix string, opts ...redisdisc.Option) *redisdisc.Discovery {
 	t.Helper()
 	all := append([]redisdisc.Option{
 		redisdisc.WithPrefix(prefix),
-		redisdisc.WithHeartbeat(100 * time.Millisecond),
-		redisdisc.WithTTL(400 * time.Millisecond),
+		redisdisc.WithHeartbeat(testHeartbeat),
+		redisdisc.WithTTL(testTTL),
 	}, opts...)
 	d, err := redisdisc.New(c, all...)
 	if err != nil {

@@ -140,7 +140,7 @@ func TestRedisRestart(t *testing.T) {
 	if got := listed(t, late); !slices.Equal(got, []string{"n1", "n2"}) {
 		t.Fatalf("node started after the restart lists %v, want [n1 n2]", got)
 	}
-	time.Sleep(1200 * time.Millisecond) // 3 TTLs
+	time.Sleep(3 * testTTL)
 	if ra.left.Load() != 0 || rb.left.Load() != 0 {
 		t.Fatalf("a Redis restart made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
 	}
@@ -179,7 +179,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 	if !errors.Is(err, discovery.ErrUnavailable) {
 		t.Fatalf("Register while Redis is down: err = %v, want ErrUnavailable", err)
 	}
-	time.Sleep(1200 * time.Millisecond) // 3 TTLs without Redis
+	time.Sleep(3 * testTTL) // without Redis
 	if got := listed(t, a); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("a's view during the outage = %v, want its last view plus its own n3", got)
 	}
@@ -198,7 +198,19 @@ func TestRedisDownTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(800 * time.Millisecond)
+	_, nodesKey, _ := a.Keys()
+	eventually(t, settle, "snapshot rebuilt", func() string {
+		got, err := client.HKeys(ctxT(t), nodesKey).Result()
+		if err != nil {
+			return err.Error()
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+			return fmt.Sprintf("hash has %v", got)
+		}
+		return ""
+	})
+	time.Sleep(testTTL) // what expired at the outage would be reported by now
 	if ra.left.Load() != 0 || rb.left.Load() != 0 {
 		t.Fatalf("the outage made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
 	}
@@ -321,7 +333,7 @@ func TestHeartbeatRetriesWhenRedisFailsTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(testTTL) // what expired would be reported by now
 	if r.left.Load() != 0 {
 		t.Fatal("a node whose heartbeats failed briefly was reported left")
 	}
@@ -514,7 +526,7 @@ func TestStaleSnapshotIgnored(t *testing.T) {
 	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond) // > TTL, and nobody is running to notice
+	time.Sleep(testTTL + testTTL/2) // > TTL, and nobody is running to notice
 	b := newDisc(t, client, prefix)
 	if got := listed(t, b); len(got) != 0 {
 		t.Fatalf("new instance lists %v; the node died a TTL ago", got)
