@@ -109,8 +109,9 @@ type Event struct {
 	enc *encodedArgs // the msgpack form of Args, made once for all peers
 }
 
-// Decode stores argument i of the event in v, a non-nil pointer: the
-// argument itself when it is assignable to *v, else the argument converted
+// Decode stores argument i of the event (e.Args[i]; error messages count
+// arguments from 1, like every message of the project) in v, a non-nil
+// pointer: the argument itself when it is assignable to *v, else the argument converted
 // through its msgpack form (so a remote {"peerId": "a"} decodes into a
 // PeerEvent, and a float64 holding an integer into an int).
 func (e Event) Decode(i int, v any) error {
@@ -119,7 +120,7 @@ func (e Event) Decode(i int, v any) error {
 		return fmt.Errorf("%w: Decode needs a non-nil pointer, got %T", ErrInvalidEvent, v)
 	}
 	if i < 0 || i >= len(e.Args) {
-		return fmt.Errorf("%w: %s has no argument %d (it has %d)", ErrInvalidEvent, e.Name, i, len(e.Args))
+		return fmt.Errorf("%w: %s has no argument %d (it has %d)", ErrInvalidEvent, e.Name, i+1, len(e.Args))
 	}
 	a := e.Args[i]
 	dst := rv.Elem()
@@ -133,10 +134,10 @@ func (e Event) Decode(i int, v any) error {
 	}
 	b, err := wire.Marshal(a)
 	if err != nil {
-		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i, err)
+		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i+1, err)
 	}
 	if err := wire.UnmarshalArg(b, dst); err != nil {
-		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i, err)
+		return fmt.Errorf("netron: event %s argument %d: %w", e.Name, i+1, err)
 	}
 	return nil
 }
@@ -509,7 +510,7 @@ func (e *encodedArgs) encode(args []any) {
 	for i, a := range args {
 		var err error
 		if e.b, err = wire.AppendMarshal(e.b, a); err != nil {
-			e.err = fmt.Errorf("argument %d (%T): %w", i, a, err)
+			e.err = fmt.Errorf("argument %d (%T): %w", i+1, a, err)
 			e.b = nil
 			return
 		}

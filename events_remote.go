@@ -457,7 +457,7 @@ func parseEvent(data []byte, kind string, wanted func(string) bool) (string, []a
 	args := make([]any, n-2)
 	for i := range args {
 		if err := wire.DecodeArg(dec, reflect.ValueOf(&args[i]).Elem()); err != nil {
-			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i, err)
+			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i+1, err)
 		}
 	}
 	return name, args, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -334,8 +335,11 @@ func (n *Node) Unexpose(qualifiedName string) error {
 // failed attempt, and its service handles fail with ErrPeerDisconnected.
 func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 	svc, err := n.reg.Local(spec, n.logger)
-	if err == nil || n.disc == nil || !errors.Is(err, rpc.ErrServiceNotFound) {
+	if err == nil || !errors.Is(err, rpc.ErrServiceNotFound) {
 		return svc, err
+	}
+	if n.disc == nil {
+		return nil, withAvailable(err, spec, slices.Collect(maps.Keys(n.reg.Definitions())))
 	}
 	return n.findService(ctx, spec)
 }

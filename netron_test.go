@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -393,5 +394,37 @@ func TestStartFailsWhenPortTaken(t *testing.T) {
 	defer b.Stop(context.Background())
 	if err := b.Start(context.Background()); err == nil {
 		t.Fatal("Start succeeded on a port in use")
+	}
+}
+
+// A service or method that is not there is named, with what is: the
+// versions of the service, the services, or the methods.
+func TestNotFoundSaysWhatExists(t *testing.T) {
+	server, client, svc := pair(t)
+	ctx := context.Background()
+	if err := server.Expose("everything@1.2.0", Everything{}); err != nil {
+		t.Fatal(err)
+	}
+	p := client.Peers()[0]
+	waitFor(t, "the client to learn of everything@1.2.0", func() bool { _, ok := p.Services()["everything@1.2.0"]; return ok })
+	for _, tc := range []struct {
+		err  error
+		is   error
+		want string
+	}{
+		{func() error { _, err := p.Service(ctx, "everything@^9"); return err }(), rpc.ErrServiceNotFound,
+			"rpc: everything@^9: no match (404); available: 1.0.0, 1.2.0"},
+		{func() error { _, err := p.Service(ctx, "nothing"); return err }(), rpc.ErrServiceNotFound,
+			`rpc: service "nothing" not found (404); available: everything@1.0.0, everything@1.2.0`},
+		{func() error { _, err := server.Service(ctx, "everything@~1.1"); return err }(), rpc.ErrServiceNotFound,
+			"rpc: everything@~1.1: no match (404); available: 1.0.0, 1.2.0"},
+		{func() error { _, err := svc.Call(ctx, "nope"); return err }(), rpc.ErrMethodNotFound,
+			`rpc: everything@1.0.0: method "nope" not found (404); available: bool, bytes, coded, fail, float, int, int64, map, nil, noResult, panic, ptr, sleep, slice, string, struct, sum, uint32`},
+		{func() error { _, err := svc.Call(ctx, "int", "x"); return err }(), rpc.ErrArgumentType,
+			"rpc: everything@1.0.0.int argument 1: want int: "},
+	} {
+		if !errors.Is(tc.err, tc.is) || !strings.HasPrefix(fmt.Sprint(tc.err), tc.want) {
+			t.Errorf("got  %v\nwant %s", tc.err, tc.want)
+		}
 	}
 }

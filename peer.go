@@ -2,9 +2,14 @@ package netron
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/Masterminds/semver/v3"
 
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
@@ -109,11 +114,53 @@ func (p *Peer) IsGo() bool {
 // (rpc.Client.RemoteVia): after a reconnect its first call looks the
 // service up again by its exact qualified name, then calls it. Calls made
 // while the peer is between connections fail at once with ErrReconnecting.
+//
+// A service the peer does not offer fails with an error matching
+// rpc.ErrServiceNotFound that says what the peer offers when its catalogue
+// is known (Go peers): "rpc: calculator@^9: no match (404); available:
+// 1.0.0, 1.2.0".
 func (p *Peer) Service(ctx context.Context, spec string) (*rpc.Service, error) {
+	var svc *rpc.Service
+	var err error
 	if p.rc != nil {
-		return p.node.client.QueryInterfaceVia(ctx, p, spec)
+		svc, err = p.node.client.QueryInterfaceVia(ctx, p, spec)
+	} else {
+		svc, err = p.node.client.QueryInterface(ctx, p.conn.Load(), spec)
 	}
-	return p.node.client.QueryInterface(ctx, p.conn.Load(), spec)
+	if err != nil {
+		return nil, withAvailable(err, spec, slices.Collect(maps.Keys(p.Services())))
+	}
+	return svc, nil
+}
+
+// withAvailable adds to a service-not-found error for spec what exists
+// among offered (qualified names): the versions of its service, or else
+// every service offered.
+func withAvailable(err error, spec string, offered []string) error {
+	re, ok := err.(*rpc.Error)
+	if !ok || len(offered) == 0 || !errors.Is(err, rpc.ErrServiceNotFound) {
+		return err
+	}
+	name, _, _ := strings.Cut(spec, "@")
+	var versions []*semver.Version
+	for _, qn := range offered {
+		if n, v, _ := strings.Cut(qn, "@"); n == name {
+			if sv, err := semver.NewVersion(v); err == nil {
+				versions = append(versions, sv)
+			}
+		}
+	}
+	c := *re
+	if len(versions) > 0 {
+		slices.SortFunc(versions, func(a, b *semver.Version) int { return a.Compare(b) })
+		c.Available = nil
+		for _, v := range versions {
+			c.Available = append(c.Available, v.Original())
+		}
+	} else {
+		c.Available = slices.Sorted(slices.Values(offered))
+	}
+	return &c
 }
 
 // Services returns the peer's catalogue (qualified name → definition): the

@@ -153,8 +153,8 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		err = yaml.Unmarshal(data, &doc)
 		root = &doc
 	}
-	if err != nil {
-		return nil, fmt.Errorf("config: %s: %w", name, err)
+	if err != nil { // not YAML or JSON at all: as invalid as a bad field
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, name, err)
 	}
 	c := &Config{file: name}
 	if err := c.decodeRoot(root); err != nil {

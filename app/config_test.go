@@ -198,11 +198,11 @@ func TestBadFieldIsNamed(t *testing.T) {
 
 func TestSyntaxErrors(t *testing.T) {
 	_, err := app.Load(writeFile(t, "bad.json", "{\n  \"netron\": {\"port\": 9000,}\n}"), nil)
-	if err == nil || !strings.Contains(err.Error(), "bad.json: line 2") {
+	if !errors.Is(err, app.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad.json: line 2") {
 		t.Errorf("JSON: %v", err)
 	}
 	_, err = app.Load(writeFile(t, "bad.yaml", "netron:\n  port: [9000\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml") {
+	if !errors.Is(err, app.ErrInvalidConfig) || !strings.Contains(err.Error(), "bad.yaml") {
 		t.Errorf("YAML: %v", err)
 	}
 	_, err = app.Load(filepath.Join(t.TempDir(), "missing.yaml"), nil)

@@ -397,7 +397,7 @@ func appendArgs(b []byte, args []any) ([]byte, error) {
 	var err error
 	for i, a := range args {
 		if b, err = wire.AppendMarshal(b, a); err != nil {
-			return b, fmt.Errorf("rpc: argument %d (%T): %w", i, a, err)
+			return b, fmt.Errorf("rpc: argument %d (%T): %w", i+1, a, err)
 		}
 	}
 	return b, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/netron-go/netron/internal/wire"
@@ -34,19 +35,77 @@ type Error struct {
 	Fields map[string]any
 	// Stack is the remote stack trace, when the peer sent one.
 	Stack string
+	// Available is what the caller's side knows exists when a service or
+	// a method was not found: the versions of the service ("1.0.0") or
+	// the services ("calculator@1.0.0") the peer offers, or the methods
+	// of the service. It is filled in on the caller's side (Service.Call,
+	// netron's Peer.Service and Node.Service) and never sent.
+	Available []string
 
+	op     string // what was called ("calculator@1.0.0.add"), set by the caller's side
 	reason string // sentinel matching: "" matches any reason
 }
 
+// Error reads like "rpc: calculator@1.0.0: method "ad" not found (404);
+// available: add, multiply", or "rpc: orders@1.0.0.quote: only 60 in stock
+// (409)": what failed, the code, and what exists. The Message sent over
+// the wire is unchanged (Titan's "Method 'calculator@1.0.0.ad' not found").
 func (e *Error) Error() string {
-	name := e.Name
-	if name == "" {
-		name = "Error"
-	}
+	var b strings.Builder
+	b.WriteString("rpc: ")
+	b.WriteString(e.describe())
 	if e.Code != 0 {
-		return fmt.Sprintf("rpc: %s %d: %s", name, e.Code, e.Message)
+		fmt.Fprintf(&b, " (%d)", e.Code)
 	}
-	return fmt.Sprintf("rpc: %s: %s", name, e.Message)
+	if len(e.Available) > 0 {
+		b.WriteString("; available: ")
+		b.WriteString(strings.Join(e.Available, ", "))
+	}
+	return b.String()
+}
+
+// describe says what failed, without the code.
+func (e *Error) describe() string {
+	id, _ := e.Details["id"].(string)
+	switch r := e.Reason(); {
+	case r == "Method" && id != "":
+		if i := strings.LastIndexByte(id, '.'); i > 0 && strings.Contains(id[:i], "@") {
+			return fmt.Sprintf("%s: method %q not found", id[:i], id[i+1:])
+		}
+		return fmt.Sprintf("method %q not found", id)
+	case r == "Service":
+		name, _ := e.Details["serviceName"].(string)
+		if name == "" {
+			name = id
+		}
+		if name == "" {
+			break
+		}
+		if len(e.Available) > 0 && allVersions(e.Available) {
+			return name + ": no match" // the service is there, not in that version
+		}
+		return fmt.Sprintf("service %q not found", name)
+	case (r == "Task" || r == "Property") && id != "":
+		return fmt.Sprintf("%s %q not found", strings.ToLower(r), id)
+	}
+	msg := e.Message
+	if e.Name != "" && e.Name != "TitanError" && e.Name != "Error" {
+		msg = e.Name + ": " + msg // a JavaScript error class: TypeError, …
+	}
+	if e.op != "" && !strings.HasPrefix(msg, e.op) {
+		msg = e.op + ": " + msg
+	}
+	return msg
+}
+
+// allVersions reports whether every entry of list is a bare version.
+func allVersions(list []string) bool {
+	for _, s := range list {
+		if s == "" || s[0] < '0' || s[0] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Reason is the kind of failure within a code: the details' "resource" of

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/netron-go/netron/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -92,5 +94,42 @@ func TestParseSpec(t *testing.T) {
 		if _, err := parseSpec(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Errors read as what failed, the code, and what exists; the message sent
+// over the wire stays Titan's.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err  *Error
+		want string
+	}{
+		{notFound("Method", "calculator@1.0.0.ad", "Method 'calculator@1.0.0.ad' not found"),
+			`rpc: calculator@1.0.0: method "ad" not found (404)`},
+		{&Error{Code: 404, Name: "TitanError", Message: "Method 'calculator@1.0.0.ad' not found",
+			Details: map[string]any{"resource": "Method", "id": "calculator@1.0.0.ad"}, Available: []string{"add", "multiply"}},
+			`rpc: calculator@1.0.0: method "ad" not found (404); available: add, multiply`},
+		{serviceNotFound("calculator@^9"), `rpc: service "calculator@^9" not found (404)`},
+		{&Error{Code: 404, Name: "TitanError", Message: "Service 'calculator@^9' not found",
+			Details: map[string]any{"serviceName": "calculator@^9"}, Available: []string{"1.0.0", "1.2.0"}},
+			`rpc: calculator@^9: no match (404); available: 1.0.0, 1.2.0`},
+		{&Error{Code: 404, Name: "TitanError", Message: "Service 'shop' not found",
+			Details: map[string]any{"serviceName": "shop"}, Available: []string{"calculator@1.0.0"}},
+			`rpc: service "shop" not found (404); available: calculator@1.0.0`},
+		{notFound("Task", "nope", "Task with id nope not found"), `rpc: task "nope" not found (404)`},
+		{&Error{Code: 409, Name: "TitanError", Message: "only 60 in stock", op: "orders@1.0.0.quote"},
+			`rpc: orders@1.0.0.quote: only 60 in stock (409)`},
+		{&Error{Code: 400, Name: "TitanError", Message: "calc@1.0.0.add argument 1: want float64", op: "calc@1.0.0.add"},
+			`rpc: calc@1.0.0.add argument 1: want float64 (400)`},
+		{&Error{Code: 500, Name: "TypeError", Message: "x is undefined"}, `rpc: TypeError: x is undefined (500)`},
+		{&Error{Name: "Error", Message: "no code"}, `rpc: no code`},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
+	}
+	// The wire keeps Titan's message.
+	if te := toWire(notFound("Method", "c@1.0.0.ad", "Method 'c@1.0.0.ad' not found"), false).(wire.TitanError); te.Message != "Method 'c@1.0.0.ad' not found" {
+		t.Errorf("wire message %q", te.Message)
 	}
 }

@@ -626,8 +626,8 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
 			return nil, badRequest("ArgumentType",
-				fmt.Sprintf("%s.%s argument %d: want %s: %v", e.qn, m.name, i, t, err),
-				map[string]any{"index": i})
+				fmt.Sprintf("%s.%s argument %d: want %s: %v", e.qn, m.name, i+1, t, err),
+				map[string]any{"index": i}) // the message counts from 1, the index (as in the definition) from 0
 		}
 		in = append(in, v)
 	}

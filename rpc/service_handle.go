@@ -52,9 +52,25 @@ func (s *Service) Methods() []string {
 func (s *Service) Call(ctx context.Context, method string, args ...any) (Result, error) {
 	data, err := s.inv.invoke(ctx, s.def.ID, method, args)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
+		return Result{}, s.callError(method, err)
 	}
 	return Result{raw: data}, nil
+}
+
+// callError names what was called in err: an *Error from the peer gets
+// it as its subject ("rpc: calculator@1.0.0.divide: division by zero
+// (400)"), and, when the method was not found, the service's methods as
+// what is available; any other error gets it as a prefix.
+func (s *Service) callError(method string, err error) error {
+	if re, ok := err.(*Error); ok && !re.sentinel() {
+		c := *re
+		c.op = s.QualifiedName() + "." + method
+		if c.Reason() == "Method" && c.Available == nil {
+			c.Available = s.Methods()
+		}
+		return &c
+	}
+	return fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
 }
 
 // Result is a call's result, still encoded.

@@ -46,7 +46,7 @@ func WithClientStreams(m *stream.Manager) ClientOption {
 func OpenStream[T any](ctx context.Context, s *Service, method string, args ...any) (*stream.Reader[T], error) {
 	in, err := s.inv.openStream(ctx, s.def.ID, method, args)
 	if err != nil {
-		return nil, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
+		return nil, s.callError(method, err)
 	}
 	return stream.NewReader[T](ctx, in), nil
 }
@@ -125,7 +125,7 @@ func (sc *streamCall) reader(dec *msgpack.Decoder, t reflect.Type, e *exposed, m
 	var ref wire.StreamReference
 	if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
 		return reflect.Value{}, badRequest("ArgumentType",
-			fmt.Sprintf("%s.%s argument %d: want a stream: %v", e.qn, m.name, i, err),
+			fmt.Sprintf("%s.%s argument %d: want a stream: %v", e.qn, m.name, i+1, err),
 			map[string]any{"index": i})
 	}
 	in, err := sc.env.streams.Accept(sc.env.conn, ref)
@@ -342,19 +342,19 @@ func appendArgsUploading(b []byte, args []any, ups *uploads, m *stream.Manager, 
 		src, ok := sourceOf(a)
 		if !ok {
 			if b, err = wire.AppendMarshal(b, a); err != nil {
-				return b, fmt.Errorf("rpc: argument %d (%T): %w", i, a, err)
+				return b, fmt.Errorf("rpc: argument %d (%T): %w", i+1, a, err)
 			}
 			continue
 		}
 		if m == nil {
-			return b, fmt.Errorf("rpc: argument %d is a stream: %w", i, errNoStreams)
+			return b, fmt.Errorf("rpc: argument %d is a stream: %w", i+1, errNoStreams)
 		}
 		if conn != nil && !conn.Extensions().Has(stream.Extension) {
-			return b, fmt.Errorf("rpc: argument %d is a stream: %w: %s did not negotiate %q", i, stream.ErrUnsupported, conn.ID(), stream.Extension)
+			return b, fmt.Errorf("rpc: argument %d is a stream: %w: %s did not negotiate %q", i+1, stream.ErrUnsupported, conn.ID(), stream.Extension)
 		}
 		o, err := m.NewOutbound(conn, stream.IsLive(src))
 		if err != nil {
-			return b, fmt.Errorf("rpc: argument %d: %w", i, err)
+			return b, fmt.Errorf("rpc: argument %d: %w", i+1, err)
 		}
 		ups.list = append(ups.list, upload{o: o, src: src})
 		if b, err = wire.AppendMarshal(b, o.Reference()); err != nil {

@@ -103,6 +103,10 @@ func call(ctx context.Context, cf *clientFlags, pos []string, argsJSON string, o
 	defer c.close()
 	svc, err := c.peer.Service(ctx, service)
 	if err != nil {
+		var re *rpc.Error
+		if errors.As(err, &re) { // it names the service, and what the node has
+			return err
+		}
 		return fmt.Errorf("service %s on node %s: %w", service, c.peer.ID(), err)
 	}
 	if o.stream {
@@ -146,10 +150,12 @@ func callStream(ctx context.Context, svc *rpc.Service, method string, args []any
 	return nil
 }
 
-// callError names the method in err unless it does already.
+// callError names the method in err unless it does already (an error of
+// the node, rpc.Error, names what was called).
 func callError(svc *rpc.Service, method string, err error) error {
 	qm := svc.QualifiedName() + "." + method
-	if strings.Contains(err.Error(), qm) {
+	var re *rpc.Error
+	if errors.As(err, &re) || strings.Contains(err.Error(), qm) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", qm, err)

@@ -58,9 +58,14 @@ func TestCallErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"unknown method", []string{"call", url + "calculator", "divide", "1", "2"}, exitFailure, "404: Method 'calculator@1.0.0.divide' not found"},
-		{"unknown service", []string{"call", url + "abacus", "add"}, exitFailure, "service abacus on node calc-node:"},
-		{"wrong argument type", []string{"call", url + "calculator", "add", `"two"`, "3"}, exitFailure, "calculator@1.0.0.add:"},
+		{"unknown method", []string{"call", url + "calculator", "divide", "1", "2"}, exitFailure,
+			`netron call: rpc: calculator@1.0.0: method "divide" not found (404); available: add, multiply` + "\n"},
+		{"unknown service", []string{"call", url + "abacus", "add"}, exitFailure,
+			`netron call: rpc: service "abacus" not found (404); available: calculator@1.0.0, data@1.0.0` + "\n"},
+		{"no such version", []string{"call", url + "calculator@^9", "add"}, exitFailure,
+			"netron call: rpc: calculator@^9: no match (404); available: 1.0.0\n"},
+		{"wrong argument type", []string{"call", url + "calculator", "add", `"two"`, "3"}, exitFailure,
+			"netron call: rpc: calculator@1.0.0.add argument 1: want float64: "},
 		{"nobody listens", []string{"call", closed + "calculator", "add", "1", "2"}, exitFailure, "connect"},
 		{"stream without --stream", []string{"call", url + "data", "streamData", "3"}, exitFailure, "produces a stream: call it with --stream"},
 		{"--stream on a plain method", []string{"call", "--stream", url + "calculator", "add", "1", "2"}, exitFailure, "calculator@1.0.0.add:"},
@@ -291,6 +296,12 @@ func TestServeFailures(t *testing.T) {
 	code, _, stderr = runCmd(ctx, "serve", "--config", bad)
 	if code != exitUsage || !strings.Contains(stderr, "netron.port") || !strings.Contains(stderr, "bad.yaml:2") {
 		t.Errorf("bad config: %d %q", code, stderr)
+	}
+	malformed := filepath.Join(t.TempDir(), "malformed.yaml")
+	os.WriteFile(malformed, []byte("netron:\n  id: [x\n"), 0o600)
+	code, _, stderr = runCmd(ctx, "serve", "--config", malformed)
+	if code != exitUsage || !strings.Contains(stderr, "invalid config: ") || !strings.Contains(stderr, "malformed.yaml") {
+		t.Errorf("malformed config: %d %q", code, stderr)
 	}
 	code, _, stderr = runCmd(ctx, "serve", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code != exitUsage || !strings.Contains(stderr, "no such file") {

@@ -156,6 +156,6 @@ func run(ctx context.Context, out io.Writer, redisAddr, password string) error {
 	}
 	fmt.Fprintln(out, "quote:", quote)
 	_, err = rpc.Call[string](ctx, svc, "quote", "widget", 1000)
-	fmt.Fprintln(out, "too many:", err, "| code", rpc.Code(err))
+	fmt.Fprintf(out, "too many: %v\nits code, for a program: rpc.Code(err) = %d\n", err, rpc.Code(err))
 	return nil
 }

@@ -27,7 +27,7 @@ func check(t *testing.T, redisAddr string) {
 		"orders offers orders@1.0.0\n",
 		"shop found orders@1.0.0 on orders\n",
 		"quote: 3 × widget at 106¢ = 318¢ (60 in stock at warehouse, priced by pricing)\n",
-		"too many: orders@1.0.0.quote: rpc: TitanError 409: only 60 widget in stock | code 409\n",
+		"too many: rpc: orders@1.0.0.quote: only 60 widget in stock (409)\nits code, for a program: rpc.Code(err) = 409\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
