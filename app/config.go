@@ -81,6 +81,8 @@ var ErrInvalidConfig = netron.ErrInvalidConfig
 // ConfigError is an invalid configuration value. Field is its path
 // ("netron.port", "netron.discovery.ttl") and Source where it came from: a
 // file and line ("app.yaml:3"), or an environment variable ("NETRON_PORT").
+// A file that is not YAML or JSON at all has no Field and the file as its
+// Source.
 type ConfigError struct {
 	Field  string
 	Source string
@@ -90,6 +92,12 @@ type ConfigError struct {
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid config: ")
+	if e.Field == "" { // the file as a whole: not YAML or JSON
+		b.WriteString(e.Source)
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+		return b.String()
+	}
 	b.WriteString(e.Field)
 	if e.Source != "" {
 		b.WriteString(" (")
@@ -154,7 +162,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		root = &doc
 	}
 	if err != nil { // not YAML or JSON at all: as invalid as a bad field
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, name, err)
+		return nil, &ConfigError{Source: name, Err: err}
 	}
 	c := &Config{file: name}
 	if err := c.decodeRoot(root); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -119,6 +120,7 @@ type clientFlags struct {
 	node    string
 	id      string
 	timeout time.Duration
+	wait    time.Duration
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -129,6 +131,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.node, "node", def, "`URL` of the node, ws:// or wss:// ($NETRON_NODE sets the default)")
 	fs.StringVar(&c.id, "id", "", "`id` of this client node (default: netron-cli-<random>)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the connection and each request")
+	fs.DurationVar(&c.wait, "wait", 0, "while nothing listens at the node's address yet (a node starting in the background), try again for up to `duration`")
 }
 
 // client is a connection to a node through a client node of our own.
@@ -159,14 +162,37 @@ func (c *clientFlags) connect(ctx context.Context, url string) (*client, error) 
 		node.Stop(context.Background())
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	p, err := node.Connect(cctx, url)
+	p, err := c.dial(ctx, node, url)
 	if err != nil {
 		node.Stop(context.Background())
 		return nil, err
 	}
 	return &client{node: node, peer: p}, nil
+}
+
+// refusedHook, if set, runs when --wait tries again: a test's signal.
+var refusedHook func()
+
+// dial connects node to url within the timeout; with --wait it tries
+// again every 100 ms for that long while the connection is refused.
+func (c *clientFlags) dial(ctx context.Context, node *netron.Node, url string) (*netron.Peer, error) {
+	until := time.Now().Add(c.wait)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, c.timeout)
+		p, err := node.Connect(cctx, url)
+		cancel()
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(until) {
+			return p, err
+		}
+		if refusedHook != nil {
+			refusedHook()
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
 
 func (c *client) close() {

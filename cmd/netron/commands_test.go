@@ -44,6 +44,44 @@ func TestCall(t *testing.T) {
 	}
 }
 
+// With --wait, call tries again while nothing listens at the node's
+// address, and gets through once a node does.
+func TestCallWaitsForTheNode(t *testing.T) {
+	ctx := testCtx(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	refused := make(chan struct{}, 1)
+	refusedHook = func() {
+		select {
+		case refused <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { refusedHook = nil }()
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := runCmd(ctx, "call", "--wait", "1m", fmt.Sprintf("ws://127.0.0.1:%d/calculator", port), "add", "2", "3")
+		done <- result{code, stdout, stderr}
+	}()
+	select {
+	case <-refused: // it was refused and tries again: now start the node
+	case r := <-done:
+		t.Fatalf("call returned before a node listened: %+v", r)
+	}
+	liveNodeOn(t, "late-node", port)
+	if r := <-done; r.code != exitOK || r.stdout != "5\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestCallErrors(t *testing.T) {
 	ctx := testCtx(t)
 	node := liveNode(t, "calc-node")

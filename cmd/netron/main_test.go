@@ -57,8 +57,14 @@ func testCtx(t *testing.T) context.Context {
 // on a loopback port, and returns its Netron.
 func liveNode(t *testing.T, id string) *netron.Node {
 	t.Helper()
+	return liveNodeOn(t, id, 0)
+}
+
+// liveNodeOn is liveNode on a given port (0: a free one).
+func liveNodeOn(t *testing.T, id string, port int) *netron.Node {
+	t.Helper()
 	a, err := app.New(
-		app.WithNetronConfig(netron.Config{ID: id, Host: "127.0.0.1", Server: true}),
+		app.WithNetronConfig(netron.Config{ID: id, Host: "127.0.0.1", Port: port, Server: true}),
 		app.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	if err != nil {

@@ -4,12 +4,16 @@ package exampletest
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
 
 // CheckREADME fails t unless README.md in the current directory has a sh
-// block starting with command and a plain block holding exactly output.
+// block starting with command and a plain block (a fence without a
+// language) holding exactly output. In the README's block, … stands for
+// text that changes from run to run (a port, a path, a duration), within
+// a line.
 func CheckREADME(t testing.TB, command, output string) {
 	t.Helper()
 	b, err := os.ReadFile("README.md")
@@ -20,7 +24,45 @@ func CheckREADME(t testing.TB, command, output string) {
 	if !strings.Contains(readme, "```sh\n"+command+"\n") {
 		t.Errorf("README.md does not give the command %q", command)
 	}
-	if !strings.Contains(readme, "```\n"+output+"```") {
-		t.Errorf("README.md does not show the output:\n%s", output)
+	for _, block := range plainBlocks(readme) {
+		if Matches(block, output) {
+			return
+		}
 	}
+	t.Errorf("README.md does not show the output (in a ``` block, … for what changes):\n%s", output)
+}
+
+// plainBlocks returns the contents of the blocks fenced by ``` without a
+// language, each line ending in a newline.
+func plainBlocks(md string) []string {
+	var out []string
+	var cur *strings.Builder
+	inOther := false
+	for _, line := range strings.Split(md, "\n") {
+		switch {
+		case cur != nil && line == "```":
+			out = append(out, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		case inOther && line == "```":
+			inOther = false
+		case inOther:
+		case line == "```":
+			cur = new(strings.Builder)
+		case strings.HasPrefix(line, "```"):
+			inOther = true
+		}
+	}
+	return out
+}
+
+// Matches reports whether output is what block shows, … in block standing
+// for any text within a line.
+func Matches(block, output string) bool {
+	parts := strings.Split(block, "…")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile(`^` + strings.Join(parts, `[^\n]*`) + `$`).MatchString(output)
 }
