@@ -300,6 +300,9 @@ func fuzzTargets(dir string) ([]fuzzTarget, error) {
 			return nil, err
 		}
 		pkg := "./" + filepath.ToSlash(filepath.Dir(f))
+		if pkg == "./." {
+			pkg = "."
+		}
 		for _, m := range fuzzFunc.FindAllSubmatch(b, -1) {
 			targets = append(targets, fuzzTarget{pkg, string(m[1])})
 		}
