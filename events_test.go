@@ -213,7 +213,7 @@ func TestEventsSubscribeWhileEmitting(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for got.Load() < events && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
