@@ -125,13 +125,19 @@ func (o *Outbound) remove() {
 
 // abort ends the stream without telling the peer (see stop).
 func (o *Outbound) abort(err error) {
+	o.end(err)
+	o.remove()
+}
+
+// end cancels the stream's context with err and wakes a Send waiting for
+// credit; the stream stays in its connection's table.
+func (o *Outbound) end(err error) {
 	o.mu.Lock()
 	if o.openT != nil {
 		o.openT.Stop()
 	}
 	o.mu.Unlock()
 	o.cancel(err)
-	o.remove()
 	o.signal()
 }
 
@@ -142,9 +148,14 @@ func (o *Outbound) abort(err error) {
 // stream had already ended (its end went out, the consumer cancelled it,
 // the connection closed) or when the consumer cannot know it (neither
 // Start nor a chunk told it: its announcement may never have been sent).
+//
+// The stream leaves its connection's table only once its STREAM_ERROR is
+// queued: credit its consumer granted meanwhile then finds it (and is
+// dropped) instead of being answered not-claimed ahead of the error, which
+// would end the consumer with not-claimed instead of message.
 func (o *Outbound) stop(err error, message string) {
 	running := o.ctx.Err() == nil
-	o.abort(err) // first: a Send waiting for credit holds sendMu
+	o.end(err) // first: a Send waiting for credit holds sendMu
 	o.mu.Lock()
 	known := o.started
 	o.mu.Unlock()
@@ -156,6 +167,7 @@ func (o *Outbound) stop(err error, message string) {
 	if notify && o.pipe == nil && o.cs.conn != nil {
 		o.cs.sendControl(appendEnd(nil, o.cs.conn.NextID(), wire.TypeStreamError, o.id, message), true)
 	}
+	o.remove()
 }
 
 // cancelByConsumer is the consumer's cancel (EXT cancel, or STREAM_CLOSE
@@ -381,10 +393,13 @@ func (o *Outbound) Close(err error) error {
 		return nil
 	}
 	o.finished = true
-	defer o.abort(ErrClosed)
 	if c := o.cause(); c != nil {
+		// Ended already: whoever ended it takes it out of the table (stop
+		// only once the consumer is told; a closed connection drops its
+		// whole table).
 		return c
 	}
+	defer o.abort(ErrClosed)
 	o.endSent = true
 	if o.pipe != nil {
 		if err == nil {
