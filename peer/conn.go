@@ -36,6 +36,13 @@ type Conn struct {
 	unsubOut func()
 	nextID   atomic.Uint32
 
+	// Senders between their check that the connection is open and the end
+	// of their publish (see queue), and the outbound subscription's end,
+	// which waits for the last of them.
+	queueing  atomic.Int32
+	closing   atomic.Bool
+	unsubOnce sync.Once
+
 	// The outbound queue (see Send and enqueue). The sender holding the
 	// writer role (writing) owns wbatch.
 	wmu     sync.Mutex
@@ -210,8 +217,13 @@ func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) er
 	return c.queue(ctx, time.Time{}, Outbound{Frame: frame, Release: release})
 }
 
-// queue waits for room in the outbound queue and publishes o.
+// queue waits for room in the outbound queue and publishes o. While it
+// does, the connection's outbound subscription stays: a publish that came
+// after shutdown had unsubscribed would reach nobody, and the frame of a
+// Send that returned nil would be neither written nor released.
 func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error {
+	c.queueing.Add(1)
+	defer c.leaveQueue()
 	if err := c.Err(); err != nil {
 		return err
 	}
@@ -225,6 +237,14 @@ func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error 
 		return err
 	}
 	return nil
+}
+
+// leaveQueue ends a sender's stay in queue; the last one out of a closing
+// connection ends its outbound subscription.
+func (c *Conn) leaveQueue() {
+	if c.queueing.Add(-1) == 0 && c.closing.Load() {
+		c.unsubOnce.Do(c.unsubOut)
+	}
 }
 
 // waitRoom waits until the outbound queue has room, ctx ends, the
@@ -597,7 +617,12 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 			c.wdTimer.Stop()
 		}
 		c.wdMu.Unlock()
-		c.unsubOut()
+		// The outbound subscription ends now, or when the last sender in
+		// queue has published (enqueue releases what comes after wclosed).
+		c.closing.Store(true)
+		if c.queueing.Load() == 0 {
+			c.unsubOnce.Do(c.unsubOut)
+		}
 		c.wmu.Lock()
 		c.wclosed = true
 		if !c.writing {
