@@ -89,6 +89,9 @@ func (e *Error) describe() string {
 		return fmt.Sprintf("%s %q not found", strings.ToLower(r), id)
 	}
 	msg := e.Message
+	if msg == "" {
+		msg = e.kind()
+	}
 	if e.Name != "" && e.Name != "TitanError" && e.Name != "Error" {
 		msg = e.Name + ": " + msg // a JavaScript error class: TypeError, …
 	}
@@ -96,6 +99,40 @@ func (e *Error) describe() string {
 		msg = e.op + ": " + msg
 	}
 	return msg
+}
+
+// kind names the failure of an error without a message (the sentinels
+// of this package, an empty remote message) by its reason or code.
+func (e *Error) kind() string {
+	switch e.Reason() {
+	case "Service":
+		return "service not found"
+	case "Method":
+		return "method not found"
+	case "Task":
+		return "task not found"
+	case "ArgumentCount":
+		return "wrong number of arguments"
+	case "ArgumentType":
+		return "wrong argument type"
+	}
+	switch e.Code {
+	case 400:
+		return "bad request"
+	case 403:
+		return "forbidden"
+	case 404:
+		return "not found"
+	case 408:
+		return "request timeout"
+	case 429:
+		return "too many requests"
+	case 500:
+		return "internal error"
+	case 503:
+		return "unavailable"
+	}
+	return "error"
 }
 
 // allVersions reports whether every entry of list is a bare version.

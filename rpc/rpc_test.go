@@ -123,6 +123,9 @@ func TestErrorText(t *testing.T) {
 			`rpc: calc@1.0.0.add argument 1: want float64 (400)`},
 		{&Error{Code: 500, Name: "TypeError", Message: "x is undefined"}, `rpc: TypeError: x is undefined (500)`},
 		{&Error{Name: "Error", Message: "no code"}, `rpc: no code`},
+		{ErrServiceNotFound, `rpc: service not found (404)`},
+		{ErrTooManyRequests, `rpc: too many requests (429)`},
+		{ErrArgumentType, `rpc: wrong argument type (400)`},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
