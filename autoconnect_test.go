@@ -19,7 +19,7 @@ import (
 // every node of it, with a fast backoff.
 func autoConnectCluster(t *testing.T) (memory func(ttl time.Duration) *discovery.Memory, caller *netron.Node) {
 	memory = memoryCluster(t)
-	caller = startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
+	caller = startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(1500 * time.Millisecond),
 		Discovery: netron.DiscoveryConfig{AutoConnect: true},
 		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
 	return memory, caller
@@ -68,7 +68,7 @@ func isDone(p *netron.Peer) bool {
 func TestAutoConnectLeftNodeNotRedialled(t *testing.T) {
 	ctx := context.Background()
 	memory, caller := autoConnectCluster(t)
-	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
+	srv, err := netron.New(netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(1500 * time.Millisecond)}) // uuid id
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func autoConnectNodeMoved(t *testing.T, crash bool) {
 		return errors.Is(old.Err(), netron.ErrPeerDisconnected) && errors.Is(explicit.Err(), netron.ErrReconnecting)
 	})
 	l.Close()
-	srv2 := start(port, memory(500*time.Millisecond))
+	srv2 := start(port, memory(1500*time.Millisecond))
 
 	waitFor(t, "the old auto-connected peer to end", func() bool { return isDone(old) })
 	var p *netron.Peer
@@ -308,8 +308,8 @@ func TestConcurrentLookupsDialOnce(t *testing.T) {
 func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
 	ctx := context.Background()
 	memory := memoryCluster(t)
-	srv := startCounterNode(t, netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(500 * time.Millisecond)}) // uuid id
-	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(500 * time.Millisecond),
+	srv := startCounterNode(t, netron.Config{Host: "127.0.0.1", Server: true, DiscoveryBackend: memory(1500 * time.Millisecond)}) // uuid id
+	caller := startNode(t, netron.Config{ID: "caller", DiscoveryBackend: memory(1500 * time.Millisecond),
 		Reconnect: netron.ReconnectConfig{BaseDelay: 20 * time.Millisecond, MaxDelay: 50 * time.Millisecond}})
 	waitFor(t, "the server in discovery", func() bool {
 		nodes, _ := caller.Discovery().Find(ctx, "counter", "")

@@ -103,7 +103,7 @@ func discoveryScenario(t *testing.T, cfg func(id string) netron.Config) {
 func TestDiscoveryInMemory(t *testing.T) {
 	hub := discovery.NewHub()
 	discoveryScenario(t, func(id string) netron.Config {
-		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(500*time.Millisecond))
+		mem := discovery.NewMemory(discovery.WithHub(hub), discovery.WithHeartbeat(100*time.Millisecond), discovery.WithTTL(1500*time.Millisecond)) // 15 beats: a loaded machine delays some
 		t.Cleanup(func() { mem.Close() })
 		return netron.Config{ID: id, Host: "127.0.0.1", Server: true, DiscoveryBackend: mem}
 	})
@@ -118,7 +118,7 @@ func TestDiscoveryRedis(t *testing.T) {
 			Enabled:  true,
 			Redis:    netron.RedisConfig{Host: host, Port: port},
 			Interval: 100 * time.Millisecond,
-			TTL:      500 * time.Millisecond,
+			TTL:      1500 * time.Millisecond,
 			Prefix:   "test:" + t.Name(),
 		}}
 	})

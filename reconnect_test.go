@@ -439,7 +439,7 @@ func TestReconnectWithDiscovery(t *testing.T) {
 func reconnectWithDiscovery(t *testing.T, autoConnect bool) {
 	ctx := context.Background()
 	cluster := memoryCluster(t)
-	memory := func() discovery.Discovery { return cluster(500 * time.Millisecond) }
+	memory := func() discovery.Discovery { return cluster(1500 * time.Millisecond) }
 	startServer := func(port int) *netron.Node {
 		return startCounterNode(t, netron.Config{ID: "server", Host: "127.0.0.1", Port: port, Server: true, DiscoveryBackend: memory()})
 	}

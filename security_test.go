@@ -168,14 +168,15 @@ func (b *Blob) Echo(v []byte) []byte {
 }
 
 // deafPeer connects to server as a raw WebSocket peer "deaf" that sends
-// CALLs of blob@1.0.0's echo and never reads: first requests of 128 KiB,
-// each once the one before ran, whose replies fill the socket buffers and
-// the outbound queue until a reply waits for room (the server's
-// connection counts a waiting sender: a signal, not a guess) or the
-// server closes the connection, then n small ones in the background. (Replies are kept small enough that a
-// stuck write gets little of the write watchdog's grace for large
-// messages.) It returns the server's connection to the peer.
-func deafPeer(t *testing.T, server *netron.Node, n int) *peer.Conn {
+// CALLs of blob@1.0.0's echo and never reads: requests of 128 KiB, each
+// once the one before ran, whose replies fill the socket buffers and the
+// outbound queue until a reply waits for room (the server's connection
+// counts a waiting sender: a signal, not a guess) or the server closes the
+// connection. (Replies are kept small enough that a stuck write gets
+// little of the write watchdog's grace for large messages.) It returns the
+// server's connection to the peer, and a function that sends one more
+// small request.
+func deafPeer(t *testing.T, server *netron.Node) (*peer.Conn, func() error) {
 	t.Helper()
 	blob := &Blob{}
 	if err := server.Expose("blob@1.0.0", blob); err != nil {
@@ -228,15 +229,7 @@ func deafPeer(t *testing.T, server *netron.Node, n int) *peer.Conn {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	go func() {
-		small := []byte("x")
-		for range n {
-			if request(small) != nil {
-				return
-			}
-		}
-	}()
-	return conn
+	return conn, func() error { return request([]byte("x")) }
 }
 
 // A peer that sends requests and stops reading its replies holds at most
@@ -247,10 +240,23 @@ func deafPeer(t *testing.T, server *netron.Node, n int) *peer.Conn {
 func TestDeafPeerIsolated(t *testing.T) {
 	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
 		MaxConcurrentRequests: 16, MaxConcurrentRequestsPerPeer: 4, WriteTimeout: -1})
-	conn := deafPeer(t, server, 2000)
-	// Its small requests are let in until as many replies wait for room
-	// as it may have requests; the rest are refused.
-	waitFor(t, "the deaf peer's replies to wait for room", func() bool { return conn.Waiting() == 4 })
+	conn, more := deafPeer(t, server)
+	// It sends small requests until as many replies wait for room as it
+	// may have requests (the ones over its limit are refused).
+	waitFor(t, "the deaf peer's replies to wait for room", func() bool {
+		if conn.Waiting() == 4 {
+			return true
+		}
+		if err := more(); err != nil {
+			t.Fatalf("a small request: %v", err)
+		}
+		return false
+	})
+	for range 100 { // and goes on sending
+		if err := more(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err := svc.Call(ctx, "int", i)
@@ -258,6 +264,9 @@ func TestDeafPeerIsolated(t *testing.T) {
 		if err != nil {
 			t.Fatalf("call %d of a well-behaved peer: %v", i, err)
 		}
+	}
+	if n := conn.Waiting(); n > 4 {
+		t.Fatalf("%d of the deaf peer's replies wait for room; its limit is 4", n)
 	}
 }
 
@@ -275,13 +284,13 @@ func TestDeafPeerClosedByWriteTimeout(t *testing.T) {
 			}
 		}
 	})()
-	deafPeer(t, server, 2000)
+	deafPeer(t, server)
 	select {
 	case err := <-gone:
 		if !errors.Is(err, peer.ErrWriteTimeout) {
 			t.Fatalf("deaf peer disconnected with %v, want peer.ErrWriteTimeout", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the deaf peer is still connected")
 	}
 	if _, err := svc.Call(context.Background(), "int", 1); err != nil {
