@@ -163,18 +163,60 @@ func measureConcurrent(ctx context.Context, d time.Duration, callers int, call a
 // it a fast sender either fills memory (gochannel starts a goroutine per
 // message) or makes the system drop (Netron's per-peer event queue and
 // NATS's slow-consumer limit both drop rather than wait). Every system of a
-// figure gets the same window.
+// figure gets the same window, and so the same delivery guarantee: the
+// receiver counts every message and checks its sequence number, a lost
+// message fails the measure (its credit never comes back) and one out of
+// order is counted.
 type window struct {
 	credit   chan struct{}
+	stalled  chan struct{} // closed when the receiver stopped giving credits back
 	received atomic.Int64
 	disorder atomic.Int64 // messages that arrived out of order
 	next     atomic.Int64 // next expected sequence number (one receiver)
 }
 
-func newWindow(size int) *window { return &window{credit: make(chan struct{}, size)} }
+func newWindow(size int) *window {
+	return &window{credit: make(chan struct{}, size), stalled: make(chan struct{})}
+}
+
+// errLost is what a sender gets when messages in flight never arrive.
+var errLost = fmt.Errorf("messages lost: the window stayed full for %v", stallTimeout)
+
+// stallTimeout is how long a full window may stay without a delivery
+// before the measure fails: a generous bound, not a guess at speed.
+const stallTimeout = 10 * time.Second
 
 // take waits for a credit before a send.
-func (w *window) take() { w.credit <- struct{}{} }
+func (w *window) take() error {
+	select {
+	case w.credit <- struct{}{}:
+		return nil
+	case <-w.stalled:
+		return errLost
+	}
+}
+
+// watch closes w.stalled when the window stays full without a delivery for
+// stallTimeout, so that a sender waiting for lost messages' credits fails
+// instead of hanging; it returns when done is closed.
+func (w *window) watch(done <-chan struct{}) {
+	t := time.NewTicker(stallTimeout / 20)
+	defer t.Stop()
+	last, since := w.received.Load(), time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			if n := w.received.Load(); n != last || len(w.credit) < cap(w.credit) {
+				last, since = n, now
+			} else if now.Sub(since) >= stallTimeout {
+				close(w.stalled)
+				return
+			}
+		}
+	}
+}
 
 // got is called by the receiver for each message, with its sequence
 // number (or -1 when the system does not carry one).
@@ -210,17 +252,22 @@ const windowSize = 512
 // messages per second delivered, from the first send to the last delivery.
 // send must arrange for w.got to be called on delivery.
 func measureOneWay(d time.Duration, w *window, send func(seq int64) error) (rateResult, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go w.watch(done)
 	// Warm up with the same loop.
 	var seq int64
 	warmEnd := time.Now().Add(min(d/4, 500*time.Millisecond))
 	for time.Now().Before(warmEnd) {
-		w.take()
+		if err := w.take(); err != nil {
+			return rateResult{}, fmt.Errorf("warm-up: %w", err)
+		}
 		if err := send(seq); err != nil {
 			return rateResult{}, err
 		}
 		seq++
 	}
-	if err := w.wait(seq, 10*time.Second); err != nil {
+	if err := w.wait(seq, stallTimeout); err != nil {
 		return rateResult{}, fmt.Errorf("warm-up: %w", err)
 	}
 	runtime.GC()
@@ -230,14 +277,16 @@ func measureOneWay(d time.Duration, w *window, send func(seq int64) error) (rate
 	deadline := start.Add(d)
 	var sent int64
 	for sent&63 != 0 || time.Now().Before(deadline) {
-		w.take()
+		if err := w.take(); err != nil {
+			return rateResult{}, err
+		}
 		if err := send(seq); err != nil {
 			return rateResult{}, err
 		}
 		seq++
 		sent++
 	}
-	if err := w.wait(base+sent, 10*time.Second); err != nil {
+	if err := w.wait(base+sent, stallTimeout); err != nil {
 		return rateResult{}, err
 	}
 	elapsed := time.Since(start)
