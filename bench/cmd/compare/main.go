@@ -57,6 +57,7 @@ type options struct {
 	count      int
 	out        string
 	doc        string
+	svg        string
 	quick      bool
 	scale      int
 	compare    bool
@@ -76,7 +77,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.count, "count", 1, "rounds; each figure reports the median of its rounds")
 	fs.StringVar(&o.out, "out", "../docs/benchmarks-compare.md", "markdown file to write (empty: none)")
 	fs.StringVar(&o.doc, "doc", "../docs/benchmarks.md", "markdown file whose section between "+sectionBegin+" and "+sectionEnd+" gets the main table and the targets, after a run of every figure of every system (empty: none)")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 150 ms per figure, targets not judged, no markdown unless -out or -doc is given")
+	fs.StringVar(&o.svg, "svg", "../docs", "directory that gets "+ratioChartFile+" and "+latencyChartFile+" (the charts the -out file shows), after a run of every figure of every system (empty: none)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 150 ms per figure, targets not judged, no markdown nor chart unless -out, -doc or -svg is given")
 	fs.IntVar(&o.scale, "scale", 0, "also connect this many idle peers to one node and measure memory per peer")
 	fs.BoolVar(&o.compare, "compare", true, "run the comparison (-compare=false with -scale: the scale measure only)")
 	systems := fs.String("systems", "netron,grpc,nats,ws,gochannel", "systems to measure")
@@ -93,17 +95,17 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.quick {
 		o.duration, o.count = 150*time.Millisecond, 1
-		outSet, docSet := false, false
-		fs.Visit(func(f *flag.Flag) {
-			outSet = outSet || f.Name == "out"
-			docSet = docSet || f.Name == "doc"
-		})
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		// A smoke run does not overwrite the recorded numbers.
-		if !outSet {
+		if !set["out"] {
 			o.out = ""
 		}
-		if !docSet {
+		if !set["doc"] {
 			o.doc = ""
+		}
+		if !set["svg"] {
+			o.svg = ""
 		}
 	}
 	if o.count < 1 || o.duration <= 0 {
@@ -124,7 +126,7 @@ func parseFlags(args []string) (*options, error) {
 }
 
 // full reports whether the run measures every figure of every system:
-// only such a run rewrites the table of -doc.
+// only such a run rewrites the table of -doc and the charts.
 func (o *options) full() bool {
 	return o.compare && len(o.systems) == len(allSystems) && len(o.figures) == len(allFigures)
 }
@@ -211,13 +213,27 @@ func runResults(ctx context.Context, args []string, stdout io.Writer) (*results,
 			scs = append(scs, sc)
 		}
 	}
+	if o.svg != "" || o.out != "" || o.doc != "" {
+		fmt.Fprintln(stdout)
+	}
+	var charts []string // the chart files this run wrote
+	switch {
+	case o.svg == "":
+	case !o.full():
+		fmt.Fprintf(stdout, "the charts in %s left as they are: not every figure of every system was measured\n", o.svg)
+	default:
+		if charts, err = writeCharts(o, res, time.Now()); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", strings.Join(charts, ", "))
+	}
 	if o.out != "" {
 		var md bytes.Buffer
-		writeMarkdown(&md, o, res, scs)
+		writeMarkdown(&md, o, res, scs, charts)
 		if err := os.WriteFile(o.out, md.Bytes(), 0o644); err != nil {
 			return nil, nil, err
 		}
-		fmt.Fprintf(stdout, "\nwrote %s\n", o.out)
+		fmt.Fprintf(stdout, "wrote %s\n", o.out)
 	}
 	switch {
 	case o.doc == "":

@@ -35,7 +35,8 @@ func TestQuick(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out := filepath.Join(t.TempDir(), "compare.md")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "compare.md")
 	doc := filepath.Join(t.TempDir(), "benchmarks.md")
 	const before, after = "# Benchmarks\n\nWritten by hand.\n\n", "\n\nAlso by hand.\n"
 	if err := os.WriteFile(doc, []byte(before+sectionBegin+"\nthe last run\n"+sectionEnd+after), 0o644); err != nil {
@@ -43,7 +44,7 @@ func TestQuick(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	start := time.Now()
-	res, scs, err := runResults(ctx, []string{"-quick", "-scale", "20", "-out", out, "-doc", doc}, &stdout)
+	res, scs, err := runResults(ctx, []string{"-quick", "-scale", "20", "-out", out, "-doc", doc, "-svg", dir}, &stdout)
 	t.Logf("quick run took %v", time.Since(start))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stdout.String())
@@ -91,6 +92,17 @@ func TestQuick(t *testing.T) {
 	for _, want := range []string{"### Idle peers on one node", "| node (accepting) |", "| dialling process |", "20 Go peers", "20 bare connections"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("the markdown has no %q", want)
+		}
+	}
+	// The charts: well-formed, drawn from this run, shown by the markdown.
+	for _, name := range []string{ratioChartFile, latencyChartFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSVG(t, name, b)
+		if !bytes.Contains(md, []byte("]("+name+")")) {
+			t.Errorf("the markdown does not show %s", name)
 		}
 	}
 	if !strings.Contains(text, "idle peers (go-peers) on one node: 20") || !strings.Contains(text, "idle peers (bare) on one node: 20") {
@@ -170,5 +182,36 @@ func TestOnlyFullRunsWriteTheDoc(t *testing.T) {
 		if o.full() != c.full {
 			t.Errorf("%q: full = %v, want %v", c.args, o.full(), c.full)
 		}
+	}
+}
+
+// A partial run draws no chart, and its markdown shows none: the charts
+// in the directory are another run's.
+func TestPartialRunDrawsNoChart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "compare.md")
+	var stdout bytes.Buffer
+	if _, _, err := runResults(ctx, []string{"-quick", "-figures", "bus", "-systems", "netron,gochannel", "-out", out, "-svg", dir}, &stdout); err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	for _, name := range []string{ratioChartFile, latencyChartFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("a partial run wrote %s (%v)", name, err)
+		}
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(md, []byte(".svg")) {
+		t.Errorf("the markdown of a partial run shows a chart:\n%s", md)
+	}
+	if !strings.Contains(stdout.String(), "charts in "+dir+" left as they are") {
+		t.Errorf("the run did not say it left the charts:\n%s", stdout.String())
 	}
 }

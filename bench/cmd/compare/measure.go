@@ -24,6 +24,25 @@ type seqResult struct {
 	p50, p99 time.Duration
 	allocs   float64 // heap allocations per round trip, every goroutine of the process
 	bytes    float64 // heap bytes per round trip
+	// quantiles are the latencies at latencyPPM (the latency chart).
+	quantiles []time.Duration
+}
+
+// latencyPPM are the percentiles, in parts per million, at which a
+// sequential run keeps its latencies for the chart: dense toward the tail,
+// up to 99.99 %. 50 % and 99 % are among them, so that the chart's p50 and
+// p99 are the table's.
+var latencyPPM = []int64{
+	0, 100000, 200000, 300000, 400000, 500000, 600000, 700000, 750000, 800000, 850000,
+	900000, 920000, 940000, 950000, 960000, 970000, 980000, 985000,
+	990000, 992000, 994000, 995000, 996000, 997000, 998000, 998500,
+	999000, 999200, 999400, 999500, 999600, 999700, 999800, 999850, 999900,
+}
+
+// quantile is the latency at ppm parts per million of sorted: the same
+// index as p50 (len/2) and p99 (len*99/100) for 500,000 and 990,000.
+func quantile(sorted []time.Duration, ppm int64) time.Duration {
+	return sorted[min(int64(len(sorted))*ppm/1e6, int64(len(sorted)-1))]
 }
 
 func (r seqResult) rate() float64 { return float64(r.calls) / r.elapsed.Seconds() }
@@ -87,13 +106,18 @@ func measureSequential(ctx context.Context, d time.Duration, call addFunc) (seqR
 	elapsed := time.Since(start)
 	m1 := snapMem()
 	slices.Sort(lat)
+	q := make([]time.Duration, len(latencyPPM))
+	for i, ppm := range latencyPPM {
+		q[i] = quantile(lat, ppm)
+	}
 	return seqResult{
-		calls:   n,
-		elapsed: elapsed,
-		p50:     lat[len(lat)/2],
-		p99:     lat[len(lat)*99/100],
-		allocs:  float64(m1.mallocs-m0.mallocs) / float64(n),
-		bytes:   float64(m1.bytes-m0.bytes) / float64(n),
+		calls:     n,
+		elapsed:   elapsed,
+		p50:       lat[len(lat)/2],
+		p99:       lat[len(lat)*99/100],
+		allocs:    float64(m1.mallocs-m0.mallocs) / float64(n),
+		bytes:     float64(m1.bytes-m0.bytes) / float64(n),
+		quantiles: q,
 	}, nil
 }
 

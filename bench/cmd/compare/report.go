@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -402,9 +403,11 @@ func machine() string {
 	return fmt.Sprintf("%s, %d CPUs (GOMAXPROCS %d), %s %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
+// writeMarkdown writes the report of the run; charts are the chart files
+// the run wrote, which it shows.
+func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult, charts []string) {
 	fmt.Fprintf(w, "# Netron compared with gRPC, NATS and raw WebSocket\n\n")
-	fmt.Fprintf(w, "Produced by `bench/cmd/compare` (issue #7) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "Produced by `bench/cmd/compare` (issues #7 and #21) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "Command (in `bench/`): `go run ./cmd/compare %s`\n\n", strings.Join(o.args, " "))
 	fmt.Fprintf(w, "Machine: %s.\n", machine())
 	if o.quick {
@@ -418,6 +421,14 @@ func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
 			"allocations count both sides (and the NATS broker). Values are medians of the rounds; ratios are Netron / peer, "+
 			"the median of each round's ratio: above 1× Netron is ahead for rates, behind for latencies and allocations. "+
 			"Compare ratios of one run, not absolute numbers across runs.\n\n")
+		if len(charts) > 0 {
+			fmt.Fprintf(w, "The charts draw the table: the ratios per figure with each round's spread (for latencies and allocations "+
+				"inverted, peer ÷ Netron, so that right of 1× is always Netron ahead) and the targets, then the latency "+
+				"distribution of the sequential round trips.\n\n")
+		}
+		for _, c := range charts {
+			writeChartLink(w, o.out, c)
+		}
 		writeMainTable(w, res)
 		fmt.Fprintf(w, "\n### In-process bus\n\n| bus | msgs/s | allocs/msg | order |\n|---|--:|--:|---|\n")
 		for _, r := range busRows(res) {
@@ -442,6 +453,21 @@ func writeMarkdown(w io.Writer, o *options, res *results, scs []*scaleResult) {
 		}
 	}
 	fmt.Fprint(w, workloads)
+}
+
+// chartAlt describes each chart for those who cannot see it.
+var chartAlt = map[string]string{
+	ratioChartFile:   "Netron's ratio to gRPC, NATS and raw WebSocket per figure: the median of the rounds, the lowest and highest round, the targets",
+	latencyChartFile: "Latency percentiles of sequential round trips for Netron, gRPC, NATS and raw WebSocket, p50 and p99 marked",
+}
+
+// writeChartLink shows the chart at path in the markdown file md.
+func writeChartLink(w io.Writer, md, path string) {
+	rel, err := filepath.Rel(filepath.Dir(md), path)
+	if err != nil {
+		rel = path
+	}
+	fmt.Fprintf(w, "![%s](%s)\n\n", chartAlt[filepath.Base(path)], filepath.ToSlash(rel))
 }
 
 func writeMainTable(w io.Writer, res *results) {
