@@ -2,7 +2,8 @@
 // (an embedded nats-server), raw coder/websocket (the transport ceiling)
 // and, for the in-process bus, Watermill's gochannel — in one run, on
 // loopback, with the same workloads — and writes the table with
-// Netron/peer ratios to a markdown file.
+// Netron/peer ratios to a markdown file and, after a run of every figure of
+// every system, draws it as two SVG charts (ratios, latency distribution).
 //
 //	go run ./cmd/compare                       # ~2 s per figure
 //	go run ./cmd/compare -duration 3s -count 3 # medians of 3 interleaved rounds

@@ -275,19 +275,19 @@ func targets(o *options, res *results, scs []*scaleResult) []target {
 		r := findRow(rows, rt.key)
 		if v, ok := r.ratio(rt.peer); ok {
 			t.measured = fmt.Sprintf("%.2f×", v)
-			ok := v >= rt.want
+			met := v >= rt.want
 			if lo, hi, spread := ratioSpread(r.rounds[sysNetron], r.rounds[rt.peer]); spread {
 				// A target the rounds straddle is met in some runs only.
 				t.measured += fmt.Sprintf(" (rounds %.2f–%.2f×)", lo, hi)
 				if rt.everyRound {
-					ok = lo >= rt.want
+					met = lo >= rt.want
 				}
 			}
 			if n := r.note[sysNetron]; rt.ordered && n != "" {
 				t.measured += ", " + n
-				ok = false
+				met = false
 			}
-			t.met = judge(ok)
+			t.met = judge(met)
 		}
 		ts = append(ts, t)
 	}
