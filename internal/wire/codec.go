@@ -229,9 +229,17 @@ type decState struct {
 	off   int
 	depth int // nesting depth of b's first value, for MaxDepth across extension payloads
 	dec   *msgpack.Decoder
+	// bud is the decode budget (see Budget): own's for a decoder of a
+	// whole input, the outer decoder's for one of a value inside it.
+	bud *budget
+	own budget
 	// broken is set when msgpack v5 panicked while decoding: its internal
 	// state is unknown, so the decoder is not reused.
 	broken bool
+	// scratch is set once msgpack v5 decoded a value on its own: it may
+	// have grown its scratch buffer to the size of a string of the input,
+	// which a pooled decoder would keep for ever.
+	scratch bool
 }
 
 var errUnread = errors.New("wire: UnreadByte at the start of the input")
@@ -278,17 +286,30 @@ func newDecState() *decState {
 	return s
 }
 
+// getDec returns a pooled decoder of b with a budget of its own.
 func getDec(b []byte, depth int) *decState {
 	s := decPool.Get().(*decState)
 	s.b, s.off, s.depth = b, 0, depth
+	s.own.reset(len(b))
+	s.bud = &s.own
+	return s
+}
+
+// getDecIn returns a pooled decoder of b, a value inside the input of
+// outer, charging outer's budget.
+func getDecIn(b []byte, depth int, outer *budget) *decState {
+	s := getDec(b, depth)
+	if outer != nil {
+		s.bud = outer
+	}
 	return s
 }
 
 func putDec(s *decState) {
-	if s.broken {
+	if s.broken || (s.scratch && len(s.b) > maxPooledBuffer) {
 		return
 	}
-	s.b, s.off, s.depth = nil, 0, 0
+	s.b, s.off, s.depth, s.bud, s.scratch = nil, 0, 0, nil, false
 	decPool.Put(s)
 }
 
@@ -306,6 +327,9 @@ func stateOf(dec *msgpack.Decoder) *decState {
 // Unmarshal's (json tag fallback, this package's extension types). Give it
 // back with ReleaseDecoder when done; neither the decoder nor anything
 // aliasing it may be used after that. Decoded values never alias data.
+//
+// What DecodeArg and DecodeString decode through it is charged to the
+// decode budget of data, Budget(len(data)); Charged reports the charge.
 //
 // The decoder itself trusts the bytes it reads: msgpack v5 preallocates
 // arrays and maps from their announced length and recurses without a

@@ -28,7 +28,12 @@
 // announced lengths and recurses without limit), accept a float holding an
 // exact integer where an integer is expected (JavaScript sends every
 // number outside int32 as float64), reject values that do not fit, and
-// read undefined as the zero value.
+// read undefined as the zero value. They decode slices, maps, pointers and
+// structs themselves, and charge every allocation to the decode budget of
+// the input (Budget: BudgetFactor × its bytes + BudgetSlack): decoding n
+// bytes allocates at most Budget(n), whatever the target type, and a value
+// that would need more fails with ErrBudget before anything is allocated
+// for it.
 //
 // Every error caused by input wraps ErrMalformed. docs/protocol.md
 // describes the format byte by byte, with the test vectors of this
