@@ -45,8 +45,26 @@ type Config struct {
 	// peer.ErrWriteTimeout; a message of n bytes gets n / (64 KiB/s) on
 	// top. Default 10 s; a negative value turns the watchdog off.
 	WriteTimeout time.Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`
-	// MaxPeers bounds the number of open connections. Default 10,000.
+	// MaxPeers bounds the number of open connections, counting upgrades
+	// whose handshake has not completed. Default 10,000.
 	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
+	// MaxPendingConnections bounds the connections that are not peers
+	// yet: HTTP connections of the node's server before their upgrade (one
+	// beyond it is closed at once) and upgrades in their handshake (one
+	// beyond it gets HTTP 503). Default 1024.
+	MaxPendingConnections int `json:"maxPendingConnections,omitempty" yaml:"maxPendingConnections,omitempty"`
+	// IdleTimeout closes an HTTP connection of the node's server that
+	// waits this long for its next request (one whose request was refused
+	// is closed at once). Default 10 s.
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty" yaml:"idleTimeout,omitempty"`
+	// MaxInboundMemory bounds the memory the node holds for its peers'
+	// requests, all connections together: their messages while they wait
+	// and run, the decode budget of each while it is decoded (8 × its
+	// bytes + 64 KiB), what its arguments take while its handler runs, and
+	// the chunks buffered for streams of peers without flow control. A
+	// request that does not fit gets a 503 error at once. It is raised to
+	// what one request of MaxPacketSize needs when lower. Default 256 MiB.
+	MaxInboundMemory int64 `json:"maxInboundMemory,omitempty" yaml:"maxInboundMemory,omitempty"`
 	// MaxConcurrentRequests bounds the requests served at once; as many
 	// more wait for a slot, without holding up their connection, and past
 	// that a request gets a 429 error. Default 4096.
@@ -214,6 +232,12 @@ func (c *Config) Validate() error {
 		return bad("keepAliveTimeout", "must not be negative")
 	case c.MaxPeers < 0:
 		return bad("maxPeers", "must not be negative")
+	case c.MaxPendingConnections < 0:
+		return bad("maxPendingConnections", "must not be negative")
+	case c.IdleTimeout < 0:
+		return bad("idleTimeout", "must not be negative")
+	case c.MaxInboundMemory < 0:
+		return bad("maxInboundMemory", "must not be negative")
 	case c.MaxConcurrentRequestsPerPeer < 0:
 		return bad("maxConcurrentRequestsPerPeer", "must not be negative")
 	case c.Auth.HMACKey != "" && len(c.Auth.HMACKey) < 16:

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -118,6 +120,27 @@ func (c *Conn) RemoteAddr() string { return c.remoteAddr }
 
 // ServerSide reports whether the remote peer dialled us.
 func (c *Conn) ServerSide() bool { return c.serverSide }
+
+// Memory returns the node's bound on the memory held for its peers'
+// requests (see WithInboundMemory), shared by every connection of the hub.
+func (c *Conn) Memory() *Memory { return c.hub.mem }
+
+// helloAfterPong sends the server's hello to a plain peer once it has
+// answered a ping (see Hub.ServeHTTP), or after helloPongWait without an
+// answer. The reader must be running: it reads the pong. False when the
+// connection closed first.
+func (c *Conn) helloAfterPong(hello []byte) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, min(helloPongWait, c.hub.cfg.handshakeTimeout))
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil && c.Err() == nil {
+		c.hub.cfg.logger.Debug("netron: no pong before the hello; sending it anyway", "peer", c.id, "err", err)
+	}
+	if c.Err() != nil {
+		return false
+	}
+	return c.Send(c.ctx, hello, nil) == nil
+}
 
 // Context returns a context that is cancelled when the connection closes.
 func (c *Conn) Context() context.Context { return c.ctx }
@@ -594,6 +617,13 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// ClosePolicy closes the connection with status 1008 (policy violation),
+// telling the peer why: for a peer that keeps sending what the node
+// refuses.
+func (c *Conn) ClosePolicy(reason string) {
+	c.shutdown(fmt.Errorf("%w: %s", ErrPolicy, reason), websocket.StatusPolicyViolation, reason)
+}
+
 // CloseWithError closes the connection, telling the peer why.
 func (c *Conn) CloseWithError(status websocket.StatusCode, reason string) {
 	c.shutdown(fmt.Errorf("closed locally: %s", reason), status, reason)
@@ -657,7 +687,12 @@ func (c *Conn) start(first []byte) bool {
 	return true
 }
 
-var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// readChunk is the size of the pooled buffers messages are first read
+// into: a smaller message is copied out at its exact size, a larger one
+// goes on in a buffer of its own.
+const readChunk = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { return new([readChunk]byte) }}
 
 func (c *Conn) readLoop(first []byte) {
 	if first != nil {
@@ -674,21 +709,64 @@ func (c *Conn) readLoop(first []byte) {
 			c.readFailed(err)
 			return
 		}
-		buf := framePool.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(r)
+		frame, err := readMessage(r, c.hub.cfg.readLimit)
 		if err != nil {
-			framePool.Put(buf)
 			c.readFailed(err)
 			return
 		}
-		// Packets alias their frame, so each frame gets its own exact-size
-		// copy; the growing buffer is reused.
-		frame := bytes.Clone(buf.Bytes())
-		framePool.Put(buf)
 		c.lastRead.Store(time.Now().UnixNano())
+		if typ == websocket.MessageText && !utf8.Valid(frame) {
+			// RFC 6455 §8.1. Titan sends packets in text frames at
+			// times, but only packets that are UTF-8 (c2 #311).
+			c.hub.cfg.logger.Warn("netron: closing connection after a text frame that is not UTF-8", "peer", c.id)
+			c.shutdown(fmt.Errorf("%w: a text frame that is not valid UTF-8", ErrProtocol), websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
 		if !c.handleFrame(typ, frame, len(frame)) {
 			return
+		}
+	}
+}
+
+// readMessage reads one message, of at most limit bytes (the reader
+// fails beyond). Packets alias their frame, so every message gets a
+// buffer of its own: a message up to readChunk is read into a pooled
+// buffer and copied out at its exact size; a larger one grows a buffer of
+// its own, which becomes the frame, copied to its size when that wastes
+// more than an eighth of it. No buffer that held a large message is kept
+// for the next one.
+func readMessage(r io.Reader, limit int64) ([]byte, error) {
+	chunk := chunkPool.Get().(*[readChunk]byte)
+	n, err := io.ReadFull(r, chunk[:])
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		frame := bytes.Clone(chunk[:n])
+		chunkPool.Put(chunk)
+		return frame, nil
+	case nil:
+	default:
+		chunkPool.Put(chunk)
+		return nil, err
+	}
+	buf := make([]byte, readChunk, 2*readChunk)
+	copy(buf, chunk[:])
+	chunkPool.Put(chunk)
+	for {
+		if len(buf) == cap(buf) {
+			// Doubles, up to one byte past the limit: the read that
+			// goes past it fails.
+			buf = slices.Grow(buf, int(min(int64(len(buf)), max(limit+1-int64(len(buf)), 1))))
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		switch {
+		case err == io.EOF:
+			if cap(buf)-len(buf) > len(buf)/8 {
+				buf = bytes.Clone(buf)
+			}
+			return buf, nil
+		case err != nil:
+			return nil, err
 		}
 	}
 }

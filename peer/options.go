@@ -15,6 +15,15 @@ const (
 	DefaultOutboundQueue     = 128
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultMaxPeers          = 10000
+	// DefaultInboundMemory bounds the memory the node holds for requests
+	// from its peers (see WithInboundMemory).
+	DefaultInboundMemory = 256 << 20
+	// DefaultIdleTimeout closes an HTTP connection of the hub's server
+	// that waits this long for its next request (see WithIdleTimeout).
+	DefaultIdleTimeout = 10 * time.Second
+	// DefaultMaxPending bounds the connections that are not peers yet
+	// (see WithMaxPending).
+	DefaultMaxPending = 1024
 )
 
 type config struct {
@@ -30,6 +39,9 @@ type config struct {
 	outboundQueue     int
 	writeTimeout      time.Duration
 	maxPeers          int
+	inboundMemory     int64
+	idleTimeout       time.Duration
+	maxPending        int
 }
 
 func defaultConfig() config {
@@ -42,6 +54,9 @@ func defaultConfig() config {
 		outboundQueue:     DefaultOutboundQueue,
 		writeTimeout:      DefaultWriteTimeout,
 		maxPeers:          DefaultMaxPeers,
+		inboundMemory:     DefaultInboundMemory,
+		idleTimeout:       DefaultIdleTimeout,
+		maxPending:        DefaultMaxPending,
 	}
 }
 
@@ -116,7 +131,9 @@ func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.writeTimeout = d })
 }
 
-// WithMaxPeers bounds the number of open connections. Default 10,000.
+// WithMaxPeers bounds the number of open connections, counting the
+// upgraded connections whose handshake has not completed yet: a burst of
+// silent upgrades cannot go past it. Default 10,000.
 func WithMaxPeers(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
@@ -150,4 +167,49 @@ func WithTLS(cfg *tls.Config) Option {
 // and a client certificate for mutual TLS).
 func WithDialTLS(cfg *tls.Config) Option {
 	return optionFunc(func(c *config) { c.tlsClient = cfg })
+}
+
+// WithInboundMemory bounds the memory the node holds, all connections
+// together, for requests from its peers: the messages of requests waiting
+// for a slot or running, the decode budget of each request while its
+// arguments are decoded (wire.Budget: 8 × the bytes + 64 KiB) and what
+// decoding them allocated while the handler runs, and the chunks buffered
+// for streams of peers without flow control. A request that does not fit
+// is refused at once with a 503 error; a buffered stream chunk that does
+// not fit fails its stream. Nothing waits for memory: a reader that waits
+// could wait for a handler that waits for that reader. The bound is raised
+// to what one request of the largest packet needs (the read limit plus
+// its decode budget) when it is lower. Default 256 MiB.
+func WithInboundMemory(bytes int64) Option {
+	return optionFunc(func(c *config) {
+		if bytes > 0 {
+			c.inboundMemory = bytes
+		}
+	})
+}
+
+// WithIdleTimeout sets how long an HTTP connection of the hub's own
+// server (Listen) may wait for its next request before it is closed: a
+// connection whose request was refused (401, 426, 503) is closed at once,
+// others after this time. The wait for the headers of a request is
+// bounded by the handshake timeout. Default 10 s.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.idleTimeout = d
+		}
+	})
+}
+
+// WithMaxPending bounds the connections that are not peers yet: HTTP
+// connections of the hub's own server (Listen) that have not been
+// upgraded (a connection beyond it is closed as soon as it is accepted),
+// and upgrades whose Netron handshake has not completed (one beyond it is
+// refused with HTTP 503 before the upgrade). Default 1024.
+func WithMaxPending(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxPending = n
+		}
+	})
 }

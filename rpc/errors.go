@@ -186,9 +186,13 @@ func Code(err error) int {
 
 // Sentinels for errors.Is. Remote errors from Go and Titan peers match them.
 var (
-	ErrBadRequest      = &Error{Code: 400}
-	ErrArgumentCount   = &Error{Code: 400, reason: "ArgumentCount"}
-	ErrArgumentType    = &Error{Code: 400, reason: "ArgumentType"}
+	ErrBadRequest    = &Error{Code: 400}
+	ErrArgumentCount = &Error{Code: 400, reason: "ArgumentCount"}
+	ErrArgumentType  = &Error{Code: 400, reason: "ArgumentType"}
+	// ErrDecodeBudget: the request's data would take more memory to
+	// decode than its budget allows (wire.Budget: 8 × its bytes + 64
+	// KiB). A connection whose requests do this three times is closed.
+	ErrDecodeBudget    = &Error{Code: 400, reason: "DecodeBudget"}
 	ErrForbidden       = &Error{Code: 403}
 	ErrNotFound        = &Error{Code: 404}
 	ErrServiceNotFound = &Error{Code: 404, reason: "Service"}

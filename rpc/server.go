@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,12 +205,20 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 			Details: map[string]any{"limit": s.perPeer}}, false)
 		return
 	}
+	held := heldBytes(&in)
+	mem := in.Conn.Memory()
+	if !mem.TryAcquire(held) {
+		st.inflight.Add(-1)
+		s.answer(in.Conn, &in.Packet, nil, errNoMemory(mem, held), false)
+		return
+	}
+	s.announceStreams(&in)
 	st.mu.Lock()
 	if len(st.queue) == 0 {
 		select {
 		case s.sem <- struct{}{}:
 			st.mu.Unlock()
-			s.start(in, &st.inflight)
+			s.start(queued{in, held}, &st.inflight)
 			return
 		default:
 		}
@@ -219,12 +228,14 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	default:
 		st.mu.Unlock()
 		st.inflight.Add(-1)
+		mem.Release(held)
+		s.unannounceStreams(&in)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
 		return
 	}
-	st.queue = append(st.queue, in)
+	st.queue = append(st.queue, queued{in, held})
 	feed := !st.feeding
 	st.feeding = true
 	st.mu.Unlock()
@@ -233,12 +244,49 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	}
 }
 
+// queued is a request on its way to a worker, with the inbound memory
+// it holds (see heldBytes).
+type queued struct {
+	in   peer.Inbound
+	held int64
+}
+
+// maxPinnedBatch bounds the message a batched request may keep alive
+// (its data aliases the whole message) while it waits and runs: a request
+// of a larger batch is copied out of it.
+const maxPinnedBatch = 64 << 10
+
+// heldBytes is the inbound memory a request holds from its arrival to its
+// reply: its message (its data aliases it), or, for a request batched
+// into a message larger than maxPinnedBatch, a copy of its own data.
+func heldBytes(in *peer.Inbound) int64 {
+	own := len(in.Packet.Data) + wire.HeaderSize
+	if in.Message <= max(own, maxPinnedBatch) {
+		return int64(max(in.Message, own))
+	}
+	in.Packet.Data = bytes.Clone(in.Packet.Data)
+	return int64(own)
+}
+
+// errNoMemory refuses a request that does not fit the node's inbound
+// memory (peer.WithInboundMemory).
+func errNoMemory(mem *peer.Memory, need int64) error {
+	return &Error{Code: 503, Name: "TitanError",
+		Message: fmt.Sprintf("node out of memory for requests: this one needs %d bytes, %d of %d in use", need, mem.Used(), mem.Limit()),
+		Details: map[string]any{"reason": "InboundMemory", "need": need, "limit": mem.Limit()}}
+}
+
+// maxBudgetStrikes is how many requests of one connection may fail their
+// decode budget (wire.ErrBudget) before the connection is closed (1008).
+const maxBudgetStrikes = 3
+
 // connRequests is the server's state of one connection.
 type connRequests struct {
 	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
+	strikes  atomic.Int32 // requests refused for their decode budget
 	mu       sync.Mutex
-	queue    []peer.Inbound // waiting for a slot, in order; each holds a token of s.waiting
-	feeding  bool           // a goroutine feeds queue to the slots
+	queue    []queued // waiting for a slot, in order; each holds a token of s.waiting
+	feeding  bool     // a goroutine feeds queue to the slots
 }
 
 type connRequestsKey struct{}
@@ -297,20 +345,20 @@ func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 			s.dropQueue(st, true)
 			return
 		}
-		in := st.pop()
+		q := st.pop()
 		<-s.waiting
-		s.start(in, &st.inflight)
+		s.start(q, &st.inflight)
 	}
 }
 
 // pop takes the first request of the queue, which is not empty.
-func (st *connRequests) pop() peer.Inbound {
+func (st *connRequests) pop() queued {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	in := st.queue[0]
-	st.queue[0] = peer.Inbound{}
+	q := st.queue[0]
+	st.queue[0] = queued{}
 	st.queue = st.queue[1:]
-	return in
+	return q
 }
 
 // dropQueue forgets the requests waiting in st's queue, and with refuse
@@ -323,11 +371,13 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 	st.queue = nil
 	st.feeding = false
 	st.mu.Unlock()
-	for _, in := range queue {
+	for _, q := range queue {
 		st.inflight.Add(-1)
 		<-s.waiting
+		q.in.Conn.Memory().Release(q.held)
+		s.unannounceStreams(&q.in)
 		if refuse {
-			s.answer(in.Conn, &in.Packet, nil, errStopping(), false)
+			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
 	}
 }
@@ -339,13 +389,13 @@ func errStopping() error {
 
 // start runs the request of in, for which a slot was taken, on an idle
 // worker or a new one.
-func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
+func (s *Server) start(q queued, inflight *atomic.Int32) {
 	s.active.Add(1) // before the check, so Drain cannot miss this request
 	draining := s.draining.Load()
 	if draining {
 		s.active.Add(-1)
 	}
-	j := job{in: in, inflight: inflight, draining: draining}
+	j := job{in: q.in, held: q.held, inflight: inflight, draining: draining}
 	// A dispatch the bus runs while Close unsubscribes may have taken a
 	// slot although closed was closed (select picks at random): it must
 	// not start a worker once Close waits for them.
@@ -357,6 +407,8 @@ func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
 			s.active.Add(-1)
 		}
 		inflight.Add(-1)
+		q.in.Conn.Memory().Release(q.held)
+		s.unannounceStreams(&q.in)
 		<-s.sem
 		return
 	default:
@@ -372,6 +424,7 @@ func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
+	held     int64 // inbound memory it holds (see heldBytes)
 	inflight *atomic.Int32
 	draining bool
 }
@@ -445,10 +498,12 @@ func (s *Server) run(j job) {
 	}()
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
+		j.in.Conn.Memory().Release(j.held)
+		s.unannounceStreams(&j.in)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
-	s.serve(j.in.Conn, &j.in.Packet, j.inflight)
+	s.serve(j.in.Conn, &j.in.Packet, j.inflight, j.held)
 }
 
 // reply sends the response to p: result, or err as an error response. It
@@ -506,12 +561,36 @@ var noWait = func() context.Context {
 // its peer's limit (inflight) once it has run; a reply that then waits for
 // room in the peer's outbound queue counts as a waiting sender (see
 // dispatch).
-func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) {
-	result, err := s.handle(conn.Context(), conn, p)
+//
+// The request holds held bytes of the node's inbound memory (its message)
+// from its arrival. Before its data is decoded it takes the decode budget
+// of the data (wire.Budget) as well, or is refused with 503; once decoded
+// it keeps what decoding charged (what its arguments take) until the reply
+// is sent, or, for a method that streams, until its stream ends.
+func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32, held int64) {
+	mem := conn.Memory()
+	budget := wire.Budget(len(p.Data))
+	if !mem.TryAcquire(budget) {
+		inflight.Add(-1)
+		mem.Release(held)
+		s.unannounceStreams(&peer.Inbound{Conn: conn, Packet: *p})
+		_ = s.reply(conn, p, nil, errNoMemory(mem, held+budget))
+		return
+	}
+	kept := int64(-1) // the charge kept once the arguments are decoded
+	result, err := s.handle(conn.Context(), conn, p, func(charged int64) {
+		if kept < 0 {
+			kept = charged
+			mem.Release(budget - charged)
+		}
+	})
+	s.unannounceStreams(&peer.Inbound{Conn: conn, Packet: *p}) // those it did not open
+	held += kept
 	inflight.Add(-1)
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
+		ps.release = func() { mem.Release(held) }
 	}
 	sent := s.reply(conn, p, result, err)
 	if ps != nil {
@@ -520,24 +599,44 @@ func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) 
 		} else {
 			ps.abort(errors.Join(err, sent))
 		}
+	} else {
+		mem.Release(held)
+	}
+	if errors.Is(err, ErrDecodeBudget) {
+		if n := connRequestsOf(conn).strikes.Add(1); n >= maxBudgetStrikes {
+			s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", n)
+			conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", n))
+		}
 	}
 }
 
-func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (any, error) {
+// handle decodes and runs the request p. It calls decoded with what
+// decoding its data allocated (wire.Charged), which the arguments may
+// still hold, once a CALL's arguments are decoded, before its method
+// runs, and at the end of other requests (a TASK decodes its arguments as
+// it runs).
+func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, decoded func(charged int64)) (any, error) {
 	dec := wire.NewDecoder(p.Data)
-	defer wire.ReleaseDecoder(dec)
+	defer func() {
+		decoded(wire.Charged(dec))
+		wire.ReleaseDecoder(dec)
+	}()
+	return s.handleData(ctx, conn, p, dec, func() { decoded(wire.Charged(dec)) })
+}
+
+func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, decoded func()) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n)
+		return s.call(ctx, conn, dec, n, decoded)
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
 		}
-		name, err := dec.DecodeString()
+		name, err := wire.DecodeString(dec)
 		if err != nil {
 			return nil, badRequest("Malformed", "TASK name must be a string", nil)
 		}
@@ -552,8 +651,8 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 		if n < 2 {
 			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
 		}
-		target, _ := dec.DecodeString()
-		prop, _ := dec.DecodeString()
+		target, _ := wire.DecodeString(dec)
+		prop, _ := wire.DecodeString(dec)
 		if s.reg.target(target) == nil {
 			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 		}
@@ -563,11 +662,11 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int) (any, error) {
+func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, decoded func()) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
-	target, err := dec.DecodeString()
+	target, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
@@ -575,7 +674,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
-	name, err := dec.DecodeString()
+	name, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
 	}
@@ -583,7 +682,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger}, e, m, dec, n-2)
+	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, decoded: decoded}, e, m, dec, n-2)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -625,11 +724,12 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
-			return nil, badRequest("ArgumentType",
-				fmt.Sprintf("%s.%s argument %d: want %s: %v", e.qn, m.name, i+1, t, err),
-				map[string]any{"index": i}) // the message counts from 1, the index (as in the definition) from 0
+			return nil, argError(fmt.Sprintf("%s.%s argument %d: want %s", e.qn, m.name, i+1, t), i, err) // the message counts from 1, the index (as in the definition) from 0
 		}
 		in = append(in, v)
+	}
+	if env.decoded != nil {
+		env.decoded()
 	}
 	if m.writer != nil {
 		return sc.writerStream(m, in), nil // runs once the reply is out
@@ -653,6 +753,21 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		return out[0].Interface(), nil
 	}
 	return nil, nil
+}
+
+// argError is the 400 of an argument that did not decode: its reason is
+// DecodeBudget when it would have taken more memory than its packet's
+// budget (wire.ErrBudget), ArgumentType otherwise.
+func argError(what string, index int, err error) error {
+	reason := "ArgumentType"
+	if errors.Is(err, wire.ErrBudget) {
+		reason = "DecodeBudget"
+	}
+	var details map[string]any
+	if index >= 0 {
+		details = map[string]any{"index": index}
+	}
+	return badRequest(reason, what+": "+err.Error(), details)
 }
 
 func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
@@ -685,7 +800,7 @@ func (a *Args) Next(v any) error {
 		return errors.New("rpc: Args.Next needs a non-nil pointer")
 	}
 	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
-		return badRequest("ArgumentType", err.Error(), nil)
+		return argError("task argument", -1, err)
 	}
 	return nil
 }

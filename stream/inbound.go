@@ -94,6 +94,7 @@ type Inbound struct {
 	err        error // why it ended; nil after a complete stream
 	closed     bool  // Close was called
 	lastActive int64
+	charged    int64  // node inbound memory the queue holds (peers without flow control)
 	slab       []byte // see own
 	inact      *time.Timer
 	claimT     *time.Timer
@@ -150,6 +151,9 @@ func (in *Inbound) armClaim() {
 		if pending {
 			in.fail(fmt.Errorf("%w within %s", ErrNotClaimed, in.m.cfg.claimTimeout), ReasonNotClaimed)
 		}
+		in.mu.Lock()
+		in.dropQueue()
+		in.mu.Unlock()
 		in.remove()
 		if in.pipe != nil {
 			in.pipe.cancelByConsumer(ReasonNotClaimed)
@@ -256,6 +260,15 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int) {
 		in.mu.Unlock()
 		in.fail(fmt.Errorf("%w: more than %d chunks or %d bytes buffered", ErrBufferOverflow, in.m.cfg.maxBuffered, in.m.cfg.maxBufferedBytes), ReasonOverflow)
 		return
+	} else if in.cs.conn != nil {
+		// What a peer without flow control makes us buffer counts
+		// against the node's inbound memory.
+		if mem := in.cs.conn.Memory(); !mem.TryAcquire(cost) {
+			in.mu.Unlock()
+			in.fail(fmt.Errorf("%w: the node's inbound memory is full (%d of %d bytes)", ErrBufferOverflow, mem.Used(), mem.Limit()), ReasonOverflow)
+			return
+		}
+		in.charged += cost
 	}
 	in.q = append(in.q, chunk{data: in.own(data, msg), cost: cost})
 	in.qBytes += cost
@@ -302,6 +315,24 @@ func (in *Inbound) fail(err error, cancelReason string) {
 		in.remove()
 	}
 	in.signal()
+}
+
+// uncharge gives back n bytes (at most what is charged) of the node's
+// inbound memory; in.mu is held.
+func (in *Inbound) uncharge(n int64) {
+	n = min(n, in.charged)
+	if n <= 0 {
+		return
+	}
+	in.charged -= n
+	in.cs.conn.Memory().Release(n)
+}
+
+// dropQueue drops the chunks nobody will read; in.mu is held.
+func (in *Inbound) dropQueue() {
+	clear(in.q)
+	in.q, in.qHead, in.qBytes = nil, 0, 0
+	in.uncharge(in.charged)
 }
 
 // remove forgets the stream in its connection's table.
@@ -362,6 +393,7 @@ func (in *Inbound) Next(ctx context.Context) ([]byte, error) {
 				in.q, in.qHead = in.q[:n], 0
 			}
 			in.qBytes -= c.cost
+			in.uncharge(c.cost)
 			in.lastActive = now()
 			var grant int64
 			if in.credit && !in.ended {
@@ -429,6 +461,7 @@ func (in *Inbound) closeWith(cause error) error {
 	}
 	clear(in.q)
 	in.q, in.qHead, in.qBytes = nil, 0, 0
+	in.uncharge(in.charged)
 	in.mu.Unlock()
 	in.stopOnce.Do(func() { close(in.stop) })
 	in.remove()

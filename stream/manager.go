@@ -288,6 +288,68 @@ func (m *Manager) Announce(conn *peer.Conn, ref wire.StreamReference) error {
 	return nil
 }
 
+// Expect registers a stream that a peer without flow control passes as an
+// argument of a call, as the call is read (package rpc calls it in the
+// reader goroutine, before the method runs and opens it with Accept): such
+// a peer sends the chunks right behind the call, without waiting for
+// credit, and they must not be lost whatever the latency before Accept.
+// Until then they are buffered like any chunk of a peer without flow
+// control (WithMaxBuffered, and the node's inbound memory). The streams
+// expected and not opened yet count against the stream limit of the peer.
+// A stream nobody opens within the claim timeout is cancelled; Forget
+// cancels it at once. Expect does nothing for a peer with flow control:
+// its producer waits for the credit Accept grants.
+func (m *Manager) Expect(conn *peer.Conn, ref wire.StreamReference) error {
+	if conn == nil || conn.Extensions().Has(Extension) {
+		return nil
+	}
+	id, err := parseID(ref.StreamID)
+	if err != nil {
+		return err
+	}
+	cs := m.state(conn)
+	in := newInbound(m, cs, id, ref.Live, false)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	switch {
+	case cs.closeErr != nil:
+		return cs.closeErr
+	case cs.in[id] != nil:
+		return fmt.Errorf("%w: stream %d passed twice", ErrInvalidReference, id)
+	case len(cs.in) >= m.cfg.maxStreams:
+		return fmt.Errorf("%w: limit %d per peer", ErrTooManyStreams, m.cfg.maxStreams)
+	}
+	cs.in[id] = in
+	in.armClaim()
+	return nil
+}
+
+// Forget cancels a stream registered with Expect that was not opened (the
+// call that passed it failed before its method ran): its buffered chunks
+// are dropped and its producer is told to stop. An opened stream is left
+// alone.
+func (m *Manager) Forget(conn *peer.Conn, ref wire.StreamReference, reason string) {
+	id, err := parseID(ref.StreamID)
+	if err != nil || conn == nil {
+		return
+	}
+	cs := m.state(conn)
+	cs.mu.Lock()
+	in := cs.in[id]
+	if in == nil || in.claimed {
+		cs.mu.Unlock()
+		return
+	}
+	delete(cs.in, id)
+	cs.mu.Unlock()
+	in.mu.Lock()
+	if in.claimT != nil {
+		in.claimT.Stop()
+	}
+	in.mu.Unlock()
+	in.closeWith(fmt.Errorf("%w: %s", ErrClosed, reason))
+}
+
 // Reject tells the producer of ref, best effort, that its stream will not
 // be read (a reply whose caller is gone).
 func (m *Manager) Reject(conn *peer.Conn, ref wire.StreamReference, reason string) {
@@ -458,6 +520,19 @@ func (cs *connState) shutdown(err error) {
 		} else {
 			in.fail(err, "")
 		}
+		// The peer is gone: what it made us buffer no longer counts
+		// against the node's inbound memory (a consumer may still take
+		// the chunks; an unopened stream's are dropped).
+		in.cs.mu.Lock()
+		claimed := in.claimed
+		in.cs.mu.Unlock()
+		in.mu.Lock()
+		if claimed {
+			in.uncharge(in.charged)
+		} else {
+			in.dropQueue()
+		}
+		in.mu.Unlock()
 	}
 	for _, o := range outs {
 		o.abort(err)

@@ -929,3 +929,24 @@ func (n number) setFloat(v reflect.Value) error {
 	v.SetFloat(f)
 	return nil
 }
+
+// SkipArg skips the next value of dec without allocating (msgpack v5's
+// Skip reads a string into a new buffer to skip it). dec must come from
+// NewDecoder.
+func SkipArg(dec *msgpack.Decoder) error {
+	s := stateOf(dec)
+	if s == nil {
+		return wrapErr(dec.Skip())
+	}
+	return skipNext(dec, s)
+}
+
+// NextExt reports the extension type of the next value of dec, when it is
+// an extension (dec must come from NewDecoder).
+func NextExt(dec *msgpack.Decoder) (int8, bool) {
+	s := stateOf(dec)
+	if s == nil {
+		return 0, false
+	}
+	return extTypeAt(s.rest())
+}

@@ -1,0 +1,432 @@
+package peer_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/netron-go/netron/peer"
+)
+
+// waitFor polls cond until it holds, failing after a generous 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// openFDs counts the process's open file descriptors (Linux), -1
+// elsewhere.
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// tcpAddr is the host:port of a ws:// URL.
+func tcpAddr(url string) string { return strings.TrimPrefix(url, "ws://") }
+
+// A connection whose HTTP request was refused (426 for a plain GET, 401
+// when the hub authenticates) is closed by the server at once, however
+// the client asks to keep it alive: 200 such connections give back their
+// descriptors and goroutines, before any timeout.
+func TestRefusedRequestsCloseTheirConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   []peer.Option
+		status int
+	}{
+		{"plain GET", nil, http.StatusUpgradeRequired},
+		{"unauthenticated", []peer.Option{peer.WithAuthenticator(peer.SharedToken("secret"))}, http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Timeouts far longer than the test: only the refusal may
+			// close the connections.
+			opts := append([]peer.Option{peer.WithHandshakeTimeout(time.Minute), peer.WithIdleTimeout(time.Minute)}, tc.opts...)
+			h := newHub(t, "server", opts...)
+			addr := tcpAddr(serve(t, h))
+			runtime.GC()
+			fds, goroutines := openFDs(), runtime.NumGoroutine()
+			const n = 200
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- refusedRequest(addr, tc.status)
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitUntil(t, "no HTTP connection left on the server", func() bool {
+				_, pre := h.Pending()
+				return pre == 0
+			})
+			waitUntil(t, "descriptors and goroutines back to their baseline", func() bool {
+				return openFDs() <= fds+5 && runtime.NumGoroutine() <= goroutines+5
+			})
+		})
+	}
+}
+
+// refusedRequest sends a GET that asks to keep the connection alive and
+// checks that the response has the status and that the server closes the
+// connection after it (the read ends with EOF, not the 30 s deadline).
+func refusedRequest(addr string, status int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "GET /?id=x HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"); err != nil {
+		return err
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, status)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fmt.Errorf("after the refusal: %v, want EOF (connection closed by the server)", err)
+	}
+	return nil
+}
+
+// Connections that never send a request are closed after the handshake
+// timeout (the header read timeout), and no more than WithMaxPending of
+// them are held at once: the others are closed as they are accepted.
+func TestSilentConnectionsBounded(t *testing.T) {
+	h := newHub(t, "server", peer.WithMaxPending(20), peer.WithHandshakeTimeout(time.Minute))
+	addr := tcpAddr(serve(t, h))
+	const n = 100
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	closed := make(chan int, n)
+	for i, c := range conns {
+		go func() {
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+				closed <- i
+			}
+		}()
+	}
+	for range n - 20 {
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the server did not close the connections beyond the bound")
+		}
+	}
+	// The closed ones are counted until their server goroutine has seen
+	// the close.
+	waitUntil(t, "20 connections held", func() bool {
+		_, pre := h.Pending()
+		return pre == 20
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	waitUntil(t, "the held connections released", func() bool {
+		_, pre := h.Pending()
+		return pre == 0
+	})
+
+	// With a short handshake timeout, a silent connection is dropped.
+	h2 := newHub(t, "server2", peer.WithHandshakeTimeout(100*time.Millisecond))
+	c, err := net.Dial("tcp", tcpAddr(serve(t, h2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: %v, want EOF", err)
+	}
+}
+
+// Upgrades whose handshake has not completed count against the peer
+// limit: with MaxPeers 100, of 500 upgrades without ?id= that never say
+// anything, 100 get their 101 and the others HTTP 503, and a peer can
+// connect again once they are gone.
+func TestPendingHandshakesCountAgainstMaxPeers(t *testing.T) {
+	h := newHub(t, "server", peer.WithMaxPeers(100), peer.WithHandshakeTimeout(time.Minute))
+	url := serve(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 500
+	var (
+		mu       sync.Mutex
+		upgraded []*websocket.Conn
+		refused  int
+		other    []error
+		wg       sync.WaitGroup
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ws, resp, err := websocket.Dial(ctx, url, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				upgraded = append(upgraded, ws)
+			case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
+				refused++
+			default:
+				other = append(other, err)
+			}
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, ws := range upgraded {
+			ws.CloseNow()
+		}
+	}()
+	if len(other) > 0 {
+		t.Fatalf("%d dials failed otherwise, first: %v", len(other), other[0])
+	}
+	if len(upgraded) != 100 || refused != 400 {
+		t.Fatalf("%d upgraded and %d refused with 503, want 100 and 400", len(upgraded), refused)
+	}
+	if hs, _ := h.Pending(); hs != 100 {
+		t.Fatalf("%d pending handshakes, want 100", hs)
+	}
+	// A Go peer is refused too while they hold every place.
+	client := newHub(t, "client")
+	if _, err := client.Dial(ctx, url); err == nil {
+		t.Fatal("a peer was admitted beyond the limit")
+	}
+	for _, ws := range upgraded {
+		ws.CloseNow()
+	}
+	waitUntil(t, "the pending handshakes released", func() bool {
+		hs, _ := h.Pending()
+		return hs == 0
+	})
+	if _, err := client.Dial(ctx, url); err != nil {
+		t.Fatalf("a peer after the silent upgrades left: %v", err)
+	}
+}
+
+// A text frame that is not valid UTF-8 closes the connection with 1007
+// (RFC 6455 §8.1); a packet in a text frame that is UTF-8 is answered, as
+// Titan sends some (c2 #311).
+func TestTextFrameNotUTF8(t *testing.T) {
+	h := newHub(t, "server")
+	ws := rawDial(t, serve(t, h))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ping := []byte{0, 0, 0, 5, 0x40, 0x07}
+	if err := ws.Write(ctx, websocket.MessageText, ping); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || !bytes.Equal(msg, []byte{0, 0, 0, 5, 0x00, 0x07}) {
+		t.Fatalf("PING in a UTF-8 text frame: %x %v", msg, err)
+	}
+	bad := []byte{0, 0, 0, 6, 0x40, 0xcc, 0xff} // PING holding 255: cc ff is not UTF-8
+	if err := ws.Write(ctx, websocket.MessageText, bad); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("after a text frame that is not UTF-8: %v (status %d), want close 1007", err, got)
+	}
+	// The same bytes in a binary frame are a packet like any other.
+	ws2 := rawDial(t, serve(t, newHub(t, "server2")))
+	if err := ws2.Write(ctx, websocket.MessageBinary, bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws2.Read(ctx); err != nil || !bytes.Equal(msg, []byte{0, 0, 0, 6, 0x00, 0xcc, 0xff}) {
+		t.Fatalf("the same PING in a binary frame: %x %v", msg, err)
+	}
+}
+
+// Titan's client attaches its handler for the hello only once its
+// connect has resolved: a message that arrives in the same read as the
+// 101 response is lost (issue 15). titanClient does the same: it reads the
+// response only after a few milliseconds (so that whatever the server sent
+// right behind the 101 arrives in that read), answers the pings of that
+// read as Titan's ws library does, and drops its data messages. Every one
+// of 100 handshakes completes: the server sends a plain peer's hello only
+// once it has answered a ping.
+func TestHandshakeWithLateHelloHandler(t *testing.T) {
+	h := newHub(t, "server")
+	addr := tcpAddr(serve(t, h))
+	for i := range 100 {
+		if err := titanHandshake(addr, fmt.Sprintf("titan-%d", i), 3*time.Millisecond); err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+	}
+}
+
+// titanHandshake connects like Titan's client (see
+// TestHandshakeWithLateHelloHandler), answers the hello with its
+// client-id and checks the connection with a Netron PING.
+func titanHandshake(addr, id string, lateBy time.Duration) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	req := "GET /?id=" + id + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nx-netron-id: " + id + "\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return err
+	}
+	time.Sleep(lateBy) // what the server sends behind the 101 arrives meanwhile
+	buf := make([]byte, 64<<10)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+	if end < 0 || !bytes.HasPrefix(buf, []byte("HTTP/1.1 101")) {
+		return fmt.Errorf("response %q", buf[:n])
+	}
+	// The rest of this read: pings are answered, messages are lost.
+	head := bytes.NewReader(buf[end+4 : n])
+	for head.Len() > 0 {
+		op, payload, err := readFrame(head)
+		if err != nil {
+			return fmt.Errorf("frame behind the 101: %w", err)
+		}
+		if op == 0x9 {
+			if err := writeFrame(c, 0xA, payload); err != nil {
+				return err
+			}
+		}
+	}
+	br := bufio.NewReader(c)
+	next := func() ([]byte, error) { // the next data message, answering pings
+		for {
+			op, payload, err := readFrame(br)
+			switch {
+			case err != nil:
+				return nil, err
+			case op == 0x9:
+				if err := writeFrame(c, 0xA, payload); err != nil {
+					return nil, err
+				}
+			case op == 0x8:
+				return nil, fmt.Errorf("closed by the server: %x", payload)
+			case op == 0x1 || op == 0x2:
+				return payload, nil
+			}
+		}
+	}
+	hello, err := next()
+	if err != nil {
+		return fmt.Errorf("waiting for the hello: %w", err)
+	}
+	if !bytes.HasPrefix(hello, []byte(`{"type":"id"`)) {
+		return fmt.Errorf("first message %q, want the hello", hello)
+	}
+	if err := writeFrame(c, 0x2, []byte(`{"type":"client-id","id":"`+id+`"}`)); err != nil {
+		return err
+	}
+	if err := writeFrame(c, 0x2, []byte{0, 0, 0, 1, 0x40, 0xc0}); err != nil {
+		return err
+	}
+	pong, err := next()
+	if err != nil {
+		return fmt.Errorf("waiting for the PING's answer: %w", err)
+	}
+	if !bytes.Equal(pong, []byte{0, 0, 0, 1, 0x00, 0xc0}) {
+		return fmt.Errorf("answer %x, want the PING response", pong)
+	}
+	return nil
+}
+
+// readFrame reads one unmasked WebSocket frame (server to client).
+func readFrame(r io.Reader) (op byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if h[0]&0x80 == 0 || n > 1<<20 {
+		return 0, nil, errors.New("fragmented or oversized frame")
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	return h[0] & 0x0f, payload, err
+}
+
+// writeFrame writes one masked, final WebSocket frame (client to server).
+func writeFrame(w io.Writer, op byte, payload []byte) error {
+	b := []byte{0x80 | op}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i%4])
+	}
+	_, err := w.Write(b)
+	return err
+}
