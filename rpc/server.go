@@ -427,6 +427,26 @@ type job struct {
 	held     int64 // inbound memory it holds (see heldBytes)
 	inflight *atomic.Int32
 	draining bool
+	acct     decodeAccount
+}
+
+// decodeAccount is the decode budget a request takes from the inbound
+// memory while its data is decoded (see serve). It lives in the job, which
+// lives in its worker: no allocation per request.
+type decodeAccount struct {
+	mem    *peer.Memory
+	dec    *msgpack.Decoder
+	budget int64
+	kept   int64 // what decoding charged, -1 until settled
+}
+
+// settle gives back the budget decoding did not use, once: the arguments
+// are decoded. What they took stays taken until the request is done.
+func (a *decodeAccount) settle() {
+	if a.kept < 0 {
+		a.kept = wire.Charged(a.dec)
+		a.mem.Release(a.budget - a.kept)
+	}
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -447,7 +467,7 @@ func (s *Server) worker(j job) {
 	defer w.t.Stop()
 	for {
 		w.runs.Add(1) // odd while it runs one
-		s.run(j)
+		s.run(&j)
 		w.runs.Add(1)
 		select {
 		case j = <-s.jobs:
@@ -489,7 +509,7 @@ func (w *workerClock) check() {
 // run answers the request of j. The peer's in-flight count drops before
 // the reply is sent: a caller that got its reply and calls again must not
 // find the finished call still counted against its limit.
-func (s *Server) run(j job) {
+func (s *Server) run(j *job) {
 	defer func() {
 		if !j.draining {
 			s.active.Add(-1)
@@ -503,7 +523,7 @@ func (s *Server) run(j job) {
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
-	s.serve(j.in.Conn, &j.in.Packet, j.inflight, j.held)
+	s.serve(j)
 }
 
 // reply sends the response to p: result, or err as an error response. It
@@ -567,26 +587,23 @@ var noWait = func() context.Context {
 // of the data (wire.Budget) as well, or is refused with 503; once decoded
 // it keeps what decoding charged (what its arguments take) until the reply
 // is sent, or, for a method that streams, until its stream ends.
-func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32, held int64) {
+func (s *Server) serve(j *job) {
+	conn, p, held := j.in.Conn, &j.in.Packet, j.held
 	mem := conn.Memory()
 	budget := wire.Budget(len(p.Data))
 	if !mem.TryAcquire(budget) {
-		inflight.Add(-1)
+		j.inflight.Add(-1)
 		mem.Release(held)
-		s.unannounceStreams(&peer.Inbound{Conn: conn, Packet: *p})
+		s.unannounceStreams(&j.in)
 		_ = s.reply(conn, p, nil, errNoMemory(mem, held+budget))
 		return
 	}
-	kept := int64(-1) // the charge kept once the arguments are decoded
-	result, err := s.handle(conn.Context(), conn, p, func(charged int64) {
-		if kept < 0 {
-			kept = charged
-			mem.Release(budget - charged)
-		}
-	})
-	s.unannounceStreams(&peer.Inbound{Conn: conn, Packet: *p}) // those it did not open
-	held += kept
-	inflight.Add(-1)
+	j.acct = decodeAccount{mem: mem, budget: budget, kept: -1}
+	result, err := s.handle(conn.Context(), conn, p, &j.acct)
+	s.unannounceStreams(&j.in) // those it did not open
+	held += j.acct.kept
+	j.acct = decodeAccount{}
+	j.inflight.Add(-1)
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
@@ -610,28 +627,28 @@ func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32, 
 	}
 }
 
-// handle decodes and runs the request p. It calls decoded with what
-// decoding its data allocated (wire.Charged), which the arguments may
-// still hold, once a CALL's arguments are decoded, before its method
-// runs, and at the end of other requests (a TASK decodes its arguments as
-// it runs).
-func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, decoded func(charged int64)) (any, error) {
+// handle decodes and runs the request p. It settles acct (gives back
+// the decode budget its data did not use) once a CALL's arguments are
+// decoded, before its method runs, and at the end of other requests (a
+// TASK decodes its arguments as it runs).
+func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, acct *decodeAccount) (any, error) {
 	dec := wire.NewDecoder(p.Data)
+	acct.dec = dec
 	defer func() {
-		decoded(wire.Charged(dec))
+		acct.settle()
 		wire.ReleaseDecoder(dec)
 	}()
-	return s.handleData(ctx, conn, p, dec, func() { decoded(wire.Charged(dec)) })
+	return s.handleData(ctx, conn, p, dec, acct)
 }
 
-func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, decoded func()) (any, error) {
+func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *decodeAccount) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n, decoded)
+		return s.call(ctx, conn, dec, n, acct)
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -662,7 +679,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, decoded func()) (any, error) {
+func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, acct *decodeAccount) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -682,7 +699,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, decoded: decoded}, e, m, dec, n-2)
+	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -728,8 +745,8 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		}
 		in = append(in, v)
 	}
-	if env.decoded != nil {
-		env.decoded()
+	if env.acct != nil {
+		env.acct.settle()
 	}
 	if m.writer != nil {
 		return sc.writerStream(m, in), nil // runs once the reply is out

@@ -82,9 +82,9 @@ type callEnv struct {
 	conn    *peer.Conn // nil for local calls
 	streams *stream.Manager
 	logger  *slog.Logger
-	// decoded, if set, runs once the arguments are decoded, before the
-	// method runs (the server gives back the unused decode budget).
-	decoded func()
+	// acct, if set, is settled once the arguments are decoded, before
+	// the method runs (the server gives back the unused decode budget).
+	acct *decodeAccount
 }
 
 // streamCall is the streams of one invocation: the stream its reply
