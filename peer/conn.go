@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -687,19 +686,13 @@ func (c *Conn) start(first []byte) bool {
 	return true
 }
 
-// readChunk is the size of the pooled buffers messages are first read
-// into: a smaller message is copied out at its exact size, a larger one
-// goes on in a buffer of its own.
-const readChunk = 32 << 10
-
-var chunkPool = sync.Pool{New: func() any { return new([readChunk]byte) }}
-
 func (c *Conn) readLoop(first []byte) {
 	if first != nil {
 		if !c.handleFrame(websocket.MessageBinary, first, len(first)) {
 			return
 		}
 	}
+	mem := c.hub.mem
 	for {
 		// No cancellable context on socket calls: coder/websocket arms a
 		// context.AfterFunc per call for one (allocations on every packet);
@@ -709,7 +702,12 @@ func (c *Conn) readLoop(first []byte) {
 			c.readFailed(err)
 			return
 		}
-		frame, err := readMessage(r, c.hub.cfg.readLimit)
+		frame, held, err := readMessage(r, c.hub.cfg.readLimit, mem)
+		if errors.Is(err, errReadMemory) {
+			c.hub.cfg.logger.Warn("netron: closing a connection whose message does not fit the node's inbound memory", "peer", c.id, "used", mem.Used(), "limit", mem.Limit())
+			c.shutdown(fmt.Errorf("%w: %d of %d bytes in use", err, mem.Used(), mem.Limit()), websocket.StatusTryAgainLater, "node out of memory for inbound messages")
+			return
+		}
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -718,15 +716,31 @@ func (c *Conn) readLoop(first []byte) {
 		if typ == websocket.MessageText && !utf8.Valid(frame) {
 			// RFC 6455 §8.1. Titan sends packets in text frames at
 			// times, but only packets that are UTF-8 (c2 #311).
+			mem.Release(held)
 			c.hub.cfg.logger.Warn("netron: closing connection after a text frame that is not UTF-8", "peer", c.id)
 			c.shutdown(fmt.Errorf("%w: a text frame that is not valid UTF-8", ErrProtocol), websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
 			return
 		}
-		if !c.handleFrame(typ, frame, len(frame)) {
+		// What the message holds stays counted while it is handled;
+		// a request it carries is counted on its own by then.
+		ok := c.handleFrame(typ, frame, len(frame))
+		mem.Release(held)
+		if !ok {
 			return
 		}
 	}
 }
+
+// readChunk is the size of the pooled buffers messages are first read
+// into: a smaller message is copied out at its exact size, a larger one
+// goes on in a buffer of its own.
+const readChunk = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+// errReadMemory: a message larger than readChunk that does not fit the
+// node's inbound memory as it is read.
+var errReadMemory = errors.New("peer: a message does not fit the node's inbound memory")
 
 // readMessage reads one message, of at most limit bytes (the reader
 // fails beyond). Packets alias their frame, so every message gets a
@@ -735,19 +749,36 @@ func (c *Conn) readLoop(first []byte) {
 // its own, which becomes the frame, copied to its size when that wastes
 // more than an eighth of it. No buffer that held a large message is kept
 // for the next one.
-func readMessage(r io.Reader, limit int64) ([]byte, error) {
+//
+// The buffer of a large message is taken from mem as it grows, never
+// waited for: held is what the caller gives back once the message is
+// handled, and a message that does not fit fails with errReadMemory. The
+// pooled buffer of a small message is the connection's own (at most
+// readChunk while a message is being read).
+func readMessage(r io.Reader, limit int64, mem *Memory) (frame []byte, held int64, err error) {
 	chunk := chunkPool.Get().(*[readChunk]byte)
 	n, err := io.ReadFull(r, chunk[:])
 	switch err {
 	case io.EOF, io.ErrUnexpectedEOF:
 		frame := bytes.Clone(chunk[:n])
 		chunkPool.Put(chunk)
-		return frame, nil
+		return frame, 0, nil
 	case nil:
 	default:
 		chunkPool.Put(chunk)
-		return nil, err
+		return nil, 0, err
 	}
+	defer func() {
+		if err != nil {
+			mem.Release(held)
+			held = 0
+		}
+	}()
+	if !mem.TryAcquire(2 * readChunk) {
+		chunkPool.Put(chunk)
+		return nil, 0, errReadMemory
+	}
+	held = 2 * readChunk
 	buf := make([]byte, readChunk, 2*readChunk)
 	copy(buf, chunk[:])
 	chunkPool.Put(chunk)
@@ -755,18 +786,25 @@ func readMessage(r io.Reader, limit int64) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			// Doubles, up to one byte past the limit: the read that
 			// goes past it fails.
-			buf = slices.Grow(buf, int(min(int64(len(buf)), max(limit+1-int64(len(buf)), 1))))
+			grow := min(int64(len(buf)), max(limit+1-int64(len(buf)), 1))
+			if !mem.TryAcquire(grow) {
+				return nil, held, errReadMemory
+			}
+			held += grow
+			buf = append(make([]byte, 0, int64(len(buf))+grow), buf...)
 		}
 		m, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		switch {
 		case err == io.EOF:
-			if cap(buf)-len(buf) > len(buf)/8 {
+			if waste := cap(buf) - len(buf); waste > len(buf)/8 && mem.TryAcquire(int64(len(buf))) {
+				mem.Release(int64(cap(buf)))
+				held += int64(len(buf)) - int64(cap(buf))
 				buf = bytes.Clone(buf)
 			}
-			return buf, nil
+			return buf, held, nil
 		case err != nil:
-			return nil, err
+			return nil, held, err
 		}
 	}
 }

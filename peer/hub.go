@@ -347,6 +347,10 @@ const (
 	helloAfterPong
 )
 
+// maxFirstMessage bounds the first message of a peer that dialled
+// without an id (its client-id, or a first packet).
+const maxFirstMessage = 64 << 10
+
 // helloPongWait bounds the wait for the pong before the hello of a plain
 // peer: a client that does not answer pings gets its hello anyway.
 const helloPongWait = time.Second
@@ -373,8 +377,10 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity,
 	if id == "" {
 		// No id in the request: the client must name itself in its first
 		// message (netron-browser does); if that message is a packet
-		// instead, the peer gets a generated id.
-		ws.SetReadLimit(h.cfg.readLimit)
+		// instead, the peer gets a generated id. That message is read
+		// before the peer counts as one, outside the node's inbound
+		// memory: it is bounded by maxFirstMessage.
+		ws.SetReadLimit(min(h.cfg.readLimit, maxFirstMessage))
 		typ, msg, err := ws.Read(ctx)
 		if err != nil {
 			ws.CloseNow()
