@@ -846,8 +846,20 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 	switch t := p.Type(); {
 	case t == wire.TypePing:
 		if p.IsRequest() {
+			// The answer echoes the data: it counts against the node's
+			// inbound memory until written, or a peer that sends large
+			// PINGs and reads nothing would make the node queue them
+			// (the queue bounds packets, not bytes). A PING that does not
+			// fit is not answered.
 			reply := wire.Packet{ID: p.ID, Flags: 0, Data: p.Data}
-			if err := c.Queue(c.ctx, reply.Append(nil), nil); err != nil {
+			frame := reply.Append(nil)
+			mem := c.hub.mem
+			if !mem.TryAcquire(int64(len(frame))) {
+				c.hub.cfg.logger.Debug("netron: PING not answered: the node's inbound memory is full", "peer", c.id)
+				return true
+			}
+			if err := c.Queue(c.ctx, frame, mem.releaseFrame); err != nil {
+				mem.Release(int64(len(frame)))
 				return false
 			}
 		}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 )
 
@@ -429,4 +431,87 @@ func writeFrame(w io.Writer, op byte, payload []byte) error {
 	}
 	_, err := w.Write(b)
 	return err
+}
+
+// A peer that sends large PINGs and reads nothing cannot make the node
+// queue their answers without bound (the outbound queue counts packets,
+// not bytes): the answers waiting to be written count against the
+// inbound memory, and those that do not fit are not sent.
+func TestPingAnswersCountAgainstInboundMemory(t *testing.T) {
+	const limit = 64 << 10
+	h := newHub(t, "server", peer.WithReadLimit(limit), peer.WithInboundMemory(1), peer.WithWriteTimeout(0))
+	reqs, err := bus.Subscribe[peer.Inbound](h.Bus(), peer.TopicRequests, bus.WithBuffer(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reqs.Close()
+	ws := rawDial(t, serve(t, h))
+	ws.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mem := h.Memory()
+	data := wire.AppendBin(nil, make([]byte, limit-64))
+	const pings = 400 // 25 MB of PINGs: more than the socket buffers take
+	for i := range pings {
+		ping := append(wire.AppendHeader(nil, uint32(i+1), wire.Flags(wire.TypePing, true, 0)), data...)
+		if err := ws.Write(ctx, websocket.MessageBinary, ping); err != nil {
+			t.Fatal(err)
+		}
+		if mem.Used() > mem.Limit() {
+			t.Fatalf("%d bytes held, limit %d", mem.Used(), mem.Limit())
+		}
+	}
+	// A request behind them: once the node has read it, it has read
+	// every PING.
+	if err := ws.Write(ctx, websocket.MessageBinary, []byte{0, 0, 0x27, 0x0f, 0x44, 0x90}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reqs.C():
+	case <-ctx.Done():
+		t.Fatal("the request behind the PINGs never came")
+	}
+	if mem.Used() == 0 {
+		t.Fatal("no answer waiting: the test did not fill the socket buffers")
+	}
+	// Read everything; a last PING, sent until it is answered, says when
+	// all that was queued has come.
+	answers := make(chan uint32, pings+64)
+	go func() {
+		for {
+			_, msg, err := ws.Read(ctx)
+			if err != nil || len(msg) < 4 {
+				close(answers)
+				return
+			}
+			answers <- binary.BigEndian.Uint32(msg)
+		}
+	}()
+	got := 0
+	last := []byte{0, 0, 0x27, 0x10, 0x40, 0xc0} // PING 10000
+	for done := false; !done; {
+		if err := ws.Write(ctx, websocket.MessageBinary, last); err != nil {
+			t.Fatal(err)
+		}
+		for more := true; more && !done; {
+			select {
+			case id, ok := <-answers:
+				switch {
+				case !ok:
+					t.Fatal("connection lost")
+				case id == 10000:
+					done = true
+				default:
+					got++
+				}
+			case <-time.After(50 * time.Millisecond): // then ask again
+				more = false
+			}
+		}
+	}
+	if got == 0 || got >= pings {
+		t.Fatalf("%d of %d PINGs answered; want some, not all", got, pings)
+	}
+	waitUntil(t, "the inbound memory given back", func() bool { return mem.Used() == 0 })
+	t.Logf("%d of %d PINGs of %d KiB answered; at most %d KiB held for them", got, pings, limit>>10, mem.Peak()>>10)
 }

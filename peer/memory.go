@@ -14,12 +14,17 @@ type Memory struct {
 	limit int64
 	used  atomic.Int64
 	peak  atomic.Int64
+	// releaseFrame gives back the bytes of a frame taken for it, once the
+	// frame is written (an Outbound's Release); bound once, not per use.
+	releaseFrame func([]byte)
 }
 
 func newMemory(limit, readLimit int64) *Memory {
 	// One request of the largest packet must fit: its message and the
 	// budget of decoding it.
-	return &Memory{limit: max(limit, readLimit+wire.Budget(int(min(readLimit, 1<<40))))}
+	m := &Memory{limit: max(limit, readLimit+wire.Budget(int(min(readLimit, 1<<40))))}
+	m.releaseFrame = func(frame []byte) { m.Release(int64(len(frame))) }
+	return m
 }
 
 // TryAcquire takes n bytes if they fit under the limit and reports
