@@ -44,4 +44,14 @@
 // Numbers: JavaScript peers send every number that is not an int32 as a
 // float64. An integer parameter accepts a float64 holding an exact integer
 // and rejects anything else (2.5, or out of range) with ErrArgumentType.
+//
+// Memory: decoding a request's arguments allocates at most its decode
+// budget (wire.Budget: 8 × its bytes + 64 KiB), or the call fails with
+// ErrDecodeBudget (400), and the third such request closes its connection.
+// Each request takes its message and, while its data is decoded, its
+// budget from the node's inbound memory (peer.WithInboundMemory), and keeps
+// what its arguments took until its reply is sent; a request that does not
+// fit is refused at once with a 503 error (reason "InboundMemory"). A
+// plain Netron peer's stream arguments are registered as its CALL is read
+// (stream.Manager.Expect), so the chunks it sends right behind it are kept.
 package rpc
