@@ -48,9 +48,13 @@ type budget struct {
 	left  int64
 }
 
+// errReserve is the part of a budget kept for the error that refuses a
+// value (its text and wrapping), so that refusing stays within it too.
+const errReserve = 4 << 10
+
 func (b *budget) reset(n int) {
 	b.limit = Budget(n)
-	b.left = b.limit
+	b.left = b.limit - errReserve
 }
 
 // take charges n bytes; false when they are not left (nothing is charged
@@ -64,7 +68,7 @@ func (b *budget) take(n int64) bool {
 }
 
 // charged reports the bytes charged so far.
-func (b *budget) charged() int64 { return b.limit - b.left }
+func (b *budget) charged() int64 { return b.limit - errReserve - b.left }
 
 // exceeded is the error of a charge of n bytes for what that did not fit.
 func (b *budget) exceeded(n int64, what string) error {
@@ -92,14 +96,14 @@ const (
 )
 
 // allocSize bounds what the Go allocator takes for an object of n bytes:
-// size classes round up by less than a quarter above 16 bytes, large
+// 16 bytes at least (objects under 16 bytes without pointers share
+// 16-byte blocks, except with the race detector, which gives each its
+// own), size classes round up by less than a quarter above that, large
 // objects round up to whole 8 KiB pages.
 func allocSize(n int64) int64 {
 	switch {
 	case n <= 0:
 		return 0
-	case n <= 8:
-		return 8
 	case n <= 16:
 		return 16
 	case n <= 32<<10:
@@ -121,12 +125,12 @@ func sliceCost(n int, elem int64) int64 {
 
 // boxCost is what storing a 64-bit scalar with bit pattern u in an
 // interface allocates: nothing below 256 (the runtime keeps those
-// values), 8 bytes above.
+// values), an 8-byte object above.
 func boxCost(u uint64) int64 {
 	if u < 256 {
 		return 0
 	}
-	return 8
+	return allocSize(8)
 }
 
 // mapCost bounds the tables of a map made for n entries with keys of
