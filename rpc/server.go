@@ -212,13 +212,13 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		s.answer(in.Conn, &in.Packet, nil, errNoMemory(mem, held), false)
 		return
 	}
-	s.announceStreams(&in)
+	refs := s.announceStreams(&in)
 	st.mu.Lock()
 	if len(st.queue) == 0 {
 		select {
 		case s.sem <- struct{}{}:
 			st.mu.Unlock()
-			s.start(queued{in, held}, &st.inflight)
+			s.start(queued{in, held, refs}, &st.inflight)
 			return
 		default:
 		}
@@ -229,13 +229,13 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		st.mu.Unlock()
 		st.inflight.Add(-1)
 		mem.Release(held)
-		s.unannounceStreams(&in)
+		s.forgetStreams(in.Conn, refs)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
 		return
 	}
-	st.queue = append(st.queue, queued{in, held})
+	st.queue = append(st.queue, queued{in, held, refs})
 	feed := !st.feeding
 	st.feeding = true
 	st.mu.Unlock()
@@ -249,6 +249,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 type queued struct {
 	in   peer.Inbound
 	held int64
+	refs []wire.StreamReference // stream arguments registered as it was read
 }
 
 // maxPinnedBatch bounds the message a batched request may keep alive
@@ -375,7 +376,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 		st.inflight.Add(-1)
 		<-s.waiting
 		q.in.Conn.Memory().Release(q.held)
-		s.unannounceStreams(&q.in)
+		s.forgetStreams(q.in.Conn, q.refs)
 		if refuse {
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
@@ -395,7 +396,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 	if draining {
 		s.active.Add(-1)
 	}
-	j := job{in: q.in, held: q.held, inflight: inflight, draining: draining}
+	j := job{in: q.in, held: q.held, refs: q.refs, inflight: inflight, draining: draining}
 	// A dispatch the bus runs while Close unsubscribes may have taken a
 	// slot although closed was closed (select picks at random): it must
 	// not start a worker once Close waits for them.
@@ -408,7 +409,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 		}
 		inflight.Add(-1)
 		q.in.Conn.Memory().Release(q.held)
-		s.unannounceStreams(&q.in)
+		s.forgetStreams(q.in.Conn, q.refs)
 		<-s.sem
 		return
 	default:
@@ -424,7 +425,8 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
-	held     int64 // inbound memory it holds (see heldBytes)
+	held     int64                  // inbound memory it holds (see heldBytes)
+	refs     []wire.StreamReference // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
 	acct     decodeAccount
@@ -519,7 +521,7 @@ func (s *Server) run(j *job) {
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
 		j.in.Conn.Memory().Release(j.held)
-		s.unannounceStreams(&j.in)
+		s.forgetStreams(j.in.Conn, j.refs)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
@@ -594,13 +596,13 @@ func (s *Server) serve(j *job) {
 	if !mem.TryAcquire(budget) {
 		j.inflight.Add(-1)
 		mem.Release(held)
-		s.unannounceStreams(&j.in)
+		s.forgetStreams(conn, j.refs)
 		_ = s.reply(conn, p, nil, errNoMemory(mem, held+budget))
 		return
 	}
 	j.acct = decodeAccount{mem: mem, budget: budget, kept: -1}
 	result, err := s.handle(conn.Context(), conn, p, &j.acct)
-	s.unannounceStreams(&j.in) // those it did not open
+	s.forgetStreams(conn, j.refs) // those it did not open
 	held += j.acct.kept
 	j.acct = decodeAccount{}
 	j.inflight.Add(-1)

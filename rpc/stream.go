@@ -241,23 +241,27 @@ func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pen
 
 // announceStreams registers, as a CALL of a plain Netron peer is read,
 // the streams it passes to a method that takes streams (see
-// stream.Manager.Expect): such a peer sends the chunks right behind the
-// call, before the method has run and opened them. It runs in the reader
-// goroutine and does not block.
-func (s *Server) announceStreams(in *peer.Inbound) {
+// stream.Manager.Expect), and returns them: such a peer sends the chunks
+// right behind the call, before the method has run and opened them. It
+// runs in the reader goroutine and does not block.
+func (s *Server) announceStreams(in *peer.Inbound) []wire.StreamReference {
+	var refs []wire.StreamReference
 	s.eachStreamArg(in, func(ref wire.StreamReference) {
 		if err := s.streams.Expect(in.Conn, ref); err != nil {
 			s.logger.Debug("netron: stream argument not registered", "peer", in.Conn.ID(), "stream", ref.StreamID, "err", err)
+			return
 		}
+		refs = append(refs, ref)
 	})
+	return refs
 }
 
-// unannounceStreams forgets the streams announceStreams registered for a
+// forgetStreams lets go of the streams announceStreams registered for a
 // request that will not run, or that ran without opening them.
-func (s *Server) unannounceStreams(in *peer.Inbound) {
-	s.eachStreamArg(in, func(ref wire.StreamReference) {
-		s.streams.Forget(in.Conn, ref, "the call that passed it did not take it")
-	})
+func (s *Server) forgetStreams(conn *peer.Conn, refs []wire.StreamReference) {
+	for _, ref := range refs {
+		s.streams.Forget(conn, ref, "the call that passed it did not take it")
+	}
 }
 
 // eachStreamArg calls fn with each StreamReference argument of a plain
