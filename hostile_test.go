@@ -455,3 +455,24 @@ func TestStreamArgumentOfAFailedCall(t *testing.T) {
 		t.Fatalf("after the refusal: %s %x", end.Type(), end.Data)
 	}
 }
+
+// The limits of this file are configured through Config and checked by
+// Validate.
+func TestHostileConfig(t *testing.T) {
+	for _, cfg := range []netron.Config{
+		{MaxInboundMemory: -1}, {MaxPendingConnections: -1}, {IdleTimeout: -time.Second},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, netron.ErrInvalidConfig) {
+			t.Errorf("%+v: %v", cfg, err)
+		}
+	}
+	n := startNode(t, netron.Config{ID: "cfg", Host: "127.0.0.1", Server: true, MaxInboundMemory: 512 << 20})
+	if got := n.Handler().(*peer.Hub).Memory().Limit(); got != 512<<20 {
+		t.Errorf("inbound memory %d, want 512 MiB", got)
+	}
+	// Raised to one request of the largest packet and its budget.
+	n = startNode(t, netron.Config{ID: "cfg2", Host: "127.0.0.1", Server: true, MaxPacketSize: 1 << 20, MaxInboundMemory: 1})
+	if got, want := n.Handler().(*peer.Hub).Memory().Limit(), int64(1<<20)+wire.Budget(1<<20); got != want {
+		t.Errorf("inbound memory %d, want %d", got, want)
+	}
+}
