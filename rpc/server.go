@@ -229,7 +229,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		st.mu.Unlock()
 		st.inflight.Add(-1)
 		mem.Release(held)
-		s.forgetStreams(in.Conn, refs)
+		s.forgetStreams(refs)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
@@ -249,7 +249,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 type queued struct {
 	in   peer.Inbound
 	held int64
-	refs []wire.StreamReference // stream arguments registered as it was read
+	refs []*stream.Inbound // stream arguments registered as it was read
 }
 
 // maxPinnedBatch bounds the message a batched request may keep alive
@@ -376,7 +376,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 		st.inflight.Add(-1)
 		<-s.waiting
 		q.in.Conn.Memory().Release(q.held)
-		s.forgetStreams(q.in.Conn, q.refs)
+		s.forgetStreams(q.refs)
 		if refuse {
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
@@ -409,7 +409,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 		}
 		inflight.Add(-1)
 		q.in.Conn.Memory().Release(q.held)
-		s.forgetStreams(q.in.Conn, q.refs)
+		s.forgetStreams(q.refs)
 		<-s.sem
 		return
 	default:
@@ -425,8 +425,8 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
-	held     int64                  // inbound memory it holds (see heldBytes)
-	refs     []wire.StreamReference // stream arguments registered as it was read
+	held     int64             // inbound memory it holds (see heldBytes)
+	refs     []*stream.Inbound // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
 	acct     decodeAccount
@@ -521,7 +521,7 @@ func (s *Server) run(j *job) {
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
 		j.in.Conn.Memory().Release(j.held)
-		s.forgetStreams(j.in.Conn, j.refs)
+		s.forgetStreams(j.refs)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
@@ -596,13 +596,13 @@ func (s *Server) serve(j *job) {
 	if !mem.TryAcquire(budget) {
 		j.inflight.Add(-1)
 		mem.Release(held)
-		s.forgetStreams(conn, j.refs)
+		s.forgetStreams(j.refs)
 		_ = s.reply(conn, p, nil, errNoMemory(mem, held+budget))
 		return
 	}
 	j.acct = decodeAccount{mem: mem, budget: budget, kept: -1}
 	result, err := s.handle(conn.Context(), conn, p, &j.acct)
-	s.forgetStreams(conn, j.refs) // those it did not open
+	s.forgetStreams(j.refs) // those it did not open
 	held += j.acct.kept
 	j.acct = decodeAccount{}
 	j.inflight.Add(-1)

@@ -244,23 +244,26 @@ func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pen
 // stream.Manager.Expect), and returns them: such a peer sends the chunks
 // right behind the call, before the method has run and opened them. It
 // runs in the reader goroutine and does not block.
-func (s *Server) announceStreams(in *peer.Inbound) []wire.StreamReference {
-	var refs []wire.StreamReference
+func (s *Server) announceStreams(in *peer.Inbound) []*stream.Inbound {
+	var expected []*stream.Inbound
 	s.eachStreamArg(in, func(ref wire.StreamReference) {
-		if err := s.streams.Expect(in.Conn, ref); err != nil {
+		x, err := s.streams.Expect(in.Conn, ref)
+		if err != nil {
 			s.logger.Debug("netron: stream argument not registered", "peer", in.Conn.ID(), "stream", ref.StreamID, "err", err)
 			return
 		}
-		refs = append(refs, ref)
+		if x != nil {
+			expected = append(expected, x)
+		}
 	})
-	return refs
+	return expected
 }
 
 // forgetStreams lets go of the streams announceStreams registered for a
 // request that will not run, or that ran without opening them.
-func (s *Server) forgetStreams(conn *peer.Conn, refs []wire.StreamReference) {
-	for _, ref := range refs {
-		s.streams.Forget(conn, ref, "the call that passed it did not take it")
+func (s *Server) forgetStreams(expected []*stream.Inbound) {
+	for _, x := range expected {
+		s.streams.Forget(x, "the call that passed it did not take it")
 	}
 }
 

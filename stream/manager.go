@@ -297,15 +297,16 @@ func (m *Manager) Announce(conn *peer.Conn, ref wire.StreamReference) error {
 // control (WithMaxBuffered, and the node's inbound memory). The streams
 // expected and not opened yet count against the stream limit of the peer.
 // A stream nobody opens within the claim timeout is cancelled; Forget
-// cancels it at once. Expect does nothing for a peer with flow control:
-// its producer waits for the credit Accept grants.
-func (m *Manager) Expect(conn *peer.Conn, ref wire.StreamReference) error {
+// cancels it at once. Expect returns the registered stream, for Forget, or
+// nil for a peer with flow control, for which it does nothing: its
+// producer waits for the credit Accept grants.
+func (m *Manager) Expect(conn *peer.Conn, ref wire.StreamReference) (*Inbound, error) {
 	if conn == nil || conn.Extensions().Has(Extension) {
-		return nil
+		return nil, nil
 	}
 	id, err := parseID(ref.StreamID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cs := m.state(conn)
 	in := newInbound(m, cs, id, ref.Live, false)
@@ -313,34 +314,32 @@ func (m *Manager) Expect(conn *peer.Conn, ref wire.StreamReference) error {
 	defer cs.mu.Unlock()
 	switch {
 	case cs.closeErr != nil:
-		return cs.closeErr
+		return nil, cs.closeErr
 	case cs.in[id] != nil:
-		return fmt.Errorf("%w: stream %d passed twice", ErrInvalidReference, id)
+		return nil, fmt.Errorf("%w: stream %d passed twice", ErrInvalidReference, id)
 	case len(cs.in) >= m.cfg.maxStreams:
-		return fmt.Errorf("%w: limit %d per peer", ErrTooManyStreams, m.cfg.maxStreams)
+		return nil, fmt.Errorf("%w: limit %d per peer", ErrTooManyStreams, m.cfg.maxStreams)
 	}
 	cs.in[id] = in
 	in.armClaim()
-	return nil
+	return in, nil
 }
 
-// Forget cancels a stream registered with Expect that was not opened (the
-// call that passed it failed before its method ran): its buffered chunks
-// are dropped and its producer is told to stop. An opened stream is left
-// alone.
-func (m *Manager) Forget(conn *peer.Conn, ref wire.StreamReference, reason string) {
-	id, err := parseID(ref.StreamID)
-	if err != nil || conn == nil {
+// Forget cancels a stream registered with Expect, unless it was opened
+// (the call that passed it failed before its method ran, or the method did
+// not read it): its buffered chunks are dropped and its producer is told
+// to stop. A later stream of the same id is not touched.
+func (m *Manager) Forget(in *Inbound, reason string) {
+	if in == nil {
 		return
 	}
-	cs := m.state(conn)
+	cs := in.cs
 	cs.mu.Lock()
-	in := cs.in[id]
-	if in == nil || in.claimed {
+	if cs.in[in.id] != in || in.claimed {
 		cs.mu.Unlock()
 		return
 	}
-	delete(cs.in, id)
+	delete(cs.in, in.id)
 	cs.mu.Unlock()
 	in.mu.Lock()
 	if in.claimT != nil {
