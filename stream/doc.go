@@ -89,9 +89,9 @@
 // argument right behind its CALL: package rpc registers the stream with
 // Expect as the CALL is read, so they are buffered until the method opens
 // it, and Forget lets it go if the call fails first. A consumer stops a
-// plain producer with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan ignores it, our
-// producers honour it (STREAM_ERROR or STREAM_CLOSE whose id is not a
-// stream we consume). Titan looks STREAM_CLOSE up among the streams it
+// plain producer with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan
+// ignores it, our producers honour it (STREAM_ERROR or STREAM_CLOSE whose
+// id is not a stream we consume). Titan looks STREAM_CLOSE up among the streams it
 // reads, so while we produce a stream with the same id (both sides number
 // from 1) the cancel is not sent, lest Titan end our stream early; the
 // peer's producer then runs to its end and its chunks are dropped. Of a
