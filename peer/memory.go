@@ -22,7 +22,7 @@ type Memory struct {
 func newMemory(limit, readLimit int64) *Memory {
 	// One request of the largest packet must fit: its message and the
 	// budget of decoding it.
-	m := &Memory{limit: max(limit, readLimit+wire.Budget(int(min(readLimit, 1<<40))))}
+	m := &Memory{limit: max(limit, readLimit+wire.Budget(int(min(readLimit, 1<<40)), 0))}
 	m.releaseFrame = func(frame []byte) { m.Release(int64(len(frame))) }
 	return m
 }

@@ -592,7 +592,7 @@ var noWait = func() context.Context {
 func (s *Server) serve(j *job) {
 	conn, p, held := j.in.Conn, &j.in.Packet, j.held
 	mem := conn.Memory()
-	budget := wire.Budget(len(p.Data))
+	budget := wire.Budget(len(p.Data), 0)
 	if !mem.TryAcquire(budget) {
 		j.inflight.Add(-1)
 		mem.Release(held)

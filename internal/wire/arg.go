@@ -425,11 +425,18 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 			return err
 		}
 		kt, et := t.Key(), t.Elem()
-		cost := mapCost(n, int64(kt.Size()), int64(et.Size())) + newCost(kt) + newCost(et)
+		cost := mapCost(n, int64(kt.Size()), int64(et.Size()))
+		if n > 0 {
+			cost += newCost(kt) + newCost(et)
+		}
 		if err := s.chargeN(cost, "a %d-entry %s", n, t); err != nil {
 			return err
 		}
 		m := reflect.MakeMapWithSize(t, n)
+		if n == 0 {
+			v.Set(m)
+			return nil
+		}
 		// One key and one element, reused: the map copies them.
 		k, e := reflect.New(kt).Elem(), reflect.New(et).Elem()
 		stringKeys := kt.Kind() == reflect.String && !byMsgpack(kt)

@@ -286,11 +286,31 @@ func newDecState() *decState {
 	return s
 }
 
-// getDec returns a pooled decoder of b with a budget of its own.
+// getDec returns a pooled decoder of b with a budget of its own (the
+// default cap, no Account).
 func getDec(b []byte, depth int) *decState {
+	return getDecAccount(b, depth, nil)
+}
+
+// getDecAccount returns a pooled decoder of b whose budget is a's (the
+// default one without a).
+func getDecAccount(b []byte, depth int, a *Account) *decState {
 	s := decPool.Get().(*decState)
 	s.b, s.off, s.depth = b, 0, depth
-	s.own.reset(len(b))
+	if a != nil {
+		s.own.reset(len(b), a.max, a)
+	} else {
+		s.own.reset(len(b), 0, nil)
+	}
+	s.bud = &s.own
+	return s
+}
+
+// getTrustedDec returns a pooled decoder of b without a budget.
+func getTrustedDec(b []byte) *decState {
+	s := decPool.Get().(*decState)
+	s.b, s.off, s.depth = b, 0, 0
+	s.own.resetUnlimited()
 	s.bud = &s.own
 	return s
 }
@@ -309,7 +329,7 @@ func putDec(s *decState) {
 	if s.broken || (s.scratch && len(s.b) > maxPooledBuffer) {
 		return
 	}
-	s.b, s.off, s.depth, s.bud, s.scratch = nil, 0, 0, nil, false
+	s.b, s.off, s.depth, s.bud, s.own, s.scratch = nil, 0, 0, nil, budget{}, false
 	decPool.Put(s)
 }
 
@@ -329,7 +349,9 @@ func stateOf(dec *msgpack.Decoder) *decState {
 // aliasing it may be used after that. Decoded values never alias data.
 //
 // What DecodeArg and DecodeString decode through it is charged to the
-// decode budget of data, Budget(len(data)); Charged reports the charge.
+// decode budget of data, Budget(len(data), DefaultMaxDecodeMemory);
+// Charged reports the charge. NewDecoderAccount sets another cap and
+// draws from a Memory; NewTrustedDecoder has no budget.
 //
 // The decoder itself trusts the bytes it reads: msgpack v5 preallocates
 // arrays and maps from their announced length and recurses without a
@@ -338,6 +360,21 @@ func stateOf(dec *msgpack.Decoder) *decState {
 // before decoding it.
 func NewDecoder(data []byte) *msgpack.Decoder {
 	return getDec(data, 0).dec
+}
+
+// NewDecoderAccount is NewDecoder whose budget is a's: its cap, and the
+// Memory it draws from as decoding charges it (see Account). a must stay
+// valid, and not be used by another decoder, until the decoder is
+// released.
+func NewDecoderAccount(data []byte, a *Account) *msgpack.Decoder {
+	return getDecAccount(data, 0, a).dec
+}
+
+// NewTrustedDecoder is NewDecoder without a budget, for bytes this process
+// encoded itself (the arguments of an in-process call): they cost what the
+// caller's values cost already. Never use it for bytes from a peer.
+func NewTrustedDecoder(data []byte) *msgpack.Decoder {
+	return getTrustedDec(data).dec
 }
 
 // ReleaseDecoder returns a decoder obtained from NewDecoder to the pool.
@@ -392,6 +429,37 @@ func Unmarshal(data []byte, v any) error {
 		return err
 	}
 	s := getDec(data, 0)
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
+// UnmarshalAccount is Unmarshal whose budget is a's (see
+// NewDecoderAccount).
+func UnmarshalAccount(data []byte, v any, a *Account) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := getDecAccount(data, 0, a)
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
+// UnmarshalTrusted is Unmarshal without a budget (see NewTrustedDecoder).
+func UnmarshalTrusted(data []byte, v any) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := getTrustedDec(data)
 	err = decodeArg(s.dec, rv, true)
 	putDec(s)
 	return err
