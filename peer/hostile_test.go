@@ -515,3 +515,266 @@ func TestPingAnswersCountAgainstInboundMemory(t *testing.T) {
 	waitUntil(t, "the inbound memory given back", func() bool { return mem.Used() == 0 })
 	t.Logf("%d of %d PINGs of %d KiB answered; at most %d KiB held for them", got, pings, limit>>10, mem.Peak()>>10)
 }
+
+// Peers that send what the node charges to its inbound memory — large
+// PINGs whose answers wait to be written, requests, stream chunks,
+// messages cut off in the middle — and then reset their connection: once
+// every connection is gone, every byte is given back. The memory is small
+// enough that some messages are refused along the way. (The review of
+// issue 16 found PING answers queued in the window of a shutdown leaking
+// for good.)
+func TestInboundMemoryGivenBackAfterResets(t *testing.T) {
+	const readLimit = 256 << 10
+	h := newHub(t, "server", peer.WithWriteTimeout(0), peer.WithReadLimit(readLimit), peer.WithMaxDecodeMemory(1), peer.WithInboundMemory(1))
+	addr := tcpAddr(serve(t, h))
+	mem := h.Memory()
+	pingData := wire.AppendBin(nil, make([]byte, 30<<10))
+	request := append(wire.AppendHeader(nil, 1, wire.Flags(wire.TypeCall, true, 0)), wire.AppendBin(nil, make([]byte, 100<<10))...)
+	chunk := append(append(wire.AppendHeader(nil, 2, wire.Flags(wire.TypeStream, true, 0)), wire.AppendBin(nil, make([]byte, 50<<10))...), 0, 0, 0, 9, 0, 0, 0, 0)
+	conns := 1000
+	if testing.Short() {
+		conns = 200
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			id := fmt.Sprintf("reset-%d", i)
+			req := "GET /?id=" + id + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + peer.GoPeerHeader + ": 1\r\n\r\n"
+			if _, err := io.WriteString(c, req); err != nil {
+				return
+			}
+			c.Read(make([]byte, 4096)) // the 101, maybe the hello
+			var out bytes.Buffer
+			for k := range 20 {
+				writeFrame(&out, 0x2, append(wire.AppendHeader(nil, uint32(k+10), wire.Flags(wire.TypePing, true, 0)), pingData...))
+			}
+			writeFrame(&out, 0x2, request)
+			writeFrame(&out, 0x2, chunk)
+			// A message announced at 200 KiB, cut off after 64 KiB.
+			var cut bytes.Buffer
+			writeFrame(&cut, 0x2, make([]byte, 200<<10))
+			out.Write(cut.Bytes()[:64<<10])
+			c.Write(out.Bytes())
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // RST
+			}
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, "no peers left", func() bool { return len(h.Conns()) == 0 })
+	waitUntil(t, "the inbound memory given back", func() bool { return mem.Used() == 0 })
+	if mem.Peak() == 0 || mem.Refusals() == 0 {
+		t.Fatalf("peak %d, %d refusals: the test did not fill the inbound memory", mem.Peak(), mem.Refusals())
+	}
+	t.Logf("%d connections; inbound memory peak %d KiB of %d, %d refusals", conns, mem.Peak()>>10, mem.Limit()>>10, mem.Refusals())
+}
+
+// holdRequests adopts the inbound memory of every request published on
+// h's TopicRequests and keeps it until the returned function is called;
+// refused requests go to refused.
+func holdRequests(t *testing.T, h *peer.Hub) (held <-chan int64, refused <-chan peer.Inbound, release func()) {
+	t.Helper()
+	heldC := make(chan int64, 64)
+	refusedC := make(chan peer.Inbound, 64)
+	var mu sync.Mutex
+	var charges []struct {
+		c *peer.Conn
+		n int64
+	}
+	unsub, err := bus.NewTopic[peer.Inbound](h.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+		if in.Refused {
+			refusedC <- in
+			return
+		}
+		n := in.Conn.Adopt(&in)
+		mu.Lock()
+		charges = append(charges, struct {
+			c *peer.Conn
+			n int64
+		}{in.Conn, n})
+		mu.Unlock()
+		heldC <- n
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ch := range charges {
+			ch.c.Release(ch.n)
+		}
+		charges = nil
+	}
+	t.Cleanup(func() { unsub(); release() })
+	return heldC, refusedC, release
+}
+
+// What does not fit the inbound memory is read and dropped, not the
+// connection: a request is published with Refused set (for the RPC server
+// to answer 503), a STREAM chunk with its stream's id and index (for its
+// stream to fail); a reply to a call of this node is read whatever the
+// memory holds, while a reply nobody waits for is charged like the rest
+// and dropped. The connection serves on once memory is back.
+func TestRefusedMessagesKeepTheConnection(t *testing.T) {
+	const readLimit = 256 << 10
+	h := newHub(t, "server", peer.WithReadLimit(readLimit), peer.WithMaxDecodeMemory(1), peer.WithInboundMemory(1))
+	held, refused, release := holdRequests(t, h)
+	responses, err := bus.Subscribe[peer.Inbound](h.Bus(), peer.TopicResponses, bus.WithBuffer(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer responses.Close()
+	streams, err := bus.Subscribe[peer.Inbound](h.Bus(), peer.TopicStreams, bus.WithBuffer(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer streams.Close()
+	connected := events(t, h, peer.TopicConnected)
+	ws := rawDial(t, serve(t, h))
+	conn := next(t, connected.C()).Conn
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mem := h.Memory()
+	request := func(id uint32) []byte {
+		return append(wire.AppendHeader(nil, id, wire.Flags(wire.TypeCall, true, 0)), wire.AppendBin(nil, make([]byte, 100<<10))...)
+	}
+	// Requests held until one is refused.
+	var id uint32
+	for id = 1; ; id++ {
+		if err := ws.Write(ctx, websocket.MessageBinary, request(id)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-held:
+			if n < 100<<10 {
+				t.Fatalf("request %d adopted %d bytes", id, n)
+			}
+			continue
+		case in := <-refused:
+			if in.Packet.ID != id || in.Packet.Type() != wire.TypeCall || in.Packet.Data != nil || in.Message < 100<<10 {
+				t.Fatalf("refused %+v, want request %d without data", in, id)
+			}
+		case <-ctx.Done():
+			t.Fatal("request neither held nor refused")
+		}
+		break
+	}
+	if id < 2 || mem.Used() > mem.Limit() || conn.MemoryUsed() > mem.Share() {
+		t.Fatalf("refused at request %d; %d of %d bytes used", id, mem.Used(), mem.Limit())
+	}
+	// A STREAM chunk that does not fit: its stream id and index.
+	chunk := append(append(wire.AppendHeader(nil, 77, wire.Flags(wire.TypeStream, true, 0)), wire.AppendBin(nil, make([]byte, 100<<10))...), 0, 0, 0, 9, 0, 0, 0, 4)
+	if err := ws.Write(ctx, websocket.MessageBinary, chunk); err != nil {
+		t.Fatal(err)
+	}
+	if in := next(t, streams.C()); !in.Refused || in.Packet.StreamID != 9 || in.Packet.StreamIndex != 4 || in.Packet.Data != nil {
+		t.Fatalf("chunk: %+v", in)
+	}
+	// A reply nobody waits for is charged and dropped; the same reply
+	// while a call waits is read.
+	reply := append(wire.AppendHeader(nil, 5, wire.Flags(wire.TypeCall, false, 0)), wire.AppendBin(nil, make([]byte, 200<<10))...)
+	if err := ws.Write(ctx, websocket.MessageBinary, reply); err != nil {
+		t.Fatal(err)
+	}
+	// A small request behind it: once it is handled, so is the reply.
+	if err := ws.Write(ctx, websocket.MessageBinary, append(wire.AppendHeader(nil, 999, wire.Flags(wire.TypeTask, true, 0)), 0x90)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal("the small request never came")
+	}
+	select {
+	case in := <-responses.C():
+		t.Fatalf("a reply nobody waits for was read while memory is full: %d", in.Packet.ID)
+	default:
+	}
+	conn.AwaitReplies(1)
+	if err := ws.Write(ctx, websocket.MessageBinary, reply); err != nil {
+		t.Fatal(err)
+	}
+	if in := next(t, responses.C()); in.Refused || len(in.Packet.Data) != len(reply)-wire.HeaderSize {
+		t.Fatalf("reply: refused %v, %d bytes", in.Refused, len(in.Packet.Data))
+	}
+	conn.AwaitReplies(-1)
+	// Memory back: the connection serves on.
+	release()
+	if err := ws.Write(ctx, websocket.MessageBinary, request(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if n := next(t, held); n < 100<<10 {
+		t.Fatalf("after the release: %d", n)
+	}
+	release()
+	if conn.Err() != nil {
+		t.Fatal(conn.Err())
+	}
+	waitUntil(t, "the inbound memory given back", func() bool { return mem.Used() == 0 })
+}
+
+// A peer that dialled without an id may send a packet as its first
+// message, as large as any other (the old netron package sends no
+// client-id): it is charged like any message, not cut at 64 KiB.
+func TestFirstMessageMayBeALargePacket(t *testing.T) {
+	h := newHub(t, "server")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, serve(t, h), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	if _, _, err := ws.Read(ctx); err != nil { // the hello
+		t.Fatal(err)
+	}
+	ping := append(wire.AppendHeader(nil, 3, wire.Flags(wire.TypePing, true, 0)), wire.AppendBin(nil, make([]byte, 200<<10))...)
+	if err := ws.Write(ctx, websocket.MessageBinary, ping); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.Read(ctx)
+	if err != nil || len(msg) != len(ping) || msg[4] != 0 {
+		t.Fatalf("answer to a first PING of %d bytes: %d bytes, %v", len(ping), len(msg), err)
+	}
+	waitUntil(t, "the inbound memory given back", func() bool { return h.Memory().Used() == 0 })
+}
+
+// A connection that sends its request headers too slowly is closed after
+// the read-header timeout, which is its own (and shorter by default than
+// the handshake's): slow-header connections hold a pending place for that
+// long at most.
+func TestReadHeaderTimeout(t *testing.T) {
+	if peer.DefaultReadHeaderTimeout >= peer.DefaultHandshakeTimeout {
+		t.Fatalf("read-header timeout %s, handshake %s", peer.DefaultReadHeaderTimeout, peer.DefaultHandshakeTimeout)
+	}
+	h := newHub(t, "server", peer.WithHandshakeTimeout(time.Minute), peer.WithReadHeaderTimeout(100*time.Millisecond))
+	c, err := net.Dial("tcp", tcpAddr(serve(t, h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /?id=slow HTTP/1.1\r\nHost: x\r\n") // and nothing more
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("slow headers: %v, want the server to close the connection", err)
+	}
+	waitUntil(t, "no pending connection", func() bool {
+		_, pre := h.Pending()
+		return pre == 0
+	})
+}

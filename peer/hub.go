@@ -63,7 +63,7 @@ func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
 		connected:    bus.NewTopic[ConnEvent](b, TopicConnected),
 		disconnected: bus.NewTopic[ConnEvent](b, TopicDisconnected),
 		conns:        make(map[*Conn]struct{}),
-		mem:          newMemory(cfg.inboundMemory, cfg.readLimit),
+		mem:          newMemory(cfg.inboundMemory, cfg.readLimit, cfg.maxDecodeMemory),
 	}
 }
 
@@ -193,6 +193,7 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		c.identity = ident
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.relFrame = c.releaseFrame
 	unsub, err := c.outTopic.SubscribeFunc(c.enqueue)
 	if err != nil {
 		c.cancel()
@@ -347,9 +348,37 @@ const (
 	helloAfterPong
 )
 
-// maxFirstMessage bounds the first message of a peer that dialled
-// without an id (its client-id, or a first packet).
-const maxFirstMessage = 64 << 10
+// maxHello bounds the first message of a peer that dialled without an id
+// that is taken for its client-id: a larger one is a packet.
+const maxHello = 4 << 10
+
+// readFirst reads the first message of a peer that dialled without an id,
+// charged to the node's inbound memory: held is what it holds. One that
+// does not fit closes the connection (1013).
+func (h *Hub) readFirst(ctx context.Context, ws *websocket.Conn) (frame []byte, held int64, err error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, 0, fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
+	}
+	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes)
+	switch {
+	case err != nil:
+		ws.CloseNow()
+		return nil, 0, fmt.Errorf("%w: first message: %w", ErrHandshake, err)
+	case m.refused:
+		ws.Close(websocket.StatusTryAgainLater, "node out of memory for inbound messages")
+		return nil, 0, fmt.Errorf("%w: a first message of %d bytes does not fit the node's inbound memory", ErrHandshake, m.size)
+	case typ == websocket.MessageText && !utf8.Valid(m.frame):
+		h.mem.Release(m.held)
+		ws.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		return nil, 0, fmt.Errorf("%w: %w: a text frame that is not valid UTF-8", ErrHandshake, ErrProtocol)
+	}
+	return m.frame, m.held, nil
+}
+
+// noFreeBytes: every byte of the message is charged.
+func noFreeBytes([]byte) int64 { return 0 }
 
 // helloPongWait bounds the wait for the pong before the hello of a plain
 // peer: a client that does not answer pings gets its hello anyway.
@@ -374,37 +403,39 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity,
 		}
 	}
 	var first []byte
+	var firstHeld int64
 	if id == "" {
 		// No id in the request: the client must name itself in its first
 		// message (netron-browser does); if that message is a packet
-		// instead, the peer gets a generated id. That message is read
-		// before the peer counts as one, outside the node's inbound
-		// memory: it is bounded by maxFirstMessage.
-		ws.SetReadLimit(min(h.cfg.readLimit, maxFirstMessage))
-		typ, msg, err := ws.Read(ctx)
+		// instead (the old package), the peer gets a generated id. That
+		// message may be as large as any other, and is charged to the
+		// node's inbound memory the same way (the connection's share does
+		// not exist yet); a client-id is at most maxHello.
+		ws.SetReadLimit(h.cfg.readLimit)
+		first, firstHeld, err = h.readFirst(ctx, ws)
 		if err != nil {
-			ws.CloseNow()
-			return fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
+			return err
 		}
-		if typ == websocket.MessageText && !utf8.Valid(msg) {
-			ws.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
-			return fmt.Errorf("%w: %w: a text frame that is not valid UTF-8", ErrHandshake, ErrProtocol)
+		if len(first) <= maxHello {
+			if hs, ok := parseHandshake(first); ok && hs.Type == "client-id" && hs.ID != "" {
+				id = hs.ID
+				h.mem.Release(firstHeld)
+				first, firstHeld = nil, 0
+			}
 		}
-		if hs, ok := parseHandshake(msg); ok && hs.Type == "client-id" && hs.ID != "" {
-			id = hs.ID
-		} else {
+		if id == "" {
 			id = uuid.NewString()
-			first = msg
 		}
 	}
 	c, err := h.newConn(ws, id, remoteAddr, true, ident, true)
 	if err != nil {
+		h.mem.Release(firstHeld)
 		status := websocket.StatusTryAgainLater
 		ws.Close(status, err.Error())
 		return err
 	}
 	reserved = false
-	if !c.start(first) {
+	if !c.start(first, firstHeld) {
 		return c.Err()
 	}
 	if when == helloAfterPong && !c.helloAfterPong(hello) {
@@ -503,7 +534,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	for _, fn := range do.init {
 		fn(c)
 	}
-	if !c.start(nil) {
+	if !c.start(nil, 0) {
 		return nil, c.Err()
 	}
 	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)
@@ -521,7 +552,7 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: h.cfg.handshakeTimeout,
+		ReadHeaderTimeout: h.cfg.readHeaderTimeout,
 		IdleTimeout:       h.cfg.idleTimeout,
 		ConnState:         h.connState,
 		ErrorLog:          slog.NewLogLogger(h.cfg.logger.Handler(), slog.LevelDebug),

@@ -7,24 +7,51 @@ import (
 )
 
 // Memory is a node's bound on the memory it holds for what its peers
-// send (see WithInboundMemory). Its users take what they are about to
-// hold with TryAcquire and give it back with Release; nothing waits for
-// it. It is safe for concurrent use.
+// send (see WithInboundMemory): the messages it reads (replies to its own
+// calls aside), the requests they carry until answered, the decoding of
+// their arguments, events on their way to subscribers, stream chunks
+// buffered for peers without flow control, answers to PINGs. Each
+// connection takes from it through its own share (Conn.TryAcquire), so
+// that one connection cannot hold all of it. Nothing waits for it: what
+// does not fit is refused. It is safe for concurrent use.
 type Memory struct {
-	limit int64
-	used  atomic.Int64
-	peak  atomic.Int64
-	// releaseFrame gives back the bytes of a frame taken for it, once the
-	// frame is written (an Outbound's Release); bound once, not per use.
-	releaseFrame func([]byte)
+	limit   int64
+	share   int64 // what one connection may hold at once
+	used    atomic.Int64
+	peak    atomic.Int64
+	refused atomic.Int64
 }
 
-func newMemory(limit, readLimit int64) *Memory {
-	// One request of the largest packet must fit: its message and the
-	// budget of decoding it.
-	m := &Memory{limit: max(limit, readLimit+wire.Budget(int(min(readLimit, 1<<40)), 0))}
-	m.releaseFrame = func(frame []byte) { m.Release(int64(len(frame))) }
-	return m
+// MinInboundMemory is the least WithInboundMemory allows with the read
+// limit readLimit and the decode cap decodeMax: what one request of the
+// largest packet holds at most, alone on an idle node. Its message (the
+// buffer it is read into, up to readLimit+1 bytes, in whole pages), and
+// the decode budget of its arguments (wire.Budget), taken in steps of
+// wire.AccountStep. Nothing else is charged for a request.
+func MinInboundMemory(readLimit, decodeMax int64) int64 {
+	readLimit = min(max(readLimit, 1), 1<<40)
+	return messageCost(readLimit+1) + wire.Budget(int(readLimit), decodeMax) + wire.AccountStep
+}
+
+// messageCost is what a buffer of n bytes costs the Go allocator (whole
+// pages above 32 KiB; size classes are within 1/8 below).
+func messageCost(n int64) int64 {
+	if n <= readChunk {
+		return n + n/8 + 16
+	}
+	const page = 8 << 10
+	return (n + page - 1) / page * page
+}
+
+// connShare is the fraction of the node's inbound memory one connection
+// may hold: a quarter, or one request of the largest packet if that is
+// more (MinInboundMemory).
+const connShare = 4
+
+func newMemory(limit, readLimit, decodeMax int64) *Memory {
+	least := MinInboundMemory(readLimit, decodeMax)
+	limit = max(limit, least)
+	return &Memory{limit: limit, share: max(limit/connShare, least)}
 }
 
 // TryAcquire takes n bytes if they fit under the limit and reports
@@ -36,6 +63,7 @@ func (m *Memory) TryAcquire(n int64) bool {
 	for {
 		used := m.used.Load()
 		if used+n > m.limit {
+			m.refused.Add(1)
 			return false
 		}
 		if m.used.CompareAndSwap(used, used+n) {
@@ -69,5 +97,58 @@ func (m *Memory) Used() int64 { return m.used.Load() }
 // Peak returns the most bytes taken at once so far.
 func (m *Memory) Peak() int64 { return m.peak.Load() }
 
+// Refusals returns how many times something did not fit (the node's
+// limit, or a connection's share) and was refused.
+func (m *Memory) Refusals() int64 { return m.refused.Load() }
+
 // Limit returns the bound.
 func (m *Memory) Limit() int64 { return m.limit }
+
+// Share returns what one connection may hold at once: a quarter of the
+// limit, or MinInboundMemory if that is more.
+func (m *Memory) Share() int64 { return m.share }
+
+var _ wire.Memory = (*Memory)(nil)
+
+// TryAcquire takes n bytes of the node's inbound memory for this
+// connection, if they fit in both its share (Memory.Share) and the node's
+// limit, and reports whether it did. Give them back with Release, on this
+// connection, also after it has closed.
+func (c *Conn) TryAcquire(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	m := c.hub.mem
+	if c.memUsed.Add(n) > m.share {
+		c.memUsed.Add(-n)
+		m.refused.Add(1)
+		return false
+	}
+	if !m.TryAcquire(n) {
+		c.memUsed.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Release gives back n bytes taken with TryAcquire.
+func (c *Conn) Release(n int64) {
+	if n > 0 {
+		c.memUsed.Add(-n)
+		c.hub.mem.Release(n)
+	}
+}
+
+// MemoryUsed returns the bytes of the node's inbound memory this
+// connection holds now.
+func (c *Conn) MemoryUsed() int64 { return c.memUsed.Load() }
+
+var _ wire.Memory = (*Conn)(nil)
+
+// releaseFrame gives back what a frame of its own size was charged once
+// it is written (an Outbound's Release): PING answers.
+func (c *Conn) releaseFrame(frame []byte) { c.Release(messageCost(int64(len(frame)))) }
+
+// MaxDecodeMemory returns the cap of the decode budget of what comes from
+// this connection's peer (WithMaxDecodeMemory).
+func (c *Conn) MaxDecodeMemory() int64 { return c.hub.cfg.maxDecodeMemory }

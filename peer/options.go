@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/netron-go/netron/internal/wire"
 )
 
 // Defaults of a Hub.
@@ -15,9 +17,12 @@ const (
 	DefaultOutboundQueue     = 128
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultMaxPeers          = 10000
-	// DefaultInboundMemory bounds the memory the node holds for requests
-	// from its peers (see WithInboundMemory).
+	// DefaultInboundMemory bounds the memory the node holds for what its
+	// peers send (see WithInboundMemory).
 	DefaultInboundMemory = 256 << 20
+	// DefaultReadHeaderTimeout bounds the wait for the headers of an HTTP
+	// request on the hub's own server (see WithReadHeaderTimeout).
+	DefaultReadHeaderTimeout = 5 * time.Second
 	// DefaultIdleTimeout closes an HTTP connection of the hub's server
 	// that waits this long for its next request (see WithIdleTimeout).
 	DefaultIdleTimeout = 10 * time.Second
@@ -40,6 +45,8 @@ type config struct {
 	writeTimeout      time.Duration
 	maxPeers          int
 	inboundMemory     int64
+	maxDecodeMemory   int64
+	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxPending        int
 }
@@ -55,6 +62,8 @@ func defaultConfig() config {
 		writeTimeout:      DefaultWriteTimeout,
 		maxPeers:          DefaultMaxPeers,
 		inboundMemory:     DefaultInboundMemory,
+		maxDecodeMemory:   wire.DefaultMaxDecodeMemory,
+		readHeaderTimeout: DefaultReadHeaderTimeout,
 		idleTimeout:       DefaultIdleTimeout,
 		maxPending:        DefaultMaxPending,
 	}
@@ -170,16 +179,31 @@ func WithDialTLS(cfg *tls.Config) Option {
 }
 
 // WithInboundMemory bounds the memory the node holds, all connections
-// together, for requests from its peers: the messages of requests waiting
-// for a slot or running, the decode budget of each request while its
-// arguments are decoded (wire.Budget: 8 × the bytes + 64 KiB) and what
-// decoding them allocated while the handler runs, and the chunks buffered
-// for streams of peers without flow control. A request that does not fit
-// is refused at once with a 503 error; a buffered stream chunk that does
-// not fit fails its stream. Nothing waits for memory: a reader that waits
-// could wait for a handler that waits for that reader. The bound is raised
-// to what one request of the largest packet needs (the read limit plus
-// its decode budget) when it is lower. Default 256 MiB.
+// together, for what its peers send (Memory):
+//
+//   - every message as it is read, replies to the node's own calls aside
+//     (those are bounded by the calls it makes);
+//   - a request's message from its arrival until its reply is sent, and
+//     what decoding its arguments takes, charged as decoding goes on (in
+//     steps of wire.AccountStep) up to its decode budget (wire.Budget,
+//     WithMaxDecodeMemory) and, once decoded, what its arguments took,
+//     until the reply is sent or, for a method that streams, its stream
+//     ends;
+//   - the arguments of an event from a peer this node subscribed to,
+//     until every handler has taken it or it was dropped;
+//   - the chunks buffered for streams of peers without flow control
+//     (Titan), until read;
+//   - answers to PINGs until written.
+//
+// One connection holds at most a quarter of it (or MinInboundMemory, if
+// that is more), so that one peer alone cannot take it all. Nothing waits
+// for memory — a reader that waits could wait for a handler that waits
+// for that reader — what does not fit is refused at once: a message is
+// read to its end and dropped, a request gets a 503 error (reason
+// InboundMemory), a stream fails, a PING is not answered, an event is
+// lost; the connection stays open. The bound is raised to
+// MinInboundMemory (one request of the largest packet, alone on an idle
+// node) when it is lower. Default 256 MiB.
 func WithInboundMemory(bytes int64) Option {
 	return optionFunc(func(c *config) {
 		if bytes > 0 {
@@ -188,11 +212,35 @@ func WithInboundMemory(bytes int64) Option {
 	})
 }
 
+// WithMaxDecodeMemory caps the decode budget of one request, event or
+// result from a peer (wire.Budget: 32 × its bytes + 64 KiB, at most this):
+// a request whose arguments would take more is refused with 400
+// DecodeBudget before anything is allocated for them. Default 64 MiB (a 16
+// MiB packet may cost 4 × its size, a small one 32 ×); at least 64 KiB.
+func WithMaxDecodeMemory(bytes int64) Option {
+	return optionFunc(func(c *config) {
+		if bytes > 0 {
+			c.maxDecodeMemory = max(bytes, wire.BudgetSlack)
+		}
+	})
+}
+
+// WithReadHeaderTimeout bounds the wait for the headers of an HTTP request
+// on the hub's own server (Listen), the TLS handshake included: a
+// connection that sends nothing, or its headers byte by byte, holds one of
+// the WithMaxPending places at most this long. Default 5 s.
+func WithReadHeaderTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.readHeaderTimeout = d
+		}
+	})
+}
+
 // WithIdleTimeout sets how long an HTTP connection of the hub's own
 // server (Listen) may wait for its next request before it is closed: a
 // connection whose request was refused (401, 426, 503) is closed at once,
-// others after this time. The wait for the headers of a request is
-// bounded by the handshake timeout. Default 10 s.
+// others after this time. Default 10 s.
 func WithIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {
