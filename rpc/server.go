@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -197,6 +196,12 @@ func (s *Server) Close() error {
 // instead would stop the pongs and the responses the running requests may
 // wait for.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
+	if in.Refused {
+		// Its message did not fit the node's inbound memory: read and
+		// dropped by the connection.
+		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(in.Message), "its message"), false)
+		return
+	}
 	st := connRequestsOf(in.Conn)
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
@@ -205,11 +210,10 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 			Details: map[string]any{"limit": s.perPeer}}, false)
 		return
 	}
-	held := heldBytes(&in)
-	mem := in.Conn.Memory()
-	if !mem.TryAcquire(held) {
+	held, ok := in.Conn.Keep(&in)
+	if !ok {
 		st.inflight.Add(-1)
-		s.answer(in.Conn, &in.Packet, nil, errNoMemory(mem, held), false)
+		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(len(in.Packet.Data)), "its data"), false)
 		return
 	}
 	refs := s.announceStreams(&in)
@@ -228,7 +232,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	default:
 		st.mu.Unlock()
 		st.inflight.Add(-1)
-		mem.Release(held)
+		in.Conn.Release(held)
 		s.forgetStreams(refs)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
@@ -245,46 +249,35 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 }
 
 // queued is a request on its way to a worker, with the inbound memory
-// it holds (see heldBytes).
+// it holds (see peer.Conn.Keep).
 type queued struct {
 	in   peer.Inbound
 	held int64
 	refs []*stream.Inbound // stream arguments registered as it was read
 }
 
-// maxPinnedBatch bounds the message a batched request may keep alive
-// (its data aliases the whole message) while it waits and runs: a request
-// of a larger batch is copied out of it.
-const maxPinnedBatch = 64 << 10
-
-// heldBytes is the inbound memory a request holds from its arrival to its
-// reply: its message (its data aliases it), or, for a request batched
-// into a message larger than maxPinnedBatch, a copy of its own data.
-func heldBytes(in *peer.Inbound) int64 {
-	own := len(in.Packet.Data) + wire.HeaderSize
-	if in.Message <= max(own, maxPinnedBatch) {
-		return int64(max(in.Message, own))
-	}
-	in.Packet.Data = bytes.Clone(in.Packet.Data)
-	return int64(own)
-}
-
 // errNoMemory refuses a request that does not fit the node's inbound
-// memory (peer.WithInboundMemory).
-func errNoMemory(mem *peer.Memory, need int64) error {
-	return &Error{Code: 503, Name: "TitanError",
-		Message: fmt.Sprintf("node out of memory for requests: this one needs %d bytes, %d of %d in use", need, mem.Used(), mem.Limit()),
-		Details: map[string]any{"reason": "InboundMemory", "need": need, "limit": mem.Limit()}}
+// memory (peer.WithInboundMemory): need bytes for what. Its text is made
+// before anything the request held is given back.
+func errNoMemory(mem *peer.Memory, need int64, what string) error {
+	msg := fmt.Sprintf("node out of memory for requests: %s needs %d bytes, %d of %d in use", what, need, mem.Used(), mem.Limit())
+	if need <= 0 {
+		msg = fmt.Sprintf("node out of memory for requests: no room for %s, %d of %d bytes in use", what, mem.Used(), mem.Limit())
+	}
+	return &Error{Code: 503, Name: "TitanError", Message: msg,
+		Details: map[string]any{"reason": "InboundMemory", "limit": mem.Limit()}}
 }
 
-// maxBudgetStrikes is how many requests of one connection may fail their
-// decode budget (wire.ErrBudget) before the connection is closed (1008).
+// maxBudgetStrikes is how many requests of one connection may go over
+// their decode budget (wire.ErrBudget: the request's own data, not a
+// handler's error) with no successful request in between before the
+// connection is closed (1008).
 const maxBudgetStrikes = 3
 
 // connRequests is the server's state of one connection.
 type connRequests struct {
 	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
-	strikes  atomic.Int32 // requests refused for their decode budget
+	strikes  atomic.Int32 // requests over their decode budget since the last success
 	mu       sync.Mutex
 	queue    []queued // waiting for a slot, in order; each holds a token of s.waiting
 	feeding  bool     // a goroutine feeds queue to the slots
@@ -375,7 +368,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 	for _, q := range queue {
 		st.inflight.Add(-1)
 		<-s.waiting
-		q.in.Conn.Memory().Release(q.held)
+		q.in.Conn.Release(q.held)
 		s.forgetStreams(q.refs)
 		if refuse {
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
@@ -408,7 +401,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 			s.active.Add(-1)
 		}
 		inflight.Add(-1)
-		q.in.Conn.Memory().Release(q.held)
+		q.in.Conn.Release(q.held)
 		s.forgetStreams(q.refs)
 		<-s.sem
 		return
@@ -425,30 +418,14 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
-	held     int64             // inbound memory it holds (see heldBytes)
+	held     int64             // inbound memory it holds (see peer.Conn.Keep)
 	refs     []*stream.Inbound // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
-	acct     decodeAccount
-}
-
-// decodeAccount is the decode budget a request takes from the inbound
-// memory while its data is decoded (see serve). It lives in the job, which
-// lives in its worker: no allocation per request.
-type decodeAccount struct {
-	mem    *peer.Memory
-	dec    *msgpack.Decoder
-	budget int64
-	kept   int64 // what decoding charged, -1 until settled
-}
-
-// settle gives back the budget decoding did not use, once: the arguments
-// are decoded. What they took stays taken until the request is done.
-func (a *decodeAccount) settle() {
-	if a.kept < 0 {
-		a.kept = wire.Charged(a.dec)
-		a.mem.Release(a.budget - a.kept)
-	}
+	// acct is the decode budget of its data, which draws from its
+	// connection's inbound memory as decoding goes on (see serve). It lives
+	// in the job, which lives in its worker: no allocation per request.
+	acct wire.Account
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -520,7 +497,7 @@ func (s *Server) run(j *job) {
 	}()
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
-		j.in.Conn.Memory().Release(j.held)
+		j.in.Conn.Release(j.held)
 		s.forgetStreams(j.refs)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
@@ -584,32 +561,42 @@ var noWait = func() context.Context {
 // room in the peer's outbound queue counts as a waiting sender (see
 // dispatch).
 //
-// The request holds held bytes of the node's inbound memory (its message)
-// from its arrival. Before its data is decoded it takes the decode budget
-// of the data (wire.Budget) as well, or is refused with 503; once decoded
-// it keeps what decoding charged (what its arguments take) until the reply
-// is sent, or, for a method that streams, until its stream ends.
+// The request holds j.held bytes of the node's inbound memory (its
+// message) from its arrival. Its data is decoded through an account that
+// takes from the same memory as decoding goes on (wire.Account), up to the
+// decode budget of the data; a request whose decoding does not fit is
+// refused with 503. Once its arguments are decoded it keeps what decoding
+// charged (what they take) until the reply is sent, or, for a method that
+// streams, until its stream ends.
+//
+// A request whose own data went over its budget (wire.ErrBudget, not an
+// error its handler returned) is a strike against its connection; a
+// successful request clears them, and the maxBudgetStrikes-th in a row
+// closes the connection.
 func (s *Server) serve(j *job) {
-	conn, p, held := j.in.Conn, &j.in.Packet, j.held
-	mem := conn.Memory()
-	budget := wire.Budget(len(p.Data), 0)
-	if !mem.TryAcquire(budget) {
-		j.inflight.Add(-1)
-		mem.Release(held)
-		s.forgetStreams(j.refs)
-		_ = s.reply(conn, p, nil, errNoMemory(mem, held+budget))
-		return
-	}
-	j.acct = decodeAccount{mem: mem, budget: budget, kept: -1}
+	conn, p := j.in.Conn, &j.in.Packet
+	j.acct.Reset(conn, conn.MaxDecodeMemory())
 	result, err := s.handle(conn.Context(), conn, p, &j.acct)
+	j.acct.Shrink()
+	held := j.held + j.acct.Held()
+	over := j.acct.OverBudget()
+	j.acct.Reset(nil, 0)
 	s.forgetStreams(j.refs) // those it did not open
-	held += j.acct.kept
-	j.acct = decodeAccount{}
 	j.inflight.Add(-1)
+	// Strikes are counted before the reply goes out: the peer's next
+	// request, sent once it has the reply, must find them counted.
+	st := connRequestsOf(conn)
+	var strikes int32
+	switch {
+	case over:
+		strikes = st.strikes.Add(1)
+	case err == nil && st.strikes.Load() != 0:
+		st.strikes.Store(0)
+	}
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
-		ps.release = func() { mem.Release(held) }
+		ps.release = func() { conn.Release(held) }
 	}
 	sent := s.reply(conn, p, result, err)
 	if ps != nil {
@@ -619,31 +606,25 @@ func (s *Server) serve(j *job) {
 			ps.abort(errors.Join(err, sent))
 		}
 	} else {
-		mem.Release(held)
+		conn.Release(held)
 	}
-	if errors.Is(err, ErrDecodeBudget) {
-		if n := connRequestsOf(conn).strikes.Add(1); n >= maxBudgetStrikes {
-			s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", n)
-			conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", n))
-		}
+	if strikes >= maxBudgetStrikes {
+		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
+		conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", strikes))
 	}
 }
 
-// handle decodes and runs the request p. It settles acct (gives back
-// the decode budget its data did not use) once a CALL's arguments are
-// decoded, before its method runs, and at the end of other requests (a
-// TASK decodes its arguments as it runs).
-func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, acct *decodeAccount) (any, error) {
-	dec := wire.NewDecoder(p.Data)
-	acct.dec = dec
-	defer func() {
-		acct.settle()
-		wire.ReleaseDecoder(dec)
-	}()
+// handle decodes and runs the request p, its data decoded through acct.
+// It shrinks acct to what decoding charged once a CALL's arguments are
+// decoded, before its method runs (a TASK decodes its arguments as it
+// runs: serve shrinks it after).
+func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+	dec := wire.NewDecoderAccount(p.Data, acct)
+	defer wire.ReleaseDecoder(dec)
 	return s.handleData(ctx, conn, p, dec, acct)
 }
 
-func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *decodeAccount) (any, error) {
+func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
@@ -665,7 +646,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 		if fn == nil {
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
-		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1}, s.logger)
+		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1, conn: conn}, s.logger)
 	case wire.TypeGet, wire.TypeSet:
 		if n < 2 {
 			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
@@ -681,7 +662,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, acct *decodeAccount) (any, error) {
+func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -743,12 +724,12 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
-			return nil, argError(fmt.Sprintf("%s.%s argument %d: want %s", e.qn, m.name, i+1, t), i, err) // the message counts from 1, the index (as in the definition) from 0
+			return nil, argError(env.conn, fmt.Sprintf("%s.%s argument %d: want %s", e.qn, m.name, i+1, t), i, err) // the message counts from 1, the index (as in the definition) from 0
 		}
 		in = append(in, v)
 	}
 	if env.acct != nil {
-		env.acct.settle()
+		env.acct.Shrink()
 	}
 	if m.writer != nil {
 		return sc.writerStream(m, in), nil // runs once the reply is out
@@ -774,10 +755,15 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 	return nil, nil
 }
 
-// argError is the 400 of an argument that did not decode: its reason is
-// DecodeBudget when it would have taken more memory than its packet's
-// budget (wire.ErrBudget), ArgumentType otherwise.
-func argError(what string, index int, err error) error {
+// argError is the error of an argument from conn (nil: a local call)
+// that did not decode: 400 with the reason DecodeBudget when it would have
+// taken more memory than its packet's budget (wire.ErrBudget),
+// ArgumentType otherwise; 503 InboundMemory when the node's inbound memory
+// had no room for decoding it (wire.ErrNoMemory).
+func argError(conn *peer.Conn, what string, index int, err error) error {
+	if errors.Is(err, wire.ErrNoMemory) && conn != nil {
+		return errNoMemory(conn.Memory(), 0, "decoding "+what)
+	}
 	reason := "ArgumentType"
 	if errors.Is(err, wire.ErrBudget) {
 		reason = "DecodeBudget"
@@ -801,8 +787,9 @@ func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, log
 
 // Args are the arguments of a TASK, decoded one at a time.
 type Args struct {
-	dec *msgpack.Decoder
-	n   int
+	dec  *msgpack.Decoder
+	n    int
+	conn *peer.Conn
 }
 
 // Len returns the number of arguments not yet decoded.
@@ -819,7 +806,7 @@ func (a *Args) Next(v any) error {
 		return errors.New("rpc: Args.Next needs a non-nil pointer")
 	}
 	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
-		return argError("task argument", -1, err)
+		return argError(a.conn, "task argument", -1, err)
 	}
 	return nil
 }

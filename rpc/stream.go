@@ -82,9 +82,10 @@ type callEnv struct {
 	conn    *peer.Conn // nil for local calls
 	streams *stream.Manager
 	logger  *slog.Logger
-	// acct, if set, is settled once the arguments are decoded, before
-	// the method runs (the server gives back the unused decode budget).
-	acct *decodeAccount
+	// acct, if set, is shrunk once the arguments are decoded, before
+	// the method runs (the server gives back what decoding took beyond
+	// what the arguments hold).
+	acct *wire.Account
 }
 
 // streamCall is the streams of one invocation: the stream its reply
@@ -280,19 +281,21 @@ func (s *Server) eachStreamArg(in *peer.Inbound, fn func(wire.StreamReference)) 
 	if err != nil || n < 2 {
 		return
 	}
-	target, err := wire.DecodeString(dec)
+	// Nothing allocated for the CALLs of methods that take no streams:
+	// the names are looked up in place.
+	target, err := wire.DecodeStringBytes(dec)
 	if err != nil {
 		return
 	}
-	e := s.reg.target(target)
-	if e == nil {
+	e := s.reg.targetBytes(target)
+	if e == nil || !e.hasReaders {
 		return
 	}
-	name, err := wire.DecodeString(dec)
+	name, err := wire.DecodeStringBytes(dec)
 	if err != nil {
 		return
 	}
-	m := e.methods[name]
+	m := e.methods[string(name)]
 	if m == nil || m.readers == 0 {
 		return
 	}

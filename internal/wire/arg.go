@@ -643,6 +643,28 @@ func DecodeString(dec *msgpack.Decoder) (string, error) {
 
 var stringType = reflect.TypeFor[string]()
 
+// DecodeStringBytes decodes the next value of dec, a str or bin, and
+// returns its bytes without copying them: they alias the input of dec,
+// which must come from NewDecoder (or NewDecoderAccount,
+// NewTrustedDecoder). Nothing is allocated or charged: for lookups
+// (m[string(b)] does not allocate either).
+func DecodeStringBytes(dec *msgpack.Decoder) ([]byte, error) {
+	s := stateOf(dec)
+	if s == nil {
+		return nil, errors.New("wire: DecodeStringBytes needs a decoder of this package")
+	}
+	start := s.off
+	b, ok, err := strBytes(s)
+	if err != nil || !ok {
+		s.off = start
+		if err == nil {
+			err = fmt.Errorf("%w: %s, want a string", ErrType, kindOf(s.b[s.off]))
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
 // decodeKey decodes a map key for a string-keyed map: a string, or an
 // integer written as its decimal string (JavaScript object keys are strings).
 func decodeKey(dec *msgpack.Decoder, s *decState) (string, error) {

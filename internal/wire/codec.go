@@ -450,6 +450,25 @@ func UnmarshalAccount(data []byte, v any, a *Account) error {
 	return err
 }
 
+// UnmarshalMax is Unmarshal with the cap limit on its budget (see Budget)
+// and no Memory to draw from.
+func UnmarshalMax(data []byte, v any, limit int64) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := decPool.Get().(*decState)
+	s.b, s.off, s.depth = data, 0, 0
+	s.own.reset(len(data), limit, nil)
+	s.bud = &s.own
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
 // UnmarshalTrusted is Unmarshal without a budget (see NewTrustedDecoder).
 func UnmarshalTrusted(data []byte, v any) error {
 	if err := checkOne(data); err != nil {
