@@ -148,7 +148,11 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	p := &in.Packet
 	switch p.Type() {
 	case wire.TypeStream:
-		m.onChunk(in.Conn, p, in.Message)
+		if in.Refused {
+			m.onRefused(in.Conn, p)
+			return
+		}
+		m.onChunk(in.Conn, p, &in)
 	case wire.TypeStreamError, wire.TypeStreamClose:
 		m.onEnd(in.Conn, p)
 	case wire.TypeExt:
@@ -156,7 +160,21 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	}
 }
 
-func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, msg int) {
+// onRefused fails the stream of a chunk that did not fit the node's
+// inbound memory (peer.Inbound.Refused): it was dropped unread.
+func (m *Manager) onRefused(conn *peer.Conn, p *wire.Packet) {
+	cs := m.state(conn)
+	cs.mu.Lock()
+	in := cs.in[p.StreamID]
+	cs.mu.Unlock()
+	if in == nil {
+		return
+	}
+	mem := conn.Memory()
+	in.fail(fmt.Errorf("%w: chunk %d did not fit the node's inbound memory (%d of %d bytes in use)", ErrBufferOverflow, p.StreamIndex, mem.Used(), mem.Limit()), ReasonOverflow)
+}
+
+func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, pin *peer.Inbound) {
 	if p.StreamID == 0 {
 		m.cfg.logger.Debug("netron: dropped a STREAM packet without stream id", "peer", conn.ID())
 		return
@@ -172,7 +190,7 @@ func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, msg int) {
 		m.cfg.logger.Debug("netron: dropped a chunk of an unknown stream", "peer", conn.ID(), "stream", p.StreamID, "index", p.StreamIndex)
 		return
 	}
-	in.deliver(p.Flags, p.Data, p.StreamIndex, msg)
+	in.deliver(p.Flags, p.Data, p.StreamIndex, pin.Message, pin)
 }
 
 func (m *Manager) onEnd(conn *peer.Conn, p *wire.Packet) {
@@ -519,19 +537,17 @@ func (cs *connState) shutdown(err error) {
 		} else {
 			in.fail(err, "")
 		}
-		// The peer is gone: what it made us buffer no longer counts
-		// against the node's inbound memory (a consumer may still take
-		// the chunks; an unopened stream's are dropped).
+		// The peer is gone: an unopened stream's chunks are dropped. An
+		// opened one's stay, and stay charged, until its consumer takes
+		// them or closes it.
 		in.cs.mu.Lock()
 		claimed := in.claimed
 		in.cs.mu.Unlock()
-		in.mu.Lock()
-		if claimed {
-			in.uncharge(in.charged)
-		} else {
+		if !claimed {
+			in.mu.Lock()
 			in.dropQueue()
+			in.mu.Unlock()
 		}
-		in.mu.Unlock()
 	}
 	for _, o := range outs {
 		o.abort(err)
