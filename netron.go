@@ -89,6 +89,8 @@ func New(cfg Config) (*Node, error) {
 		peer.WithMaxPending(cfg.MaxPendingConnections),
 		peer.WithIdleTimeout(cfg.IdleTimeout),
 		peer.WithInboundMemory(cfg.MaxInboundMemory),
+		peer.WithMaxDecodeMemory(cfg.MaxDecodeMemory),
+		peer.WithReadHeaderTimeout(cfg.ReadHeaderTimeout),
 		peer.WithTLS(cfg.TLS),
 		peer.WithDialTLS(cfg.DialTLS),
 	}

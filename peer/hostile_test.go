@@ -778,3 +778,73 @@ func TestReadHeaderTimeout(t *testing.T) {
 		return pre == 0
 	})
 }
+
+// A request batched with others (ExtensionBatch) shares its message: the
+// subscriber that keeps it (Conn.Keep) gets a copy of its own bytes,
+// charged for those alone, and the message, with the others in it, is
+// given back once handled; a request alone in its message takes the
+// message's charge over (Conn.Adopt), not charged twice.
+func TestKeepChargesWhatEachRequestHolds(t *testing.T) {
+	h := newHub(t, "server")
+	connected := events(t, h, peer.TopicConnected)
+	var mu sync.Mutex
+	var kept []int64
+	unsub, err := bus.NewTopic[peer.Inbound](h.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+		n, ok := in.Conn.Keep(&in)
+		if !ok {
+			t.Error("Keep refused")
+		}
+		mu.Lock()
+		kept = append(kept, n)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	ws := rawDial(t, serve(t, h))
+	ws.SetReadLimit(1 << 20)
+	conn := next(t, connected.C()).Conn
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	request := func(id uint32, size int) []byte {
+		return append(wire.AppendHeader(nil, id, wire.Flags(wire.TypeCall, true, 0)), wire.AppendBin(nil, make([]byte, size))...)
+	}
+	// Ten requests of 1 KiB batched with a PING of 200 KiB.
+	frames := [][]byte{append(wire.AppendHeader(nil, 99, wire.Flags(wire.TypePing, true, 0)), wire.AppendBin(nil, make([]byte, 200<<10))...)}
+	for i := range uint32(10) {
+		frames = append(frames, request(i+1, 1<<10))
+	}
+	if err := ws.Write(ctx, websocket.MessageBinary, batchPacket(frames...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.Read(ctx); err != nil { // the PING's answer: the batch was handled
+		t.Fatal(err)
+	}
+	waitUntil(t, "ten requests kept", func() bool { mu.Lock(); defer mu.Unlock(); return len(kept) == 10 })
+	var sum int64
+	for _, n := range kept {
+		if n < 1<<10 || n > 2<<10 {
+			t.Fatalf("a batched request of 1 KiB holds %d", n)
+		}
+		sum += n
+	}
+	// Once the PING's answer is written, what is left is what was kept.
+	waitUntil(t, "the batch given back", func() bool { return conn.MemoryUsed() == sum })
+	// Alone in its message, a request of 100 KiB takes its message's
+	// charge: nothing more is charged for it.
+	if err := ws.Write(ctx, websocket.MessageBinary, request(11, 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the large request kept", func() bool { mu.Lock(); defer mu.Unlock(); return len(kept) == 11 })
+	mu.Lock()
+	big := kept[10]
+	mu.Unlock()
+	if big < 100<<10 || big > 112<<10 || conn.MemoryUsed() != sum+big {
+		t.Fatalf("a request of 100 KiB alone holds %d; the connection %d (want %d)", big, conn.MemoryUsed(), sum+big)
+	}
+	conn.Release(sum + big)
+	if u := h.Memory().Used(); u != 0 {
+		t.Fatalf("%d bytes left", u)
+	}
+}

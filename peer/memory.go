@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"sync/atomic"
 
 	"github.com/netron-go/netron/internal/wire"
@@ -148,6 +149,29 @@ var _ wire.Memory = (*Conn)(nil)
 // releaseFrame gives back what a frame of its own size was charged once
 // it is written (an Outbound's Release): PING answers.
 func (c *Conn) releaseFrame(frame []byte) { c.Release(messageCost(int64(len(frame)))) }
+
+// Keep takes over what the packet of in needs to outlive the callback of
+// TopicRequests it came to, and returns the inbound memory it holds now,
+// for the caller to give back with Release once it lets the packet go: the
+// charge of its message (Adopt) when it had the message to itself, or, for
+// a packet that shares its message with others (a batch), a copy of its
+// data of its own, charged for its own bytes, so that it keeps neither the
+// others alive nor their charge. False, with nothing held, when that copy
+// does not fit.
+func (c *Conn) Keep(in *Inbound) (held int64, ok bool) {
+	if n := c.Adopt(in); n > 0 {
+		return n, true
+	}
+	if len(in.Packet.Data) == 0 {
+		return 0, true
+	}
+	held = messageCost(int64(len(in.Packet.Data)))
+	if !c.TryAcquire(held) {
+		return 0, false
+	}
+	in.Packet.Data = bytes.Clone(in.Packet.Data)
+	return held, true
+}
 
 // MaxDecodeMemory returns the cap of the decode budget of what comes from
 // this connection's peer (WithMaxDecodeMemory).
