@@ -32,13 +32,18 @@
 // 1009. Other connections are not affected.
 //
 // What the hub's connections make the node hold is bounded node-wide by
-// its Memory (WithInboundMemory): package rpc takes each request's message
-// and decoding from it, package stream the chunks of peers without flow
-// control, the reader the buffer of every message larger than 32 KiB. Its
-// users take, never wait: what does not fit is refused. Connections that are
-// not peers yet are bounded too: upgrades in their handshake count against
-// WithMaxPeers and WithMaxPending, and Listen's server times out and bounds
-// HTTP connections before their upgrade. When a connection closes, its Err wraps ErrDisconnected and a
+// its Memory (WithInboundMemory), each connection to a quarter of it: the
+// reader charges every message as it reads it (replies to the node's own
+// calls aside: AwaitReplies), and hands the charge over to the subscriber
+// that keeps the packet (Adopt, Keep): package rpc for a request and its
+// decoding, package stream for the chunks of peers without flow control,
+// the root package for events. Its users take, never wait: what does not
+// fit is refused, and a message that does not fit is read and dropped
+// (Inbound.Refused), the connection kept. Connections that are not peers
+// yet are bounded too: upgrades in their handshake count against
+// WithMaxPeers and WithMaxPending, and Listen's server times out
+// (WithReadHeaderTimeout, WithIdleTimeout) and bounds HTTP connections
+// before their upgrade. When a connection closes, its Err wraps ErrDisconnected and a
 // ConnEvent is published on TopicDisconnected before anything else
 // happens, so that pending requests fail at once.
 package peer

@@ -65,7 +65,7 @@ func TestRefusedRequestsCloseTheirConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Timeouts far longer than the test: only the refusal may
 			// close the connections.
-			opts := append([]peer.Option{peer.WithHandshakeTimeout(time.Minute), peer.WithIdleTimeout(time.Minute)}, tc.opts...)
+			opts := append([]peer.Option{peer.WithReadHeaderTimeout(time.Minute), peer.WithIdleTimeout(time.Minute)}, tc.opts...)
 			h := newHub(t, "server", opts...)
 			addr := tcpAddr(serve(t, h))
 			runtime.GC()
@@ -127,11 +127,11 @@ func refusedRequest(addr string, status int) error {
 	return nil
 }
 
-// Connections that never send a request are closed after the handshake
-// timeout (the header read timeout), and no more than WithMaxPending of
-// them are held at once: the others are closed as they are accepted.
+// Connections that never send a request are closed after the read-header
+// timeout, and no more than WithMaxPending of them are held at once: the
+// others are closed as they are accepted.
 func TestSilentConnectionsBounded(t *testing.T) {
-	h := newHub(t, "server", peer.WithMaxPending(20), peer.WithHandshakeTimeout(time.Minute))
+	h := newHub(t, "server", peer.WithMaxPending(20), peer.WithReadHeaderTimeout(time.Minute))
 	addr := tcpAddr(serve(t, h))
 	const n = 100
 	conns := make([]net.Conn, n)
@@ -173,8 +173,8 @@ func TestSilentConnectionsBounded(t *testing.T) {
 		return pre == 0
 	})
 
-	// With a short handshake timeout, a silent connection is dropped.
-	h2 := newHub(t, "server2", peer.WithHandshakeTimeout(100*time.Millisecond))
+	// With a short read-header timeout, a silent connection is dropped.
+	h2 := newHub(t, "server2", peer.WithReadHeaderTimeout(100*time.Millisecond))
 	c, err := net.Dial("tcp", tcpAddr(serve(t, h2)))
 	if err != nil {
 		t.Fatal(err)

@@ -586,7 +586,7 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 // upgraded yet, and closes one accepted beyond WithMaxPending: a flood of
 // connections that never send a request, or stay idle after one, cannot
 // hold more descriptors and goroutines than that (each for at most the
-// handshake timeout, or the idle timeout after a request).
+// read-header timeout, or the idle timeout after a request).
 func (h *Hub) connState(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:

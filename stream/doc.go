@@ -84,8 +84,9 @@
 // bounded by the connection's outbound queue, our consumer buffers at most
 // WithMaxBuffered (10,000 chunks, like Titan, and 64 MiB) and fails the
 // stream with ErrBufferOverflow beyond, or when the node's inbound memory
-// (peer.WithInboundMemory), which such chunks count against until they are
-// read, is full. A plain peer sends the chunks of a stream it passes as an
+// (peer.WithInboundMemory), which such chunks count against at what they
+// cost (the message each keeps, or its copy, and its queue entry) until
+// they are read, is full, or their message did not fit it and was dropped. A plain peer sends the chunks of a stream it passes as an
 // argument right behind its CALL: package rpc registers the stream with
 // Expect as the CALL is read, so they are buffered until the method opens
 // it, and Forget lets it go if the call fails first. A consumer stops a
