@@ -265,9 +265,11 @@ func allocSize(n int64) int64 {
 	case n > 512:
 		n += 8
 	}
-	if n <= maxSmallSize {
-		i := sort.Search(len(sizeClasses), func(i int) bool { return int64(sizeClasses[i]) >= n })
-		return int64(sizeClasses[i])
+	switch {
+	case n <= smallSizeMax:
+		return int64(classBy8[(n+7)/8])
+	case n <= maxSmallSize:
+		return int64(classBy128[(n-smallSizeMax+127)/128])
 	}
 	return (n + pageSize - 1) / pageSize * pageSize
 }
@@ -278,8 +280,25 @@ var sizeClasses = [...]uint16{16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 17
 
 const (
 	maxSmallSize = 32 << 10
+	smallSizeMax = 1024
 	pageSize     = 8 << 10
 )
+
+// classBy8 and classBy128 look the size class up, as the runtime does:
+// by 8-byte steps up to 1 KiB, by 128-byte steps above.
+var classBy8, classBy128 = func() (a [smallSizeMax/8 + 1]uint16, b [(maxSmallSize-smallSizeMax)/128 + 1]uint16) {
+	class := func(n int) uint16 {
+		i := sort.Search(len(sizeClasses), func(i int) bool { return int(sizeClasses[i]) >= n })
+		return sizeClasses[i]
+	}
+	for i := range a {
+		a[i] = class(max(i*8, 1))
+	}
+	for i := range b {
+		b[i] = class(smallSizeMax + i*128)
+	}
+	return a, b
+}()
 
 // sliceCost is the backing array of a slice of n elements of size elem.
 func sliceCost(n int, elem int64) int64 {
