@@ -1030,6 +1030,12 @@ func (c *Conn) readFailed(err error) {
 // of msg bytes (a batch carries several); false means the connection was
 // closed.
 func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int, seq uint32) bool {
+	return c.handlePacket(typ, frame, msg, seq, nil)
+}
+
+// handlePacket is handleFrame for a packet of a batch too: seq is 0 and
+// batch the batch's charge, if it has one.
+func (c *Conn) handlePacket(typ websocket.MessageType, frame []byte, msg int, seq uint32, batch *batchCharge) bool {
 	if len(frame) > 0 && frame[0] == '{' {
 		// A handshake message after the handshake (a repeated client-id):
 		// Titan drops it; so do we, without closing.
@@ -1070,7 +1076,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int, seq
 		// Not-request EXT packets are ours: batch, goaway.
 		switch extKind(p.Data) {
 		case "batch":
-			return c.handleBatch(typ, p.Data, msg)
+			return c.handleBatch(typ, p.Data, msg, seq)
 		case "goaway":
 			c.goingAway.Store(true)
 			c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
@@ -1084,7 +1090,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int, seq
 		topic = c.hub.responses
 	}
 	c.publishing.Store(true)
-	err = topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg, seq: seq})
+	err = topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg, seq: seq, batch: batch})
 	c.publishing.Store(false)
 	if err != nil {
 		c.dropHeld()
@@ -1190,7 +1196,15 @@ func appendBatch(dst []byte, frames []Outbound) []byte {
 
 // handleBatch processes the packets of a batch message in order, without
 // copying them; false means the connection was closed.
-func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int) bool {
+func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int, seq uint32) bool {
+	// The message's charge, taken from the reader: its packets keep a
+	// share of it (Keep), and the last one gives it back.
+	var batch *batchCharge
+	if v := c.msgCharge.Swap(uint64(seq) << 32); uint32(v>>32) == seq && uint32(v) != 0 {
+		batch = &batchCharge{c: c, n: int64(uint32(v))}
+		batch.refs.Store(1) // the reader's
+		defer batch.done()
+	}
 	err := wire.EachBatchFrame(data, func(frame []byte) error {
 		if len(frame) > 0 && frame[0] == '{' {
 			return errors.New("handshake message in a batch")
@@ -1198,7 +1212,7 @@ func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int) bool
 		if p, err := wire.Decode(frame); err == nil && p.Type() == wire.TypeExt && !p.IsRequest() && extKind(p.Data) == "batch" {
 			return errors.New("batch inside a batch")
 		}
-		if !c.handleFrame(typ, frame, msg, 0) { // a batch's packets share its charge
+		if !c.handlePacket(typ, frame, msg, 0, batch) {
 			return errConnClosed
 		}
 		return nil

@@ -780,22 +780,23 @@ func TestReadHeaderTimeout(t *testing.T) {
 }
 
 // A request batched with others (ExtensionBatch) shares its message: the
-// subscriber that keeps it (Conn.Keep) gets a copy of its own bytes,
-// charged for those alone, and the message, with the others in it, is
-// given back once handled; a request alone in its message takes the
-// message's charge over (Conn.Adopt), not charged twice.
+// subscriber that keeps it (Conn.Keep) gets a share of the batch's charge,
+// so the message is charged once, however many of its requests are kept,
+// and stays charged while one of them is (it stays alive as long). A
+// request alone in its message takes the message's charge over
+// (Conn.Adopt), not charged twice.
 func TestKeepChargesWhatEachRequestHolds(t *testing.T) {
 	h := newHub(t, "server")
 	connected := events(t, h, peer.TopicConnected)
 	var mu sync.Mutex
-	var kept []int64
+	var kept []peer.Kept
 	unsub, err := bus.NewTopic[peer.Inbound](h.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
-		n, ok := in.Conn.Keep(&in)
+		k, ok := in.Conn.Keep(&in)
 		if !ok {
 			t.Error("Keep refused")
 		}
 		mu.Lock()
-		kept = append(kept, n)
+		kept = append(kept, k)
 		mu.Unlock()
 	})
 	if err != nil {
@@ -815,22 +816,37 @@ func TestKeepChargesWhatEachRequestHolds(t *testing.T) {
 	for i := range uint32(10) {
 		frames = append(frames, request(i+1, 1<<10))
 	}
-	if err := ws.Write(ctx, websocket.MessageBinary, batchPacket(frames...)); err != nil {
+	batch := batchPacket(frames...)
+	if err := ws.Write(ctx, websocket.MessageBinary, batch); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := ws.Read(ctx); err != nil { // the PING's answer: the batch was handled
 		t.Fatal(err)
 	}
 	waitUntil(t, "ten requests kept", func() bool { mu.Lock(); defer mu.Unlock(); return len(kept) == 10 })
-	var sum int64
-	for _, n := range kept {
-		if n < 1<<10 || n > 2<<10 {
-			t.Fatalf("a batched request of 1 KiB holds %d", n)
+	for _, k := range kept {
+		if !k.Shared() || k.Bytes() != 0 {
+			t.Fatalf("a batched request holds %d bytes of its own, shared %v", k.Bytes(), k.Shared())
 		}
-		sum += n
 	}
-	// Once the PING's answer is written, what is left is what was kept.
-	waitUntil(t, "the batch given back", func() bool { return conn.MemoryUsed() == sum })
+	// Once the PING's answer is written, what is left is the batch's
+	// message, charged once.
+	waitUntil(t, "the PING's answer given back", func() bool {
+		return conn.MemoryUsed() <= int64(len(batch))+int64(len(batch))/8
+	})
+	if u := conn.MemoryUsed(); u < int64(len(batch)) {
+		t.Fatalf("ten kept requests of a batch of %d bytes: %d charged", len(batch), u)
+	}
+	for _, k := range kept[:9] {
+		k.Release()
+	}
+	if u := conn.MemoryUsed(); u < int64(len(batch)) {
+		t.Fatalf("one request of the batch still kept: %d charged", u)
+	}
+	kept[9].Release()
+	if u := conn.MemoryUsed(); u != 0 {
+		t.Fatalf("every request let go: %d still charged", u)
+	}
 	// Alone in its message, a request of 100 KiB takes its message's
 	// charge: nothing more is charged for it.
 	if err := ws.Write(ctx, websocket.MessageBinary, request(11, 100<<10)); err != nil {
@@ -840,10 +856,10 @@ func TestKeepChargesWhatEachRequestHolds(t *testing.T) {
 	mu.Lock()
 	big := kept[10]
 	mu.Unlock()
-	if big < 100<<10 || big > 112<<10 || conn.MemoryUsed() != sum+big {
-		t.Fatalf("a request of 100 KiB alone holds %d; the connection %d (want %d)", big, conn.MemoryUsed(), sum+big)
+	if big.Shared() || big.Bytes() < 100<<10 || big.Bytes() > 112<<10 || conn.MemoryUsed() != big.Bytes() {
+		t.Fatalf("a request of 100 KiB alone holds %d; the connection %d", big.Bytes(), conn.MemoryUsed())
 	}
-	conn.Release(sum + big)
+	big.Release()
 	if u := h.Memory().Used(); u != 0 {
 		t.Fatalf("%d bytes left", u)
 	}

@@ -150,27 +150,87 @@ var _ wire.Memory = (*Conn)(nil)
 // it is written (an Outbound's Release): PING answers.
 func (c *Conn) releaseFrame(frame []byte) { c.Release(messageCost(int64(len(frame)))) }
 
+// Kept is the inbound memory a packet kept by Keep holds: give it back
+// with Release, once, when the packet is let go. The zero Kept holds
+// nothing.
+type Kept struct {
+	c *Conn
+	n int64        // bytes charged to c for this packet alone
+	b *batchCharge // or a reference to the charge of its batch
+}
+
+// Release gives back what k holds.
+func (k Kept) Release() {
+	if k.b != nil {
+		k.b.done()
+	}
+	if k.c != nil {
+		k.c.Release(k.n)
+	}
+}
+
+// Bytes returns the bytes charged for this packet alone (0 for one that
+// shares its batch's charge).
+func (k Kept) Bytes() int64 { return k.n }
+
+// Shared reports whether k shares the charge of its batch's message.
+func (k Kept) Shared() bool { return k.b != nil }
+
+// batchCharge is the charge of a batch message (ExtensionBatch), shared
+// by the packets kept from it: their data aliases the message, which is
+// given back, once, when the last of them and the reader let it go. A
+// packet kept for long keeps the whole message charged, as it keeps it
+// alive.
+type batchCharge struct {
+	c    *Conn
+	n    int64
+	refs atomic.Int32
+}
+
+func (b *batchCharge) done() {
+	if b.refs.Add(-1) == 0 {
+		b.c.Release(b.n)
+	}
+}
+
+// share takes a reference, unless the charge was given back already.
+func (b *batchCharge) share() bool {
+	for {
+		r := b.refs.Load()
+		if r <= 0 {
+			return false
+		}
+		if b.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
 // Keep takes over what the packet of in needs to outlive the callback of
-// TopicRequests it came to, and returns the inbound memory it holds now,
-// for the caller to give back with Release once it lets the packet go: the
-// charge of its message (Adopt) when it had the message to itself, or, for
-// a packet that shares its message with others (a batch), a copy of its
-// data of its own, charged for its own bytes, so that it keeps neither the
-// others alive nor their charge. False, with nothing held, when that copy
-// does not fit.
-func (c *Conn) Keep(in *Inbound) (held int64, ok bool) {
+// TopicRequests it came to, and returns it, for the caller to give back
+// with Kept.Release once it lets the packet go: the charge of its message
+// (Adopt) when it had the message to itself; for a packet batched with
+// others, a share of the batch's charge (the message is charged once, and
+// stays charged while a packet of it is kept); otherwise (a batch read
+// without a charge, as replies to the node's calls are, or a packet that
+// did not come from the reader) a copy of its data, charged for its own
+// bytes. False, with nothing held, when that copy does not fit.
+func (c *Conn) Keep(in *Inbound) (Kept, bool) {
 	if n := c.Adopt(in); n > 0 {
-		return n, true
+		return Kept{c: c, n: n}, true
+	}
+	if b := in.batch; b != nil && b.c == c && b.share() {
+		return Kept{b: b}, true
 	}
 	if len(in.Packet.Data) == 0 {
-		return 0, true
+		return Kept{}, true
 	}
-	held = messageCost(int64(len(in.Packet.Data)))
+	held := messageCost(int64(len(in.Packet.Data)))
 	if !c.TryAcquire(held) {
-		return 0, false
+		return Kept{}, false
 	}
 	in.Packet.Data = bytes.Clone(in.Packet.Data)
-	return held, true
+	return Kept{c: c, n: held}, true
 }
 
 // MaxDecodeMemory returns the cap of the decode budget of what comes from

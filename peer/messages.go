@@ -39,7 +39,8 @@ type Inbound struct {
 	// server answers such a request with 503; its stream fails.
 	Refused bool
 
-	seq uint32 // the reader's number of its message, for Conn.Adopt; 0 in a batch
+	seq   uint32       // the reader's number of its message, for Conn.Adopt; 0 in a batch
+	batch *batchCharge // the charge of its batch, for Conn.Keep
 }
 
 // Outbound is an encoded packet on its way to a peer. The connection

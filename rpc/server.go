@@ -232,7 +232,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	default:
 		st.mu.Unlock()
 		st.inflight.Add(-1)
-		in.Conn.Release(held)
+		held.Release()
 		s.forgetStreams(refs)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
@@ -252,7 +252,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 // it holds (see peer.Conn.Keep).
 type queued struct {
 	in   peer.Inbound
-	held int64
+	held peer.Kept
 	refs []*stream.Inbound // stream arguments registered as it was read
 }
 
@@ -368,7 +368,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 	for _, q := range queue {
 		st.inflight.Add(-1)
 		<-s.waiting
-		q.in.Conn.Release(q.held)
+		q.held.Release()
 		s.forgetStreams(q.refs)
 		if refuse {
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
@@ -401,7 +401,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 			s.active.Add(-1)
 		}
 		inflight.Add(-1)
-		q.in.Conn.Release(q.held)
+		q.held.Release()
 		s.forgetStreams(q.refs)
 		<-s.sem
 		return
@@ -418,7 +418,7 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
-	held     int64             // inbound memory it holds (see peer.Conn.Keep)
+	held     peer.Kept         // inbound memory its message holds (see peer.Conn.Keep)
 	refs     []*stream.Inbound // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
@@ -497,7 +497,7 @@ func (s *Server) run(j *job) {
 	}()
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
-		j.in.Conn.Release(j.held)
+		j.held.Release()
 		s.forgetStreams(j.refs)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
@@ -561,8 +561,8 @@ var noWait = func() context.Context {
 // room in the peer's outbound queue counts as a waiting sender (see
 // dispatch).
 //
-// The request holds j.held bytes of the node's inbound memory (its
-// message) from its arrival. Its data is decoded through an account that
+// The request holds j.held of the node's inbound memory (its message)
+// from its arrival. Its data is decoded through an account that
 // takes from the same memory as decoding goes on (wire.Account), up to the
 // decode budget of the data; a request whose decoding does not fit is
 // refused with 503. Once its arguments are decoded it keeps what decoding
@@ -578,7 +578,8 @@ func (s *Server) serve(j *job) {
 	j.acct.Reset(conn, conn.MaxDecodeMemory())
 	result, err := s.handle(conn.Context(), conn, p, &j.acct)
 	j.acct.Shrink()
-	held := j.held + j.acct.Held()
+	msg, args := j.held, j.acct.Held()
+	j.held = peer.Kept{}
 	over := j.acct.OverBudget()
 	j.acct.Reset(nil, 0)
 	s.forgetStreams(j.refs) // those it did not open
@@ -596,7 +597,7 @@ func (s *Server) serve(j *job) {
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
-		ps.release = func() { conn.Release(held) }
+		ps.release = func() { msg.Release(); conn.Release(args) }
 	}
 	sent := s.reply(conn, p, result, err)
 	if ps != nil {
@@ -606,7 +607,8 @@ func (s *Server) serve(j *job) {
 			ps.abort(errors.Join(err, sent))
 		}
 	} else {
-		conn.Release(held)
+		msg.Release()
+		conn.Release(args)
 	}
 	if strikes >= maxBudgetStrikes {
 		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
