@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,9 +167,15 @@ func TestDecodeBombOnePacket(t *testing.T) {
 	if err := server.Expose("bomb@1.0.0", Bomb{}); err != nil {
 		t.Fatal(err)
 	}
-	size := bombSize
-	for _, b := range bombs {
-		t.Run(b.method, func(t *testing.T) {
+	// And one that fits its budget: 6 MiB of nils into []int (48 MiB).
+	cases := append(slices.Clone(bombs), bombs[3])
+	cases[len(cases)-1].method = "ints, within budget"
+	for i, b := range cases {
+		size := bombSize
+		if i == len(cases)-1 {
+			size = min(bombSize, 6<<20)
+		}
+		t.Run(cases[i].method, func(t *testing.T) {
 			raw := dialRaw(t, server.URL(), "bomber", false)
 			frame := b.make(1, size)
 			refused := b.cost(size) > wire.Budget(size, 0)
@@ -190,7 +197,7 @@ func TestDecodeBombOnePacket(t *testing.T) {
 			if bound := packetBound(size); grown > int64(bound) {
 				t.Errorf("heap grew by %d MiB, bound %d MiB", grown>>20, bound>>20)
 			}
-			t.Logf("%s: refused %v; heap grew by at most %d MiB (bound %d MiB)", b.method, refused, grown>>20, packetBound(size)>>20)
+			t.Logf("%s, %d MiB: refused %v; heap grew by at most %d MiB (bound %d MiB)", cases[i].method, size>>20, refused, grown>>20, packetBound(size)>>20)
 		})
 	}
 }
