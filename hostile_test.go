@@ -76,7 +76,7 @@ var bombs = []struct {
 }{
 	{"any", func(id uint32, size int) []byte { return nilBomb(id, "any", size) }, func(n int) int64 { return 16 * int64(n) }},
 	{"slice", func(id uint32, size int) []byte { return nilBomb(id, "slice", size) }, func(n int) int64 { return 16 * int64(n) }},
-	{"map", func(id uint32, size int) []byte { return bomb(id, "map", size, nil, 0xdf, []byte{0xa0, 0xc0}) }, func(n int) int64 { return 32 * int64(n) }},
+	{"map", func(id uint32, size int) []byte { return bomb(id, "map", size, nil, 0xdf, []byte{0xa0, 0xc0}) }, func(n int) int64 { return 40 * int64(n) }}, // n/2 entries of 80 bytes
 	{"ints", func(id uint32, size int) []byte { return nilBomb(id, "ints", size) }, func(n int) int64 { return 8 * int64(n) }},
 	{"struct", func(id uint32, size int) []byte {
 		return bomb(id, "struct", size, []byte{0x81, 0xa1, 'b'}, 0xdd, []byte{0xc0})
@@ -197,7 +197,7 @@ func TestDecodeBombOnePacket(t *testing.T) {
 			if bound := packetBound(size); grown > int64(bound) {
 				t.Errorf("heap grew by %d MiB, bound %d MiB", grown>>20, bound>>20)
 			}
-			t.Logf("%s, %d MiB: refused %v; heap grew by at most %d MiB (bound %d MiB)", cases[i].method, size>>20, refused, grown>>20, packetBound(size)>>20)
+			t.Logf("%s, %d KiB: refused %v; heap grew by at most %d MiB (bound %d MiB)", cases[i].method, size>>10, refused, grown>>20, packetBound(size)>>20)
 		})
 	}
 }
