@@ -45,8 +45,41 @@ type Config struct {
 	// peer.ErrWriteTimeout; a message of n bytes gets n / (64 KiB/s) on
 	// top. Default 10 s; a negative value turns the watchdog off.
 	WriteTimeout time.Duration `json:"writeTimeout,omitempty" yaml:"writeTimeout,omitempty"`
-	// MaxPeers bounds the number of open connections. Default 10,000.
+	// MaxPeers bounds the number of open connections, counting upgrades
+	// whose handshake has not completed. Default 10,000.
 	MaxPeers int `json:"maxPeers,omitempty" yaml:"maxPeers,omitempty"`
+	// MaxPendingConnections bounds the connections that are not peers
+	// yet: HTTP connections of the node's server before their upgrade (one
+	// beyond it is closed at once) and upgrades in their handshake (one
+	// beyond it gets HTTP 503). Default 1024.
+	MaxPendingConnections int `json:"maxPendingConnections,omitempty" yaml:"maxPendingConnections,omitempty"`
+	// IdleTimeout closes an HTTP connection of the node's server that
+	// waits this long for its next request (one whose request was refused
+	// is closed at once). Default 10 s.
+	IdleTimeout time.Duration `json:"idleTimeout,omitempty" yaml:"idleTimeout,omitempty"`
+	// MaxInboundMemory bounds the memory the node holds for what its
+	// peers send, all connections together (peer.WithInboundMemory): every
+	// message as it is read (replies to the node's own calls aside), a
+	// request's message until its reply and what decoding its arguments
+	// takes (charged as decoding goes on, up to its decode budget), the
+	// arguments of events from peers until delivered, the chunks buffered
+	// for streams of peers without flow control, PING answers until
+	// written. One connection holds at most a quarter of it. What does not
+	// fit is refused at once (a request gets 503, reason InboundMemory);
+	// the connection stays open. It is raised to what one request of
+	// MaxPacketSize needs alone (peer.MinInboundMemory) when lower.
+	// Default 256 MiB.
+	MaxInboundMemory int64 `json:"maxInboundMemory,omitempty" yaml:"maxInboundMemory,omitempty"`
+	// MaxDecodeMemory caps the decode budget of one request, event or
+	// result from a peer: decoding n bytes may allocate min(32 × n + 64
+	// KiB, MaxDecodeMemory); a request that would take more is refused
+	// with 400 (reason DecodeBudget). Default 64 MiB, at least 64 KiB.
+	MaxDecodeMemory int64 `json:"maxDecodeMemory,omitempty" yaml:"maxDecodeMemory,omitempty"`
+	// ReadHeaderTimeout bounds the wait for the headers of an HTTP request
+	// on the node's server (TLS handshake included): a connection that
+	// sends them slowly holds one of the MaxPendingConnections places at
+	// most this long. Default 5 s.
+	ReadHeaderTimeout time.Duration `json:"readHeaderTimeout,omitempty" yaml:"readHeaderTimeout,omitempty"`
 	// MaxConcurrentRequests bounds the requests served at once; as many
 	// more wait for a slot, without holding up their connection, and past
 	// that a request gets a 429 error. Default 4096.
@@ -214,6 +247,16 @@ func (c *Config) Validate() error {
 		return bad("keepAliveTimeout", "must not be negative")
 	case c.MaxPeers < 0:
 		return bad("maxPeers", "must not be negative")
+	case c.MaxPendingConnections < 0:
+		return bad("maxPendingConnections", "must not be negative")
+	case c.IdleTimeout < 0:
+		return bad("idleTimeout", "must not be negative")
+	case c.MaxInboundMemory < 0:
+		return bad("maxInboundMemory", "must not be negative")
+	case c.MaxDecodeMemory < 0:
+		return bad("maxDecodeMemory", "must not be negative")
+	case c.ReadHeaderTimeout < 0:
+		return bad("readHeaderTimeout", "must not be negative")
 	case c.MaxConcurrentRequestsPerPeer < 0:
 		return bad("maxConcurrentRequestsPerPeer", "must not be negative")
 	case c.Auth.HMACKey != "" && len(c.Auth.HMACKey) < 16:

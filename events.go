@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
@@ -106,7 +108,8 @@ type Event struct {
 	Source string
 	Peer   *Peer `json:"-"`
 
-	enc *encodedArgs // the msgpack form of Args, made once for all peers
+	enc    *encodedArgs // the msgpack form of Args, made once for all peers
+	charge *eventCharge // the inbound memory Args hold (events from peers)
 }
 
 // Decode stores argument i of the event (e.Args[i]; error messages count
@@ -251,6 +254,83 @@ type target struct {
 	topic  *bus.Topic[Event]
 	inline func(context.Context, Event)
 	remote bool // the target forwards to a peer: Args must be encoded
+
+	// sub is the queue's subscription (nil for inline and forwarding
+	// targets); ledger, the charged events (from peers) in it (see
+	// eventCharge); pub serialises their publishes.
+	sub    *bus.Subscription[Event]
+	pub    sync.Mutex
+	ledger ledger
+	warned atomic.Int64 // unix nanoseconds of the last slow-handler warning
+}
+
+// eventCharge is the inbound memory (peer.WithInboundMemory) the
+// arguments of an event from a peer hold, from their decoding until every
+// queue they were put in has handed them to its handler and the handler
+// has returned, or dropped them: one reference for the receiving reader,
+// one per queue.
+type eventCharge struct {
+	acct wire.Account
+	refs atomic.Int32
+}
+
+// done gives back a reference; the last gives the memory back.
+func (c *eventCharge) done() {
+	if c != nil && c.refs.Add(-1) == 0 {
+		c.acct.Release()
+	}
+}
+
+// ledger is the charged events in a handler's queue. Whoever takes an
+// entry out gives its reference back: the handler, for the event it has
+// run; deliver, for one it dropped (a full queue with a drop policy: the
+// bus never drops a charged event itself) or whose publish failed; the
+// handler's end, for what was published after it.
+type ledger struct {
+	mu     sync.Mutex
+	q      []*eventCharge
+	closed bool
+}
+
+// add records c; false once the queue's handler has ended.
+func (l *ledger) add(c *eventCharge) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.q = append(l.q, c)
+	return true
+}
+
+// remove takes c out, if it is in, and reports whether it was: then the
+// caller gives its reference back.
+func (l *ledger) remove(c *eventCharge) bool {
+	if c == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.Index(l.q, c) // the oldest, as a rule: the first
+	if i < 0 {
+		return false
+	}
+	l.q = slices.Delete(l.q, i, i+1)
+	if len(l.q) == 0 && cap(l.q) > 64 {
+		l.q = nil
+	}
+	return true
+}
+
+// close gives back what is left: the handler has ended.
+func (l *ledger) close() {
+	l.mu.Lock()
+	gone := l.q
+	l.q, l.closed = nil, true
+	l.mu.Unlock()
+	for _, g := range gone {
+		g.done()
+	}
 }
 
 // route is one subscription of a target: an exact name or a prefix.
@@ -440,6 +520,9 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 		}
 		ev.enc.encode(ev.Args)
 	}
+	if ev.charge != nil {
+		ev.charge.refs.Add(1) // given back through the target's ledger
+	}
 	if conn, ok := ctx.Value(readerKey{}).(*peer.Conn); ok {
 		// A remote event, delivered on its connection's reader inside the
 		// node-wide inbound topic's publish: a full bus.Block queue must
@@ -448,18 +531,72 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 		// (the connection's next packet waits too, so order is kept).
 		// (A target is fed by one connection, Peer.Subscribe's: a held
 		// publish keeps the target's own lock, which no other reader needs.)
-		err := t.topic.Publish(noWait, ev)
+		err := t.publish(noWait, ev)
 		if !errors.Is(err, context.Canceled) {
-			logUndelivered(log, t, ev, err)
+			undelivered(log, t, ev, err)
 			return
 		}
-		if conn.Hold(func() { logUndelivered(log, t, ev, t.topic.Publish(conn.Context(), ev)) }) {
+		if conn.Hold(func() { undelivered(log, t, ev, t.publish(conn.Context(), ev)) }) {
 			return
 		}
 		// Not on the reader (a subscriber of the remote topic passed the
 		// context on): wait here, as any publisher to a Block queue does.
 	}
-	logUndelivered(log, t, ev, t.topic.Publish(ctx, ev))
+	undelivered(log, t, ev, t.publish(ctx, ev))
+}
+
+// publish puts ev in t's queue. A charged event is in t's ledger while
+// it is there, and is never dropped by the bus: when the queue is full,
+// its drop policy is applied here, where it is known what is dropped.
+func (t *target) publish(ctx context.Context, ev Event) error {
+	if ev.charge == nil || t.sub == nil {
+		return t.topic.Publish(ctx, ev)
+	}
+	t.pub.Lock()
+	defer t.pub.Unlock()
+	if p := t.sub.Policy(); p != bus.Block {
+		if ch := t.sub.C(); len(ch) >= cap(ch) {
+			if p == bus.DropNewest || cap(ch) == 0 {
+				return errQueueFull
+			}
+			select {
+			case old, ok := <-ch: // DropOldest (the handler may take it first)
+				if ok && t.ledger.remove(old.charge) {
+					old.charge.done()
+				}
+			default:
+			}
+		}
+	}
+	if !t.ledger.add(ev.charge) {
+		return bus.ErrClosed // the handler has ended
+	}
+	err := t.topic.Publish(ctx, ev)
+	if err != nil && !t.ledger.remove(ev.charge) {
+		return nil // the handler took it after all (or its end did)
+	}
+	return err
+}
+
+// errQueueFull: a charged event dropped because its queue was full.
+var errQueueFull = errors.New("netron: event queue full, event dropped")
+
+// undelivered logs the error of an event's delivery to t, if any, and
+// gives back the reference of an event that did not get there.
+func undelivered(log *slog.Logger, t *target, ev Event, err error) {
+	if err == nil {
+		return
+	}
+	ev.charge.done()
+	if errors.Is(err, errQueueFull) {
+		// What the bus says of a slow consumer, at most once a second.
+		now := time.Now().UnixNano()
+		if last := t.warned.Load(); now-last >= int64(time.Second) && t.warned.CompareAndSwap(last, now) {
+			log.Warn("netron: slow event handler, event dropped", "event", ev.Name, "topic", t.topic.Name(), "policy", t.sub.Policy())
+		}
+		return
+	}
+	logUndelivered(log, t, ev, err)
 }
 
 // readerKey marks the context of a remote event's delivery: its value is
@@ -694,6 +831,7 @@ func (h *eventHub) newTarget(name string, opts []bus.SubOption) (*target, *bus.S
 	if err != nil {
 		return nil, nil, err
 	}
+	t.sub = sub
 	return t, sub, nil
 }
 
@@ -726,10 +864,15 @@ func (h *eventHub) newHandler(name string, fn func(Event), opts []bus.SubOption)
 
 func (x *handler) run() {
 	for ev := range x.sub.C() {
+		taken := x.t.ledger.remove(ev.charge)
 		if !x.stopped.Load() {
 			x.call(ev)
 		}
+		if taken {
+			ev.charge.done()
+		}
 	}
+	x.t.ledger.close()
 }
 
 func (x *handler) call(ev Event) {

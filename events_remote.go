@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
@@ -410,8 +412,20 @@ func (h *eventHub) receive(ctx context.Context, conn *peer.Conn, data []byte, ki
 		return // no subscriptions on this connection
 	}
 	p := v.(*Peer)
-	name, args, err := parseEvent(data, kind, p.ev.routes.any)
+	// The arguments are decoded within their decode budget, and what they
+	// take is charged to the connection's inbound memory until every
+	// handler has taken the event or it was dropped (eventCharge).
+	charge := &eventCharge{}
+	charge.acct.Reset(conn, conn.MaxDecodeMemory())
+	name, args, err := parseEvent(data, kind, p.ev.routes.any, &charge.acct)
+	charge.acct.Shrink()
+	if err != nil || name == "" {
+		charge.acct.Release()
+	}
 	switch {
+	case errors.Is(err, wire.ErrNoMemory):
+		h.log.Debug("netron: dropped an event: the node's inbound memory is full", "peer", conn.ID(), "err", err)
+		return
 	case err != nil && kind == extEventKind:
 		// Only Go peers send these: a bug on their side, worth a warning.
 		h.log.Warn("netron: dropped a malformed event packet", "peer", conn.ID(), "err", err)
@@ -423,21 +437,29 @@ func (h *eventHub) receive(ctx context.Context, conn *peer.Conn, data []byte, ki
 	case name == "":
 		return // nobody subscribed
 	}
-	if err := h.remote.Publish(readerContext(conn), Event{Name: name, Args: args, Source: conn.ID(), Peer: p}); err != nil {
+	charge.refs.Store(1) // the reader's, until the publish returns
+	if err := h.remote.Publish(readerContext(conn), Event{Name: name, Args: args, Source: conn.ID(), Peer: p, charge: charge}); err != nil {
 		h.log.Debug("netron: remote event not delivered", "peer", conn.ID(), "event", name, "err", err)
 	}
+	charge.done()
 }
 
 // parseEvent decodes the data of an emit request or an EXT event packet,
 // [kind, name, ...args], which must hold exactly one msgpack value (the
-// packet decoder checks that). It returns the canonical name and the
-// arguments, or an empty name when wanted says nobody wants the event
-// (its arguments are then not decoded).
-func parseEvent(data []byte, kind string, wanted func(string) bool) (string, []any, error) {
+// packet decoder checks that), through acct (nil: the default budget). It
+// returns the canonical name and the arguments, or an empty name when
+// wanted says nobody wants the event (its arguments are then not
+// decoded).
+func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.Account) (string, []any, error) {
 	if !hasKind(data, kind) {
 		return "", nil, fmt.Errorf("%w: not [%q, name, ...args]", ErrInvalidEvent, kind)
 	}
-	dec := wire.NewDecoder(data)
+	var dec *msgpack.Decoder
+	if acct != nil {
+		dec = wire.NewDecoderAccount(data, acct)
+	} else {
+		dec = wire.NewDecoder(data)
+	}
 	defer wire.ReleaseDecoder(dec)
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 2 || n > len(data) {

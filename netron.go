@@ -86,6 +86,11 @@ func New(cfg Config) (*Node, error) {
 		peer.WithKeepAlive(ka, cfg.KeepAliveTimeout),
 		peer.WithWriteTimeout(wt),
 		peer.WithMaxPeers(cfg.MaxPeers),
+		peer.WithMaxPending(cfg.MaxPendingConnections),
+		peer.WithIdleTimeout(cfg.IdleTimeout),
+		peer.WithInboundMemory(cfg.MaxInboundMemory),
+		peer.WithMaxDecodeMemory(cfg.MaxDecodeMemory),
+		peer.WithReadHeaderTimeout(cfg.ReadHeaderTimeout),
 		peer.WithTLS(cfg.TLS),
 		peer.WithDialTLS(cfg.DialTLS),
 	}

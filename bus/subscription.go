@@ -53,6 +53,10 @@ func (s *Subscription[T]) Close() error {
 	return nil
 }
 
+// Policy returns what the subscription does when its buffer is full (see
+// WithPolicy).
+func (s *Subscription[T]) Policy() Policy { return s.policy }
+
 // Dropped returns how many values the subscription has discarded: by its
 // DropNewest or DropOldest policy, or because a value could not be
 // converted to T.

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -81,6 +83,17 @@ type Conn struct {
 	kaTimer    *time.Timer
 	values     sync.Map
 	extension  atomic.Pointer[Extensions]
+
+	// Inbound memory (see Memory): what this connection holds of it;
+	// the message the reader is handling (msgSeq, its number) and its
+	// charge, for Adopt: the number in the high 32 bits, the bytes in
+	// the low ones; the calls of this node waiting for a reply here.
+	memUsed   atomic.Int64
+	msgSeq    uint32
+	msgCharge atomic.Uint64
+	awaiting  atomic.Int64
+	relFrame  func([]byte) // releaseFrame, bound once
+
 }
 
 // Extensions are the protocol extensions both sides of a connection agreed
@@ -118,6 +131,27 @@ func (c *Conn) RemoteAddr() string { return c.remoteAddr }
 
 // ServerSide reports whether the remote peer dialled us.
 func (c *Conn) ServerSide() bool { return c.serverSide }
+
+// Memory returns the node's bound on the memory held for its peers'
+// requests (see WithInboundMemory), shared by every connection of the hub.
+func (c *Conn) Memory() *Memory { return c.hub.mem }
+
+// helloAfterPong sends the server's hello to a plain peer once it has
+// answered a ping (see Hub.ServeHTTP), or after helloPongWait without an
+// answer. The reader must be running: it reads the pong. False when the
+// connection closed first.
+func (c *Conn) helloAfterPong(hello []byte) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, min(helloPongWait, c.hub.cfg.handshakeTimeout))
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil && c.Err() == nil {
+		c.hub.cfg.logger.Debug("netron: no pong before the hello; sending it anyway", "peer", c.id, "err", err)
+	}
+	if c.Err() != nil {
+		return false
+	}
+	return c.Send(c.ctx, hello, nil) == nil
+}
 
 // Context returns a context that is cancelled when the connection closes.
 func (c *Conn) Context() context.Context { return c.ctx }
@@ -217,10 +251,12 @@ func (c *Conn) Queue(ctx context.Context, frame []byte, release func([]byte)) er
 	return c.queue(ctx, time.Time{}, Outbound{Frame: frame, Release: release})
 }
 
-// queue waits for room in the outbound queue and publishes o. While it
-// does, the connection's outbound subscription stays: a publish that came
-// after shutdown had unsubscribed would reach nobody, and the frame of a
-// Send that returned nil would be neither written nor released.
+// queue waits for room in the outbound queue, queues o for the writer
+// and publishes it on the outbound topic for whoever else listens there.
+// The writer takes o directly, not through its subscription to that topic:
+// a packet queue returns nil for is always taken, and written or released
+// (enqueue), whatever happens to the topic (a shutdown that unsubscribes
+// the writer meanwhile, a closed bus, a listener whose wait fails).
 func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error {
 	c.queueing.Add(1)
 	defer c.leaveQueue()
@@ -230,11 +266,10 @@ func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error 
 	if err := c.waitRoom(ctx, deadline); err != nil {
 		return err
 	}
-	if err := c.outTopic.Publish(ctx, o); err != nil {
-		if cerr := c.Err(); cerr != nil {
-			return cerr
-		}
-		return err
+	c.enqueue(ctx, o)
+	o.queued = true // the writer's subscription skips it
+	if err := c.outTopic.Publish(ctx, o); err != nil && c.Err() == nil {
+		c.hub.cfg.logger.Debug("netron: an outbound packet did not reach every listener of its topic", "peer", c.id, "err", err)
 	}
 	return nil
 }
@@ -300,6 +335,9 @@ func (c *Conn) Waiting() int { return int(c.waiting.Load()) }
 // (flush); any other publisher's packet by a goroutine of the hub when no
 // write is in progress.
 func (c *Conn) enqueue(_ context.Context, o Outbound) {
+	if o.queued {
+		return // queue gave it to the writer before publishing it
+	}
 	c.wmu.Lock()
 	if c.wclosed {
 		c.wmu.Unlock()
@@ -594,6 +632,13 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// ClosePolicy closes the connection with status 1008 (policy violation),
+// telling the peer why: for a peer that keeps sending what the node
+// refuses.
+func (c *Conn) ClosePolicy(reason string) {
+	c.shutdown(fmt.Errorf("%w: %s", ErrPolicy, reason), websocket.StatusPolicyViolation, reason)
+}
+
 // CloseWithError closes the connection, telling the peer why.
 func (c *Conn) CloseWithError(status websocket.StatusCode, reason string) {
 	c.shutdown(fmt.Errorf("closed locally: %s", reason), status, reason)
@@ -643,25 +688,25 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 // start runs the reader and arms keep-alive; false if the connection
 // closed first (the hub closing while it was being set up): then nothing
 // starts, and the caller must not announce it.
-func (c *Conn) start(first []byte) bool {
+func (c *Conn) start(first []byte, firstHeld int64) bool {
 	c.kaMu.Lock() // shutdown stops the timer under kaMu, after closing done
 	defer c.kaMu.Unlock()
 	if c.Err() != nil {
+		c.hub.mem.Release(firstHeld)
 		return false
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	c.hub.goTracked(func() { c.readLoop(first) })
+	c.memUsed.Add(firstHeld) // taken from the node's memory before c existed
+	c.hub.goTracked(func() { c.readLoop(first, firstHeld) })
 	if c.hub.cfg.keepAliveInterval > 0 {
 		c.kaTimer = time.AfterFunc(c.hub.cfg.keepAliveInterval, c.keepAlive)
 	}
 	return true
 }
 
-var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func (c *Conn) readLoop(first []byte) {
+func (c *Conn) readLoop(first []byte, firstHeld int64) {
 	if first != nil {
-		if !c.handleFrame(websocket.MessageBinary, first, len(first)) {
+		if !c.handleMessage(websocket.MessageBinary, first, firstHeld) {
 			return
 		}
 	}
@@ -674,23 +719,296 @@ func (c *Conn) readLoop(first []byte) {
 			c.readFailed(err)
 			return
 		}
-		buf := framePool.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(r)
+		m, err := readMessage(r, c.hub.cfg.readLimit, c, c.freeBytes)
 		if err != nil {
-			framePool.Put(buf)
 			c.readFailed(err)
 			return
 		}
-		// Packets alias their frame, so each frame gets its own exact-size
-		// copy; the growing buffer is reused.
-		frame := bytes.Clone(buf.Bytes())
-		framePool.Put(buf)
 		c.lastRead.Store(time.Now().UnixNano())
-		if !c.handleFrame(typ, frame, len(frame)) {
+		if m.refused {
+			if !c.refuse(&m) {
+				return
+			}
+			continue
+		}
+		if typ == websocket.MessageText && !utf8.Valid(m.frame) {
+			// RFC 6455 §8.1. Titan sends packets in text frames at
+			// times, but only packets that are UTF-8 (c2 #311).
+			c.Release(m.held)
+			c.hub.cfg.logger.Warn("netron: closing connection after a text frame that is not UTF-8", "peer", c.id)
+			c.shutdown(fmt.Errorf("%w: a text frame that is not valid UTF-8", ErrProtocol), websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
+		if !c.handleMessage(typ, m.frame, m.held) {
 			return
 		}
 	}
+}
+
+// handleMessage handles one message that holds held bytes of inbound
+// memory: a subscriber that keeps its packet takes them over (Adopt);
+// what is left is given back once the message is handled.
+func (c *Conn) handleMessage(typ websocket.MessageType, frame []byte, held int64) bool {
+	c.msgSeq++
+	if c.msgSeq == 0 {
+		c.msgSeq = 1 // 0 marks the packets of a batch: never adopted
+	}
+	seq := c.msgSeq
+	rest := held
+	if held < 1<<32 {
+		c.msgCharge.Store(uint64(seq)<<32 | uint64(held))
+		rest = 0
+	}
+	ok := c.handleFrame(typ, frame, len(frame), seq)
+	v := c.msgCharge.Swap(0)
+	if uint32(v>>32) == seq {
+		rest += int64(uint32(v))
+	}
+	c.Release(rest)
+	return ok
+}
+
+// Adopt takes over the inbound memory the message of in holds (see
+// WithInboundMemory), for a subscriber of TopicRequests or TopicStreams
+// that keeps in's data after its callback has returned (its data aliases
+// the message), and returns it: the caller gives it back with Release once
+// it lets the data go. It returns 0 when there is nothing to take: the
+// packet shares its message with others (a batch), another subscriber took
+// it, in did not come from this connection's reader, or the callback has
+// returned. Only the reader's goroutine, inside the callback, gets more.
+func (c *Conn) Adopt(in *Inbound) int64 {
+	if in.seq == 0 || in.Conn != c {
+		return 0
+	}
+	for {
+		v := c.msgCharge.Load()
+		if uint32(v>>32) != in.seq || uint32(v) == 0 {
+			return 0
+		}
+		if c.msgCharge.CompareAndSwap(v, uint64(in.seq)<<32) {
+			return int64(uint32(v))
+		}
+	}
+}
+
+// AwaitReplies counts the calls of this node waiting for a reply on the
+// connection (delta +1 when one is sent, -1 when it is answered or given
+// up): a reply while one waits is read without a charge to the inbound
+// memory (see WithInboundMemory).
+func (c *Conn) AwaitReplies(delta int) { c.awaiting.Add(int64(delta)) }
+
+// freeBytes returns how many bytes the message that starts with head may
+// take without a charge to the inbound memory: a reply to a call of this
+// node while one waits on the connection, whatever its size (up to the
+// read limit), or a batch of at most maxBatchBytes, which may carry such
+// replies. Anything else, and a batch that grows past that, is charged.
+func (c *Conn) freeBytes(head []byte) int64 {
+	if len(head) < wire.HeaderSize || head[0] == '{' || c.awaiting.Load() <= 0 {
+		return 0
+	}
+	flags := head[4]
+	if flags&wire.FlagImpulse != 0 {
+		return 0
+	}
+	switch wire.Type(flags & 0x0f) {
+	case wire.TypeGet, wire.TypeSet, wire.TypeCall, wire.TypeTask:
+		return c.hub.cfg.readLimit
+	case wire.TypeExt:
+		if string(wire.ExtKind(head[wire.HeaderSize:])) == "batch" {
+			return maxBatchBytes
+		}
+	}
+	return 0
+}
+
+// refuse handles a message that did not fit the inbound memory and was
+// dropped unread (see readMessage). A request is published with Refused
+// set and no data, for the RPC server to answer with 503; so is a STREAM
+// chunk (with its trailer), for its stream to fail. Anything else is
+// dropped: a PING is not answered, an event is lost.
+func (c *Conn) refuse(m *message) bool {
+	log := c.hub.cfg.logger
+	if m.headLen < wire.HeaderSize || m.head[0] == '{' {
+		log.Debug("netron: dropped a message that does not fit the node's inbound memory", "peer", c.id, "size", m.size)
+		return true
+	}
+	p := wire.Packet{ID: binary.BigEndian.Uint32(m.head[:4]), Flags: m.head[4]}
+	var topic *bus.Topic[Inbound]
+	switch t := p.Type(); {
+	case t == wire.TypeStream && m.size >= wire.HeaderSize+wire.TrailerSize:
+		p.StreamID = binary.BigEndian.Uint32(m.tail[:4])
+		p.StreamIndex = binary.BigEndian.Uint32(m.tail[4:])
+		topic = c.hub.streams
+	case t >= wire.TypeGet && t <= wire.TypeTask && p.IsRequest():
+		topic = c.hub.requests
+	}
+	log.Debug("netron: refused a message that does not fit the node's inbound memory", "peer", c.id, "type", p.Type(), "id", p.ID, "size", m.size, "used", c.hub.mem.Used(), "limit", c.hub.mem.Limit())
+	if topic == nil {
+		return true
+	}
+	c.publishing.Store(true)
+	err := topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: m.size, Refused: true})
+	c.publishing.Store(false)
+	if err != nil {
+		c.dropHeld()
+		if c.Err() == nil {
+			c.shutdown(fmt.Errorf("bus: %w", err), websocket.StatusGoingAway, "node stopping")
+		}
+		return false
+	}
+	c.runHeld()
+	return true
+}
+
+// readChunk is the size of the pooled buffers messages are first read
+// into: a smaller message is copied out at its exact size, a larger one
+// goes on in a buffer of its own.
+const readChunk = 32 << 10
+
+var chunkPool = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+// message is one message read by readMessage.
+type message struct {
+	frame []byte
+	held  int64 // inbound memory it holds
+	size  int
+	// refused: it did not fit the inbound memory and was read and
+	// dropped; its first bytes (its packet header) and last 8 (a STREAM
+	// packet's trailer) are kept.
+	refused bool
+	head    [wire.HeaderSize]byte
+	headLen int
+	tail    [wire.TrailerSize]byte
+}
+
+// readMessage reads one message of at most limit bytes (the reader fails
+// beyond). Packets alias their frame, so every message gets a buffer of
+// its own: a message up to readChunk is read into a pooled buffer and
+// copied out at its exact size; a larger one grows a buffer of its own,
+// which becomes the frame, copied to its size when that wastes more than
+// an eighth of it. No buffer that held a large message is kept for the
+// next one.
+//
+// Its buffer is taken from mem as it is read, never waited for, except
+// for the first free(head) bytes (head: its first bytes, the packet
+// header; see Conn.freeBytes): held is what the caller gives back once
+// the message is handled. A message that does not fit is read to its end
+// without being kept (refused).
+func readMessage(r io.Reader, limit int64, mem wire.Memory, free func(head []byte) int64) (m message, err error) {
+	chunk := chunkPool.Get().(*[readChunk]byte)
+	defer chunkPool.Put(chunk)
+	n, err := io.ReadFull(r, chunk[:])
+	m.headLen = copy(m.head[:], chunk[:n])
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF:
+		m.size = n
+		if free(chunk[:n]) < int64(n) {
+			if m.held = messageCost(int64(n)); !mem.TryAcquire(m.held) {
+				m.held, m.refused = 0, true
+				keepTail(&m.tail, chunk[:n])
+				return m, nil
+			}
+		}
+		m.frame = bytes.Clone(chunk[:n])
+		return m, nil
+	case nil:
+	default:
+		return m, err
+	}
+	freeUpTo := free(chunk[:n])
+	defer func() {
+		if err != nil || m.refused {
+			mem.Release(m.held)
+			m.held = 0
+		}
+	}()
+	// take charges the buffer once it is larger than what is free: all of
+	// it at once the first time.
+	charged := false
+	take := func(size int64) bool {
+		switch {
+		case charged:
+			if !mem.TryAcquire(messageCost(size) - m.held) {
+				return false
+			}
+		case size > freeUpTo:
+			if !mem.TryAcquire(messageCost(size)) {
+				return false
+			}
+			charged = true
+		default:
+			return true
+		}
+		m.held = messageCost(size)
+		return true
+	}
+	if !take(2 * readChunk) {
+		return discard(r, chunk, n, chunk[:n], m)
+	}
+	buf := make([]byte, readChunk, 2*readChunk)
+	copy(buf, chunk[:])
+	for {
+		if len(buf) == cap(buf) {
+			// Doubles, up to one byte past the limit: the read that
+			// goes past it fails.
+			grow := min(int64(len(buf)), max(limit+1-int64(len(buf)), 1))
+			if !take(int64(len(buf)) + grow) {
+				return discard(r, chunk, len(buf), buf, m)
+			}
+			buf = append(make([]byte, 0, int64(len(buf))+grow), buf...)
+		}
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		switch {
+		case err == io.EOF:
+			m.size = len(buf)
+			if waste := cap(buf) - len(buf); waste > len(buf)/8 {
+				// A copy at its size, taken before the larger buffer is
+				// given back (when it fits; otherwise the buffer stays).
+				if !charged {
+					buf = bytes.Clone(buf)
+				} else if size := messageCost(int64(len(buf))); mem.TryAcquire(size) {
+					mem.Release(m.held)
+					m.held = size
+					buf = bytes.Clone(buf)
+				}
+			}
+			m.frame = buf
+			return m, nil
+		case err != nil:
+			return m, err
+		}
+	}
+}
+
+// discard reads the rest of a message that does not fit the inbound
+// memory into chunk, keeping nothing but its last 8 bytes; read is what
+// was read of it before, ending with prev.
+func discard(r io.Reader, chunk *[readChunk]byte, read int, prev []byte, m message) (message, error) {
+	m.refused = true
+	m.size = read
+	keepTail(&m.tail, prev)
+	for {
+		k, err := r.Read(chunk[:])
+		m.size += k
+		keepTail(&m.tail, chunk[:k])
+		switch {
+		case err == io.EOF:
+			return m, nil
+		case err != nil:
+			return m, err
+		}
+	}
+}
+
+// keepTail shifts p into t, which keeps the last bytes seen.
+func keepTail(t *[wire.TrailerSize]byte, p []byte) {
+	if len(p) >= len(t) {
+		copy(t[:], p[len(p)-len(t):])
+		return
+	}
+	copy(t[:], t[len(p):])
+	copy(t[len(t)-len(p):], p)
 }
 
 func (c *Conn) readFailed(err error) {
@@ -711,7 +1029,13 @@ func (c *Conn) readFailed(err error) {
 // handleFrame processes one packet from the peer, which came in a message
 // of msg bytes (a batch carries several); false means the connection was
 // closed.
-func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) bool {
+func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int, seq uint32) bool {
+	return c.handlePacket(typ, frame, msg, seq, nil)
+}
+
+// handlePacket is handleFrame for a packet of a batch too: seq is 0 and
+// batch the batch's charge, if it has one.
+func (c *Conn) handlePacket(typ websocket.MessageType, frame []byte, msg int, seq uint32, batch *batchCharge) bool {
 	if len(frame) > 0 && frame[0] == '{' {
 		// A handshake message after the handshake (a repeated client-id):
 		// Titan drops it; so do we, without closing.
@@ -730,8 +1054,20 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 	switch t := p.Type(); {
 	case t == wire.TypePing:
 		if p.IsRequest() {
+			// The answer echoes the data: it counts against the node's
+			// inbound memory until written, or a peer that sends large
+			// PINGs and reads nothing would make the node queue them
+			// (the queue bounds packets, not bytes). A PING that does not
+			// fit is not answered.
 			reply := wire.Packet{ID: p.ID, Flags: 0, Data: p.Data}
-			if err := c.Queue(c.ctx, reply.Append(nil), nil); err != nil {
+			size := wire.HeaderSize + len(p.Data)
+			if !c.TryAcquire(messageCost(int64(size))) {
+				c.hub.cfg.logger.Debug("netron: PING not answered: the node's inbound memory is full", "peer", c.id)
+				return true
+			}
+			frame := reply.Append(make([]byte, 0, size))
+			if err := c.Queue(c.ctx, frame, c.relFrame); err != nil {
+				c.relFrame(frame)
 				return false
 			}
 		}
@@ -740,7 +1076,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 		// Not-request EXT packets are ours: batch, goaway.
 		switch extKind(p.Data) {
 		case "batch":
-			return c.handleBatch(typ, p.Data, msg)
+			return c.handleBatch(typ, p.Data, msg, seq)
 		case "goaway":
 			c.goingAway.Store(true)
 			c.hub.cfg.logger.Info("netron: peer is going away", "peer", c.id)
@@ -754,7 +1090,7 @@ func (c *Conn) handleFrame(typ websocket.MessageType, frame []byte, msg int) boo
 		topic = c.hub.responses
 	}
 	c.publishing.Store(true)
-	err = topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg})
+	err = topic.Publish(c.ctx, Inbound{Conn: c, Packet: p, Message: msg, seq: seq, batch: batch})
 	c.publishing.Store(false)
 	if err != nil {
 		c.dropHeld()
@@ -860,7 +1196,15 @@ func appendBatch(dst []byte, frames []Outbound) []byte {
 
 // handleBatch processes the packets of a batch message in order, without
 // copying them; false means the connection was closed.
-func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int) bool {
+func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int, seq uint32) bool {
+	// The message's charge, taken from the reader: its packets keep a
+	// share of it (Keep), and the last one gives it back.
+	var batch *batchCharge
+	if v := c.msgCharge.Swap(uint64(seq) << 32); uint32(v>>32) == seq && uint32(v) != 0 {
+		batch = &batchCharge{c: c, n: int64(uint32(v))}
+		batch.refs.Store(1) // the reader's
+		defer batch.done()
+	}
 	err := wire.EachBatchFrame(data, func(frame []byte) error {
 		if len(frame) > 0 && frame[0] == '{' {
 			return errors.New("handshake message in a batch")
@@ -868,7 +1212,7 @@ func (c *Conn) handleBatch(typ websocket.MessageType, data []byte, msg int) bool
 		if p, err := wire.Decode(frame); err == nil && p.Type() == wire.TypeExt && !p.IsRequest() && extKind(p.Data) == "batch" {
 			return errors.New("batch inside a batch")
 		}
-		if !c.handleFrame(typ, frame, msg) {
+		if !c.handlePacket(typ, frame, msg, 0, batch) {
 			return errConnClosed
 		}
 		return nil

@@ -5,7 +5,9 @@
 // a listener of its own) and dials them, running Titan's handshake: the
 // client dials /?id=<its id> (and sends the x-netron-id header), the server
 // sends {"type":"id","id":<its id>}, and the client may answer
-// {"type":"client-id","id":<its id>} in a binary or text frame.
+// {"type":"client-id","id":<its id>} in a binary or text frame. A Titan
+// client gets that hello only once it has answered a ping (see
+// Hub.ServeHTTP): it loses one that arrives with the 101 response.
 //
 // Each Conn has one reader goroutine. It decodes packet headers and
 // publishes Inbound messages on TopicRequests, TopicResponses or
@@ -26,8 +28,22 @@
 //
 // A frame that is not a packet (garbage, a truncated packet, an unknown
 // packet type) closes that connection with status 1002 and the reason; a
-// frame over the read limit closes it with 1009. Other connections are not
-// affected. When a connection closes, its Err wraps ErrDisconnected and a
+// text frame that is not UTF-8 with 1007; a frame over the read limit with
+// 1009. Other connections are not affected.
+//
+// What the hub's connections make the node hold is bounded node-wide by
+// its Memory (WithInboundMemory), each connection to a quarter of it: the
+// reader charges every message as it reads it (replies to the node's own
+// calls aside: AwaitReplies), and hands the charge over to the subscriber
+// that keeps the packet (Adopt, Keep): package rpc for a request and its
+// decoding, package stream for the chunks of peers without flow control,
+// the root package for events. Its users take, never wait: what does not
+// fit is refused, and a message that does not fit is read and dropped
+// (Inbound.Refused), the connection kept. Connections that are not peers
+// yet are bounded too: upgrades in their handshake count against
+// WithMaxPeers and WithMaxPending, and Listen's server times out
+// (WithReadHeaderTimeout, WithIdleTimeout) and bounds HTTP connections
+// before their upgrade. When a connection closes, its Err wraps ErrDisconnected and a
 // ConnEvent is published on TopicDisconnected before anything else
 // happens, so that pending requests fail at once.
 package peer

@@ -23,4 +23,7 @@ var (
 	ErrWriteTimeout = errors.New("peer: write timeout")
 	// ErrTooManyPeers is returned when the hub's peer limit is reached.
 	ErrTooManyPeers = errors.New("peer: too many peers")
+	// ErrPolicy is the cause of a connection closed because its peer kept
+	// sending what the node refuses (Conn.ClosePolicy, status 1008).
+	ErrPolicy = errors.New("peer: policy violation")
 )

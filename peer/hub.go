@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -32,12 +34,17 @@ type Hub struct {
 	requests, responses, streams *bus.Topic[Inbound]
 	connected, disconnected      *bus.Topic[ConnEvent]
 
+	mem *Memory
+
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
+	pending int // upgrades in their handshake, counted with conns against maxPeers
 	closing bool
 	srv     *http.Server
 	ln      net.Listener
 	wg      sync.WaitGroup
+
+	preUpgrade atomic.Int64 // HTTP connections of Listen's server not upgraded yet
 }
 
 // NewHub returns a Hub for the node localID that publishes on b.
@@ -56,7 +63,21 @@ func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
 		connected:    bus.NewTopic[ConnEvent](b, TopicConnected),
 		disconnected: bus.NewTopic[ConnEvent](b, TopicDisconnected),
 		conns:        make(map[*Conn]struct{}),
+		mem:          newMemory(cfg.inboundMemory, cfg.readLimit, cfg.maxDecodeMemory),
 	}
+}
+
+// Memory returns the node's bound on the memory held for its peers'
+// requests (see WithInboundMemory).
+func (h *Hub) Memory() *Memory { return h.mem }
+
+// Pending returns how many connections are not peers yet: upgraded ones
+// in their handshake, and HTTP connections of Listen's server not
+// upgraded yet.
+func (h *Hub) Pending() (handshakes, http int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pending, int(h.preUpgrade.Load())
 }
 
 // ID returns the local node id the hub announces in handshakes.
@@ -102,17 +123,48 @@ func (h *Hub) goTrackedWait(f func()) bool {
 	return true
 }
 
-func (h *Hub) add(c *Conn) error {
+// add registers c. reserved: c is an accepted upgrade whose place
+// ServeHTTP reserved (see reserve); it moves from pending to conns.
+func (h *Hub) add(c *Conn, reserved bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
 		return ErrClosed
 	}
-	if len(h.conns) >= h.cfg.maxPeers {
+	if reserved {
+		h.pending--
+	} else if len(h.conns)+h.pending >= h.cfg.maxPeers {
 		return fmt.Errorf("%w: limit %d", ErrTooManyPeers, h.cfg.maxPeers)
 	}
 	h.conns[c] = struct{}{}
 	return nil
+}
+
+// reserve takes a place for an upgrade about to start its handshake:
+// upgrades in their handshake count against the peer limit, and against
+// the bound on pending connections. It returns the HTTP status that
+// refuses the upgrade, or 0 when the place is taken.
+func (h *Hub) reserve() (int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing:
+		return http.StatusServiceUnavailable, "netron: node stopping"
+	case len(h.conns)+h.pending >= h.cfg.maxPeers:
+		return http.StatusServiceUnavailable, "netron: too many peers"
+	case h.pending >= h.cfg.maxPending:
+		return http.StatusServiceUnavailable, "netron: too many pending handshakes"
+	}
+	h.pending++
+	return 0, ""
+}
+
+// unreserve gives back the place of an upgrade that did not become a
+// connection.
+func (h *Hub) unreserve() {
+	h.mu.Lock()
+	h.pending--
+	h.mu.Unlock()
 }
 
 func (h *Hub) remove(c *Conn) {
@@ -124,7 +176,7 @@ func (h *Hub) remove(c *Conn) {
 // outSeq numbers outbound topics process-wide: hubs may share a bus.
 var outSeq atomic.Uint64
 
-func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *Identity) (*Conn, error) {
+func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *Identity, reserved bool) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
 	c := &Conn{
 		hub:        h,
@@ -141,13 +193,14 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		c.identity = ident
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.relFrame = c.releaseFrame
 	unsub, err := c.outTopic.SubscribeFunc(c.enqueue)
 	if err != nil {
 		c.cancel()
 		return nil, err
 	}
 	c.unsubOut = unsub
-	if err := h.add(c); err != nil {
+	if err := h.add(c, reserved); err != nil {
 		unsub()
 		c.cancel()
 		return nil, err
@@ -183,13 +236,35 @@ func parseHandshake(msg []byte) (handshakeMsg, bool) {
 	return hs, true
 }
 
+// GoPeerHeader is the HTTP header with which a Go peer's Dial announces
+// itself in the upgrade request: it gets its hello at once (see
+// ServeHTTP). A plain Netron peer does not send it.
+const GoPeerHeader = "X-Netron-Go"
+
 // ServeHTTP accepts a WebSocket connection from a peer and runs Titan's
 // handshake: the peer's id comes from the query (?id=) or the x-netron-id
 // header, the server sends {"type":"id","id":<ours>}, and a client may
 // answer {"type":"client-id","id":…} in a binary or text frame.
+//
+// When the hello goes out: a Go peer (GoPeerHeader) and a peer without
+// an id (netron-browser, which names itself in its first message) get it
+// right after the upgrade. A plain peer with an id (a Titan client) gets
+// it once it has answered a WebSocket ping sent right after the upgrade
+// (or after a second, if it does not answer): Titan's client attaches its
+// handler for the hello only after its connect has resolved, so it loses
+// a hello that arrives in the same read as the 101 response, and Titan's
+// own server only waits 10 ms for it. A client answers the ping while it
+// processes that read; whatever comes after the pong comes in a later
+// read, once its handler is attached. It costs such a peer one round trip.
+//
+// A refused request (401, 400, 426, 503) closes its HTTP connection.
+// Upgrades whose handshake has not completed count against the peer
+// limit (WithMaxPeers) and WithMaxPending.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A refusal closes the connection; the upgrade replaces the header.
+	w.Header().Set("Connection", "close")
 	h.mu.Lock()
-	closing, full := h.closing, len(h.conns) >= h.cfg.maxPeers
+	closing, full := h.closing, len(h.conns)+h.pending >= h.cfg.maxPeers
 	h.mu.Unlock()
 	switch {
 	case closing:
@@ -197,7 +272,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case full:
 		// Refused before the upgrade; a peer that races past this check
-		// is refused after the hello (close status 1013).
+		// is refused at reserve, still before it.
 		http.Error(w, "netron: too many peers", http.StatusServiceUnavailable)
 		return
 	}
@@ -224,49 +299,146 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "netron: invalid node id", http.StatusBadRequest)
 		return
 	}
+	if !isUpgrade(r) {
+		// Answered here: coder/websocket's own 426 keeps the
+		// connection open (net/http closes after a reply only when its
+		// Connection header is exactly "close").
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "netron: a WebSocket upgrade is required", http.StatusUpgradeRequired)
+		return
+	}
+	if status, msg := h.reserve(); status != 0 {
+		http.Error(w, msg, status)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		h.unreserve()
 		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	if err := h.accept(ws, id, r.RemoteAddr, ident); err != nil {
+	when := helloNow
+	if id != "" && r.Header.Get(GoPeerHeader) == "" {
+		when = helloAfterPong
+	}
+	if err := h.accept(ws, id, r.RemoteAddr, ident, when); err != nil {
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity) error {
+// isUpgrade reports whether r asks for a WebSocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// When the server sends its hello (see ServeHTTP).
+const (
+	helloNow = iota
+	helloAfterPong
+)
+
+// maxHello bounds the first message of a peer that dialled without an id
+// that is taken for its client-id: a larger one is a packet.
+const maxHello = 4 << 10
+
+// readFirst reads the first message of a peer that dialled without an id,
+// charged to the node's inbound memory: held is what it holds. One that
+// does not fit closes the connection (1013).
+func (h *Hub) readFirst(ctx context.Context, ws *websocket.Conn) (frame []byte, held int64, err error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, 0, fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
+	}
+	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes)
+	switch {
+	case err != nil:
+		ws.CloseNow()
+		return nil, 0, fmt.Errorf("%w: first message: %w", ErrHandshake, err)
+	case m.refused:
+		ws.Close(websocket.StatusTryAgainLater, "node out of memory for inbound messages")
+		return nil, 0, fmt.Errorf("%w: a first message of %d bytes does not fit the node's inbound memory", ErrHandshake, m.size)
+	case typ == websocket.MessageText && !utf8.Valid(m.frame):
+		h.mem.Release(m.held)
+		ws.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		return nil, 0, fmt.Errorf("%w: %w: a text frame that is not valid UTF-8", ErrHandshake, ErrProtocol)
+	}
+	return m.frame, m.held, nil
+}
+
+// noFreeBytes: every byte of the message is charged.
+func noFreeBytes([]byte) int64 { return 0 }
+
+// helloPongWait bounds the wait for the pong before the hello of a plain
+// peer: a client that does not answer pings gets its hello anyway.
+const helloPongWait = time.Second
+
+// accept runs the server side of the handshake of an upgrade whose place
+// reserve took.
+func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *Identity, when int) (err error) {
+	reserved := true
+	defer func() {
+		if reserved {
+			h.unreserve()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.handshakeTimeout)
 	defer cancel()
 	hello, _ := json.Marshal(handshakeMsg{Type: "id", ID: h.id})
-	if err := ws.Write(ctx, websocket.MessageBinary, hello); err != nil {
-		ws.CloseNow()
-		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	if when == helloNow {
+		if err := ws.Write(ctx, websocket.MessageBinary, hello); err != nil {
+			ws.CloseNow()
+			return fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
 	}
 	var first []byte
+	var firstHeld int64
 	if id == "" {
 		// No id in the request: the client must name itself in its first
 		// message (netron-browser does); if that message is a packet
-		// instead, the peer gets a generated id.
+		// instead (the old package), the peer gets a generated id. That
+		// message may be as large as any other, and is charged to the
+		// node's inbound memory the same way (the connection's share does
+		// not exist yet); a client-id is at most maxHello.
 		ws.SetReadLimit(h.cfg.readLimit)
-		_, msg, err := ws.Read(ctx)
+		first, firstHeld, err = h.readFirst(ctx, ws)
 		if err != nil {
-			ws.CloseNow()
-			return fmt.Errorf("%w: no first message: %w", ErrHandshake, err)
+			return err
 		}
-		if hs, ok := parseHandshake(msg); ok && hs.Type == "client-id" && hs.ID != "" {
-			id = hs.ID
-		} else {
+		if len(first) <= maxHello {
+			if hs, ok := parseHandshake(first); ok && hs.Type == "client-id" && hs.ID != "" {
+				id = hs.ID
+				h.mem.Release(firstHeld)
+				first, firstHeld = nil, 0
+			}
+		}
+		if id == "" {
 			id = uuid.NewString()
-			first = msg
 		}
 	}
-	c, err := h.newConn(ws, id, remoteAddr, true, ident)
+	c, err := h.newConn(ws, id, remoteAddr, true, ident, true)
 	if err != nil {
+		h.mem.Release(firstHeld)
 		status := websocket.StatusTryAgainLater
 		ws.Close(status, err.Error())
 		return err
 	}
-	if !c.start(first) {
+	reserved = false
+	if !c.start(first, firstHeld) {
+		return c.Err()
+	}
+	if when == helloAfterPong && !c.helloAfterPong(hello) {
 		return c.Err()
 	}
 	h.cfg.logger.Debug("netron: peer connected", "peer", id, "remote", remoteAddr)
@@ -319,6 +491,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	defer cancel()
 	hdr := http.Header{}
 	hdr.Set("x-netron-id", h.id)
+	hdr.Set(GoPeerHeader, "1")
 	if h.cfg.token != "" {
 		hdr.Set("Authorization", "Bearer "+h.cfg.token)
 	}
@@ -334,10 +507,14 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		return nil, fmt.Errorf("peer: dial %s: %w", rawURL, err)
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
-	_, msg, err := ws.Read(ctx)
+	typ, msg, err := ws.Read(ctx)
 	if err != nil {
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
+	}
+	if typ == websocket.MessageText && !utf8.Valid(msg) {
+		ws.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+		return nil, fmt.Errorf("%w: %s: %w: a text frame that is not valid UTF-8", ErrHandshake, rawURL, ErrProtocol)
 	}
 	hs, ok := parseHandshake(msg)
 	if !ok || hs.Type != "id" || hs.ID == "" {
@@ -349,7 +526,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, rawURL, err)
 	}
-	c, err := h.newConn(ws, hs.ID, u.Host, false, nil)
+	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false)
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err
@@ -357,7 +534,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	for _, fn := range do.init {
 		fn(c)
 	}
-	if !c.start(nil) {
+	if !c.start(nil, 0) {
 		return nil, c.Err()
 	}
 	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)
@@ -375,7 +552,9 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: h.cfg.handshakeTimeout,
+		ReadHeaderTimeout: h.cfg.readHeaderTimeout,
+		IdleTimeout:       h.cfg.idleTimeout,
+		ConnState:         h.connState,
 		ErrorLog:          slog.NewLogLogger(h.cfg.logger.Handler(), slog.LevelDebug),
 	}
 	h.mu.Lock()
@@ -401,6 +580,23 @@ func (h *Hub) Listen(addr string) (net.Addr, error) {
 		}
 	}()
 	return ln.Addr(), nil
+}
+
+// connState counts the HTTP connections of Listen's server that are not
+// upgraded yet, and closes one accepted beyond WithMaxPending: a flood of
+// connections that never send a request, or stay idle after one, cannot
+// hold more descriptors and goroutines than that (each for at most the
+// read-header timeout, or the idle timeout after a request).
+func (h *Hub) connState(c net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		if h.preUpgrade.Add(1) > int64(h.cfg.maxPending) {
+			h.cfg.logger.Debug("netron: too many pending connections, closing one", "remote", c.RemoteAddr())
+			c.Close()
+		}
+	case http.StateHijacked, http.StateClosed:
+		h.preUpgrade.Add(-1)
+	}
 }
 
 // Addr returns the address Listen bound, or nil.

@@ -32,6 +32,15 @@ type Inbound struct {
 	// more than the packet's when a Go peer batched several packets into
 	// one (ExtensionBatch). The packet's data aliases that message.
 	Message int
+	// Refused is set on a request (TopicRequests) or a STREAM chunk
+	// (TopicStreams) whose message did not fit the node's inbound memory
+	// (WithInboundMemory): it was read and dropped, and Packet has its
+	// header (and a chunk its stream id and index) but no data. The RPC
+	// server answers such a request with 503; its stream fails.
+	Refused bool
+
+	seq   uint32       // the reader's number of its message, for Conn.Adopt; 0 in a batch
+	batch *batchCharge // the charge of its batch, for Conn.Keep
 }
 
 // Outbound is an encoded packet on its way to a peer. The connection
@@ -42,6 +51,7 @@ type Outbound struct {
 	Release func([]byte)
 
 	sender bool // published by Conn.Send, which writes it itself
+	queued bool // given to the writer by Conn.queue before it was published
 }
 
 func (o *Outbound) release() {

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/netron-go/netron/internal/wire"
 )
 
 // Defaults of a Hub.
@@ -15,6 +17,18 @@ const (
 	DefaultOutboundQueue     = 128
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultMaxPeers          = 10000
+	// DefaultInboundMemory bounds the memory the node holds for what its
+	// peers send (see WithInboundMemory).
+	DefaultInboundMemory = 256 << 20
+	// DefaultReadHeaderTimeout bounds the wait for the headers of an HTTP
+	// request on the hub's own server (see WithReadHeaderTimeout).
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultIdleTimeout closes an HTTP connection of the hub's server
+	// that waits this long for its next request (see WithIdleTimeout).
+	DefaultIdleTimeout = 10 * time.Second
+	// DefaultMaxPending bounds the connections that are not peers yet
+	// (see WithMaxPending).
+	DefaultMaxPending = 1024
 )
 
 type config struct {
@@ -30,6 +44,11 @@ type config struct {
 	outboundQueue     int
 	writeTimeout      time.Duration
 	maxPeers          int
+	inboundMemory     int64
+	maxDecodeMemory   int64
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxPending        int
 }
 
 func defaultConfig() config {
@@ -42,6 +61,11 @@ func defaultConfig() config {
 		outboundQueue:     DefaultOutboundQueue,
 		writeTimeout:      DefaultWriteTimeout,
 		maxPeers:          DefaultMaxPeers,
+		inboundMemory:     DefaultInboundMemory,
+		maxDecodeMemory:   wire.DefaultMaxDecodeMemory,
+		readHeaderTimeout: DefaultReadHeaderTimeout,
+		idleTimeout:       DefaultIdleTimeout,
+		maxPending:        DefaultMaxPending,
 	}
 }
 
@@ -116,7 +140,9 @@ func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.writeTimeout = d })
 }
 
-// WithMaxPeers bounds the number of open connections. Default 10,000.
+// WithMaxPeers bounds the number of open connections, counting the
+// upgraded connections whose handshake has not completed yet: a burst of
+// silent upgrades cannot go past it. Default 10,000.
 func WithMaxPeers(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
@@ -150,4 +176,88 @@ func WithTLS(cfg *tls.Config) Option {
 // and a client certificate for mutual TLS).
 func WithDialTLS(cfg *tls.Config) Option {
 	return optionFunc(func(c *config) { c.tlsClient = cfg })
+}
+
+// WithInboundMemory bounds the memory the node holds, all connections
+// together, for what its peers send (Memory):
+//
+//   - every message as it is read, replies to the node's own calls aside
+//     (those are bounded by the calls it makes);
+//   - a request's message from its arrival until its reply is sent, and
+//     what decoding its arguments takes, charged as decoding goes on (in
+//     steps of wire.AccountStep) up to its decode budget (wire.Budget,
+//     WithMaxDecodeMemory) and, once decoded, what its arguments took,
+//     until the reply is sent or, for a method that streams, its stream
+//     ends;
+//   - the arguments of an event from a peer this node subscribed to,
+//     until every handler has taken it or it was dropped;
+//   - the chunks buffered for streams of peers without flow control
+//     (Titan), until read;
+//   - answers to PINGs until written.
+//
+// One connection holds at most a quarter of it (or MinInboundMemory, if
+// that is more), so that one peer alone cannot take it all. Nothing waits
+// for memory — a reader that waits could wait for a handler that waits
+// for that reader — what does not fit is refused at once: a message is
+// read to its end and dropped, a request gets a 503 error (reason
+// InboundMemory), a stream fails, a PING is not answered, an event is
+// lost; the connection stays open. The bound is raised to
+// MinInboundMemory (one request of the largest packet, alone on an idle
+// node) when it is lower. Default 256 MiB.
+func WithInboundMemory(bytes int64) Option {
+	return optionFunc(func(c *config) {
+		if bytes > 0 {
+			c.inboundMemory = bytes
+		}
+	})
+}
+
+// WithMaxDecodeMemory caps the decode budget of one request, event or
+// result from a peer (wire.Budget: 32 × its bytes + 64 KiB, at most this):
+// a request whose arguments would take more is refused with 400
+// DecodeBudget before anything is allocated for them. Default 64 MiB (a 16
+// MiB packet may cost 4 × its size, a small one 32 ×); at least 64 KiB.
+func WithMaxDecodeMemory(bytes int64) Option {
+	return optionFunc(func(c *config) {
+		if bytes > 0 {
+			c.maxDecodeMemory = max(bytes, wire.BudgetSlack)
+		}
+	})
+}
+
+// WithReadHeaderTimeout bounds the wait for the headers of an HTTP request
+// on the hub's own server (Listen), the TLS handshake included: a
+// connection that sends nothing, or its headers byte by byte, holds one of
+// the WithMaxPending places at most this long. Default 5 s.
+func WithReadHeaderTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.readHeaderTimeout = d
+		}
+	})
+}
+
+// WithIdleTimeout sets how long an HTTP connection of the hub's own
+// server (Listen) may wait for its next request before it is closed: a
+// connection whose request was refused (401, 426, 503) is closed at once,
+// others after this time. Default 10 s.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.idleTimeout = d
+		}
+	})
+}
+
+// WithMaxPending bounds the connections that are not peers yet: HTTP
+// connections of the hub's own server (Listen) that have not been
+// upgraded (a connection beyond it is closed as soon as it is accepted),
+// and upgrades whose Netron handshake has not completed (one beyond it is
+// refused with HTTP 503 before the upgrade). Default 1024.
+func WithMaxPending(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxPending = n
+		}
+	})
 }

@@ -89,6 +89,7 @@ type pendingKey struct{}
 
 // pendingSet is the requests in flight on one connection.
 type pendingSet struct {
+	conn   *peer.Conn // told how many calls wait (peer.Conn.AwaitReplies)
 	mu     sync.Mutex
 	calls  map[uint32]pending
 	closed bool
@@ -129,7 +130,7 @@ func (c *Client) pendingOf(conn *peer.Conn) *pendingSet {
 	if v, ok := conn.Value(pendingKey{}); ok {
 		return v.(*pendingSet)
 	}
-	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{calls: make(map[uint32]pending), slack: c.timeout / sweepSlack})
+	v, _ := conn.LoadOrStoreValue(pendingKey{}, &pendingSet{conn: conn, calls: make(map[uint32]pending), slack: c.timeout / sweepSlack})
 	return v.(*pendingSet)
 }
 
@@ -141,6 +142,7 @@ func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 	p, ok := ps.calls[in.Packet.ID]
 	if ok {
 		delete(ps.calls, in.Packet.ID)
+		ps.await(-1)
 	}
 	ps.mu.Unlock()
 	if c.streams != nil && !in.Packet.IsError() && isStreamRef(in.Packet.Data) {
@@ -160,6 +162,7 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 	ps.closed = true
 	calls := ps.calls
 	ps.calls = nil
+	ps.await(-len(calls))
 	if ps.sweep != nil {
 		ps.sweep.Stop()
 	}
@@ -250,8 +253,16 @@ func (ps *pendingSet) reserve(next func() uint32, ch chan response, deadline tim
 		id = next()
 	}
 	ps.calls[id] = pending{ch: ch, deadline: deadline}
+	ps.await(1)
 	ps.armLocked(deadline)
 	return id, true
+}
+
+// await tells the connection how many calls wait for a reply on it.
+func (ps *pendingSet) await(delta int) {
+	if ps.conn != nil {
+		ps.conn.AwaitReplies(delta)
+	}
 }
 
 // setDeadline gives the request id, if still pending on ch, a new
@@ -297,6 +308,7 @@ func (ps *pendingSet) expire() {
 		case p.deadline.IsZero():
 		case !p.deadline.After(now):
 			delete(ps.calls, id)
+			ps.await(-1)
 			due = append(due, p.ch)
 		case next.IsZero() || p.deadline.Before(next):
 			next = p.deadline
@@ -316,6 +328,7 @@ func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 	still := ps.calls[id].ch == ch
 	if still {
 		delete(ps.calls, id)
+		ps.await(-1)
 	}
 	ps.mu.Unlock()
 	if still {
@@ -335,7 +348,7 @@ func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec strin
 		return nil, err
 	}
 	var def wire.Definition
-	if err := wire.Unmarshal(data, &def); err != nil {
+	if err := wire.UnmarshalMax(data, &def, conn.MaxDecodeMemory()); err != nil {
 		return nil, fmt.Errorf("%w: query_interface: %w", ErrMalformedResult, err)
 	}
 	return c.Remote(conn, def), nil
@@ -353,7 +366,7 @@ func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities)
 		return Abilities{}, err
 	}
 	var a Abilities
-	if err := wire.Unmarshal(data, &a); err != nil {
+	if err := wire.UnmarshalMax(data, &a, conn.MaxDecodeMemory()); err != nil {
 		return Abilities{}, fmt.Errorf("%w: abilities: %w", ErrMalformedResult, err)
 	}
 	return a, nil
@@ -371,7 +384,7 @@ func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args
 		b = wire.AppendString(b, name)
 		return appendArgs(b, args)
 	})
-	return Result{raw: data}, err
+	return Result{raw: data, max: conn.MaxDecodeMemory()}, err
 }
 
 type remoteInvoker struct {
@@ -392,6 +405,8 @@ func (r remoteInvoker) invoke(ctx context.Context, target, method string, args [
 }
 
 func (r remoteInvoker) peerID() string { return r.conn.ID() }
+
+func (r remoteInvoker) decodeMax() int64 { return r.conn.MaxDecodeMemory() }
 
 func appendArgs(b []byte, args []any) ([]byte, error) {
 	var err error

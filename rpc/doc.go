@@ -44,4 +44,21 @@
 // Numbers: JavaScript peers send every number that is not an int32 as a
 // float64. An integer parameter accepts a float64 holding an exact integer
 // and rejects anything else (2.5, or out of range) with ErrArgumentType.
+//
+// Memory: decoding a request's arguments allocates at most its decode
+// budget (wire.Budget: 32 × its bytes + 64 KiB, at most
+// peer.WithMaxDecodeMemory, 64 MiB), or the call fails with
+// ErrDecodeBudget (400); the third request of a connection in a row whose
+// own data does that (no successful request between; a handler's error
+// matching ErrDecodeBudget does not count) closes the connection (1008).
+// Each request takes over its message's charge to the node's inbound
+// memory (peer.WithInboundMemory; a batched request is copied and charged
+// its own bytes), charges its decoding as it goes (wire.Account) and keeps
+// what its arguments took until its reply is sent; a request that does not
+// fit is refused at once with a 503 error (reason "InboundMemory"). Calls
+// to a service of this node (Registry.Local) decode without a budget;
+// results from peers decode within the connection's cap, not charged (the
+// caller asked for them). A
+// plain Netron peer's stream arguments are registered as its CALL is read
+// (stream.Manager.Expect), so the chunks it sends right behind it are kept.
 package rpc

@@ -186,9 +186,14 @@ func Code(err error) int {
 
 // Sentinels for errors.Is. Remote errors from Go and Titan peers match them.
 var (
-	ErrBadRequest      = &Error{Code: 400}
-	ErrArgumentCount   = &Error{Code: 400, reason: "ArgumentCount"}
-	ErrArgumentType    = &Error{Code: 400, reason: "ArgumentType"}
+	ErrBadRequest    = &Error{Code: 400}
+	ErrArgumentCount = &Error{Code: 400, reason: "ArgumentCount"}
+	ErrArgumentType  = &Error{Code: 400, reason: "ArgumentType"}
+	// ErrDecodeBudget: the request's data would take more memory to
+	// decode than its budget allows (wire.Budget: 32 × its bytes + 64
+	// KiB, at most 64 MiB). A connection whose requests do this three
+	// times in a row is closed.
+	ErrDecodeBudget    = &Error{Code: 400, reason: "DecodeBudget"}
 	ErrForbidden       = &Error{Code: 403}
 	ErrNotFound        = &Error{Code: 404}
 	ErrServiceNotFound = &Error{Code: 404, reason: "Service"}

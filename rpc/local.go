@@ -31,6 +31,8 @@ type localInvoker struct {
 
 func (l localInvoker) peerID() string { return l.reg.peerID }
 
+func (l localInvoker) decodeMax() int64 { return trustedResults }
+
 func (l localInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
 	result, err := l.call(ctx, target, method, args)
 	if err != nil {
@@ -64,7 +66,7 @@ func (l localInvoker) call(ctx context.Context, target, method string, args []an
 		return nil, err
 	}
 	ups.start()
-	dec := wire.NewDecoder(enc)
+	dec := wire.NewTrustedDecoder(enc) // our own bytes: no decode budget
 	defer wire.ReleaseDecoder(dec)
 	n, _ := dec.DecodeArrayLen()
 	result, err := invoke(ctx, callEnv{streams: l.reg.streams, logger: l.logger}, e, m, dec, n)
@@ -82,7 +84,7 @@ func roundTrip(err error) error {
 		return err
 	}
 	var v any
-	if wire.Unmarshal(b, &v) != nil {
+	if wire.UnmarshalTrusted(b, &v) != nil {
 		return err
 	}
 	return fromWire(v)

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"slices"
@@ -74,6 +75,9 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	e := &exposed{
 		name: name, version: ver, qn: qn, defID: defID, value: v, methods: methods,
 		def: definitionOf(defID, r.peerID, name, ver.String(), methods),
+	}
+	for _, m := range methods {
+		e.hasReaders = e.hasReaders || m.readers > 0
 	}
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
@@ -175,6 +179,26 @@ func (r *Registry) target(s string) *exposed {
 	r.mu.RUnlock()
 	if e == nil && len(s) > 0 && len(s) < 256 {
 		e, _ = r.resolve(s)
+	}
+	return e
+}
+
+// targetBytes is target for a name that aliases a packet: the exact
+// lookups allocate nothing (m[string(b)] does not copy b).
+func (r *Registry) targetBytes(b []byte) *exposed {
+	name := b
+	if i := bytes.IndexByte(b, '@'); i >= 0 {
+		name = b[:i]
+	}
+	r.mu.RLock()
+	e := r.byDef[string(b)]
+	if e == nil {
+		e = r.byQN[string(b)]
+	}
+	known := e != nil || len(r.byName[string(name)]) > 0
+	r.mu.RUnlock()
+	if e == nil && known && len(b) < 256 {
+		e, _ = r.resolve(string(b)) // a bare name or a range of a service we have
 	}
 	return e
 }

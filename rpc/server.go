@@ -196,6 +196,12 @@ func (s *Server) Close() error {
 // instead would stop the pongs and the responses the running requests may
 // wait for.
 func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
+	if in.Refused {
+		// Its message did not fit the node's inbound memory: read and
+		// dropped by the connection.
+		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(in.Message), "its message"), false)
+		return
+	}
 	st := connRequestsOf(in.Conn)
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
@@ -204,12 +210,19 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 			Details: map[string]any{"limit": s.perPeer}}, false)
 		return
 	}
+	held, ok := in.Conn.Keep(&in)
+	if !ok {
+		st.inflight.Add(-1)
+		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(len(in.Packet.Data)), "its data"), false)
+		return
+	}
+	refs := s.announceStreams(&in)
 	st.mu.Lock()
 	if len(st.queue) == 0 {
 		select {
 		case s.sem <- struct{}{}:
 			st.mu.Unlock()
-			s.start(in, &st.inflight)
+			s.start(queued{in, held, refs}, &st.inflight)
 			return
 		default:
 		}
@@ -219,12 +232,14 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	default:
 		st.mu.Unlock()
 		st.inflight.Add(-1)
+		held.Release()
+		s.forgetStreams(refs)
 		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
 		return
 	}
-	st.queue = append(st.queue, in)
+	st.queue = append(st.queue, queued{in, held, refs})
 	feed := !st.feeding
 	st.feeding = true
 	st.mu.Unlock()
@@ -233,12 +248,39 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	}
 }
 
+// queued is a request on its way to a worker, with the inbound memory
+// it holds (see peer.Conn.Keep).
+type queued struct {
+	in   peer.Inbound
+	held peer.Kept
+	refs []*stream.Inbound // stream arguments registered as it was read
+}
+
+// errNoMemory refuses a request that does not fit the node's inbound
+// memory (peer.WithInboundMemory): need bytes for what. Its text is made
+// before anything the request held is given back.
+func errNoMemory(mem *peer.Memory, need int64, what string) error {
+	msg := fmt.Sprintf("node out of memory for requests: %s needs %d bytes, %d of %d in use", what, need, mem.Used(), mem.Limit())
+	if need <= 0 {
+		msg = fmt.Sprintf("node out of memory for requests: no room for %s, %d of %d bytes in use", what, mem.Used(), mem.Limit())
+	}
+	return &Error{Code: 503, Name: "TitanError", Message: msg,
+		Details: map[string]any{"reason": "InboundMemory", "limit": mem.Limit()}}
+}
+
+// maxBudgetStrikes is how many requests of one connection may go over
+// their decode budget (wire.ErrBudget: the request's own data, not a
+// handler's error) with no successful request in between before the
+// connection is closed (1008).
+const maxBudgetStrikes = 3
+
 // connRequests is the server's state of one connection.
 type connRequests struct {
 	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
+	strikes  atomic.Int32 // requests over their decode budget since the last success
 	mu       sync.Mutex
-	queue    []peer.Inbound // waiting for a slot, in order; each holds a token of s.waiting
-	feeding  bool           // a goroutine feeds queue to the slots
+	queue    []queued // waiting for a slot, in order; each holds a token of s.waiting
+	feeding  bool     // a goroutine feeds queue to the slots
 }
 
 type connRequestsKey struct{}
@@ -297,20 +339,20 @@ func (s *Server) feed(st *connRequests, conn *peer.Conn) {
 			s.dropQueue(st, true)
 			return
 		}
-		in := st.pop()
+		q := st.pop()
 		<-s.waiting
-		s.start(in, &st.inflight)
+		s.start(q, &st.inflight)
 	}
 }
 
 // pop takes the first request of the queue, which is not empty.
-func (st *connRequests) pop() peer.Inbound {
+func (st *connRequests) pop() queued {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	in := st.queue[0]
-	st.queue[0] = peer.Inbound{}
+	q := st.queue[0]
+	st.queue[0] = queued{}
 	st.queue = st.queue[1:]
-	return in
+	return q
 }
 
 // dropQueue forgets the requests waiting in st's queue, and with refuse
@@ -323,11 +365,13 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 	st.queue = nil
 	st.feeding = false
 	st.mu.Unlock()
-	for _, in := range queue {
+	for _, q := range queue {
 		st.inflight.Add(-1)
 		<-s.waiting
+		q.held.Release()
+		s.forgetStreams(q.refs)
 		if refuse {
-			s.answer(in.Conn, &in.Packet, nil, errStopping(), false)
+			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
 	}
 }
@@ -339,13 +383,13 @@ func errStopping() error {
 
 // start runs the request of in, for which a slot was taken, on an idle
 // worker or a new one.
-func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
+func (s *Server) start(q queued, inflight *atomic.Int32) {
 	s.active.Add(1) // before the check, so Drain cannot miss this request
 	draining := s.draining.Load()
 	if draining {
 		s.active.Add(-1)
 	}
-	j := job{in: in, inflight: inflight, draining: draining}
+	j := job{in: q.in, held: q.held, refs: q.refs, inflight: inflight, draining: draining}
 	// A dispatch the bus runs while Close unsubscribes may have taken a
 	// slot although closed was closed (select picks at random): it must
 	// not start a worker once Close waits for them.
@@ -357,6 +401,8 @@ func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
 			s.active.Add(-1)
 		}
 		inflight.Add(-1)
+		q.held.Release()
+		s.forgetStreams(q.refs)
 		<-s.sem
 		return
 	default:
@@ -372,8 +418,14 @@ func (s *Server) start(in peer.Inbound, inflight *atomic.Int32) {
 // job is one request on its way to a worker.
 type job struct {
 	in       peer.Inbound
+	held     peer.Kept         // inbound memory its message holds (see peer.Conn.Keep)
+	refs     []*stream.Inbound // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
+	// acct is the decode budget of its data, which draws from its
+	// connection's inbound memory as decoding goes on (see serve). It lives
+	// in the job, which lives in its worker: no allocation per request.
+	acct wire.Account
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -394,7 +446,7 @@ func (s *Server) worker(j job) {
 	defer w.t.Stop()
 	for {
 		w.runs.Add(1) // odd while it runs one
-		s.run(j)
+		s.run(&j)
 		w.runs.Add(1)
 		select {
 		case j = <-s.jobs:
@@ -436,7 +488,7 @@ func (w *workerClock) check() {
 // run answers the request of j. The peer's in-flight count drops before
 // the reply is sent: a caller that got its reply and calls again must not
 // find the finished call still counted against its limit.
-func (s *Server) run(j job) {
+func (s *Server) run(j *job) {
 	defer func() {
 		if !j.draining {
 			s.active.Add(-1)
@@ -445,10 +497,12 @@ func (s *Server) run(j job) {
 	}()
 	if j.draining {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
+		j.held.Release()
+		s.forgetStreams(j.refs)
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
-	s.serve(j.in.Conn, &j.in.Packet, j.inflight)
+	s.serve(j)
 }
 
 // reply sends the response to p: result, or err as an error response. It
@@ -506,12 +560,44 @@ var noWait = func() context.Context {
 // its peer's limit (inflight) once it has run; a reply that then waits for
 // room in the peer's outbound queue counts as a waiting sender (see
 // dispatch).
-func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) {
-	result, err := s.handle(conn.Context(), conn, p)
-	inflight.Add(-1)
+//
+// The request holds j.held of the node's inbound memory (its message)
+// from its arrival. Its data is decoded through an account that
+// takes from the same memory as decoding goes on (wire.Account), up to the
+// decode budget of the data; a request whose decoding does not fit is
+// refused with 503. Once its arguments are decoded it keeps what decoding
+// charged (what they take) until the reply is sent, or, for a method that
+// streams, until its stream ends.
+//
+// A request whose own data went over its budget (wire.ErrBudget, not an
+// error its handler returned) is a strike against its connection; a
+// successful request clears them, and the maxBudgetStrikes-th in a row
+// closes the connection.
+func (s *Server) serve(j *job) {
+	conn, p := j.in.Conn, &j.in.Packet
+	j.acct.Reset(conn, conn.MaxDecodeMemory())
+	result, err := s.handle(conn.Context(), conn, p, &j.acct)
+	j.acct.Shrink()
+	msg, args := j.held, j.acct.Held()
+	j.held = peer.Kept{}
+	over := j.acct.OverBudget()
+	j.acct.Reset(nil, 0)
+	s.forgetStreams(j.refs) // those it did not open
+	j.inflight.Add(-1)
+	// Strikes are counted before the reply goes out: the peer's next
+	// request, sent once it has the reply, must find them counted.
+	st := connRequestsOf(conn)
+	var strikes int32
+	switch {
+	case over:
+		strikes = st.strikes.Add(1)
+	case err == nil && st.strikes.Load() != 0:
+		st.strikes.Store(0)
+	}
 	ps, _ := result.(*pendingStream)
 	if ps != nil {
 		result = ps.reference() // the producer starts once the reply is queued
+		ps.release = func() { msg.Release(); conn.Release(args) }
 	}
 	sent := s.reply(conn, p, result, err)
 	if ps != nil {
@@ -520,24 +606,39 @@ func (s *Server) serve(conn *peer.Conn, p *wire.Packet, inflight *atomic.Int32) 
 		} else {
 			ps.abort(errors.Join(err, sent))
 		}
+	} else {
+		msg.Release()
+		conn.Release(args)
+	}
+	if strikes >= maxBudgetStrikes {
+		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
+		conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", strikes))
 	}
 }
 
-func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (any, error) {
-	dec := wire.NewDecoder(p.Data)
+// handle decodes and runs the request p, its data decoded through acct.
+// It shrinks acct to what decoding charged once a CALL's arguments are
+// decoded, before its method runs (a TASK decodes its arguments as it
+// runs: serve shrinks it after).
+func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
+	return s.handleData(ctx, conn, p, dec, acct)
+}
+
+func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n)
+		return s.call(ctx, conn, dec, n, acct)
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
 		}
-		name, err := dec.DecodeString()
+		name, err := wire.DecodeString(dec)
 		if err != nil {
 			return nil, badRequest("Malformed", "TASK name must be a string", nil)
 		}
@@ -547,13 +648,13 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 		if fn == nil {
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
-		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1}, s.logger)
+		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1, conn: conn}, s.logger)
 	case wire.TypeGet, wire.TypeSet:
 		if n < 2 {
 			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
 		}
-		target, _ := dec.DecodeString()
-		prop, _ := dec.DecodeString()
+		target, _ := wire.DecodeString(dec)
+		prop, _ := wire.DecodeString(dec)
 		if s.reg.target(target) == nil {
 			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 		}
@@ -563,11 +664,11 @@ func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet) (a
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int) (any, error) {
+func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
-	target, err := dec.DecodeString()
+	target, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
@@ -575,7 +676,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
-	name, err := dec.DecodeString()
+	name, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
 	}
@@ -583,7 +684,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger}, e, m, dec, n-2)
+	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -625,11 +726,12 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
-			return nil, badRequest("ArgumentType",
-				fmt.Sprintf("%s.%s argument %d: want %s: %v", e.qn, m.name, i+1, t, err),
-				map[string]any{"index": i}) // the message counts from 1, the index (as in the definition) from 0
+			return nil, argError(env.conn, fmt.Sprintf("%s.%s argument %d: want %s", e.qn, m.name, i+1, t), i, err) // the message counts from 1, the index (as in the definition) from 0
 		}
 		in = append(in, v)
+	}
+	if env.acct != nil {
+		env.acct.Shrink()
 	}
 	if m.writer != nil {
 		return sc.writerStream(m, in), nil // runs once the reply is out
@@ -655,6 +757,26 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 	return nil, nil
 }
 
+// argError is the error of an argument from conn (nil: a local call)
+// that did not decode: 400 with the reason DecodeBudget when it would have
+// taken more memory than its packet's budget (wire.ErrBudget),
+// ArgumentType otherwise; 503 InboundMemory when the node's inbound memory
+// had no room for decoding it (wire.ErrNoMemory).
+func argError(conn *peer.Conn, what string, index int, err error) error {
+	if errors.Is(err, wire.ErrNoMemory) && conn != nil {
+		return errNoMemory(conn.Memory(), 0, "decoding "+what)
+	}
+	reason := "ArgumentType"
+	if errors.Is(err, wire.ErrBudget) {
+		reason = "DecodeBudget"
+	}
+	var details map[string]any
+	if index >= 0 {
+		details = map[string]any{"index": index}
+	}
+	return badRequest(reason, what+": "+err.Error(), details)
+}
+
 func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -667,8 +789,9 @@ func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, log
 
 // Args are the arguments of a TASK, decoded one at a time.
 type Args struct {
-	dec *msgpack.Decoder
-	n   int
+	dec  *msgpack.Decoder
+	n    int
+	conn *peer.Conn
 }
 
 // Len returns the number of arguments not yet decoded.
@@ -685,7 +808,7 @@ func (a *Args) Next(v any) error {
 		return errors.New("rpc: Args.Next needs a non-nil pointer")
 	}
 	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
-		return badRequest("ArgumentType", err.Error(), nil)
+		return argError(a.conn, "task argument", -1, err)
 	}
 	return nil
 }

@@ -49,6 +49,8 @@ type exposed struct {
 	value   any
 	methods map[string]*method
 	def     wire.Definition
+	// hasReaders: a method takes a stream argument (see eachStreamArg).
+	hasReaders bool
 }
 
 // WireName is the name a Go method is called by on the wire: lowerCamel,

@@ -13,7 +13,15 @@ type invoker interface {
 	invoke(ctx context.Context, target, method string, args []any) ([]byte, error)
 	openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error)
 	peerID() string
+	// decodeMax is the cap of the decode budget of its results (see
+	// wire.Budget): the connection's for a peer; trustedResults for
+	// results this process encoded itself.
+	decodeMax() int64
 }
+
+// trustedResults: results this process encoded itself decode without a
+// budget.
+const trustedResults = -1
 
 // Service is a handle for calling one service, on a peer or on this node.
 // It is safe for concurrent use.
@@ -54,7 +62,7 @@ func (s *Service) Call(ctx context.Context, method string, args ...any) (Result,
 	if err != nil {
 		return Result{}, s.callError(method, err)
 	}
-	return Result{raw: data}, nil
+	return Result{raw: data, max: s.inv.decodeMax()}, nil
 }
 
 // callError names what was called in err: an *Error from the peer gets
@@ -74,15 +82,28 @@ func (s *Service) callError(method string, err error) error {
 }
 
 // Result is a call's result, still encoded.
-type Result struct{ raw []byte }
+type Result struct {
+	raw []byte
+	max int64 // cap of its decode budget; trustedResults: none
+}
 
 // Decode decodes the result into v, a pointer. Integer targets accept
-// floats that hold exact integers (what JavaScript peers send).
+// floats that hold exact integers (what JavaScript peers send). A result
+// from a peer decodes within its decode budget (wire.Budget, capped by
+// peer.WithMaxDecodeMemory; it fails with ErrMalformedResult beyond), not
+// charged to the node's inbound memory: the caller asked for it. A result
+// of a local call has no budget.
 func (r Result) Decode(v any) error {
 	if len(r.raw) == 0 {
 		return nil
 	}
-	if err := wire.Unmarshal(r.raw, v); err != nil {
+	var err error
+	if r.max == trustedResults {
+		err = wire.UnmarshalTrusted(r.raw, v)
+	} else {
+		err = wire.UnmarshalMax(r.raw, v, r.max)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformedResult, err)
 	}
 	return nil

@@ -82,6 +82,10 @@ type callEnv struct {
 	conn    *peer.Conn // nil for local calls
 	streams *stream.Manager
 	logger  *slog.Logger
+	// acct, if set, is shrunk once the arguments are decoded, before
+	// the method runs (the server gives back what decoding took beyond
+	// what the arguments hold).
+	acct *wire.Account
 }
 
 // streamCall is the streams of one invocation: the stream its reply
@@ -174,20 +178,40 @@ func (sc *streamCall) abort(err error) {
 type pendingStream struct {
 	sc  *streamCall
 	run func(ctx context.Context) error
+	// release, if set, gives back the inbound memory the call's
+	// arguments hold, once the stream has ended.
+	release func()
 }
 
 func (p *pendingStream) reference() wire.StreamReference { return p.sc.out.Reference() }
 
 func (p *pendingStream) start() {
 	if !p.sc.out.Start(func(ctx context.Context) error {
-		defer p.sc.closeReaders()
+		defer p.done()
 		return p.run(ctx)
 	}) {
-		p.sc.closeReaders()
+		p.done()
 	}
 }
 
-func (p *pendingStream) abort(err error) { p.sc.abort(err) }
+func (p *pendingStream) abort(err error) {
+	p.sc.abort(err)
+	p.releaseMemory()
+}
+
+// done ends what the method held: the streams it was passed and the
+// memory of its arguments.
+func (p *pendingStream) done() {
+	p.sc.closeReaders()
+	p.releaseMemory()
+}
+
+func (p *pendingStream) releaseMemory() {
+	if p.release != nil {
+		p.release()
+		p.release = nil
+	}
+}
 
 // writerStream runs a method that streams by writing to its last
 // parameter; its error ends the stream.
@@ -214,6 +238,80 @@ func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pen
 	return &pendingStream{sc: sc, run: func(ctx context.Context) error {
 		return stream.Pump(ctx, sc.out, src)
 	}}, nil
+}
+
+// announceStreams registers, as a CALL of a plain Netron peer is read,
+// the streams it passes to a method that takes streams (see
+// stream.Manager.Expect), and returns them: such a peer sends the chunks
+// right behind the call, before the method has run and opened them. It
+// runs in the reader goroutine and does not block.
+func (s *Server) announceStreams(in *peer.Inbound) []*stream.Inbound {
+	var expected []*stream.Inbound
+	s.eachStreamArg(in, func(ref wire.StreamReference) {
+		x, err := s.streams.Expect(in.Conn, ref)
+		if err != nil {
+			s.logger.Debug("netron: stream argument not registered", "peer", in.Conn.ID(), "stream", ref.StreamID, "err", err)
+			return
+		}
+		if x != nil {
+			expected = append(expected, x)
+		}
+	})
+	return expected
+}
+
+// forgetStreams lets go of the streams announceStreams registered for a
+// request that will not run, or that ran without opening them.
+func (s *Server) forgetStreams(expected []*stream.Inbound) {
+	for _, x := range expected {
+		s.streams.Forget(x, "the call that passed it did not take it")
+	}
+}
+
+// eachStreamArg calls fn with each StreamReference argument of a plain
+// peer's CALL (in) that its method takes as a stream.
+func (s *Server) eachStreamArg(in *peer.Inbound, fn func(wire.StreamReference)) {
+	if s.streams == nil || in.Packet.Type() != wire.TypeCall || !in.Packet.IsRequest() ||
+		in.Conn.Extensions().Has(stream.Extension) {
+		return
+	}
+	dec := wire.NewDecoder(in.Packet.Data)
+	defer wire.ReleaseDecoder(dec)
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n < 2 {
+		return
+	}
+	// Nothing allocated for the CALLs of methods that take no streams:
+	// the names are looked up in place.
+	target, err := wire.DecodeStringBytes(dec)
+	if err != nil {
+		return
+	}
+	e := s.reg.targetBytes(target)
+	if e == nil || !e.hasReaders {
+		return
+	}
+	name, err := wire.DecodeStringBytes(dec)
+	if err != nil {
+		return
+	}
+	m := e.methods[string(name)]
+	if m == nil || m.readers == 0 {
+		return
+	}
+	for i := 0; i < n-2 && i < len(m.args); i++ {
+		if id, ok := wire.NextExt(dec); ok && id == wire.ExtStreamReference && stream.IsReaderType(m.args[i]) {
+			var ref wire.StreamReference
+			if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
+				return
+			}
+			fn(ref)
+			continue
+		}
+		if err := wire.SkipArg(dec); err != nil {
+			return
+		}
+	}
 }
 
 // isStreamRef reports whether data is a msgpack ext 107 (StreamReference).

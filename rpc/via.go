@@ -117,6 +117,13 @@ func (v *viaInvoker) openStream(ctx context.Context, _, method string, args []an
 	return r.openStream(ctx, id, method, args)
 }
 
+func (v *viaInvoker) decodeMax() int64 {
+	if conn, err := v.src.ActiveConn(); err == nil {
+		return conn.MaxDecodeMemory()
+	}
+	return 0 // the default cap
+}
+
 func (v *viaInvoker) peerID() string {
 	if conn, err := v.src.ActiveConn(); err == nil {
 		return conn.ID()

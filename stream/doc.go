@@ -83,10 +83,16 @@
 // Plain Netron peers get streams without the extension: our producer is
 // bounded by the connection's outbound queue, our consumer buffers at most
 // WithMaxBuffered (10,000 chunks, like Titan, and 64 MiB) and fails the
-// stream with ErrBufferOverflow beyond. A consumer stops a plain producer
-// with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan ignores it, our
-// producers honour it (STREAM_ERROR or STREAM_CLOSE whose id is not a
-// stream we consume). Titan looks STREAM_CLOSE up among the streams it
+// stream with ErrBufferOverflow beyond, or when the node's inbound memory
+// (peer.WithInboundMemory), which such chunks count against at what they
+// cost (the message each keeps, or its copy, and its queue entry) until
+// they are read, is full, or their message did not fit it and was dropped. A plain peer sends the chunks of a stream it passes as an
+// argument right behind its CALL: package rpc registers the stream with
+// Expect as the CALL is read, so they are buffered until the method opens
+// it, and Forget lets it go if the call fails first. A consumer stops a
+// plain producer with STREAM_CLOSE {streamId, "consumer-cancel"}: Titan
+// ignores it, our producers honour it (STREAM_ERROR or STREAM_CLOSE whose
+// id is not a stream we consume). Titan looks STREAM_CLOSE up among the streams it
 // reads, so while we produce a stream with the same id (both sides number
 // from 1) the cancel is not sent, lest Titan end our stream early; the
 // peer's producer then runs to its end and its chunks are dropped. Of a

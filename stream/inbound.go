@@ -8,8 +8,10 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
 )
 
 // epoch gives cheap monotonic timestamps.
@@ -18,9 +20,14 @@ var epoch = time.Now()
 func now() int64 { return int64(time.Since(epoch)) }
 
 type chunk struct {
-	data []byte
-	cost int64
+	data   []byte
+	cost   int64 // frameCost: what flow control counts
+	charge int64 // what it holds of the node's inbound memory (peers without flow control)
 }
+
+// chunkEntry is what a chunk costs the queue: its entry, in a slice that
+// grows by doubling (twice its size at most).
+const chunkEntry = 2 * int64(unsafe.Sizeof(chunk{}))
 
 // Between Go peers several packets may share one WebSocket message
 // (peer.ExtensionBatch), and a packet's data aliases that message: a chunk
@@ -41,22 +48,34 @@ const (
 )
 
 // own returns data, which came in a message of msg bytes, or a copy of it
-// when it may pin others (see aliasMin). It runs in the reader goroutine
-// with in.mu held.
-func (in *Inbound) own(data []byte, msg int) []byte {
+// when it may pin others (see aliasMin); copied reports which. It runs in
+// the reader goroutine with in.mu held.
+func (in *Inbound) own(data []byte, msg int) (b []byte, copied bool) {
 	others := msg - len(data)
 	if others <= ownHeader || len(data) >= aliasMin && others <= maxPinned {
-		return data
+		return data, false
 	}
 	if len(data) > slabMax {
-		return bytes.Clone(data)
+		return bytes.Clone(data), true
 	}
 	if cap(in.slab)-len(in.slab) < len(data) {
 		in.slab = make([]byte, 0, slabSize)
 	}
 	off := len(in.slab)
 	in.slab = append(in.slab, data...)
-	return in.slab[off:len(in.slab):len(in.slab)]
+	return in.slab[off:len(in.slab):len(in.slab)], true
+}
+
+// bufferCost bounds what n bytes of a buffer of their own cost the Go
+// allocator (size classes waste at most an eighth; whole pages above 32
+// KiB), and what n bytes of a slab cost, its unused tail shared among the
+// eight chunks at least that fill it.
+func bufferCost(n int) int64 {
+	if n <= 32<<10 {
+		return int64(n + n/8 + 16)
+	}
+	const page = 8 << 10
+	return int64((n + page - 1) / page * page)
 }
 
 // Inbound is the consumer end of one stream, untyped: its chunks are
@@ -94,6 +113,7 @@ type Inbound struct {
 	err        error // why it ended; nil after a complete stream
 	closed     bool  // Close was called
 	lastActive int64
+	charged    int64  // node inbound memory the queue holds (peers without flow control)
 	slab       []byte // see own
 	inact      *time.Timer
 	claimT     *time.Timer
@@ -150,6 +170,9 @@ func (in *Inbound) armClaim() {
 		if pending {
 			in.fail(fmt.Errorf("%w within %s", ErrNotClaimed, in.m.cfg.claimTimeout), ReasonNotClaimed)
 		}
+		in.mu.Lock()
+		in.dropQueue()
+		in.mu.Unlock()
 		in.remove()
 		if in.pipe != nil {
 			in.pipe.cancelByConsumer(ReasonNotClaimed)
@@ -219,8 +242,9 @@ func (in *Inbound) checkInactive() {
 	in.fail(fmt.Errorf("%w: nothing received for %s", ErrInactive, d), ReasonInactive)
 }
 
-// deliver takes one STREAM packet. It runs in the reader goroutine.
-func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int) {
+// deliver takes one STREAM packet, which came in p. It runs in the reader
+// goroutine.
+func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int, p *peer.Inbound) {
 	in.mu.Lock()
 	if in.ended {
 		in.mu.Unlock()
@@ -257,7 +281,38 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int) {
 		in.fail(fmt.Errorf("%w: more than %d chunks or %d bytes buffered", ErrBufferOverflow, in.m.cfg.maxBuffered, in.m.cfg.maxBufferedBytes), ReasonOverflow)
 		return
 	}
-	in.q = append(in.q, chunk{data: in.own(data, msg), cost: cost})
+	kept, copied := in.own(data, msg)
+	var charge int64
+	if conn := in.cs.conn; !in.credit && conn != nil {
+		// What a peer without flow control makes us buffer counts
+		// against the node's inbound memory, at what it costs: the
+		// message the chunk keeps (what the reader charged for it, taken
+		// over) or its copy, and its entry in the queue.
+		charge = chunkEntry
+		var adopted int64
+		switch {
+		case copied:
+			charge += bufferCost(len(kept))
+		case p != nil:
+			adopted = conn.Adopt(p)
+			fallthrough
+		default:
+			if adopted > 0 {
+				charge += adopted
+			} else {
+				charge += bufferCost(msg)
+			}
+		}
+		if !conn.TryAcquire(charge - adopted) {
+			conn.Release(adopted)
+			in.mu.Unlock()
+			mem := conn.Memory()
+			in.fail(fmt.Errorf("%w: the node's inbound memory is full (%d of %d bytes)", ErrBufferOverflow, mem.Used(), mem.Limit()), ReasonOverflow)
+			return
+		}
+		in.charged += charge
+	}
+	in.q = append(in.q, chunk{data: kept, cost: cost, charge: charge})
 	in.qBytes += cost
 	in.next++
 	in.lastActive = now()
@@ -302,6 +357,24 @@ func (in *Inbound) fail(err error, cancelReason string) {
 		in.remove()
 	}
 	in.signal()
+}
+
+// uncharge gives back n bytes (at most what is charged) of the node's
+// inbound memory; in.mu is held.
+func (in *Inbound) uncharge(n int64) {
+	n = min(n, in.charged)
+	if n <= 0 {
+		return
+	}
+	in.charged -= n
+	in.cs.conn.Release(n)
+}
+
+// dropQueue drops the chunks nobody will read; in.mu is held.
+func (in *Inbound) dropQueue() {
+	clear(in.q)
+	in.q, in.qHead, in.qBytes = nil, 0, 0
+	in.uncharge(in.charged)
 }
 
 // remove forgets the stream in its connection's table.
@@ -362,6 +435,7 @@ func (in *Inbound) Next(ctx context.Context) ([]byte, error) {
 				in.q, in.qHead = in.q[:n], 0
 			}
 			in.qBytes -= c.cost
+			in.uncharge(c.charge)
 			in.lastActive = now()
 			var grant int64
 			if in.credit && !in.ended {
@@ -429,6 +503,7 @@ func (in *Inbound) closeWith(cause error) error {
 	}
 	clear(in.q)
 	in.q, in.qHead, in.qBytes = nil, 0, 0
+	in.uncharge(in.charged)
 	in.mu.Unlock()
 	in.stopOnce.Do(func() { close(in.stop) })
 	in.remove()
@@ -456,5 +531,5 @@ func (in *Inbound) shutdown() {
 
 // deliverLocal is how an in-process producer hands over a chunk.
 func (in *Inbound) deliverLocal(flags uint8, data []byte, index uint32) {
-	in.deliver(flags, data, index, len(data))
+	in.deliver(flags, data, index, len(data), nil)
 }

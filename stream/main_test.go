@@ -34,9 +34,15 @@ func pair(t testing.TB, ext bool, opts ...stream.Option) (server, client *side) 
 // pairWith is pair with options of each side's manager.
 func pairWith(t testing.TB, ext bool, serverOpts, clientOpts []stream.Option) (server, client *side) {
 	t.Helper()
+	return pairHubs(t, ext, nil, serverOpts, clientOpts)
+}
+
+// pairHubs is pairWith with options of both hubs.
+func pairHubs(t testing.TB, ext bool, hubOpts []peer.Option, serverOpts, clientOpts []stream.Option) (server, client *side) {
+	t.Helper()
 	mk := func(id string, opts []stream.Option) *side {
 		b := bus.New()
-		h := peer.NewHub(b, id, peer.WithKeepAlive(-1, 0))
+		h := peer.NewHub(b, id, append([]peer.Option{peer.WithKeepAlive(-1, 0)}, hubOpts...)...)
 		m, err := stream.NewManager(b, opts...)
 		if err != nil {
 			t.Fatal(err)

@@ -148,7 +148,11 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	p := &in.Packet
 	switch p.Type() {
 	case wire.TypeStream:
-		m.onChunk(in.Conn, p, in.Message)
+		if in.Refused {
+			m.onRefused(in.Conn, p)
+			return
+		}
+		m.onChunk(in.Conn, p, &in)
 	case wire.TypeStreamError, wire.TypeStreamClose:
 		m.onEnd(in.Conn, p)
 	case wire.TypeExt:
@@ -156,7 +160,21 @@ func (m *Manager) onPacket(_ context.Context, in peer.Inbound) {
 	}
 }
 
-func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, msg int) {
+// onRefused fails the stream of a chunk that did not fit the node's
+// inbound memory (peer.Inbound.Refused): it was dropped unread.
+func (m *Manager) onRefused(conn *peer.Conn, p *wire.Packet) {
+	cs := m.state(conn)
+	cs.mu.Lock()
+	in := cs.in[p.StreamID]
+	cs.mu.Unlock()
+	if in == nil {
+		return
+	}
+	mem := conn.Memory()
+	in.fail(fmt.Errorf("%w: chunk %d did not fit the node's inbound memory (%d of %d bytes in use)", ErrBufferOverflow, p.StreamIndex, mem.Used(), mem.Limit()), ReasonOverflow)
+}
+
+func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, pin *peer.Inbound) {
 	if p.StreamID == 0 {
 		m.cfg.logger.Debug("netron: dropped a STREAM packet without stream id", "peer", conn.ID())
 		return
@@ -172,7 +190,7 @@ func (m *Manager) onChunk(conn *peer.Conn, p *wire.Packet, msg int) {
 		m.cfg.logger.Debug("netron: dropped a chunk of an unknown stream", "peer", conn.ID(), "stream", p.StreamID, "index", p.StreamIndex)
 		return
 	}
-	in.deliver(p.Flags, p.Data, p.StreamIndex, msg)
+	in.deliver(p.Flags, p.Data, p.StreamIndex, pin.Message, pin)
 }
 
 func (m *Manager) onEnd(conn *peer.Conn, p *wire.Packet) {
@@ -286,6 +304,67 @@ func (m *Manager) Announce(conn *peer.Conn, ref wire.StreamReference) error {
 	in.armClaim()
 	cs.mu.Unlock()
 	return nil
+}
+
+// Expect registers a stream that a peer without flow control passes as an
+// argument of a call, as the call is read (package rpc calls it in the
+// reader goroutine, before the method runs and opens it with Accept): such
+// a peer sends the chunks right behind the call, without waiting for
+// credit, and they must not be lost whatever the latency before Accept.
+// Until then they are buffered like any chunk of a peer without flow
+// control (WithMaxBuffered, and the node's inbound memory). The streams
+// expected and not opened yet count against the stream limit of the peer.
+// A stream nobody opens within the claim timeout is cancelled; Forget
+// cancels it at once. Expect returns the registered stream, for Forget, or
+// nil for a peer with flow control, for which it does nothing: its
+// producer waits for the credit Accept grants.
+func (m *Manager) Expect(conn *peer.Conn, ref wire.StreamReference) (*Inbound, error) {
+	if conn == nil || conn.Extensions().Has(Extension) {
+		return nil, nil
+	}
+	id, err := parseID(ref.StreamID)
+	if err != nil {
+		return nil, err
+	}
+	cs := m.state(conn)
+	in := newInbound(m, cs, id, ref.Live, false)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	switch {
+	case cs.closeErr != nil:
+		return nil, cs.closeErr
+	case cs.in[id] != nil:
+		return nil, fmt.Errorf("%w: stream %d passed twice", ErrInvalidReference, id)
+	case len(cs.in) >= m.cfg.maxStreams:
+		return nil, fmt.Errorf("%w: limit %d per peer", ErrTooManyStreams, m.cfg.maxStreams)
+	}
+	cs.in[id] = in
+	in.armClaim()
+	return in, nil
+}
+
+// Forget cancels a stream registered with Expect, unless it was opened
+// (the call that passed it failed before its method ran, or the method did
+// not read it): its buffered chunks are dropped and its producer is told
+// to stop. A later stream of the same id is not touched.
+func (m *Manager) Forget(in *Inbound, reason string) {
+	if in == nil {
+		return
+	}
+	cs := in.cs
+	cs.mu.Lock()
+	if cs.in[in.id] != in || in.claimed {
+		cs.mu.Unlock()
+		return
+	}
+	delete(cs.in, in.id)
+	cs.mu.Unlock()
+	in.mu.Lock()
+	if in.claimT != nil {
+		in.claimT.Stop()
+	}
+	in.mu.Unlock()
+	in.closeWith(fmt.Errorf("%w: %s", ErrClosed, reason))
 }
 
 // Reject tells the producer of ref, best effort, that its stream will not
@@ -457,6 +536,17 @@ func (cs *connState) shutdown(err error) {
 			in.shutdown()
 		} else {
 			in.fail(err, "")
+		}
+		// The peer is gone: an unopened stream's chunks are dropped. An
+		// opened one's stay, and stay charged, until its consumer takes
+		// them or closes it.
+		in.cs.mu.Lock()
+		claimed := in.claimed
+		in.cs.mu.Unlock()
+		if !claimed {
+			in.mu.Lock()
+			in.dropQueue()
+			in.mu.Unlock()
 		}
 	}
 	for _, o := range outs {

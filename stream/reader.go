@@ -89,7 +89,12 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 		}
 	}
 	var v T
-	if err := wire.Unmarshal(data, &v); err != nil {
+	if conn := r.in.cs.conn; conn != nil {
+		err = wire.UnmarshalMax(data, &v, conn.MaxDecodeMemory())
+	} else {
+		err = wire.UnmarshalTrusted(data, &v) // an in-process pipe: our own bytes
+	}
+	if err != nil {
 		err = fmt.Errorf("%w into %T: %w", ErrDecode, zero, err)
 		r.in.closeWith(err)
 		r.release()

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -103,16 +105,21 @@ func kindOf(c byte) string {
 //     float64, string, []byte, []any, map[string]any (integer keys become
 //     their decimal strings, as in JavaScript) or a value of this package's
 //     extension types; undefined nested inside it is Undefined{};
-//   - pointers, slices and maps are decoded element by element with these
-//     rules; structs, arrays and types with their own msgpack, binary or text
-//     decoding are decoded by msgpack v5 itself (whose rules apply to their
-//     fields: a float into an int field fails, an out-of-range integer is
-//     truncated, so prefer int64 and float64 fields for values from JS).
+//   - pointers, slices, arrays, maps and structs are decoded element by
+//     element, field by field, with these rules (struct fields are found
+//     as msgpack v5 finds them: see struct.go); [N]byte arrays, fields
+//     tagged intern and types with their own msgpack, binary or text
+//     decoding are decoded by msgpack v5 itself;
+//   - every allocation is charged to the decode budget of the input first
+//     (see Budget): a value that would take more fails with ErrBudget
+//     before anything is allocated for it. A type that decodes itself is
+//     charged what its value would cost as an interface; what it allocates
+//     beyond that is its own.
 //
 // Errors caused by the data wrap ErrMalformed (ErrType when a well-formed
-// value does not fit v; msgpack v5 panics on a few well-formed inputs, which
-// are recovered into ErrType). After an error the position of dec is
-// unspecified.
+// value does not fit v, ErrBudget when it would cost more than the budget;
+// msgpack v5 panics on a few well-formed inputs, which are recovered into
+// ErrType). After an error the position of dec is unspecified.
 func DecodeArg(dec *msgpack.Decoder, v reflect.Value) error {
 	if !v.CanSet() {
 		return fmt.Errorf("wire: DecodeArg into a value that cannot be set (%s)", typeName(v))
@@ -177,6 +184,9 @@ func wrapErr(err error) error {
 // type is a registered extension or decodes itself with a value receiver),
 // so a panic is turned into an error and the decoder is not reused.
 func viaMsgpack(dec *msgpack.Decoder, v reflect.Value) (err error) {
+	if s := stateOf(dec); s != nil {
+		s.scratch = true
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			if s := stateOf(dec); s != nil {
@@ -249,14 +259,16 @@ func byMsgpack(t reflect.Type) bool {
 
 // decodeArg implements DecodeArg without the up-front check. keepUndef
 // stores undefined into an empty interface as Undefined{} instead of nil.
+// Every allocation is charged to the decoder's budget first (decoders of
+// this package only).
 func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 	c, err := peek(dec)
 	if err != nil {
 		return err
 	}
+	s := stateOf(dec)
 	t := v.Type()
 	if c == codeFixExt1 && !holdsUndefined(t) {
-		s := stateOf(dec)
 		if s == nil {
 			return decodeFixExt1Foreign(dec, v, keepUndef)
 		}
@@ -275,6 +287,13 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		return nil
 	}
 	if byMsgpack(t) {
+		if !isExtType(t) {
+			// Its own decoding: charged what the value would cost as
+			// an interface (what it allocates beyond is its own).
+			if err := s.chargeAny(t.String()); err != nil {
+				return err
+			}
+		}
 		return viaMsgpack(dec, v)
 	}
 	switch t.Kind() {
@@ -310,17 +329,20 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		if !isStr(c) && !isBin(c) {
 			return fmt.Errorf("%w: %s for %s", ErrType, kindOf(c), t)
 		}
-		s, err := dec.DecodeString()
+		str, err := readString(dec, s, t)
 		if err != nil {
-			return wrapErr(err)
+			return err
 		}
-		v.SetString(s)
+		v.SetString(str)
 		return nil
 	case reflect.Interface:
 		if t.NumMethod() != 0 {
+			if err := s.chargeAny(t.String()); err != nil {
+				return err
+			}
 			return viaMsgpack(dec, v)
 		}
-		x, err := decodeAny(dec)
+		x, err := decodeAny(dec, s)
 		if err != nil {
 			return err
 		}
@@ -332,12 +354,23 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		return nil
 	case reflect.Pointer:
 		if v.IsNil() {
+			if err := s.charge(newCost(t.Elem()), t.String()); err != nil {
+				return err
+			}
 			v.Set(reflect.New(t.Elem()))
 		}
 		return decodeArg(dec, v.Elem(), true)
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return viaMsgpack(dec, v) // []byte from bin or str
+			if !isStr(c) && !isBin(c) {
+				return fmt.Errorf("%w: %s for %s", ErrType, kindOf(c), t)
+			}
+			b, err := readBytes(dec, s, t)
+			if err != nil {
+				return err
+			}
+			v.SetBytes(b)
+			return nil
 		}
 		if !isFixArray(c) && c != codeArray16 && c != codeArray32 {
 			return fmt.Errorf("%w: %s for %s", ErrType, kindOf(c), t)
@@ -346,18 +379,39 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		if err != nil {
 			return wrapErr(err)
 		}
-		s := reflect.MakeSlice(t, 0, prealloc(dec, n))
-		for i := 0; i < n; i++ {
-			if i < s.Cap() {
-				s = s.Slice(0, i+1)
-			} else {
-				s = reflect.Append(s, reflect.Zero(t.Elem()))
-			}
-			if err := decodeArg(dec, s.Index(i), true); err != nil {
+		if err := s.checkCount(n); err != nil {
+			return err
+		}
+		if err := s.chargeN(sliceCost(n, int64(t.Elem().Size())), "a %d-element %s", n, t); err != nil {
+			return err
+		}
+		sv := reflect.MakeSlice(t, n, n)
+		for i := range n {
+			if err := decodeArg(dec, sv.Index(i), true); err != nil {
 				return err
 			}
 		}
-		v.Set(s)
+		v.Set(sv)
+		return nil
+	case reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return viaMsgpack(dec, v) // [N]byte from bin or str, in place
+		}
+		if !isFixArray(c) && c != codeArray16 && c != codeArray32 {
+			return fmt.Errorf("%w: %s for %s", ErrType, kindOf(c), t)
+		}
+		n, err := dec.DecodeArrayLen()
+		if err != nil {
+			return wrapErr(err)
+		}
+		if n > v.Len() {
+			return fmt.Errorf("%w: %d elements for %s", ErrType, n, t)
+		}
+		for i := range n {
+			if err := decodeArg(dec, v.Index(i), true); err != nil {
+				return err
+			}
+		}
 		return nil
 	case reflect.Map:
 		if !isFixMap(c) && c != codeMap16 && c != codeMap32 {
@@ -367,12 +421,30 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		if err != nil {
 			return wrapErr(err)
 		}
-		m := reflect.MakeMapWithSize(t, prealloc(dec, n))
+		if err := s.checkCount(2 * n); err != nil {
+			return err
+		}
 		kt, et := t.Key(), t.Elem()
-		for i := 0; i < n; i++ {
-			k := reflect.New(kt).Elem()
-			if kt.Kind() == reflect.String && !byMsgpack(kt) {
-				ks, err := decodeKey(dec)
+		cost := mapCost(n, int64(kt.Size()), int64(et.Size()))
+		if n > 0 {
+			cost += newCost(kt) + newCost(et)
+		}
+		if err := s.chargeN(cost, "a %d-entry %s", n, t); err != nil {
+			return err
+		}
+		m := reflect.MakeMapWithSize(t, n)
+		if n == 0 {
+			v.Set(m)
+			return nil
+		}
+		// One key and one element, reused: the map copies them.
+		k, e := reflect.New(kt).Elem(), reflect.New(et).Elem()
+		stringKeys := kt.Kind() == reflect.String && !byMsgpack(kt)
+		for range n {
+			k.SetZero()
+			e.SetZero()
+			if stringKeys {
+				ks, err := decodeKey(dec, s)
 				if err != nil {
 					return err
 				}
@@ -380,7 +452,6 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 			} else if err := decodeArg(dec, k, true); err != nil {
 				return err
 			}
-			e := reflect.New(et).Elem()
 			if err := decodeArg(dec, e, true); err != nil {
 				return err
 			}
@@ -388,6 +459,20 @@ func decodeArg(dec *msgpack.Decoder, v reflect.Value, keepUndef bool) error {
 		}
 		v.Set(m)
 		return nil
+	case reflect.Struct:
+		if isExt(c) { // a type of the caller's registered with msgpack as an extension
+			if err := s.chargeAny(t.String()); err != nil {
+				return err
+			}
+			return viaMsgpack(dec, v)
+		}
+		if structInfoOf(t).byMsgpack {
+			if err := s.chargeAny(t.String()); err != nil {
+				return err
+			}
+			return viaMsgpack(dec, v)
+		}
+		return decodeStruct(dec, s, v, c)
 	}
 	return viaMsgpack(dec, v)
 }
@@ -405,39 +490,231 @@ func decodeFixExt1Foreign(dec *msgpack.Decoder, v reflect.Value, keepUndef bool)
 	return decodeArg(s.dec, v, keepUndef)
 }
 
-// prealloc bounds the capacity to preallocate for n announced elements by
-// the bytes left in the input (every element takes at least one byte).
-func prealloc(dec *msgpack.Decoder, n int) int {
-	limit := 1024
-	if s := stateOf(dec); s != nil {
-		limit = len(s.b) - s.off
+// charge takes n bytes from the budget of s, for what (named in the
+// error). A nil s (a decoder not made by this package) has no budget.
+func (s *decState) charge(n int64, what string) error {
+	if s == nil || s.bud.take(n) {
+		return nil
 	}
-	return max(0, min(n, limit))
+	return s.bud.exceeded(n, what)
+}
+
+// chargeN is charge with the description format(count, t), made only when
+// the charge fails.
+func (s *decState) chargeN(n int64, format string, count int, t reflect.Type) error {
+	if s == nil || s.bud.take(n) {
+		return nil
+	}
+	return s.bud.exceeded(n, fmt.Sprintf(format, count, t))
+}
+
+var (
+	mapAnyType   = reflect.TypeFor[map[string]any]()
+	sliceAnyType = reflect.TypeFor[[]any]()
+)
+
+// chargeAny charges what the next value would cost decoded into an
+// interface, for a target that decodes it by rules of its own.
+func (s *decState) chargeAny(what string) error {
+	if s == nil || s.off >= len(s.b) {
+		return nil
+	}
+	end, err := skip(s.b, s.off, s.depth)
+	if err != nil {
+		return err
+	}
+	return s.charge(costAny(s.b[s.off:end]), what)
+}
+
+// checkCount rejects a count of nested values larger than the bytes left
+// (each takes one at least). Values decoded through DecodeArg or
+// Unmarshal were checked before; this guards decoders that were not.
+func (s *decState) checkCount(n int) error {
+	if s == nil || n <= len(s.b)-s.off {
+		return nil
+	}
+	return fmt.Errorf("%w: %d nested values announced, %d bytes left", ErrTruncated, n, len(s.b)-s.off)
+}
+
+// strBytes reads the str or bin value (or nil, as empty) at the position
+// of s and returns its payload, which aliases the input; ok is false, and
+// nothing is read, when the next value is neither.
+func strBytes(s *decState) (b []byte, ok bool, err error) {
+	r := s.rest()
+	if len(r) == 0 {
+		return nil, false, fmt.Errorf("%w: no value left", ErrTruncated)
+	}
+	c := r[0]
+	var n, h int
+	switch {
+	case isFixStr(c):
+		n, h = int(c&0x1f), 1
+	case c == codeNil:
+		s.off++
+		return nil, true, nil
+	case c == codeStr8 || c == codeBin8:
+		if len(r) < 2 {
+			return nil, true, fmt.Errorf("%w: string header", ErrTruncated)
+		}
+		n, h = int(r[1]), 2
+	case c == codeStr8+1 || c == codeBin8+1:
+		if len(r) < 3 {
+			return nil, true, fmt.Errorf("%w: string header", ErrTruncated)
+		}
+		n, h = int(r[1])<<8|int(r[2]), 3
+	case c == codeStr32 || c == codeBin32:
+		if len(r) < 5 {
+			return nil, true, fmt.Errorf("%w: string header", ErrTruncated)
+		}
+		n, h = int(uint32(r[1])<<24|uint32(r[2])<<16|uint32(r[3])<<8|uint32(r[4])), 5
+	default:
+		return nil, false, nil
+	}
+	if n < 0 || n > len(r)-h {
+		return nil, true, fmt.Errorf("%w: a string of %d bytes, %d left", ErrTruncated, n, len(r)-h)
+	}
+	s.off += h + n
+	return r[h : h+n : h+n], true, nil
+}
+
+// readString reads a str or bin value as a string: straight from the
+// input (one allocation, charged) with a decoder of this package.
+func readString(dec *msgpack.Decoder, s *decState, t reflect.Type) (string, error) {
+	if s == nil {
+		str, err := dec.DecodeString()
+		return str, wrapErr(err)
+	}
+	start := s.off
+	b, ok, err := strBytes(s)
+	if err != nil || !ok {
+		s.off = start
+		if err == nil {
+			err = fmt.Errorf("%w: %s for %s", ErrType, kindOf(s.b[s.off]), t)
+		}
+		return "", err
+	}
+	if err := s.chargeN(allocSize(int64(len(b))), "a %d-byte %s", len(b), t); err != nil {
+		s.off = start
+		return "", err
+	}
+	return string(b), nil
+}
+
+// readBytes is readString for a []byte (a copy: decoded values never
+// alias the input).
+func readBytes(dec *msgpack.Decoder, s *decState, t reflect.Type) ([]byte, error) {
+	if s == nil {
+		b, err := dec.DecodeBytes()
+		return b, wrapErr(err)
+	}
+	start := s.off
+	b, ok, err := strBytes(s)
+	if err != nil || !ok {
+		s.off = start
+		if err == nil {
+			err = fmt.Errorf("%w: %s for %s", ErrType, kindOf(s.b[s.off]), t)
+		}
+		return nil, err
+	}
+	if err := s.chargeN(allocSize(int64(len(b))), "a %d-byte %s", len(b), t); err != nil {
+		s.off = start
+		return nil, err
+	}
+	return append(make([]byte, 0, len(b)), b...), nil
+}
+
+// DecodeString decodes the next value of dec, a str or bin, as a string.
+// With a decoder from NewDecoder it reads it straight from the input,
+// charged to its budget; with any other, through msgpack v5.
+func DecodeString(dec *msgpack.Decoder) (string, error) {
+	s := stateOf(dec)
+	if s == nil {
+		str, err := dec.DecodeString()
+		return str, wrapErr(err)
+	}
+	if len(s.rest()) == 0 {
+		return "", fmt.Errorf("%w: no value left", ErrTruncated)
+	}
+	if c := s.b[s.off]; !isStr(c) && !isBin(c) {
+		return "", fmt.Errorf("%w: %s, want a string", ErrType, kindOf(c))
+	}
+	return readString(dec, s, stringType)
+}
+
+var stringType = reflect.TypeFor[string]()
+
+// DecodeStringBytes decodes the next value of dec, a str or bin, and
+// returns its bytes without copying them: they alias the input of dec,
+// which must come from NewDecoder (or NewDecoderAccount,
+// NewTrustedDecoder). Nothing is allocated or charged: for lookups
+// (m[string(b)] does not allocate either).
+func DecodeStringBytes(dec *msgpack.Decoder) ([]byte, error) {
+	s := stateOf(dec)
+	if s == nil {
+		return nil, errors.New("wire: DecodeStringBytes needs a decoder of this package")
+	}
+	start := s.off
+	b, ok, err := strBytes(s)
+	if err != nil || !ok {
+		s.off = start
+		if err == nil {
+			err = fmt.Errorf("%w: %s, want a string", ErrType, kindOf(s.b[s.off]))
+		}
+		return nil, err
+	}
+	return b, nil
 }
 
 // decodeKey decodes a map key for a string-keyed map: a string, or an
 // integer written as its decimal string (JavaScript object keys are strings).
-func decodeKey(dec *msgpack.Decoder) (string, error) {
+func decodeKey(dec *msgpack.Decoder, s *decState) (string, error) {
 	c, err := peek(dec)
 	if err != nil {
 		return "", err
 	}
 	switch {
 	case isStr(c), isBin(c):
-		s, err := dec.DecodeString()
-		return s, wrapErr(err)
+		return readString(dec, s, stringType)
 	case isFixInt(c), c >= codeInt8 && c <= codeInt64:
+		if err := s.charge(allocSize(20), "a map key"); err != nil {
+			return "", err
+		}
 		n, err := dec.DecodeInt64()
 		return strconv.FormatInt(n, 10), wrapErr(err)
 	case c >= codeUint8 && c <= codeUint64:
+		if err := s.charge(allocSize(20), "a map key"); err != nil {
+			return "", err
+		}
 		n, err := dec.DecodeUint64()
 		return strconv.FormatUint(n, 10), wrapErr(err)
 	}
 	return "", fmt.Errorf("%w: %s as a map key, want a string", ErrType, kindOf(c))
 }
 
+// extBoxCost is charged for an extension value of type id decoded into
+// an interface: msgpack v5 makes the value, then boxes a copy of it (the
+// payload's strings and maps are charged as they are decoded).
+func extBoxCost(id int8) int64 {
+	var size uintptr
+	switch id {
+	case ExtStreamReference:
+		size = unsafe.Sizeof(StreamReference{})
+	case ExtReference:
+		size = unsafe.Sizeof(Reference{})
+	case ExtDefinition:
+		size = unsafe.Sizeof(Definition{})
+	case ExtTitanError:
+		size = unsafe.Sizeof(TitanError{})
+	case ExtJSError:
+		size = unsafe.Sizeof(JSError{})
+	case extTimestamp:
+		size = unsafe.Sizeof(time.Time{})
+	}
+	return 2 * allocSize(int64(size))
+}
+
 // decodeAny decodes the next value into the Go types listed in DecodeArg.
-func decodeAny(dec *msgpack.Decoder) (any, error) {
+func decodeAny(dec *msgpack.Decoder, s *decState) (any, error) {
 	c, err := peek(dec)
 	if err != nil {
 		return nil, err
@@ -445,31 +722,48 @@ func decodeAny(dec *msgpack.Decoder) (any, error) {
 	switch {
 	case isFixInt(c), c >= codeInt8 && c <= codeInt64:
 		n, err := dec.DecodeInt64()
-		return n, wrapErr(err)
+		if err != nil {
+			return nil, wrapErr(err)
+		}
+		if err := s.charge(boxCost(uint64(n)), "an integer"); err != nil {
+			return nil, err
+		}
+		return n, nil
 	case c >= codeUint8 && c <= codeUint64:
 		n, err := dec.DecodeUint64()
 		if err != nil {
 			return nil, wrapErr(err)
+		}
+		if err := s.charge(boxCost(n), "an integer"); err != nil {
+			return nil, err
 		}
 		if n <= math.MaxInt64 {
 			return int64(n), nil
 		}
 		return n, nil
 	case isStr(c):
-		s, err := dec.DecodeString()
-		return s, wrapErr(err)
+		if err := s.charge(stringSize, "a string"); err != nil {
+			return nil, err
+		}
+		return readString(dec, s, stringType)
 	case isFixMap(c), c == codeMap16, c == codeMap32:
 		n, err := dec.DecodeMapLen()
 		if err != nil {
 			return nil, wrapErr(err)
 		}
-		m := make(map[string]any, prealloc(dec, n))
-		for i := 0; i < n; i++ {
-			k, err := decodeKey(dec)
+		if err := s.checkCount(2 * n); err != nil {
+			return nil, err
+		}
+		if err := s.chargeN(mapCost(n, stringSize, ifaceSize), "a %d-entry %s", n, mapAnyType); err != nil {
+			return nil, err
+		}
+		m := make(map[string]any, n)
+		for range n {
+			k, err := decodeKey(dec, s)
 			if err != nil {
 				return nil, err
 			}
-			if m[k], err = decodeAny(dec); err != nil {
+			if m[k], err = decodeAny(dec, s); err != nil {
 				return nil, err
 			}
 		}
@@ -479,22 +773,32 @@ func decodeAny(dec *msgpack.Decoder) (any, error) {
 		if err != nil {
 			return nil, wrapErr(err)
 		}
-		a := make([]any, 0, prealloc(dec, n))
-		for i := 0; i < n; i++ {
-			x, err := decodeAny(dec)
-			if err != nil {
+		if err := s.checkCount(n); err != nil {
+			return nil, err
+		}
+		if err := s.chargeN(sliceSize+sliceCost(n, ifaceSize), "a %d-element %s", n, sliceAnyType); err != nil {
+			return nil, err
+		}
+		a := make([]any, n)
+		for i := range a {
+			if a[i], err = decodeAny(dec, s); err != nil {
 				return nil, err
 			}
-			a = append(a, x)
 		}
 		return a, nil
 	case isBin(c):
-		b, err := dec.DecodeBytes()
-		return b, wrapErr(err)
+		if err := s.charge(sliceSize, "bytes"); err != nil {
+			return nil, err
+		}
+		return readBytes(dec, s, reflect.TypeFor[[]byte]())
 	case isExt(c):
-		if s := stateOf(dec); s != nil {
-			if id, ok := extTypeAt(s.rest()); ok && !knownExt(id) {
+		if s != nil {
+			id, ok := extTypeAt(s.rest())
+			if ok && !knownExt(id) {
 				return nil, fmt.Errorf("%w: %d", ErrUnknownExt, id)
+			}
+			if err := s.charge(extBoxCost(id), "an extension value"); err != nil {
+				return nil, err
 			}
 		}
 		x, err := dec.DecodeInterface()
@@ -508,7 +812,13 @@ func decodeAny(dec *msgpack.Decoder) (any, error) {
 		return b, wrapErr(err)
 	case codeFloat32, codeFloat64:
 		f, err := dec.DecodeFloat64()
-		return f, wrapErr(err)
+		if err != nil {
+			return nil, wrapErr(err)
+		}
+		if err := s.charge(boxCost(math.Float64bits(f)), "a number"); err != nil {
+			return nil, err
+		}
+		return f, nil
 	}
 	return nil, fmt.Errorf("%w: marker 0x%02x", ErrBadMsgpack, c)
 }
@@ -647,4 +957,25 @@ func (n number) setFloat(v reflect.Value) error {
 	}
 	v.SetFloat(f)
 	return nil
+}
+
+// SkipArg skips the next value of dec without allocating (msgpack v5's
+// Skip reads a string into a new buffer to skip it). dec must come from
+// NewDecoder.
+func SkipArg(dec *msgpack.Decoder) error {
+	s := stateOf(dec)
+	if s == nil {
+		return wrapErr(dec.Skip())
+	}
+	return skipNext(dec, s)
+}
+
+// NextExt reports the extension type of the next value of dec, when it is
+// an extension (dec must come from NewDecoder).
+func NextExt(dec *msgpack.Decoder) (int8, bool) {
+	s := stateOf(dec)
+	if s == nil {
+		return 0, false
+	}
+	return extTypeAt(s.rest())
 }

@@ -100,3 +100,58 @@ func BenchmarkUnmarshalDefinition(b *testing.B) {
 		}
 	}
 }
+
+// decodeBenchValue is a record as a JavaScript client sends it.
+var decodeBenchValue = map[string]any{
+	"id": 12345, "name": "widget", "price": 9.99, "tags": []any{"a", "b", "c"},
+	"dims": map[string]any{"w": 10, "h": 20}, "ok": true,
+}
+
+type decodeBenchRecord struct {
+	ID    int64          `json:"id"`
+	Name  string         `json:"name"`
+	Price float64        `json:"price"`
+	Tags  []string       `json:"tags"`
+	Dims  map[string]int `json:"dims"`
+	OK    bool           `json:"ok"`
+}
+
+// BenchmarkDecodeArgTypes decodes one argument into the types methods
+// take: what the decode budget's bookkeeping costs shows here.
+func BenchmarkDecodeArgTypes(b *testing.B) {
+	ints := make([]int, 1000)
+	for i := range ints {
+		ints[i] = i * 7
+	}
+	cases := []struct {
+		name string
+		v    any
+		typ  reflect.Type
+	}{
+		{"int", 42, reflect.TypeFor[int]()},
+		{"string", "hello, world", reflect.TypeFor[string]()},
+		{"record/any", decodeBenchValue, reflect.TypeFor[any]()},
+		{"record/map", decodeBenchValue, reflect.TypeFor[map[string]any]()},
+		{"record/struct", decodeBenchValue, reflect.TypeFor[decodeBenchRecord]()},
+		{"1000 ints/[]int", ints, reflect.TypeFor[[]int]()},
+		{"1000 ints/any", ints, reflect.TypeFor[any]()},
+	}
+	for _, c := range cases {
+		data, err := Marshal(c.v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				v := reflect.New(c.typ).Elem()
+				dec := NewDecoder(data)
+				if err := DecodeArg(dec, v); err != nil {
+					b.Fatal(err)
+				}
+				ReleaseDecoder(dec)
+			}
+		})
+	}
+}

@@ -229,9 +229,17 @@ type decState struct {
 	off   int
 	depth int // nesting depth of b's first value, for MaxDepth across extension payloads
 	dec   *msgpack.Decoder
+	// bud is the decode budget (see Budget): own's for a decoder of a
+	// whole input, the outer decoder's for one of a value inside it.
+	bud *budget
+	own budget
 	// broken is set when msgpack v5 panicked while decoding: its internal
 	// state is unknown, so the decoder is not reused.
 	broken bool
+	// scratch is set once msgpack v5 decoded a value on its own: it may
+	// have grown its scratch buffer to the size of a string of the input,
+	// which a pooled decoder would keep for ever.
+	scratch bool
 }
 
 var errUnread = errors.New("wire: UnreadByte at the start of the input")
@@ -278,17 +286,50 @@ func newDecState() *decState {
 	return s
 }
 
+// getDec returns a pooled decoder of b with a budget of its own (the
+// default cap, no Account).
 func getDec(b []byte, depth int) *decState {
+	return getDecAccount(b, depth, nil)
+}
+
+// getDecAccount returns a pooled decoder of b whose budget is a's (the
+// default one without a).
+func getDecAccount(b []byte, depth int, a *Account) *decState {
 	s := decPool.Get().(*decState)
 	s.b, s.off, s.depth = b, 0, depth
+	if a != nil {
+		s.own.reset(len(b), a.max, a)
+	} else {
+		s.own.reset(len(b), 0, nil)
+	}
+	s.bud = &s.own
+	return s
+}
+
+// getTrustedDec returns a pooled decoder of b without a budget.
+func getTrustedDec(b []byte) *decState {
+	s := decPool.Get().(*decState)
+	s.b, s.off, s.depth = b, 0, 0
+	s.own.resetUnlimited()
+	s.bud = &s.own
+	return s
+}
+
+// getDecIn returns a pooled decoder of b, a value inside the input of
+// outer, charging outer's budget.
+func getDecIn(b []byte, depth int, outer *budget) *decState {
+	s := getDec(b, depth)
+	if outer != nil {
+		s.bud = outer
+	}
 	return s
 }
 
 func putDec(s *decState) {
-	if s.broken {
+	if s.broken || (s.scratch && len(s.b) > maxPooledBuffer) {
 		return
 	}
-	s.b, s.off, s.depth = nil, 0, 0
+	s.b, s.off, s.depth, s.bud, s.own, s.scratch = nil, 0, 0, nil, budget{}, false
 	decPool.Put(s)
 }
 
@@ -307,6 +348,11 @@ func stateOf(dec *msgpack.Decoder) *decState {
 // back with ReleaseDecoder when done; neither the decoder nor anything
 // aliasing it may be used after that. Decoded values never alias data.
 //
+// What DecodeArg and DecodeString decode through it is charged to the
+// decode budget of data, Budget(len(data), DefaultMaxDecodeMemory);
+// Charged reports the charge. NewDecoderAccount sets another cap and
+// draws from a Memory; NewTrustedDecoder has no budget.
+//
 // The decoder itself trusts the bytes it reads: msgpack v5 preallocates
 // arrays and maps from their announced length and recurses without a
 // depth limit. Either check data with SkipValue first (Decode does that for
@@ -314,6 +360,21 @@ func stateOf(dec *msgpack.Decoder) *decState {
 // before decoding it.
 func NewDecoder(data []byte) *msgpack.Decoder {
 	return getDec(data, 0).dec
+}
+
+// NewDecoderAccount is NewDecoder whose budget is a's: its cap, and the
+// Memory it draws from as decoding charges it (see Account). a must stay
+// valid, and not be used by another decoder, until the decoder is
+// released.
+func NewDecoderAccount(data []byte, a *Account) *msgpack.Decoder {
+	return getDecAccount(data, 0, a).dec
+}
+
+// NewTrustedDecoder is NewDecoder without a budget, for bytes this process
+// encoded itself (the arguments of an in-process call): they cost what the
+// caller's values cost already. Never use it for bytes from a peer.
+func NewTrustedDecoder(data []byte) *msgpack.Decoder {
+	return getTrustedDec(data).dec
 }
 
 // ReleaseDecoder returns a decoder obtained from NewDecoder to the pool.
@@ -368,6 +429,56 @@ func Unmarshal(data []byte, v any) error {
 		return err
 	}
 	s := getDec(data, 0)
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
+// UnmarshalAccount is Unmarshal whose budget is a's (see
+// NewDecoderAccount).
+func UnmarshalAccount(data []byte, v any, a *Account) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := getDecAccount(data, 0, a)
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
+// UnmarshalMax is Unmarshal with the cap limit on its budget (see Budget)
+// and no Memory to draw from.
+func UnmarshalMax(data []byte, v any, limit int64) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := decPool.Get().(*decState)
+	s.b, s.off, s.depth = data, 0, 0
+	s.own.reset(len(data), limit, nil)
+	s.bud = &s.own
+	err = decodeArg(s.dec, rv, true)
+	putDec(s)
+	return err
+}
+
+// UnmarshalTrusted is Unmarshal without a budget (see NewTrustedDecoder).
+func UnmarshalTrusted(data []byte, v any) error {
+	if err := checkOne(data); err != nil {
+		return err
+	}
+	rv, err := target(v)
+	if err != nil {
+		return err
+	}
+	s := getTrustedDec(data)
 	err = decodeArg(s.dec, rv, true)
 	putDec(s)
 	return err

@@ -28,9 +28,19 @@
 // announced lengths and recurses without limit), accept a float holding an
 // exact integer where an integer is expected (JavaScript sends every
 // number outside int32 as float64), reject values that do not fit, and
-// read undefined as the zero value.
+// read undefined as the zero value. They decode slices, maps, pointers and
+// structs themselves, and charge every allocation to the decode budget of
+// the input (Budget: BudgetFactor × its bytes + BudgetSlack, capped per
+// decode at DefaultMaxDecodeMemory or an Account's cap): decoding n bytes
+// allocates at most Budget(n, cap), whatever the target type, and a value
+// that would need more fails with ErrBudget before anything is allocated
+// for it. An Account also draws what is charged from a Memory (the node's
+// bound on inbound memory) as decoding goes on, and fails with
+// ErrNoMemory when that is full. Bytes the process encoded itself decode
+// without a budget (NewTrustedDecoder, UnmarshalTrusted).
 //
-// Every error caused by input wraps ErrMalformed. docs/protocol.md
+// Every error caused by input wraps ErrMalformed (ErrNoMemory, which is
+// not about the input, does not). docs/protocol.md
 // describes the format byte by byte, with the test vectors of this
 // package's tests.
 package wire

@@ -1,6 +1,9 @@
 package wire
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by the decoders. Every error from Decode, SkipValue,
 // Unmarshal, DecodeArg and the extension decoders wraps ErrMalformed, so
@@ -30,3 +33,22 @@ type malformed struct{ msg string }
 func wrap(msg string) error               { return &malformed{msg} }
 func (e *malformed) Error() string        { return "wire: " + e.msg }
 func (e *malformed) Is(target error) bool { return target == ErrMalformed }
+
+// located is an error that names the place in a value where it happened.
+// Outer values do not add their own place to it: with one place per level
+// of nesting, the error texts of a deeply nested value would cost the
+// square of its depth.
+type located struct{ err error }
+
+func (e *located) Error() string { return e.err.Error() }
+func (e *located) Unwrap() error { return e.err }
+
+// locate prefixes err with the place where (a format and its arguments),
+// unless err names its place already.
+func locate(err error, where string, args ...any) error {
+	var l *located
+	if errors.As(err, &l) {
+		return err
+	}
+	return &located{fmt.Errorf(where+": %w", append(args, err)...)}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -399,6 +400,7 @@ func payload(d *msgpack.Decoder, extLen int, ext string) (cursor, error) {
 			return c, fmt.Errorf("%w: %s payload of %d bytes, %d left", ErrTruncated, ext, extLen, len(s.b)-s.off)
 		}
 		c.b = s.b[s.off : s.off+extLen : s.off+extLen]
+		c.bud = s.bud
 		c.depth = s.depth + 1
 		s.off += extLen
 	} else {
@@ -580,6 +582,9 @@ func decodeJSError(d *msgpack.Decoder, v reflect.Value, extLen int) error {
 		return fmt.Errorf("%w: %s: %d custom fields announced, %d bytes left", ErrTruncated, c.ext, n, c.left())
 	}
 	if n > 0 {
+		if err := c.charge(mapCost(int(n), stringSize, ifaceSize), "custom fields"); err != nil {
+			return err
+		}
 		e.Fields = make(map[string]any, n)
 	}
 	for range n {
@@ -607,7 +612,8 @@ type cursor struct {
 	b     []byte
 	off   int
 	depth int
-	ext   string // "ext 109 Definition", for errors
+	bud   *budget // the decoder's; nil for decoders not of this package
+	ext   string  // "ext 109 Definition", for errors
 	// The method or property being read, for errors: kept apart so that no
 	// field name is built unless there is an error to report.
 	scopeKind, scopeName string
@@ -723,8 +729,19 @@ func (c *cursor) str(field string) (string, error) {
 	if n > c.left() {
 		return "", c.truncated(field)
 	}
+	if err := c.charge(allocSize(int64(n)), field); err != nil {
+		return "", err
+	}
 	c.off += n
 	return string(c.b[c.off-n : c.off]), nil
+}
+
+// charge takes n bytes from the decode budget, for field.
+func (c *cursor) charge(n int64, field string) error {
+	if c.bud == nil || c.bud.take(n) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", c.where(field), c.bud.exceeded(n, "the value"))
 }
 
 // key reads a map key: a string, or an integer as its decimal string.
@@ -742,6 +759,9 @@ func (c *cursor) key(field string) (string, error) {
 	}
 	if n.kind == 'f' {
 		return "", c.bad(field, "float %s as a key", n)
+	}
+	if err := c.charge(allocSize(20), field); err != nil {
+		return "", err
 	}
 	return n.String(), nil
 }
@@ -967,13 +987,13 @@ func (c *cursor) skip(field string) error {
 func (c *cursor) any(field string) (any, error) {
 	end, err := skip(c.b, c.off, c.depth)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.where(field), err)
+		return nil, locate(err, "%s", c.where(field))
 	}
-	s := getDec(c.b[c.off:end], c.depth)
-	x, err := decodeAny(s.dec)
+	s := getDecIn(c.b[c.off:end], c.depth, c.bud)
+	x, err := decodeAny(s.dec, s)
 	putDec(s)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.where(field), err)
+		return nil, locate(err, "%s", c.where(field))
 	}
 	c.off = end
 	return x, nil
@@ -1083,6 +1103,10 @@ func namedMaps[T any](c *cursor, what, kind string, field func(v *T, k string) e
 	if err != nil || n <= 0 {
 		return nil, err
 	}
+	var zero T
+	if err := c.charge(mapCost(n, stringSize, int64(unsafe.Sizeof(zero))), what); err != nil {
+		return nil, err
+	}
 	out := make(map[string]T, n)
 	for range n {
 		name, err := c.key(what)
@@ -1113,6 +1137,9 @@ func namedMaps[T any](c *cursor, what, kind string, field func(v *T, k string) e
 func (c *cursor) arguments() ([]ArgumentMeta, error) {
 	n, err := c.arrayLen("arguments")
 	if err != nil || n <= 0 {
+		return nil, err
+	}
+	if err := c.charge(sliceCost(n, int64(unsafe.Sizeof(ArgumentMeta{}))), "arguments"); err != nil {
 		return nil, err
 	}
 	args := make([]ArgumentMeta, n)
