@@ -164,10 +164,13 @@ func (o *Outbound) stop(err error, message string) {
 	notify := running && !o.endSent && (known || o.index > 0)
 	o.endSent = o.endSent || notify
 	o.sendMu.Unlock()
+	// Forgotten before the peer is told: a consumer that opens the stream
+	// after the STREAM_ERROR reached it grants credit to a stream we no
+	// longer have, and is told again (Manager.onExt) instead of waiting.
+	o.remove()
 	if notify && o.pipe == nil && o.cs.conn != nil {
 		o.cs.sendControl(appendEnd(nil, o.cs.conn.NextID(), wire.TypeStreamError, o.id, message), true)
 	}
-	o.remove()
 }
 
 // cancelByConsumer is the consumer's cancel (EXT cancel, or STREAM_CLOSE
