@@ -63,7 +63,7 @@ func BenchmarkEventsPeerToPeer(b *testing.B) {
 			}
 			if mode == "task" {
 				for _, sp := range server.Peers() {
-					sp.Conn().SetExtensions(&peer.Extensions{})
+					netron.ConnOf(sp).SetExtensions(&peer.Extensions{})
 				}
 			}
 			payload := make([]byte, 64)

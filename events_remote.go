@@ -737,7 +737,7 @@ func (p *Peer) syncCatalog(ctx context.Context, isGo bool) error {
 	if !isGo {
 		return nil
 	}
-	conn, err := p.ActiveConn()
+	conn, err := p.activeConn()
 	if err != nil {
 		p.setCatalogReady(nil, false)
 		return err

@@ -510,11 +510,11 @@ func TestEventsSlowHandlerDropsOldest(t *testing.T) {
 func TestEventsRemoteGo(t *testing.T) {
 	ctx := context.Background()
 	server, client, p := connectPair(t, netron.Config{ID: "server"}, netron.Config{ID: "client"})
-	if !p.IsGo() || !p.Conn().Extensions().Has(rpc.ExtensionEvents) {
-		t.Fatalf("extensions %+v", p.Conn().Extensions())
+	if !p.IsGo() || !netron.ConnOf(p).Extensions().Has(rpc.ExtensionEvents) {
+		t.Fatalf("extensions %+v", netron.ConnOf(p).Extensions())
 	}
-	if sp := serverPeer(t, server, "client"); !sp.IsGo() || !sp.Conn().Extensions().Has(rpc.ExtensionEvents) {
-		t.Fatalf("server side: extensions %+v", sp.Conn().Extensions())
+	if sp := serverPeer(t, server, "client"); !sp.IsGo() || !netron.ConnOf(sp).Extensions().Has(rpc.ExtensionEvents) {
+		t.Fatalf("server side: extensions %+v", netron.ConnOf(sp).Extensions())
 	}
 	// Watch what reaches the client.
 	var ext, emitTasks atomic.Int64
@@ -608,7 +608,7 @@ func TestEventsOrderingRemote(t *testing.T) {
 			server, _, p := connectPair(t, netron.Config{ID: "server", EventQueueSize: 1024}, netron.Config{ID: "client"})
 			if mode == "task" {
 				// Make the server treat the client as a plain Netron peer.
-				serverPeer(t, server, "client").Conn().SetExtensions(&peer.Extensions{})
+				netron.ConnOf(serverPeer(t, server, "client")).SetExtensions(&peer.Extensions{})
 			}
 			const sources, per = 4, 250 // fits the forwarder's queue of 1024: nothing is dropped
 			var mu sync.Mutex
@@ -679,7 +679,7 @@ func TestEventsNoLeakAfterSubscriberDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverPeer(t, server, "client2").Conn().SetExtensions(&peer.Extensions{})
+	netron.ConnOf(serverPeer(t, server, "client2")).SetExtensions(&peer.Extensions{})
 	if _, err := p2.Subscribe(ctx, "news", fn); err != nil {
 		t.Fatal(err)
 	}

@@ -153,19 +153,27 @@ func (n *Node) ID() string { return n.cfg.ID }
 // node travels on it as a typed message (see package peer for the topics).
 func (n *Node) Bus() *bus.Bus { return n.bus }
 
-// Streams returns the node's stream manager (package stream): for
-// streams outside method calls, and its counters.
-func (n *Node) Streams() *stream.Manager { return n.streams }
-
 // Handler returns the http.Handler that accepts peers, for mounting in a
 // mux of your own (with or without Config.Server).
 func (n *Node) Handler() http.Handler { return n.hub }
 
-// Server returns the RPC server, to register tasks.
-func (n *Node) Server() *rpc.Server { return n.server }
+// reservedTasks are the tasks the node answers itself.
+var reservedTasks = []string{"query_interface", "abilities", "subscribe", "unsubscribe", "emit"}
 
-// Client returns the RPC client.
-func (n *Node) Client() *rpc.Client { return n.client }
+// HandleTask registers fn as the task name, which peers run with
+// Peer.RunTask (Netron's TASK request); a second registration of the same
+// name replaces the first. The task's context carries the caller's
+// identity (peer.IdentityFrom) and is cancelled when its connection closes.
+// An empty name, or one of the tasks the node answers itself
+// (query_interface, abilities, subscribe, unsubscribe, emit), fails with
+// an error matching rpc.ErrInvalidTask.
+func (n *Node) HandleTask(name string, fn rpc.TaskFunc) error {
+	if name == "" || fn == nil || slices.Contains(reservedTasks, name) {
+		return fmt.Errorf("%w: %q", rpc.ErrInvalidTask, name)
+	}
+	n.server.HandleTask(name, func(ctx context.Context, _ *peer.Conn, a *rpc.Args) (any, error) { return fn(ctx, a) })
+	return nil
+}
 
 // Start starts the WebSocket server when the configuration asks for one.
 // It fails when it cannot bind.

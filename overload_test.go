@@ -99,7 +99,7 @@ func TestSaturatedNodeKeepsReading(t *testing.T) {
 		}
 		fast <- err
 	}()
-	waitFor(t, "the waiter's request to wait for the slot", func() bool { return srv.Server().Waiting() == 1 })
+	waitFor(t, "the waiter's request to wait for the slot", func() bool { return netron.ServerWaiting(srv) == 1 })
 	// The node calls the waiter: its own requests need no slot of its own,
 	// and the response must be read while the waiter's request waits.
 	var back *netron.Peer
@@ -188,9 +188,9 @@ func TestWaitingRequestsTakeTurns(t *testing.T) {
 	for range queued {
 		call(a, "a")
 	}
-	waitFor(t, "a's requests to wait for the slot", func() bool { return srv.Server().Waiting() == queued })
+	waitFor(t, "a's requests to wait for the slot", func() bool { return netron.ServerWaiting(srv) == queued })
 	call(b, "b")
-	waitFor(t, "b's request to wait for the slot", func() bool { return srv.Server().Waiting() == queued+1 })
+	waitFor(t, "b's request to wait for the slot", func() bool { return netron.ServerWaiting(srv) == queued+1 })
 	var order []string
 	for range queued + 1 {
 		ts.turn <- struct{}{}
@@ -250,7 +250,7 @@ func TestOverloadedNodeRefuses(t *testing.T) {
 			results <- err
 		}()
 	}
-	waitFor(t, "both requests to wait for the slot", func() bool { return srv.Server().Waiting() == 2 })
+	waitFor(t, "both requests to wait for the slot", func() bool { return netron.ServerWaiting(srv) == 2 })
 	// Refused at once: the slot is still held, so an answer now cannot
 	// have come from a request that ran.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a request that waited would time out
@@ -282,9 +282,9 @@ func TestDrainRefusesWaitingRequests(t *testing.T) {
 		_, err := rpc.Call[int](ctx, svcs[0], "fast")
 		waited <- err
 	}()
-	waitFor(t, "the request to wait for the slot", func() bool { return srv.Server().Waiting() == 1 })
+	waitFor(t, "the request to wait for the slot", func() bool { return netron.ServerWaiting(srv) == 1 })
 	drained := make(chan error, 1)
-	go func() { drained <- srv.Server().Drain(ctx) }()
+	go func() { drained <- netron.DrainServer(ctx, srv) }()
 	select {
 	case err := <-waited:
 		if !errors.Is(err, rpc.ErrUnavailable) {

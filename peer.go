@@ -70,16 +70,27 @@ func (p *Peer) setAbilities(conn *peer.Conn, a rpc.Abilities) {
 // its URL announced itself on the latest connection).
 func (p *Peer) ID() string { return p.conn.Load().ID() }
 
-// Conn returns the current connection: on a reconnecting peer, the latest
-// one, which may have closed.
-func (p *Peer) Conn() *peer.Conn { return p.conn.Load() }
+// Accepted reports whether the peer dialled this node (it is an inbound
+// connection), rather than this node dialling it (Node.Connect, discovery).
+func (p *Peer) Accepted() bool { return p.conn.Load().ServerSide() }
 
-// ActiveConn returns the open connection to use now (rpc.ConnSource).
-// Between the connections of a reconnecting peer it returns an error that
-// matches ErrReconnecting; once the peer is gone for good, the error it
-// ended with. On a peer that does not reconnect it returns the connection,
-// open or not: operations on a closed one fail with its error.
-func (p *Peer) ActiveConn() (*peer.Conn, error) {
+// Identity returns who the peer proved to be at the handshake (see
+// Config.Auth), or nil when the node does not authenticate its peers and
+// for peers this node dialled.
+func (p *Peer) Identity() *peer.Identity { return p.conn.Load().Identity() }
+
+// connSource is a Peer as the RPC client sees it: the connection to use
+// at each call (rpc.ConnSource).
+type connSource struct{ p *Peer }
+
+func (s connSource) ActiveConn() (*peer.Conn, error) { return s.p.activeConn() }
+
+// activeConn returns the open connection to use now. Between the
+// connections of a reconnecting peer it returns an error that matches
+// ErrReconnecting; once the peer is gone for good, the error it ended
+// with. On a peer that does not reconnect it returns the connection, open
+// or not: operations on a closed one fail with its error.
+func (p *Peer) activeConn() (*peer.Conn, error) {
 	c := p.conn.Load()
 	if p.rc == nil {
 		return c, nil
@@ -123,7 +134,7 @@ func (p *Peer) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 	var svc *rpc.Service
 	var err error
 	if p.rc != nil {
-		svc, err = p.node.client.QueryInterfaceVia(ctx, p, spec)
+		svc, err = p.node.client.QueryInterfaceVia(ctx, connSource{p}, spec)
 	} else {
 		svc, err = p.node.client.QueryInterface(ctx, p.conn.Load(), spec)
 	}
@@ -180,7 +191,7 @@ func (p *Peer) Services() map[string]wire.Definition {
 
 // RunTask runs a task on the peer.
 func (p *Peer) RunTask(ctx context.Context, name string, args ...any) (rpc.Result, error) {
-	conn, err := p.ActiveConn()
+	conn, err := p.activeConn()
 	if err != nil {
 		return rpc.Result{}, err
 	}
@@ -202,7 +213,7 @@ func (p *Peer) Done() <-chan struct{} {
 // reconnecting peer is between connections, an error that also matches
 // ErrReconnecting.
 func (p *Peer) Err() error {
-	_, err := p.ActiveConn()
+	_, err := p.activeConn()
 	if err == nil && p.rc == nil {
 		err = p.conn.Load().Err()
 	}

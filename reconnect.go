@@ -134,7 +134,7 @@ func (rc *redialer) isClosed() bool {
 	return rc.closed
 }
 
-// connErr is Peer.ActiveConn's error for the current connection c.
+// connErr is Peer.activeConn's error for the current connection c.
 func (rc *redialer) connErr(c *peer.Conn) error {
 	cerr := c.Err()
 	if cerr == nil {
@@ -480,7 +480,7 @@ func (rc *redialer) await(ctx context.Context, limit time.Duration) error {
 	rc.mu.Lock()
 	up := rc.up
 	rc.mu.Unlock()
-	if _, err := rc.p.ActiveConn(); err == nil {
+	if _, err := rc.p.activeConn(); err == nil {
 		return nil
 	}
 	rc.nudge()
@@ -494,6 +494,6 @@ func (rc *redialer) await(ctx context.Context, limit time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	_, err := rc.p.ActiveConn()
+	_, err := rc.p.activeConn()
 	return err
 }

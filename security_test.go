@@ -195,7 +195,7 @@ func deafPeer(t *testing.T, server *netron.Node) (*peer.Conn, func() error) {
 	waitFor(t, "the server to count the deaf peer", func() bool {
 		for _, p := range server.Peers() {
 			if p.ID() == "deaf" {
-				conn = p.Conn()
+				conn = netron.ConnOf(p)
 			}
 		}
 		return conn != nil

@@ -571,7 +571,7 @@ func TestStreamConfig(t *testing.T) {
 	// the stalled stream no longer counts against the limit.
 	waitFor(t, "the stalled stream released", func() bool {
 		for _, p := range server.Peers() {
-			if _, out := server.Streams().Streams(p.Conn()); out != 0 {
+			if _, out := netron.StreamCounts(server, p); out != 0 {
 				return false
 			}
 		}

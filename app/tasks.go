@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/netron-go/netron"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -28,9 +27,9 @@ type PeerInfo struct {
 
 // registerTasks adds the application's built-in tasks to node.
 func registerTasks(node *netron.Node) {
-	node.Server().HandleTask(TaskListPeers, func(context.Context, *peer.Conn, *rpc.Args) (any, error) {
+	_ = node.HandleTask(TaskListPeers, func(context.Context, *rpc.Args) (any, error) {
 		return ListPeers(node), nil
-	})
+	}) // cannot fail: the name is neither empty nor reserved
 }
 
 // ListPeers returns the peers of node, sorted by id.
@@ -39,7 +38,7 @@ func ListPeers(node *netron.Node) []PeerInfo {
 	out := make([]PeerInfo, 0, len(peers))
 	for _, p := range peers {
 		dir := "out"
-		if p.Conn().ServerSide() {
+		if p.Accepted() {
 			dir = "in"
 		}
 		out = append(out, PeerInfo{ID: p.ID(), Direction: dir, Go: p.IsGo()})

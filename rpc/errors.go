@@ -214,6 +214,9 @@ var (
 	ErrNotExposed      = errors.New("rpc: service not exposed")
 	ErrMalformedResult = errors.New("rpc: malformed result")
 	ErrClosed          = errors.New("rpc: closed")
+	// ErrInvalidTask: Node.HandleTask was given an empty name, a nil
+	// handler, or the name of a task the node answers itself.
+	ErrInvalidTask = errors.New("rpc: invalid task")
 )
 
 // NewError returns an *Error with a code, for handlers that want the

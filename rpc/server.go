@@ -19,9 +19,14 @@ import (
 	"github.com/netron-go/netron/stream"
 )
 
-// TaskFunc runs a TASK ["name", ...args] from a peer. conn is nil for tasks
-// run locally. The result is sent back as the task's response.
-type TaskFunc func(ctx context.Context, conn *peer.Conn, args *Args) (any, error)
+// TaskFunc runs a TASK ["name", ...args] from a peer (Node.HandleTask):
+// its result is sent back as the task's response. ctx carries the caller's
+// identity (peer.IdentityFrom) and is cancelled when its connection closes.
+type TaskFunc func(ctx context.Context, args *Args) (any, error)
+
+// ConnTaskFunc is a task handler that also gets the connection the task
+// came on (nil for tasks run locally).
+type ConnTaskFunc func(ctx context.Context, conn *peer.Conn, args *Args) (any, error)
 
 // Server answers the requests peers send to this node: CALLs of exposed
 // services and TASKs. It consumes peer.TopicRequests from the bus and
@@ -37,7 +42,7 @@ type Server struct {
 	streams   *stream.Manager
 
 	mu    sync.RWMutex
-	tasks map[string]TaskFunc
+	tasks map[string]ConnTaskFunc
 
 	wg        sync.WaitGroup
 	startMu   sync.RWMutex  // orders starting a worker before Close's wait
@@ -112,7 +117,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 		logger:  slog.New(slog.DiscardHandler),
 		sem:     make(chan struct{}, 4096),
 		perPeer: DefaultPeerConcurrency,
-		tasks:   make(map[string]TaskFunc),
+		tasks:   make(map[string]ConnTaskFunc),
 		closed:  make(chan struct{}),
 		jobs:    make(chan job),
 	}
@@ -135,7 +140,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 func (s *Server) Registry() *Registry { return s.reg }
 
 // HandleTask registers (or replaces) the task name.
-func (s *Server) HandleTask(name string, fn TaskFunc) {
+func (s *Server) HandleTask(name string, fn ConnTaskFunc) {
 	s.mu.Lock()
 	s.tasks[name] = fn
 	s.mu.Unlock()
@@ -777,7 +782,7 @@ func argError(conn *peer.Conn, what string, index int, err error) error {
 	return badRequest(reason, what+": "+err.Error(), details)
 }
 
-func safeTask(ctx context.Context, fn TaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
+func safeTask(ctx context.Context, fn ConnTaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
