@@ -26,7 +26,7 @@ func BenchmarkEventsInProcess(b *testing.B) {
 	var got atomic.Int64
 	done := make(chan struct{})
 	want := int64(b.N)
-	defer n.On("bench", func(netron.Event) {
+	defer on(b, n, "bench", func(netron.Event) {
 		if got.Add(1) == want {
 			close(done)
 		}
@@ -71,7 +71,7 @@ func BenchmarkEventsPeerToPeer(b *testing.B) {
 			var got atomic.Int64
 			done := make(chan struct{})
 			want := int64(b.N)
-			unsub, err := p.Subscribe(ctx, "bench", func(netron.Event) {
+			unsub, err := p.On(ctx, "bench", func(netron.Event) {
 				<-credit
 				if got.Add(1) == want {
 					close(done)
@@ -80,7 +80,7 @@ func BenchmarkEventsPeerToPeer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer unsub(ctx)
+			defer unsub.Unsubscribe(ctx)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()

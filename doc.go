@@ -34,8 +34,11 @@
 //
 // Events: Node.On subscribes to lifecycle events (peer:connected,
 // service:expose, node:joined, … under both the seed's and Titan's names)
-// and user events, with "prefix*" patterns; Node.Emit publishes; Peer.Subscribe
-// follows a remote node's events with Titan's subscribe/emit tasks.
+// and user events, with "prefix*" patterns; Node.Emit publishes; Peer.On
+// follows a remote node's events with Titan's subscribe/emit tasks. Every
+// way to subscribe (Node.On and Node.Events, Subscribe[E] for typed events,
+// Peer.On and Peer.Events) returns a *Subscription: a handler or a channel,
+// Close to end it, Done and Err to learn that it ended by itself.
 //
 // Streams: a method returning <-chan T or iter.Seq2[T, error], or writing
 // to a *stream.Writer[T], produces a stream the caller ranges over with

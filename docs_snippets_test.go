@@ -33,12 +33,18 @@ func docsTourClient(ctx context.Context) (float64, error) {
 }
 
 // README, "Events".
-func docsEvents(ctx context.Context, node *netron.Node, p *netron.Peer, order any, handler func(netron.Event)) {
-	unsub := node.On("peer:connected", func(e netron.Event) { fmt.Println(e.Name) }) // Titan's names work too: "peer:connect"
-	node.On("order:*", handler)                                                      // prefix and wildcard subscriptions
-	_ = node.Emit(ctx, "order:created", order)                                       // to local handlers and subscribed peers
-	stop, _ := p.Subscribe(ctx, "order:*", handler)                                  // a remote node's events
-	_, _ = unsub, stop
+func docsEvents(ctx context.Context, node *netron.Node, p *netron.Peer, order any, handler func(netron.Event)) error {
+	sub, err := node.On("peer:connected", func(e netron.Event) { fmt.Println(e.Name) }) // Titan's names work too: "peer:connect"
+	defer sub.Close()
+	orders, err := node.Events("order:*") // prefix and wildcard subscriptions, as a channel
+	for e := range orders.C() {
+		fmt.Println(e.Name)
+	}
+	err = node.Emit(ctx, "order:created", order)           // to local handlers and subscribed peers
+	remote, err := p.On(ctx, "order:*", handler)           // a remote node's events
+	typed, err := netron.Subscribe[netron.PeerEvent](node) // typed lifecycle events
+	_, _ = remote, typed
+	return err
 }
 
 // README, "Streams".
@@ -88,7 +94,7 @@ func NewMonitor(p app.NetronProvider) *Monitor { return &Monitor{netron: p} }
 func (m *Monitor) Start(context.Context) error {
 	n, err := m.netron.Netron()
 	if err == nil {
-		n.On(netron.EventPeerConnect, func(e netron.Event) { fmt.Println("peer connected:", e.Args) })
+		_, err = n.On(netron.EventPeerConnect, func(e netron.Event) { fmt.Println("peer connected:", e.Args) })
 	}
 	return err
 }

@@ -73,7 +73,7 @@ const (
 	// the typed event).
 	TopicEvents = "netron.events"
 	// TopicRemoteEvents carries the Events that peers sent to this node's
-	// subscriptions (Peer.Subscribe), with Event.Peer set.
+	// subscriptions (Peer.On), with Event.Peer set.
 	TopicRemoteEvents = "netron.events.remote"
 	// TopicPeerEvents carries a PeerEvent per connection opened or closed.
 	TopicPeerEvents = "netron.events.peer"
@@ -202,14 +202,14 @@ var (
 	// ErrUnknownEventType is returned by Subscribe for a type that is not
 	// an event type of this package.
 	ErrUnknownEventType = errors.New("netron: not an event type")
-	// ErrPatternUnsupported is returned by Peer.Subscribe for a pattern
+	// ErrPatternUnsupported is returned by Peer.On for a pattern
 	// ("name*") on a peer that is not a Go node: Netron has no patterns.
 	ErrPatternUnsupported = errors.New("netron: the peer does not support event patterns")
 )
 
 const (
 	// DefaultEventBuffer is the buffer, in events, of every local event
-	// subscription (On, Events, Subscribe, Peer.Subscribe) unless
+	// subscription (On, Events, Subscribe, Peer.On) unless
 	// bus.WithBuffer says otherwise.
 	DefaultEventBuffer = 1024
 	// DefaultEventPolicy is what a full local event subscription does
@@ -529,7 +529,7 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 		// hold back this connection only. Try without waiting; when the
 		// queue is full, wait on the reader once that publish has returned
 		// (the connection's next packet waits too, so order is kept).
-		// (A target is fed by one connection, Peer.Subscribe's: a held
+		// (A target is fed by one connection, Peer.On's: a held
 		// publish keeps the target's own lock, which no other reader needs.)
 		err := t.publish(noWait, ev)
 		if !errors.Is(err, context.Canceled) {
@@ -681,6 +681,7 @@ type eventHub struct {
 	closed   bool
 	handlers map[*handler]struct{}
 	senders  map[*sender]struct{}
+	subs     map[ender]struct{} // the node's live Subscriptions
 	wg       sync.WaitGroup
 	unsubs   []func()
 }
@@ -699,6 +700,7 @@ func newEventHub(n *Node) (*eventHub, error) {
 		queueSize: n.cfg.EventQueueSize,
 		handlers:  make(map[*handler]struct{}),
 		senders:   make(map[*sender]struct{}),
+		subs:      make(map[ender]struct{}),
 	}
 	if h.maxSubs == 0 {
 		h.maxSubs = DefaultMaxSubscriptionsPerPeer
@@ -762,6 +764,26 @@ func (h *eventHub) goTracked(f func()) bool {
 	return true
 }
 
+// ender is a Subscription as the node ends it.
+type ender interface{ endBy(error) }
+
+// track records a Subscription of this node's events, to end it when the
+// node stops, and reports false when the node has stopped.
+func track[T any](h *eventHub, s *Subscription[T]) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.subs[s] = struct{}{}
+	s.untrack = func() {
+		h.mu.Lock()
+		delete(h.subs, s)
+		h.mu.Unlock()
+	}
+	return true
+}
+
 // close stops the hub: no new subscriptions, every handler and forwarder
 // closed; it waits for their goroutines (handlers first deliver what they
 // have buffered) until ctx ends.
@@ -781,7 +803,14 @@ func (h *eventHub) close(ctx context.Context) error {
 	for s := range h.senders {
 		senders = append(senders, s)
 	}
+	subs := make([]ender, 0, len(h.subs))
+	for s := range h.subs {
+		subs = append(subs, s)
+	}
 	h.mu.Unlock()
+	for _, s := range subs {
+		s.endBy(ErrStopped)
+	}
 	for _, x := range handlers {
 		x.sub.Close()
 	}
@@ -906,11 +935,11 @@ func (x *handler) finish() {
 // ---------------------------------------------------------------------------
 // Local subscriptions.
 
-// On calls fn with every event of this node called name, and returns a
-// function that unsubscribes. name may be a lifecycle event under either
-// of its names (EventPeerConnected or EventPeerConnect, …), any user event
-// name, or a pattern: "prefix*" for every event whose name starts with
-// prefix, "*" for all of them.
+// On calls fn with every event of this node called name, until the
+// subscription it returns is closed. name may be a lifecycle event under
+// either of its names (EventPeerConnected or EventPeerConnect, …), any user
+// event name, or a pattern: "prefix*" for every event whose name starts
+// with prefix, "*" for all of them.
 //
 // fn runs in a goroutine of its own, one event at a time, in the order the
 // events were published: events from one source (one goroutine calling
@@ -926,56 +955,49 @@ func (x *handler) finish() {
 // bus.Block the emitter waits for room (bounded by its context), so fn
 // must then not Emit itself.
 //
-// Once unsubscribe returns, fn is not called again (a call in progress
-// finishes). Unsubscribe is idempotent. On panics if name is empty or fn is
-// nil; after Stop it returns a no-op.
-func (n *Node) On(name string, fn func(Event), opts ...bus.SubOption) (unsubscribe func()) {
+// Once Close returns, fn is not called again (a call in progress
+// finishes). On fails with ErrInvalidEvent when name is empty or fn is nil,
+// and with ErrStopped after Stop; when the node stops, the subscription
+// ends with ErrStopped after fn got what was queued.
+func (n *Node) On(name string, fn func(Event), opts ...bus.SubOption) (*Subscription[Event], error) {
 	if fn == nil {
-		panic("netron: On with a nil handler")
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidEvent)
 	}
 	if err := checkName(name, true); err != nil {
-		panic(err)
+		return nil, err
 	}
 	x, err := n.ev.newHandler("On("+name+")", fn, opts)
 	if errors.Is(err, ErrStopped) || errors.Is(err, bus.ErrClosed) {
-		return func() {}
+		return nil, ErrStopped
 	}
 	if err != nil {
-		panic(fmt.Errorf("netron: On(%q): %w", name, err))
+		return nil, fmt.Errorf("netron: On(%q): %w", name, err)
 	}
 	rt := newRoute(name, x.t)
 	n.ev.local.add(rt)
-	return func() {
+	s := newSubscription(x.sub, true)
+	s.stop = func() {
 		n.ev.local.remove(rt)
 		x.close()
 	}
+	s.finish = func() {
+		n.ev.local.remove(rt)
+		x.finish()
+	}
+	if !track(n.ev, s) {
+		s.stop()
+		return nil, ErrStopped
+	}
+	return s, nil
 }
 
-// EventSubscription is a channel of events, from Node.Events.
-type EventSubscription struct {
-	sub  *bus.Subscription[Event]
-	stop func()
-}
-
-// C returns the channel of events. Close closes it.
-func (s *EventSubscription) C() <-chan Event { return s.sub.C() }
-
-// Dropped returns how many events the slow-consumer policy dropped.
-func (s *EventSubscription) Dropped() uint64 { return s.sub.Dropped() }
-
-// Close unsubscribes and closes the channel; events already buffered can
-// still be received. It is idempotent.
-func (s *EventSubscription) Close() error {
-	s.stop()
-	return s.sub.Close()
-}
-
-// Events returns a channel of the events of this node that match name (a
-// name or a pattern, as for On). The channel buffers DefaultEventBuffer
-// (1024) events and, when full, drops the oldest (DefaultEventPolicy);
-// bus.WithBuffer and bus.WithPolicy change that. Events from one source
-// arrive in the order they were emitted.
-func (n *Node) Events(name string, opts ...bus.SubOption) (*EventSubscription, error) {
+// Events returns a subscription to the events of this node that match name
+// (a name or a pattern, as for On), received from its channel C. The
+// channel buffers DefaultEventBuffer (1024) events and, when full, drops
+// the oldest (DefaultEventPolicy); bus.WithBuffer and bus.WithPolicy change
+// that. Events from one source arrive in the order they were emitted.
+// Close closes the channel; events already buffered can still be received.
+func (n *Node) Events(name string, opts ...bus.SubOption) (*Subscription[Event], error) {
 	if err := checkName(name, true); err != nil {
 		return nil, err
 	}
@@ -988,19 +1010,27 @@ func (n *Node) Events(name string, opts ...bus.SubOption) (*EventSubscription, e
 	}
 	rt := newRoute(name, t)
 	n.ev.local.add(rt)
-	var once sync.Once
-	return &EventSubscription{sub: sub, stop: func() { once.Do(func() { n.ev.local.remove(rt) }) }}, nil
+	s := newSubscription(sub, false)
+	s.stop = func() {
+		n.ev.local.remove(rt)
+		_ = sub.Close()
+	}
+	s.finish = s.stop
+	if !track(n.ev, s) {
+		s.stop()
+		return nil, ErrStopped
+	}
+	return s, nil
 }
 
-// Subscribe returns a channel subscription to the typed events E of node n:
-// PeerEvent (connections opened and closed), ServiceEvent (services exposed
-// and unexposed), NodeEvent (nodes joining and leaving), ServiceDiscovered,
-// or Event (every event of the node, in its generic form). It is the bus
-// subscription itself: C is the channel, Close unsubscribes, Dropped counts
-// what the policy dropped. The buffer is DefaultEventBuffer (1024) events
-// and a full buffer drops its oldest event (DefaultEventPolicy) unless
+// Subscribe returns a subscription to the typed events E of node n,
+// received from its channel C: PeerEvent (connections opened and closed),
+// ServiceEvent (services exposed and unexposed), NodeEvent (nodes joining
+// and leaving), ServiceDiscovered, or Event (every event of the node, in
+// its generic form). The buffer is DefaultEventBuffer (1024) events and a
+// full buffer drops its oldest event (DefaultEventPolicy) unless
 // bus.WithBuffer and bus.WithPolicy say otherwise.
-func Subscribe[E any](n *Node, opts ...bus.SubOption) (*bus.Subscription[E], error) {
+func Subscribe[E any](n *Node, opts ...bus.SubOption) (*Subscription[E], error) {
 	var topic string
 	switch any(*new(E)).(type) {
 	case PeerEvent:
@@ -1019,7 +1049,21 @@ func Subscribe[E any](n *Node, opts ...bus.SubOption) (*bus.Subscription[E], err
 	if n.isStopped() {
 		return nil, ErrStopped
 	}
-	return bus.Subscribe[E](n.bus, topic, subOptions("Subscribe["+topic+"]", opts)...)
+	sub, err := bus.Subscribe[E](n.bus, topic, subOptions("Subscribe["+topic+"]", opts)...)
+	if err != nil {
+		if errors.Is(err, bus.ErrClosed) {
+			return nil, ErrStopped
+		}
+		return nil, err
+	}
+	s := newSubscription(sub, false)
+	s.stop = func() { _ = sub.Close() }
+	s.finish = s.stop
+	if !track(n.ev, s) {
+		s.stop()
+		return nil, ErrStopped
+	}
+	return s, nil
 }
 
 // Emit publishes the event name with args to this node's subscribers (On,
@@ -1086,7 +1130,7 @@ func (h *eventHub) onDisconnected(_ context.Context, ce peer.ConnEvent) {
 	}
 	if v, ok := ce.Conn.Value(peerKey{}); ok {
 		if p := v.(*Peer); !p.willReconnect() {
-			p.ev.closeAll()
+			p.ev.closeAll(ce.Err)
 		}
 	}
 	l := lifeOf(ce.Conn)

@@ -543,18 +543,20 @@ type peerEvents struct {
 type peerSub struct {
 	names  []string // the names subscribed remotely (canonical)
 	routes []*route
-	x      *handler // nil for an inline target
+	x      *handler    // nil for an inline target or a channel
+	end    func(error) // ends its Subscription by itself (nil: none)
 	once   sync.Once
 }
 
-// Subscribe subscribes to the events called name of the peer (a name, or
-// a pattern "prefix*" / "*" on a Go peer) and calls fn with each of them.
-// The first subscription to a name runs the peer's subscribe task, the
-// last unsubscribe its unsubscribe task, as Netron does; a Titan peer then
-// sends each event as a TASK emit request, a Go peer as a one-way event
-// packet. Lifecycle events of the peer (peer:connect, service:expose, …)
-// are subscribed to the same way, and arrive with Netron's payloads as
-// map[string]any (Event.Decode turns them into PeerEvent or ServiceEvent).
+// On subscribes to the events called name of the peer (a name, or a
+// pattern "prefix*" / "*" on a Go peer) and calls fn with each of them,
+// until the subscription it returns ends. The first subscription to a name
+// runs the peer's subscribe task, the last unsubscribe its unsubscribe
+// task, as Netron does; a Titan peer then sends each event as a TASK emit
+// request, a Go peer as a one-way event packet. Lifecycle events of the
+// peer (peer:connect, service:expose, …) are subscribed to the same way,
+// and arrive with Netron's payloads as map[string]any (Event.Decode turns
+// them into PeerEvent or ServiceEvent).
 //
 // fn runs in a goroutine of its own, one event at a time, in the order the
 // peer sent them, with the queue and slow-consumer policy described at
@@ -567,50 +569,106 @@ type peerSub struct {
 // write timeout once its socket buffers are full. A panic in fn is
 // recovered and logged. ctx bounds the subscribe task.
 //
-// unsubscribe stops delivery (once it returns fn is not called again) and
-// runs the unsubscribe task when no other subscription of this node needs
-// the name; ctx bounds that task. When the connection closes every
-// subscription ends by itself and unsubscribe does nothing, unless the
-// peer reconnects (Node.Connect with Config.Reconnect on): then the
-// subscriptions wait, and each new connection runs the subscribe task
-// again for every name subscribed to, so that they receive the events of
-// the node at the peer's URL, restarted or not; they end when the peer is
-// gone for good (Peer.Done). Events emitted while there was no connection
-// are lost. Subscribe fails at once (ErrReconnecting) between connections.
-func (p *Peer) Subscribe(ctx context.Context, name string, fn func(Event), opts ...bus.SubOption) (unsubscribe func(context.Context) error, err error) {
+// Close stops delivery (once it returns fn is not called again) and sends
+// the unsubscribe task, when no other subscription of this node needs the
+// name, without waiting for it; Unsubscribe(ctx) waits for the peer's
+// answer. When the connection closes every subscription ends by itself
+// (Done is closed and Err returns the peer's error, matching
+// ErrPeerDisconnected), unless the peer reconnects (Node.Connect with
+// Config.Reconnect on): then the subscriptions wait, and each new
+// connection runs the subscribe task again for every name subscribed to,
+// so that they receive the events of the node at the peer's URL, restarted
+// or not; they end when the peer is gone for good (Peer.Done). Events
+// emitted while there was no connection are lost. On fails at once
+// (ErrReconnecting) between connections.
+func (p *Peer) On(ctx context.Context, name string, fn func(Event), opts ...bus.SubOption) (*Subscription[Event], error) {
 	if fn == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidEvent)
 	}
-	if err := checkName(name, true); err != nil {
+	if err := p.checkSubscribe(name); err != nil {
 		return nil, err
 	}
-	if strings.HasSuffix(name, "*") && !p.IsGo() {
-		return nil, fmt.Errorf("%w: %q on %s", ErrPatternUnsupported, name, p.ID())
-	}
-	x, err := p.node.ev.newHandler("Peer("+p.ID()+").Subscribe("+name+")", fn, opts)
+	x, err := p.node.ev.newHandler("Peer("+p.ID()+").On("+name+")", fn, opts)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := p.subscribe(ctx, []string{name}, x.t, x)
-	if err != nil {
+	s := newSubscription(x.sub, true)
+	ps := p.bindSubscription(s, x, x.close, x.finish)
+	if err := p.subscribe(ctx, []string{name}, x.t, ps); err != nil {
 		x.close()
 		return nil, err
 	}
-	return func(ctx context.Context) error { return p.unsubscribe(ctx, ps) }, nil
+	return s, nil
 }
 
-func (p *Peer) subscribe(ctx context.Context, names []string, t *target, x *handler) (*peerSub, error) {
+// Events is On with the events received from the subscription's channel C
+// instead of a handler; C is closed when the subscription ends, after the
+// events already queued.
+func (p *Peer) Events(ctx context.Context, name string, opts ...bus.SubOption) (*Subscription[Event], error) {
+	if err := p.checkSubscribe(name); err != nil {
+		return nil, err
+	}
+	t, sub, err := p.node.ev.newTarget("Peer("+p.ID()+").Events("+name+")", opts)
+	if err != nil {
+		if errors.Is(err, bus.ErrClosed) {
+			return nil, ErrStopped
+		}
+		return nil, err
+	}
+	s := newSubscription(sub, false)
+	closeQ := func() { _ = sub.Close() }
+	ps := p.bindSubscription(s, nil, closeQ, closeQ)
+	if err := p.subscribe(ctx, []string{name}, t, ps); err != nil {
+		closeQ()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (p *Peer) checkSubscribe(name string) error {
+	if err := checkName(name, true); err != nil {
+		return err
+	}
+	if strings.HasSuffix(name, "*") && !p.IsGo() {
+		return fmt.Errorf("%w: %q on %s", ErrPatternUnsupported, name, p.ID())
+	}
+	return nil
+}
+
+// bindSubscription returns the peerSub behind s, whose handler is x (nil
+// for a channel): stop ends its delivery at once, finish after what is
+// queued.
+func (p *Peer) bindSubscription(s *Subscription[Event], x *handler, stop, finish func()) *peerSub {
+	ps := &peerSub{x: x, end: s.endBy}
+	s.stop = stop
+	s.finish = func() {
+		p.ev.drop(ps)
+		finish()
+	}
+	s.unsub = func(ctx context.Context) error { return p.unsubscribe(ctx, ps) }
+	s.async = func() {
+		// The unsubscribe task in a goroutine the node waits for at Stop;
+		// after Stop there is no connection to send it on.
+		if !p.node.ev.goTracked(func() { _ = p.unsubscribe(context.Background(), ps) }) {
+			p.ev.drop(ps)
+		}
+	}
+	return ps
+}
+
+// subscribe adds ps, a subscription to names delivered to t, and runs the
+// subscribe task for the names no other subscription had.
+func (p *Peer) subscribe(ctx context.Context, names []string, t *target, ps *peerSub) error {
 	e := &p.ev
-	ps := &peerSub{x: x}
 	e.taskMu.Lock()
 	defer e.taskMu.Unlock()
 	e.mu.Lock()
 	if err := p.Err(); e.closed || err != nil {
 		e.mu.Unlock()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return nil, ErrPeerDisconnected
+		return ErrPeerDisconnected
 	}
 	if e.refs == nil {
 		e.refs = make(map[string]int)
@@ -639,10 +697,10 @@ func (p *Peer) subscribe(ctx context.Context, names []string, t *target, x *hand
 					_, _ = p.RunTask(ctx, "unsubscribe", done)
 				}
 			}
-			return nil, fmt.Errorf("netron: subscribe %q on %s: %w", name, p.ID(), err)
+			return fmt.Errorf("netron: subscribe %q on %s: %w", name, p.ID(), err)
 		}
 	}
-	return ps, nil
+	return nil
 }
 
 // remoteName is the name sent in the subscribe task: a lifecycle event's
@@ -698,8 +756,8 @@ func (p *Peer) unsubscribe(ctx context.Context, ps *peerSub) error {
 	return err
 }
 
-// closeAll ends every subscription: the connection closed.
-func (e *peerEvents) closeAll() {
+// closeAll ends every subscription with err: the peer is gone.
+func (e *peerEvents) closeAll(err error) {
 	e.mu.Lock()
 	e.closed = true
 	subs := make([]*peerSub, 0, len(e.subs))
@@ -709,6 +767,9 @@ func (e *peerEvents) closeAll() {
 	e.mu.Unlock()
 	for _, ps := range subs {
 		e.drop(ps)
+		if ps.end != nil {
+			ps.end(err)
+		}
 	}
 }
 
@@ -726,8 +787,8 @@ func (p *Peer) syncCatalog(ctx context.Context, isGo bool) error {
 	p.catalogPending = nil
 	p.mu.Unlock()
 	t := &target{inline: p.onCatalogEvent}
-	ps, err := p.subscribe(ctx, []string{EventServiceExpose, EventServiceUnexpose}, t, nil)
-	if err != nil {
+	ps := &peerSub{}
+	if err := p.subscribe(ctx, []string{EventServiceExpose, EventServiceUnexpose}, t, ps); err != nil {
 		p.setCatalogReady(nil, false)
 		return err
 	}

@@ -100,11 +100,11 @@ func TestEventsOnEmit(t *testing.T) {
 	n := startNode(t, netron.Config{ID: "solo"})
 
 	fn, exact := chanHandler()
-	unsub := n.On("news", fn)
+	unsub := on(t, n, "news", fn)
 	fn2, prefix := chanHandler()
-	defer n.On("news:*", fn2)()
+	defer on(t, n, "news:*", fn2)()
 	fn3, all := chanHandler()
-	defer n.On("*", fn3)()
+	defer on(t, n, "*", fn3)()
 	sub, err := n.Events("news")
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestEventsSubscribeWhileEmitting(t *testing.T) {
 	const events = 2000
 	var got atomic.Int64
 	var bad atomic.Bool
-	stable := n.On("tick", func(e netron.Event) {
+	stable := on(t, n, "tick", func(e netron.Event) {
 		if i, _ := e.Args[0].(int); int64(i) != got.Load() {
 			bad.Store(true)
 		}
@@ -198,7 +198,7 @@ func TestEventsSubscribeWhileEmitting(t *testing.T) {
 				default:
 				}
 				name := []string{"tick", "tick*", "t*", "other"}[(g+i)%4]
-				held = append(held, n.On(name, func(netron.Event) {}))
+				held = append(held, on(t, n, name, func(netron.Event) {}))
 				if len(held) > 8 {
 					held[0]()
 					held = held[1:]
@@ -239,21 +239,50 @@ func TestEventsEmitErrors(t *testing.T) {
 	if _, err := netron.Subscribe[int](n); !errors.Is(err, netron.ErrUnknownEventType) {
 		t.Errorf("Subscribe[int]: %v", err)
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("On with a nil handler did not panic")
-			}
-		}()
-		n.On("x", nil)
-	}()
+	if _, err := n.On("x", nil); !errors.Is(err, netron.ErrInvalidEvent) {
+		t.Errorf("On with a nil handler: %v", err)
+	}
+	if _, err := n.On("", func(netron.Event) {}); !errors.Is(err, netron.ErrInvalidEvent) {
+		t.Errorf("On with an empty name: %v", err)
+	}
+	// Subscriptions that live when the node stops end with ErrStopped.
+	running, err := n.On("news", func(netron.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := n.Events("news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed, err := netron.Subscribe[netron.PeerEvent](n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.C() != nil || ch.C() == nil || running.Err() != nil {
+		t.Errorf("C: handler %v, channel %v; Err %v", running.C(), ch.C(), running.Err())
+	}
 	if err := n.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range []<-chan struct{}{running.Done(), ch.Done(), typed.Done()} {
+		<-d
+	}
+	for i, err := range []error{running.Err(), ch.Err(), typed.Err()} {
+		if !errors.Is(err, netron.ErrStopped) {
+			t.Errorf("subscription %d after Stop: Err %v, want ErrStopped", i, err)
+		}
+	}
+	for range ch.C() { // closed
+	}
+	if err := running.Close(); err != nil || !errors.Is(running.Err(), netron.ErrStopped) {
+		t.Errorf("Close after Stop: %v, Err %v", err, running.Err())
 	}
 	if err := n.Emit(ctx, "news"); !errors.Is(err, netron.ErrStopped) {
 		t.Errorf("Emit after Stop: %v", err)
 	}
-	n.On("news", func(netron.Event) {})() // a no-op after Stop
+	if _, err := n.On("news", func(netron.Event) {}); !errors.Is(err, netron.ErrStopped) {
+		t.Errorf("On after Stop: %v", err)
+	}
 	if _, err := n.Events("news"); !errors.Is(err, netron.ErrStopped) {
 		t.Errorf("Events after Stop: %v", err)
 	}
@@ -263,11 +292,11 @@ func TestEventsLifecycle(t *testing.T) {
 	ctx := context.Background()
 	server := startNode(t, nodeConfig("server", true))
 	seedFn, seed := chanHandler()
-	defer server.On(netron.EventPeerConnected, seedFn)()
+	defer on(t, server, netron.EventPeerConnected, seedFn)()
 	origFn, orig := chanHandler()
-	defer server.On(netron.EventPeerConnect, origFn)()
+	defer on(t, server, netron.EventPeerConnect, origFn)()
 	discFn, disc := chanHandler()
-	defer server.On(netron.EventPeerDisconnected, discFn)()
+	defer on(t, server, netron.EventPeerDisconnected, discFn)()
 	peers, err := netron.Subscribe[netron.PeerEvent](server)
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +308,7 @@ func TestEventsLifecycle(t *testing.T) {
 	}
 	defer services.Close()
 	svcFn, svc := chanHandler()
-	defer server.On("service:*", svcFn)()
+	defer on(t, server, "service:*", svcFn)()
 
 	client := startNode(t, nodeConfig("client", false))
 	p, err := client.Connect(ctx, server.URL())
@@ -334,9 +363,9 @@ func TestEventsNodeAndDiscovery(t *testing.T) {
 	ctx := context.Background()
 	n := startNode(t, netron.Config{ID: "n"})
 	fn, ch := chanHandler()
-	defer n.On("node:*", fn)()
+	defer on(t, n, "node:*", fn)()
 	fn2, found := chanHandler()
-	defer n.On(netron.EventServiceDiscovered, fn2)()
+	defer on(t, n, netron.EventServiceDiscovered, fn2)()
 	nodes, _ := netron.Subscribe[netron.NodeEvent](n)
 	defer nodes.Close()
 	disc, _ := netron.Subscribe[netron.ServiceDiscovered](n)
@@ -384,7 +413,7 @@ func TestEventsHandlerPanicContained(t *testing.T) {
 	var logs syncBuffer
 	n := startNode(t, netron.Config{ID: "p", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	fn, ch := chanHandler()
-	defer n.On("x", func(e netron.Event) {
+	defer on(t, n, "x", func(e netron.Event) {
 		if e.Args[0] == "boom" {
 			panic("handler exploded")
 		}
@@ -410,7 +439,7 @@ func TestEventsOrderingLocal(t *testing.T) {
 	last := make(map[int]int)
 	count := 0
 	var bad atomic.Value
-	defer n.On("seq", func(e netron.Event) {
+	defer on(t, n, "seq", func(e netron.Event) {
 		src, seq := e.Args[0].(int), e.Args[1].(int)
 		mu.Lock()
 		defer mu.Unlock()
@@ -463,7 +492,7 @@ func TestEventsSlowHandlerDropsOldest(t *testing.T) {
 	started := make(chan struct{})
 	var mu sync.Mutex
 	var got []int
-	defer n.On("tick", func(e netron.Event) {
+	defer on(t, n, "tick", func(e netron.Event) {
 		seq := e.Args[0].(int)
 		if seq == 0 {
 			close(started)
@@ -535,12 +564,12 @@ func TestEventsRemoteGo(t *testing.T) {
 	defer u2()
 
 	fn, news := chanHandler()
-	unsub, err := p.Subscribe(ctx, "news", fn)
+	unsub, err := p.On(ctx, "news", fn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fn2, all := chanHandler()
-	unsubAll, err := p.Subscribe(ctx, "news*", fn2)
+	unsubAll, err := p.On(ctx, "news*", fn2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +607,7 @@ func TestEventsRemoteGo(t *testing.T) {
 
 	// Unsubscribing the name keeps the pattern; unsubscribing both removes
 	// the forwarder on the server.
-	if err := unsub(ctx); err != nil {
+	if err := unsub.Unsubscribe(ctx); err != nil {
 		t.Fatal(err)
 	}
 	_ = server.Emit(ctx, "news", "again")
@@ -586,7 +615,7 @@ func TestEventsRemoteGo(t *testing.T) {
 		t.Fatalf("got %+v", e)
 	}
 	noEvent(t, news)
-	if err := unsubAll(ctx); err != nil {
+	if err := unsubAll.Unsubscribe(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := netron.ForwardedNames(server); n != 2 {
@@ -615,7 +644,7 @@ func TestEventsOrderingRemote(t *testing.T) {
 			last := make(map[int64]int64)
 			count := 0
 			var bad atomic.Value
-			unsub, err := p.Subscribe(ctx, "seq", func(e netron.Event) {
+			unsub, err := p.On(ctx, "seq", func(e netron.Event) {
 				src, seq := e.Args[0].(int64), e.Args[1].(int64)
 				mu.Lock()
 				defer mu.Unlock()
@@ -628,7 +657,7 @@ func TestEventsOrderingRemote(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer unsub(ctx)
+			defer unsub.Unsubscribe(ctx)
 			var wg sync.WaitGroup
 			for s := range sources {
 				wg.Go(func() {
@@ -666,10 +695,10 @@ func TestEventsNoLeakAfterSubscriberDisconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn, ch := chanHandler()
-	if _, err := p.Subscribe(ctx, "news", fn); err != nil {
+	if _, err := p.On(ctx, "news", fn); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Subscribe(ctx, "peer:*", fn); err != nil {
+	if _, err := p.On(ctx, "peer:*", fn); err != nil {
 		t.Fatal(err)
 	}
 	// The same over Netron's emit tasks, from a second client.
@@ -680,7 +709,7 @@ func TestEventsNoLeakAfterSubscriberDisconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	netron.ConnOf(serverPeer(t, server, "client2")).SetExtensions(&peer.Extensions{})
-	if _, err := p2.Subscribe(ctx, "news", fn); err != nil {
+	if _, err := p2.On(ctx, "news", fn); err != nil {
 		t.Fatal(err)
 	}
 	_ = server.Emit(ctx, "news", 1)
@@ -723,7 +752,7 @@ func TestEventsSubscriptionsEndWithConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := netron.HandlerCount(client)
-	unsub, err := p.Subscribe(ctx, "news", func(netron.Event) {})
+	unsub, err := p.On(ctx, "news", func(netron.Event) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -732,11 +761,15 @@ func TestEventsSubscriptionsEndWithConnection(t *testing.T) {
 	}
 	_ = server.Stop(ctx)
 	<-p.Done()
+	<-unsub.Done()
+	if err := unsub.Err(); !errors.Is(err, netron.ErrPeerDisconnected) {
+		t.Fatalf("Err after disconnect: %v, want ErrPeerDisconnected", err)
+	}
 	waitFor(t, "handler closed", func() bool { return netron.HandlerCount(client) == base })
-	if err := unsub(ctx); err != nil {
+	if err := unsub.Unsubscribe(ctx); err != nil {
 		t.Fatalf("unsubscribe after disconnect: %v", err)
 	}
-	if _, err := p.Subscribe(ctx, "news", func(netron.Event) {}); !errors.Is(err, netron.ErrPeerDisconnected) {
+	if _, err := p.On(ctx, "news", func(netron.Event) {}); !errors.Is(err, netron.ErrPeerDisconnected) {
 		t.Fatalf("subscribe after disconnect: %v", err)
 	}
 }
@@ -937,17 +970,17 @@ func TestEventsRawNetronEmitter(t *testing.T) {
 	if p.IsGo() {
 		t.Fatal("a raw peer is not a Go peer")
 	}
-	if _, err := p.Subscribe(ctx, "news*", func(netron.Event) {}); !errors.Is(err, netron.ErrPatternUnsupported) {
+	if _, err := p.On(ctx, "news*", func(netron.Event) {}); !errors.Is(err, netron.ErrPatternUnsupported) {
 		t.Fatalf("pattern on a Netron peer: %v", err)
 	}
 	fn, ch := chanHandler()
 	type result struct {
-		unsub func(context.Context) error
+		unsub *netron.Subscription[netron.Event]
 		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		u, err := p.Subscribe(ctx, "news", fn)
+		u, err := p.On(ctx, "news", fn)
 		done <- result{u, err}
 	}()
 	r := raw.recv()
@@ -988,7 +1021,7 @@ func TestEventsRawNetronEmitter(t *testing.T) {
 	}
 	noEvent(t, ch)
 	// Unsubscribe runs the unsubscribe task.
-	go func() { done <- result{err: res.unsub(ctx)} }()
+	go func() { done <- result{err: res.unsub.Unsubscribe(ctx)} }()
 	r = raw.recv()
 	if err := wire.Unmarshal(r.Data, &v); err != nil || !slices.Equal(v, []any{"unsubscribe", "news"}) {
 		t.Fatalf("unsubscribe request %v %v", v, err)
@@ -1000,6 +1033,39 @@ func TestEventsRawNetronEmitter(t *testing.T) {
 	raw.send(unhex(t, "00000014 44 92 a4656d6974 a46e657773"))
 	raw.recv()
 	noEvent(t, ch)
+
+	// Events is the channel form; Close returns before the peer has
+	// answered the unsubscribe task, which the raw peer holds.
+	go func() {
+		s, err := p.Events(ctx, "news")
+		done <- result{s, err}
+	}()
+	r = raw.recv()
+	if err := wire.Unmarshal(r.Data, &v); err != nil || !slices.Equal(v, []any{"subscribe", "news"}) {
+		t.Fatalf("subscribe request %v %v", v, err)
+	}
+	raw.send(append(wire.AppendHeader(nil, r.ID, 0x04), 0xd4, 0, 0))
+	res = <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	raw.send(unhex(t, "00000015 44 93 a4656d6974 a46e657773 03"))
+	raw.recv()
+	if e := <-res.unsub.C(); fmt.Sprint(e.Args) != "[3]" {
+		t.Fatalf("event from the channel %+v", e)
+	}
+	if err := res.unsub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-res.unsub.Done()
+	if _, open := <-res.unsub.C(); open || res.unsub.Err() != nil {
+		t.Fatalf("after Close: channel open %v, Err %v", open, res.unsub.Err())
+	}
+	r = raw.recv() // sent after Close returned, answered only now
+	if err := wire.Unmarshal(r.Data, &v); err != nil || !slices.Equal(v, []any{"unsubscribe", "news"}) {
+		t.Fatalf("unsubscribe request after Close %v %v", v, err)
+	}
+	raw.send(append(wire.AppendHeader(nil, r.ID, 0x04), 0xd4, 0, 0))
 }
 
 // Lifecycle events of a remote Go node, by the seed's name, with Titan's
@@ -1008,7 +1074,7 @@ func TestEventsRemoteLifecycle(t *testing.T) {
 	ctx := context.Background()
 	server, _, p := connectPair(t, netron.Config{ID: "server"}, netron.Config{ID: "client"})
 	fn, ch := chanHandler()
-	if _, err := p.Subscribe(ctx, netron.EventPeerConnected, fn); err != nil {
+	if _, err := p.On(ctx, netron.EventPeerConnected, fn); err != nil {
 		t.Fatal(err)
 	}
 	third := startNode(t, nodeConfig("third", false))
@@ -1071,7 +1137,7 @@ func TestEventsEmitUnencodable(t *testing.T) {
 	ctx := context.Background()
 	server, _, p := connectPair(t, netron.Config{ID: "server"}, netron.Config{ID: "client"})
 	fn, ch := chanHandler()
-	if _, err := p.Subscribe(ctx, "x", fn); err != nil {
+	if _, err := p.On(ctx, "x", fn); err != nil {
 		t.Fatal(err)
 	}
 	if err := server.Emit(ctx, "x", make(chan int)); err == nil {
@@ -1141,7 +1207,7 @@ func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	stuck := make(chan struct{}, 1)
-	if _, err := p1.Subscribe(ctx, "x", func(netron.Event) {
+	if _, err := p1.On(ctx, "x", func(netron.Event) {
 		select {
 		case stuck <- struct{}{}:
 		default:
@@ -1151,7 +1217,7 @@ func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan struct{}, 1)
-	if _, err := p2.Subscribe(ctx, "y", func(netron.Event) {
+	if _, err := p2.On(ctx, "y", func(netron.Event) {
 		select {
 		case got <- struct{}{}:
 		default:
@@ -1181,4 +1247,14 @@ func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("s2's event waited for a stuck handler of s1's events")
 	}
+}
+
+// on subscribes fn to name on n and returns what ends the subscription.
+func on(t testing.TB, n *netron.Node, name string, fn func(netron.Event), opts ...bus.SubOption) func() {
+	t.Helper()
+	s, err := n.On(name, fn, opts...)
+	if err != nil {
+		t.Fatalf("On(%q): %v", name, err)
+	}
+	return func() { _ = s.Close() }
 }

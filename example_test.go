@@ -46,8 +46,11 @@ func ExampleNode_On() {
 	defer n.Stop(ctx)
 
 	got := make(chan netron.Event, 2)
-	unsubscribe := n.On("order:*", func(e netron.Event) { got <- e })
-	defer unsubscribe()
+	sub, err := n.On("order:*", func(e netron.Event) { got <- e })
+	if err != nil {
+		panic(err)
+	}
+	defer sub.Close()
 
 	_ = n.Emit(ctx, "order:created", "A-17", 3)
 	_ = n.Emit(ctx, "order:shipped", "A-17")
@@ -63,7 +66,7 @@ func ExampleNode_On() {
 // A node subscribes to another node's events over the network, as a Titan
 // peer would (the subscribe task), and receives them in order. Lifecycle
 // events (peer:connect, service:expose, …) are subscribed to the same way.
-func ExamplePeer_Subscribe() {
+func ExamplePeer_On() {
 	ctx := context.Background()
 	server, _ := netron.New(netron.Config{ID: "news-node", Host: "127.0.0.1", Server: true})
 	_ = server.Start(ctx)
@@ -77,11 +80,11 @@ func ExamplePeer_Subscribe() {
 	}
 
 	got := make(chan netron.Event, 1)
-	unsubscribe, err := p.Subscribe(ctx, "news", func(e netron.Event) { got <- e })
+	sub, err := p.On(ctx, "news", func(e netron.Event) { got <- e })
 	if err != nil {
 		panic(err)
 	}
-	defer unsubscribe(ctx)
+	defer sub.Close()
 
 	_ = server.Emit(ctx, "news", map[string]any{"headline": "first"})
 	e := <-got

@@ -639,7 +639,7 @@ func TestRemoteEventsChargedUntilHandled(t *testing.T) {
 			gate := make(chan struct{})
 			entered := make(chan struct{}, 64)
 			var handled atomic.Int32
-			unsub, err := p.Subscribe(ctx, "big", func(netron.Event) {
+			unsub, err := p.On(ctx, "big", func(netron.Event) {
 				entered <- struct{}{}
 				<-gate
 				handled.Add(1)
@@ -648,7 +648,7 @@ func TestRemoteEventsChargedUntilHandled(t *testing.T) {
 				t.Fatal(err)
 			}
 			marked := make(chan struct{}, 1)
-			unmark, err := p.Subscribe(ctx, "mark", func(netron.Event) { marked <- struct{}{} })
+			unmark, err := p.On(ctx, "mark", func(netron.Event) { marked <- struct{}{} })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -686,8 +686,8 @@ func TestRemoteEventsChargedUntilHandled(t *testing.T) {
 			t.Logf("%s: %d KiB held with 5 events of %d KiB waiting", policy, used>>10, arg>>10)
 			close(gate)
 			eventually(t, "the queue run", func() bool { return handled.Load() == 5 })
-			unsub(ctx)
-			unmark(ctx)
+			unsub.Unsubscribe(ctx)
+			unmark.Unsubscribe(ctx)
 			eventually(t, "the inbound memory given back", func() bool { return mem.Used() == 0 })
 		})
 	}
@@ -811,7 +811,7 @@ func TestInboundMemoryGivenBackAfterPeersReset(t *testing.T) {
 		}
 		clients = append(clients, cp)
 		sp := serverPeer(t, server, client.ID())
-		if _, err := sp.Subscribe(ctx, "big", func(netron.Event) { <-gate }, bus.WithBuffer(8)); err != nil {
+		if _, err := sp.On(ctx, "big", func(netron.Event) { <-gate }, bus.WithBuffer(8)); err != nil {
 			t.Fatal(err)
 		}
 		for range 10 {

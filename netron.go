@@ -364,7 +364,7 @@ func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 // The Peer is a stable handle. Unless Config.Reconnect.Disabled, when its
 // connection drops it dials url again, with exponential backoff and
 // jitter (Config.Reconnect), runs the same steps on the new connection,
-// and renews the event subscriptions made with Peer.Subscribe; the service
+// and renews the event subscriptions made with Peer.On; the service
 // handles from Peer.Service keep working. Meanwhile calls through it fail
 // at once with ErrReconnecting (which matches ErrPeerDisconnected). Peer.Close
 // and Stop end the reconnecting. The first connection is not retried: a

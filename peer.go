@@ -22,7 +22,7 @@ import (
 // (the default) it survives the loss of its connection. It dials the same
 // URL again with exponential backoff and jitter, and on each new
 // connection exchanges abilities, takes the catalogue again and renews the
-// event subscriptions made with Subscribe; the service handles from
+// event subscriptions made with On and Events; the service handles from
 // Service keep working (they look their service up again on the new
 // connection). Between connections every call, lookup and subscription
 // through it fails at once with an error matching ErrReconnecting and

@@ -161,7 +161,7 @@ func (rc *redialer) run() {
 		if p.conn.Load().Err() != nil {
 			// Lost for good: the subscriptions that waited for a new
 			// connection end (an open connection ends them as it closes).
-			p.ev.closeAll()
+			p.ev.closeAll(p.conn.Load().Err())
 		}
 	}()
 	b := backoff{pol: rc.pol}

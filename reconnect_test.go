@@ -127,7 +127,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	port := portOf(t, server1)
 	client := startNode(t, netron.Config{ID: "client", RequestTimeout: 10 * time.Second, Reconnect: fastReconnect})
 	var connects atomic.Int64
-	defer client.On(netron.EventPeerConnect, func(netron.Event) { connects.Add(1) })()
+	defer on(t, client, netron.EventPeerConnect, func(netron.Event) { connects.Add(1) })()
 
 	p, err := client.Connect(ctx, server1.URL())
 	if err != nil {
@@ -141,7 +141,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 		t.Fatalf("add: %d %v", sum, err)
 	}
 	fn, ch := chanHandler()
-	if _, err := p.Subscribe(ctx, "news", fn); err != nil {
+	if _, err := p.On(ctx, "news", fn); err != nil {
 		t.Fatal(err)
 	}
 	if err := server1.Emit(ctx, "news", "before"); err != nil {
@@ -178,7 +178,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	if _, err := p.Service(ctx, "counter@1.0.0"); !errors.Is(err, netron.ErrReconnecting) {
 		t.Fatalf("lookup during the outage: %v", err)
 	}
-	if _, err := p.Subscribe(ctx, "other", fn); !errors.Is(err, netron.ErrReconnecting) {
+	if _, err := p.On(ctx, "other", fn); !errors.Is(err, netron.ErrReconnecting) {
 		t.Fatalf("subscribe during the outage: %v", err)
 	}
 	if _, err := rpc.OpenStream[int](ctx, svc, "upto", 3); !errors.Is(err, netron.ErrPeerDisconnected) {
@@ -267,7 +267,7 @@ func TestReconnectCloseAndMaxAttempts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := p.Subscribe(ctx, "news", func(netron.Event) {}); err != nil {
+			if _, err := p.On(ctx, "news", func(netron.Event) {}); err != nil {
 				t.Fatal(err)
 			}
 			stopNow(t, server1)
@@ -389,7 +389,7 @@ func TestChaosServerRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &cl{p: p, svc: svc}
-		if _, err := p.Subscribe(ctx, "tick", func(netron.Event) { c.got.Add(1) }); err != nil {
+		if _, err := p.On(ctx, "tick", func(netron.Event) { c.got.Add(1) }); err != nil {
 			t.Fatal(err)
 		}
 		cls[i] = c

@@ -276,7 +276,7 @@ func TestDeafPeerClosedByWriteTimeout(t *testing.T) {
 	server, _, svc := pairWith(t, netron.Config{ID: "server", Host: "127.0.0.1", Server: true,
 		WriteTimeout: 300 * time.Millisecond})
 	gone := make(chan error, 1)
-	defer server.On(netron.EventPeerDisconnected, func(e netron.Event) {
+	defer on(t, server, netron.EventPeerDisconnected, func(e netron.Event) {
 		if pe, ok := e.Args[0].(netron.PeerEvent); ok && pe.PeerID == "deaf" {
 			select {
 			case gone <- pe.Err:

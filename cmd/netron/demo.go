@@ -163,7 +163,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return err
 	}
 	events := make(chan netron.Event, 256)
-	unsub := gw.On("*", func(e netron.Event) {
+	sub, err := gw.On("*", func(e netron.Event) {
 		if len(e.Args) == 1 {
 			select {
 			case events <- e:
@@ -171,7 +171,10 @@ func (d *demo) run(ctx context.Context) (err error) {
 			}
 		}
 	})
-	defer unsub()
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
 	if err := gwApp.Start(ctx); err != nil {
 		return err
 	}
@@ -227,7 +230,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return fmt.Errorf("no connection to %s", calcSvc.PeerID())
 	}
 	computed := make(chan netron.Event, 16)
-	if _, err := calcPeer.Subscribe(ctx, EventComputed, func(e netron.Event) { computed <- e }); err != nil {
+	if _, err := calcPeer.On(ctx, EventComputed, func(e netron.Event) { computed <- e }); err != nil {
 		return err
 	}
 	d.say("gateway", "subscribed to %s on %s", EventComputed, calcPeer.ID())

@@ -72,12 +72,12 @@ func (w *watcher) watch(ctx context.Context, cf *clientFlags, names []string) er
 			names = lifecycleEvents
 		}
 	}
-	var unsubs []func(context.Context) error
+	var unsubs []*netron.Subscription[netron.Event]
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		for _, u := range unsubs {
-			_ = u(uctx)
+			_ = u.Unsubscribe(uctx)
 		}
 	}()
 	events := make(chan watchedEvent, 256)
@@ -95,7 +95,7 @@ func (w *watcher) watch(ctx context.Context, cf *clientFlags, names []string) er
 	}
 	for _, name := range names {
 		sctx, cancel := context.WithTimeout(ctx, cf.timeout)
-		u, err := c.peer.Subscribe(sctx, name, handler)
+		u, err := c.peer.On(sctx, name, handler)
 		cancel()
 		if errors.Is(err, netron.ErrPatternUnsupported) {
 			return usageError("%q: node %s is not a Go node and has no event patterns; name the events", name, c.peer.ID())

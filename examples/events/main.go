@@ -24,7 +24,7 @@ type Order struct {
 type NetworkMonitor struct {
 	netron *netron.Node
 	Lines  chan string
-	unsubs []func()
+	subs   []*netron.Subscription[netron.Event]
 }
 
 // NewNetworkMonitor takes the Netron as a constructor argument.
@@ -37,18 +37,24 @@ func (m *NetworkMonitor) Name() string { return "network-monitor" }
 // Start subscribes; the handlers run in goroutines of their own, one event
 // at a time, in order.
 func (m *NetworkMonitor) Start(context.Context) error {
-	m.unsubs = append(m.unsubs,
-		m.netron.On(netron.EventPeerConnected, m.onPeerConnected),
-		m.netron.On(netron.EventPeerDisconnected, m.onPeerDisconnected),
-		m.netron.On(netron.EventServiceExposed, m.onServiceExposed),
-	)
+	for name, fn := range map[string]func(netron.Event){
+		netron.EventPeerConnected:    m.onPeerConnected,
+		netron.EventPeerDisconnected: m.onPeerDisconnected,
+		netron.EventServiceExposed:   m.onServiceExposed,
+	} {
+		sub, err := m.netron.On(name, fn)
+		if err != nil {
+			return err
+		}
+		m.subs = append(m.subs, sub)
+	}
 	return nil
 }
 
 // Stop unsubscribes: once it returns, no handler runs.
 func (m *NetworkMonitor) Stop(context.Context) error {
-	for _, u := range m.unsubs {
-		u()
+	for _, s := range m.subs {
+		s.Close()
 	}
 	return nil
 }
@@ -158,7 +164,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 
 	fmt.Fprintln(out, `monitor-node subscribes to "order:*" on orders-node`)
-	if _, err := p.Subscribe(ctx, "order:*", monitor.onOrder); err != nil {
+	if _, err := p.On(ctx, "order:*", monitor.onOrder); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "orders-node emits order:created and order:shipped")

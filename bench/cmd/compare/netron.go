@@ -138,12 +138,12 @@ func (nb *netronBench) upload(ctx context.Context, d time.Duration) (int64, time
 	return n, time.Since(start), nil
 }
 
-// events measures server.Emit → the client's Peer.Subscribe handler: the
+// events measures server.Emit → the client's Peer.On handler: the
 // events of a node its peer subscribed to, 16-byte payloads.
 func (nb *netronBench) events(ctx context.Context, d time.Duration) (rateResult, error) {
 	w := newWindow(windowSize)
 	var bad atomic.Int64
-	unsub, err := nb.peer.Subscribe(ctx, "bench.tick", func(e netron.Event) {
+	sub, err := nb.peer.On(ctx, "bench.tick", func(e netron.Event) {
 		var b []byte
 		if err := e.Decode(0, &b); err != nil || len(b) < 8 {
 			bad.Add(1)
@@ -155,7 +155,7 @@ func (nb *netronBench) events(ctx context.Context, d time.Duration) (rateResult,
 	if err != nil {
 		return rateResult{}, err
 	}
-	defer unsub(ctx)
+	defer sub.Unsubscribe(ctx)
 	payload := make([]byte, 16)
 	r, err := measureOneWay(d, w, func(seq int64) error {
 		// Emit keeps args as they are for local handlers and encodes them
