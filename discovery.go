@@ -12,6 +12,7 @@ import (
 
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -93,7 +94,7 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 	}
 	n.disc = nd
 	nd.stop = stop
-	n.reg.OnChange(func(rpc.ServiceChange) {
+	n.reg.OnChange(func(rpccore.ServiceChange) {
 		select {
 		case nd.dirty <- struct{}{}:
 		default:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -167,12 +168,25 @@ type ServiceEvent struct {
 	Version       string `msgpack:"version" json:"version"`
 	QualifiedName string `msgpack:"qualifiedName" json:"qualifiedName"`
 	PeerID        string `msgpack:"peerId" json:"peerId"`
-	// Definition is set for service:expose.
-	Definition *wire.Definition `msgpack:"definition,omitempty" json:"definition,omitempty"`
+	// Definition describes the service; set for service:expose.
+	Definition *rpc.ServiceDescription `msgpack:"definition,omitempty" json:"definition,omitempty"`
 	// DefID is set for service:unexpose.
 	DefID string `msgpack:"defId,omitempty" json:"defId,omitempty"`
 	// Exposed is true for service:expose, false for service:unexpose.
 	Exposed bool `msgpack:"-" json:"exposed"`
+
+	def *wire.Definition // what peers get as Definition (ext 109)
+}
+
+// serviceEventWire is a ServiceEvent as it travels to peers: Netron's
+// payload, whose definition is a service definition (ext 109).
+type serviceEventWire struct {
+	Name          string           `msgpack:"name"`
+	Version       string           `msgpack:"version"`
+	QualifiedName string           `msgpack:"qualifiedName"`
+	PeerID        string           `msgpack:"peerId"`
+	Definition    *wire.Definition `msgpack:"definition,omitempty"`
+	DefID         string           `msgpack:"defId,omitempty"`
 }
 
 // NodeEvent reports a node that joined (node:joined) or left (node:left)
@@ -645,6 +659,10 @@ func (e *encodedArgs) encode(args []any) {
 	e.done = true
 	e.n = len(args)
 	for i, a := range args {
+		if se, ok := a.(ServiceEvent); ok {
+			a = serviceEventWire{Name: se.Name, Version: se.Version, QualifiedName: se.QualifiedName,
+				PeerID: se.PeerID, Definition: se.def, DefID: se.DefID}
+		}
 		var err error
 		if e.b, err = wire.AppendMarshal(e.b, a); err != nil {
 			e.err = fmt.Errorf("argument %d (%T): %w", i+1, a, err)
@@ -1152,7 +1170,7 @@ func (h *eventHub) publishPeer(pe PeerEvent) {
 	_ = h.publish(ctx, Event{Name: name, Args: []any{pe}, Source: h.n.cfg.ID})
 }
 
-func (h *eventHub) onServiceChange(c rpc.ServiceChange) {
+func (h *eventHub) onServiceChange(c rpccore.ServiceChange) {
 	d := c.Definition
 	se := ServiceEvent{
 		Name:          d.Meta.Name,
@@ -1163,7 +1181,8 @@ func (h *eventHub) onServiceChange(c rpc.ServiceChange) {
 	}
 	name := EventServiceUnexpose
 	if c.Exposed {
-		se.Definition = &d
+		desc := rpccore.Describe(d)
+		se.Definition, se.def = &desc, &d
 		name = EventServiceExpose
 	} else {
 		se.DefID = d.ID

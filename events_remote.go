@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -24,7 +25,7 @@ import (
 // forwarder: routes in this node's router that feed one bounded queue per
 // peer, drained by one sender goroutine that sends each event to the peer,
 // as a TASK ["emit", name, ...args] request (Netron) or as a one-way EXT
-// event packet (Go peers that agreed on rpc.ExtensionEvents).
+// event packet (Go peers that agreed on rpccore.ExtensionEvents).
 
 type fwdKey struct{}
 
@@ -139,13 +140,13 @@ type sender struct {
 
 	// Emit requests to a plain Netron peer awaiting their answers, at most
 	// emitWindow; one reaper per sender collects them, across drainer runs.
-	inflight chan *rpc.Pending
+	inflight chan *rpccore.Pending
 	reaping  bool
 }
 
 func (h *eventHub) newSender(conn *peer.Conn) (*sender, error) {
 	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10)), remote: true}
-	s := &sender{h: h, conn: conn, t: t, done: make(chan struct{}), inflight: make(chan *rpc.Pending, emitWindow)}
+	s := &sender{h: h, conn: conn, t: t, done: make(chan struct{}), inflight: make(chan *rpccore.Pending, emitWindow)}
 	unsub, err := t.topic.SubscribeFunc(s.enqueue)
 	if err != nil {
 		return nil, err
@@ -244,7 +245,7 @@ func (s *sender) run() {
 			s.h.log.Warn("netron: event not forwarded: cannot encode its arguments", "event", ev.Name, "peer", s.conn.ID(), "err", enc.err)
 			continue
 		}
-		if s.conn.Extensions().Has(rpc.ExtensionEvents) {
+		if s.conn.Extensions().Has(rpccore.ExtensionEvents) {
 			f := getFrame()
 			frame := appendEventData(wire.AppendHeader(f.b, s.conn.NextID(), wire.Flags(wire.TypeExt, true, 0)), extEventKind, ev.Name, enc)
 			// Queued, not written here: the connection writes what the
@@ -481,6 +482,7 @@ func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.A
 		if err := wire.DecodeArg(dec, reflect.ValueOf(&args[i]).Elem()); err != nil {
 			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i+1, err)
 		}
+		args[i] = rpccore.PublicValue(args[i])
 	}
 	return name, args, nil
 }
@@ -815,16 +817,17 @@ func (p *Peer) syncCatalog(ctx context.Context, isGo bool) error {
 type catalogChange struct {
 	exposed bool
 	qn      string
-	def     wire.Definition
+	def     rpc.ServiceDescription
 }
 
 func (p *Peer) setCatalogReady(snapshot map[string]wire.Definition, replace bool) {
+	catalog := describeAll(snapshot)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if replace {
-		p.catalog = snapshot
+		p.catalog = catalog
 		if p.catalog == nil {
-			p.catalog = map[string]wire.Definition{}
+			p.catalog = map[string]rpc.ServiceDescription{}
 		}
 	}
 	for _, c := range p.catalogPending {
@@ -851,7 +854,7 @@ func (p *Peer) onCatalogEvent(_ context.Context, ev Event) {
 		c.qn = name + "@" + version
 	}
 	if c.exposed {
-		if c.def, ok = m["definition"].(wire.Definition); !ok {
+		if c.def, ok = m["definition"].(rpc.ServiceDescription); !ok {
 			return
 		}
 	}
@@ -869,7 +872,7 @@ func (p *Peer) onCatalogEvent(_ context.Context, ev Event) {
 func (p *Peer) applyCatalog(c catalogChange) {
 	if c.exposed {
 		if p.catalog == nil {
-			p.catalog = make(map[string]wire.Definition)
+			p.catalog = make(map[string]rpc.ServiceDescription)
 		}
 		p.catalog[c.qn] = c.def
 	} else {

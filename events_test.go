@@ -18,6 +18,7 @@ import (
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -539,10 +540,10 @@ func TestEventsSlowHandlerDropsOldest(t *testing.T) {
 func TestEventsRemoteGo(t *testing.T) {
 	ctx := context.Background()
 	server, client, p := connectPair(t, netron.Config{ID: "server"}, netron.Config{ID: "client"})
-	if !p.IsGo() || !netron.ConnOf(p).Extensions().Has(rpc.ExtensionEvents) {
+	if !p.IsGo() || !netron.ConnOf(p).Extensions().Has(rpccore.ExtensionEvents) {
 		t.Fatalf("extensions %+v", netron.ConnOf(p).Extensions())
 	}
-	if sp := serverPeer(t, server, "client"); !sp.IsGo() || !netron.ConnOf(sp).Extensions().Has(rpc.ExtensionEvents) {
+	if sp := serverPeer(t, server, "client"); !sp.IsGo() || !netron.ConnOf(sp).Extensions().Has(rpccore.ExtensionEvents) {
 		t.Fatalf("server side: extensions %+v", netron.ConnOf(sp).Extensions())
 	}
 	// Watch what reaches the client.
@@ -727,7 +728,7 @@ func TestEventsNoLeakAfterSubscriberDisconnects(t *testing.T) {
 	waitFor(t, "forwarders removed", func() bool { return netron.ForwarderCount(server) == 0 && netron.ForwardedNames(server) == 0 })
 	// The server's idle request workers are the node's (bounded, they exit
 	// after a while or at Stop), not the subscriber's.
-	if err := goleak.Find(keep, goleak.IgnoreTopFunction("github.com/netron-go/netron/rpc.(*Server).worker")); err != nil {
+	if err := goleak.Find(keep, goleak.IgnoreTopFunction("github.com/netron-go/netron/internal/rpccore.(*Server).worker")); err != nil {
 		t.Fatal(err)
 	}
 	// Later events go nowhere, without errors.
@@ -1112,7 +1113,7 @@ func TestEventsLiveCatalogue(t *testing.T) {
 
 	_ = server.Expose("late@1.0.0", Late{})
 	waitFor(t, "late@1.0.0", func() bool { _, ok := p.Services()["late@1.0.0"]; return ok })
-	if def := p.Services()["late@1.0.0"]; def.Meta.Name != "late" || def.PeerID != "server" {
+	if def := p.Services()["late@1.0.0"]; def.Name != "late" || def.PeerID != "server" {
 		t.Fatalf("definition %+v", def)
 	}
 	svc, err := p.Service(ctx, "late")

@@ -17,5 +17,5 @@ func StreamCounts(n *Node, p *Peer) (in, out int) { return n.streams.Streams(p.c
 // ServerWaiting returns how many requests wait for a slot of n's server.
 func ServerWaiting(n *Node) int { return n.server.Waiting() }
 
-// DrainServer drains n's server (rpc.Server.Drain).
+// DrainServer drains n's server (its Drain).
 func DrainServer(ctx context.Context, n *Node) error { return n.server.Drain(ctx) }

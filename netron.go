@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
@@ -29,9 +30,9 @@ type Node struct {
 	logger *slog.Logger
 	bus    *bus.Bus
 	hub    *peer.Hub
-	reg    *rpc.Registry
-	server *rpc.Server
-	client *rpc.Client
+	reg    *rpccore.Registry
+	server *rpccore.Server
+	client *rpccore.Client
 	// streams runs the node's streams (package stream).
 	streams *stream.Manager
 
@@ -99,7 +100,7 @@ func New(cfg Config) (*Node, error) {
 		hubOpts = append(hubOpts, peer.WithAuthenticator(cfg.Authenticator))
 	}
 	n.hub = peer.NewHub(n.bus, cfg.ID, hubOpts...)
-	n.reg = rpc.NewRegistry(cfg.ID)
+	n.reg = rpccore.NewRegistry(cfg.ID)
 	var err error
 	n.streams, err = stream.NewManager(n.bus,
 		stream.WithLogger(logger),
@@ -113,20 +114,20 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
-	n.server, err = rpc.NewServer(n.bus, n.reg,
-		rpc.WithServerLogger(logger),
-		rpc.WithConcurrency(cfg.MaxConcurrentRequests),
-		rpc.WithStackTraces(cfg.SendStackTraces),
-		rpc.WithStreams(n.streams),
-		rpc.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
-		rpc.WithAuthorizer(cfg.Authorizer),
+	n.server, err = rpccore.NewServer(n.bus, n.reg,
+		rpccore.WithServerLogger(logger),
+		rpccore.WithConcurrency(cfg.MaxConcurrentRequests),
+		rpccore.WithStackTraces(cfg.SendStackTraces),
+		rpccore.WithStreams(n.streams),
+		rpccore.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
+		rpccore.WithAuthorizer(cfg.Authorizer),
 	)
 	if err != nil {
 		n.streams.Close()
 		n.bus.Close()
 		return nil, err
 	}
-	n.client, err = rpc.NewClient(n.bus, rpc.WithRequestTimeout(cfg.RequestTimeout), rpc.WithClientLogger(logger), rpc.WithClientStreams(n.streams))
+	n.client, err = rpccore.NewClient(n.bus, rpccore.WithRequestTimeout(cfg.RequestTimeout), rpccore.WithClientLogger(logger), rpccore.WithClientStreams(n.streams))
 	if err != nil {
 		n.server.Close()
 		n.streams.Close()
@@ -405,10 +406,10 @@ func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 }
 
 // offer is what this node says of itself in the abilities task.
-func (n *Node) offer() rpc.Abilities {
-	return rpc.Abilities{
+func (n *Node) offer() rpccore.Abilities {
+	return rpccore.Abilities{
 		AllowServiceEvents: true,
-		NetronGo:           &rpc.GoAbilities{Version: rpc.ProtocolVersion, Extensions: rpc.SupportedExtensions()},
+		NetronGo:           &rpccore.GoAbilities{Version: rpccore.ProtocolVersion, Extensions: rpccore.SupportedExtensions()},
 	}
 }
 

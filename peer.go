@@ -11,6 +11,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -36,7 +37,7 @@ type Peer struct {
 	rc   *redialer                 // nil: the peer does not reconnect
 
 	mu       sync.Mutex
-	catalog  map[string]wire.Definition
+	catalog  map[string]rpc.ServiceDescription
 	netronGo bool
 
 	// Events (events_remote.go): subscriptions to the peer's events, and
@@ -56,13 +57,13 @@ func newPeer(n *Node, conn *peer.Conn) *Peer {
 }
 
 // setAbilities records what the peer said of itself on conn.
-func (p *Peer) setAbilities(conn *peer.Conn, a rpc.Abilities) {
+func (p *Peer) setAbilities(conn *peer.Conn, a rpccore.Abilities) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.catalog = a.Services
+	p.catalog = describeAll(a.Services)
 	p.netronGo = a.NetronGo != nil
 	if a.NetronGo != nil {
-		conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpc.SupportedExtensions(), a.NetronGo.Extensions)})
+		conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpccore.SupportedExtensions(), a.NetronGo.Extensions)})
 	}
 }
 
@@ -80,7 +81,7 @@ func (p *Peer) Accepted() bool { return p.conn.Load().ServerSide() }
 func (p *Peer) Identity() *peer.Identity { return p.conn.Load().Identity() }
 
 // connSource is a Peer as the RPC client sees it: the connection to use
-// at each call (rpc.ConnSource).
+// at each call (rpccore.ConnSource).
 type connSource struct{ p *Peer }
 
 func (s connSource) ActiveConn() (*peer.Conn, error) { return s.p.activeConn() }
@@ -121,8 +122,8 @@ func (p *Peer) IsGo() bool {
 // "name" (latest), "name@1.2.3" (exact), or a semver range such as
 // "name@^1" or "name@~1.2" (resolved by Go peers).
 //
-// On a reconnecting peer the handle follows the peer across connections
-// (rpc.Client.RemoteVia): after a reconnect its first call looks the
+// On a reconnecting peer the handle follows the peer across connections:
+// after a reconnect its first call looks the
 // service up again by its exact qualified name, then calls it. Calls made
 // while the peer is between connections fail at once with ErrReconnecting.
 //
@@ -174,19 +175,33 @@ func withAvailable(err error, spec string, offered []string) error {
 	return &c
 }
 
-// Services returns the peer's catalogue (qualified name → definition): the
+// Services returns the peer's catalogue (qualified name → description): the
 // one it handed over when we connected, kept current by its service:expose
 // and service:unexpose events when the peer allows service events (Go
 // peers and the old Netron package with allowServiceEvents). Empty for
 // peers without the abilities task (Titan).
-func (p *Peer) Services() map[string]wire.Definition {
+func (p *Peer) Services() map[string]rpc.ServiceDescription {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]wire.Definition, len(p.catalog))
+	out := make(map[string]rpc.ServiceDescription, len(p.catalog))
 	for k, v := range p.catalog {
-		out[k] = v
+		out[k] = cloneDescription(v)
 	}
 	return out
+}
+
+// cloneDescription returns a copy of d that shares nothing with it.
+func cloneDescription(d rpc.ServiceDescription) rpc.ServiceDescription {
+	d.Properties = maps.Clone(d.Properties)
+	if d.Methods != nil {
+		ms := make(map[string]rpc.MethodDescription, len(d.Methods))
+		for k, m := range d.Methods {
+			m.Arguments = slices.Clone(m.Arguments)
+			ms[k] = m
+		}
+		d.Methods = ms
+	}
+	return d
 }
 
 // RunTask runs a task on the peer.
@@ -228,4 +243,16 @@ func (p *Peer) Close() error {
 		p.rc.close()
 	}
 	return p.conn.Load().Close()
+}
+
+// describeAll returns the descriptions of defs (nil for nil).
+func describeAll(defs map[string]wire.Definition) map[string]rpc.ServiceDescription {
+	if defs == nil {
+		return nil
+	}
+	out := make(map[string]rpc.ServiceDescription, len(defs))
+	for k, d := range defs {
+		out[k] = rpccore.Describe(d)
+	}
+	return out
 }

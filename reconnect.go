@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
@@ -315,15 +316,15 @@ func (p *Peer) attach(c *peer.Conn) {
 
 // abilities runs the abilities exchange on conn; a Titan node, which has
 // no such task, gets zero abilities.
-func (p *Peer) abilities(ctx context.Context, conn *peer.Conn) (rpc.Abilities, error) {
+func (p *Peer) abilities(ctx context.Context, conn *peer.Conn) (rpccore.Abilities, error) {
 	ab, err := p.node.client.Abilities(ctx, conn, p.node.offer())
 	switch {
 	case err == nil:
 		return ab, nil
 	case errors.Is(err, rpc.ErrTaskNotFound):
-		return rpc.Abilities{}, nil
+		return rpccore.Abilities{}, nil
 	}
-	return rpc.Abilities{}, fmt.Errorf("abilities: %w", err)
+	return rpccore.Abilities{}, fmt.Errorf("abilities: %w", err)
 }
 
 // setup runs the steps after a first connection: abilities, and the live
@@ -338,7 +339,7 @@ func (p *Peer) setup(ctx context.Context, conn *peer.Conn) error {
 	return nil
 }
 
-func (p *Peer) syncLiveCatalog(ctx context.Context, ab rpc.Abilities) {
+func (p *Peer) syncLiveCatalog(ctx context.Context, ab rpccore.Abilities) {
 	if !ab.AllowServiceEvents {
 		return // the catalogue stays the snapshot
 	}
@@ -350,7 +351,7 @@ func (p *Peer) syncLiveCatalog(ctx context.Context, ab rpc.Abilities) {
 // renew re-establishes on a new connection what the peer had on the old
 // one: the peer's subscribe task for every event name subscribed to
 // locally, then the live catalogue.
-func (p *Peer) renew(ctx context.Context, ab rpc.Abilities) {
+func (p *Peer) renew(ctx context.Context, ab rpccore.Abilities) {
 	p.mu.Lock()
 	old := p.catalogSub
 	p.catalogSub = nil

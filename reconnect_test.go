@@ -222,8 +222,8 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	if ps := client.Peers(); len(ps) != 1 || ps[0] != p {
 		t.Fatalf("peers %v, want the same handle %p", ps, p)
 	}
-	if def, ok := p.Services()["counter@1.0.0"]; !ok || def.ID == svc.Definition().ID {
-		t.Fatalf("catalogue after the reconnect: %v (old id %s)", p.Services(), svc.Definition().ID)
+	if def, ok := p.Services()["counter@1.0.0"]; !ok || def.ID == svc.Description().ID {
+		t.Fatalf("catalogue after the reconnect: %v (old id %s)", p.Services(), svc.Description().ID)
 	}
 	waitFor(t, "two peer:connect events", func() bool { return connects.Load() == 2 })
 }

@@ -30,12 +30,6 @@ func (f AuthorizerFunc) Authorize(ctx context.Context, id *peer.Identity, servic
 	return f(ctx, id, service, method)
 }
 
-// WithAuthorizer makes the server ask a before every call and lookup.
-// Default: every peer may call everything.
-func WithAuthorizer(a Authorizer) ServerOption {
-	return serverOptionFunc(func(s *Server) { s.authz = a })
-}
-
 // ACL is an Authorizer of ordered rules; the first rule that matches
 // decides, and without a match the default applies (allow, or deny with
 // NewACL(true)). It is safe for concurrent use.
@@ -99,12 +93,4 @@ func (a *ACL) Authorize(_ context.Context, id *peer.Identity, service, method st
 		}
 	}
 	return !a.defaultDeny
-}
-
-// allowed reports whether the request's peer may use service/method.
-func (s *Server) allowed(ctx context.Context, conn *peer.Conn, service, method string) bool {
-	if s.authz == nil || conn == nil {
-		return true
-	}
-	return s.authz.Authorize(ctx, conn.Identity(), service, method)
 }

@@ -1,37 +1,34 @@
-// Package rpc exposes Go values as versioned Netron services and calls
-// services on peers.
+// Package rpc is what a caller and a service author of Netron use: the
+// handle of a service (Service) and its calls (Call, Stream, OpenStream),
+// the errors peers answer with, the description of a service, task
+// arguments, and access control.
 //
-// A Registry holds the services of a node under "name@version" (name:
-// letters, digits and dots; version: semantic version). Exposing a value
-// makes its exported methods callable under their lowerCamel WireName
-// (Add → "add", HTTPGet → "httpGet"). A method qualifies when its arguments
-// can travel as msgpack (no channels or functions), it may take a leading
-// context.Context (cancelled when the caller's connection closes), and it
-// returns (), (T), (error) or (T, error). Nothing else is callable.
+// A node (package netron) exposes a Go value as a versioned service
+// ("name@version"; name: letters, digits and dots; version: semantic
+// version) with Node.Expose: its exported methods become callable under
+// their lowerCamel names (Add → "add", HTTPGet → "httpGet"). A method
+// qualifies when its arguments can travel as msgpack (no channels or
+// functions), it may take a leading context.Context (cancelled when the
+// caller's connection closes; peer.IdentityFrom reads the caller), and it
+// returns (), (T), (error) or (T, error). Nothing else is callable. A
+// handler's panic becomes a 500 error for the caller and a log line.
+//
+// Lookups (Node.Service, Peer.Service) take "name" (the latest release; a
+// pre-release only when there is nothing else), "name@1.2.3" (exact) or a
+// semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
+// wins). The Service they return calls a remote or a local service alike;
+// Call[T] decodes a typed result.
 //
 // Streams: a method that returns a receivable channel, an
 // iter.Seq2[T, error] or a stream.Source, or that takes a
-// *stream.Writer[T] as its last parameter, produces a stream: the reply
-// carries a StreamReference and the chunks follow (package stream; Titan's
-// framing, with credit-based flow control between Go peers). Its context
-// is cancelled when the consumer stops. Callers read it with OpenStream
-// (a *stream.Reader[T]) or Stream (an iterator). A method may also take
-// *stream.Reader[T] parameters: the caller passes a stream.Source, a
-// channel or an iterator as that argument, and it is uploaded while the
-// method reads it (Go peers only). A Reader parameter is closed when the
-// method returns, or when the stream it produces ends.
-//
-// Lookups take "name" (the latest release; a pre-release only when there
-// is nothing else), "name@1.2.3" (exact) or a
-// semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
-// wins).
-//
-// A Server answers CALL and TASK requests from peers (query_interface and
-// the old package's abilities task are built in; HandleTask adds more). A
-// handler's panic becomes a 500 error for the caller and a log line. A
-// Client sends requests and matches responses through one long-lived
-// subscription; Service is a handle for calling one service, remote or
-// local, and Call[T] decodes a typed result.
+// *stream.Writer[T] as its last parameter, produces a stream (package
+// stream; Titan's framing, with credit-based flow control between Go
+// peers). Its context is cancelled when the consumer stops. Callers read it
+// with OpenStream (a *stream.Reader[T]) or Stream (an iterator). A method
+// may also take *stream.Reader[T] parameters: the caller passes a
+// stream.Source, a channel or an iterator as that argument, and it is
+// uploaded while the method reads it (Go peers only). A Reader parameter is
+// closed when the method returns, or when the stream it produces ends.
 //
 // Errors from peers are *Error values with a code (Titan's codes: 400, 403,
 // 404, 408, 429, 500, 503), message, details and custom fields; they match
@@ -46,19 +43,12 @@
 // and rejects anything else (2.5, or out of range) with ErrArgumentType.
 //
 // Memory: decoding a request's arguments allocates at most its decode
-// budget (wire.Budget: 32 × its bytes + 64 KiB, at most
-// peer.WithMaxDecodeMemory, 64 MiB), or the call fails with
-// ErrDecodeBudget (400); the third request of a connection in a row whose
-// own data does that (no successful request between; a handler's error
-// matching ErrDecodeBudget does not count) closes the connection (1008).
-// Each request takes over its message's charge to the node's inbound
-// memory (peer.WithInboundMemory; a batched request is copied and charged
-// its own bytes), charges its decoding as it goes (wire.Account) and keeps
-// what its arguments took until its reply is sent; a request that does not
-// fit is refused at once with a 503 error (reason "InboundMemory"). Calls
-// to a service of this node (Registry.Local) decode without a budget;
-// results from peers decode within the connection's cap, not charged (the
-// caller asked for them). A
-// plain Netron peer's stream arguments are registered as its CALL is read
-// (stream.Manager.Expect), so the chunks it sends right behind it are kept.
+// budget (32 × its bytes + 64 KiB, at most Config.MaxDecodeMemory,
+// 64 MiB), or the call fails with ErrDecodeBudget (400); the third request
+// of a connection in a row whose own data does that closes the connection
+// (1008). A request that does not fit the node's inbound memory
+// (Config.MaxInboundMemory) is refused at once with a 503 error (reason
+// "InboundMemory"). Results from peers decode within the same cap, not
+// charged (the caller asked for them); results of local calls have no
+// budget. docs/reliability.md has the details.
 package rpc

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"time"
-
-	"github.com/netron-go/netron/internal/wire"
 )
 
 // Error is an error that crossed (or would cross) the wire: a failed call
@@ -225,91 +222,8 @@ func NewError(code int, message string, details map[string]any) *Error {
 	return &Error{Code: code, Name: "TitanError", Message: message, Details: details}
 }
 
-func notFound(resource, id, msg string) *Error {
-	return &Error{Code: 404, Name: "TitanError", Message: msg, Details: map[string]any{"resource": resource, "id": id}}
-}
-
 func badRequest(reason, msg string, details map[string]any) *Error {
 	d := map[string]any{"reason": reason}
 	maps.Copy(d, details)
 	return &Error{Code: 400, Name: "TitanError", Message: msg, Details: d}
-}
-
-// toWire turns a handler's error into the value sent to the peer: an
-// *Error becomes a TitanError (ext 110), any other error a JS Error
-// (ext 126) named "Error", like a thrown JavaScript error. Stacks are sent
-// only when withStack is set.
-func toWire(err error, withStack bool) any {
-	var e *Error
-	if errors.As(err, &e) {
-		name := e.Name
-		if name == "" {
-			name = "TitanError"
-		}
-		te := wire.TitanError{
-			Name:      name,
-			Code:      e.Code,
-			Message:   e.Message,
-			Details:   e.Details,
-			Timestamp: float64(time.Now().UnixMilli()),
-			Extras:    e.Fields,
-		}
-		if withStack {
-			te.Stack = e.Stack
-		}
-		return te
-	}
-	return wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: err.Error()}
-}
-
-// fromWire turns the data of an error response into an *Error.
-func fromWire(v any) *Error {
-	switch x := v.(type) {
-	case wire.TitanError:
-		return &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
-	case *wire.TitanError:
-		return fromWire(*x)
-	case wire.JSError:
-		e := &Error{Code: 500, Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
-		if c, ok := numericCode(x.Fields["code"]); ok {
-			e.Code = c
-		}
-		return e
-	case *wire.JSError:
-		return fromWire(*x)
-	case string:
-		return &Error{Code: 500, Name: "Error", Message: x}
-	case nil:
-		return &Error{Code: 500, Name: "Error", Message: "error without data"}
-	default:
-		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x)}
-	}
-}
-
-func numericCode(v any) (int, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int(n), true
-	case int16:
-		return int(n), true
-	case int32:
-		return int(n), true
-	case int64:
-		return int(n), true
-	case uint8:
-		return int(n), true
-	case uint16:
-		return int(n), true
-	case uint32:
-		return int(n), true
-	case uint64:
-		return int(n), true
-	case int:
-		return n, true
-	case float64:
-		if n == float64(int(n)) {
-			return int(n), true
-		}
-	}
-	return 0, false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -22,12 +23,16 @@ func (Calculator) Div(a, b int) (int, error) {
 // Services are looked up by exact version, latest, or semver range; the
 // same handle type calls local and remote services.
 func Example() {
-	reg := rpc.NewRegistry("node-1")
-	if _, err := reg.Expose("calculator@1.2.0", Calculator{}); err != nil {
+	ctx := context.Background()
+	n, err := netron.New(netron.Config{ID: "node-1"})
+	if err != nil {
 		panic(err)
 	}
-	ctx := context.Background()
-	calc, err := reg.Local("calculator@^1", nil)
+	defer n.Close()
+	if err := n.Expose("calculator@1.2.0", Calculator{}); err != nil {
+		panic(err)
+	}
+	calc, err := n.Service(ctx, "calculator@^1") // this node's own service: no network
 	if err != nil {
 		panic(err)
 	}

@@ -5,33 +5,20 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/netron-go/netron/internal/rpclink"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/stream"
 )
-
-type invoker interface {
-	invoke(ctx context.Context, target, method string, args []any) ([]byte, error)
-	openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error)
-	peerID() string
-	// decodeMax is the cap of the decode budget of its results (see
-	// wire.Budget): the connection's for a peer; trustedResults for
-	// results this process encoded itself.
-	decodeMax() int64
-}
-
-// trustedResults: results this process encoded itself decode without a
-// budget.
-const trustedResults = -1
 
 // Service is a handle for calling one service, on a peer or on this node.
 // It is safe for concurrent use.
 type Service struct {
 	def wire.Definition
-	inv invoker
+	h   rpclink.Handle
 }
 
-// Definition returns the service's definition as its node announced it.
-func (s *Service) Definition() wire.Definition { return s.def }
+// Description returns the service's description as its node announced
+// it (a copy).
+func (s *Service) Description() ServiceDescription { return describe(s.def) }
 
 // Name returns the service name.
 func (s *Service) Name() string { return s.def.Meta.Name }
@@ -43,7 +30,7 @@ func (s *Service) Version() string { return s.def.Meta.Version }
 func (s *Service) QualifiedName() string { return s.def.Meta.Name + "@" + s.def.Meta.Version }
 
 // PeerID returns the id of the node that serves the service.
-func (s *Service) PeerID() string { return s.inv.peerID() }
+func (s *Service) PeerID() string { return s.h.PeerID() }
 
 // Methods returns the wire names of the service's methods, sorted.
 func (s *Service) Methods() []string {
@@ -58,11 +45,11 @@ func (s *Service) Methods() []string {
 // Call calls method with args and returns its undecoded result. ctx bounds
 // the call; without a deadline the client's request timeout applies.
 func (s *Service) Call(ctx context.Context, method string, args ...any) (Result, error) {
-	data, err := s.inv.invoke(ctx, s.def.ID, method, args)
+	data, err := s.h.Invoke(ctx, s.def.ID, method, args)
 	if err != nil {
 		return Result{}, s.callError(method, err)
 	}
-	return Result{raw: data, max: s.inv.decodeMax()}, nil
+	return Result{raw: data, max: s.h.DecodeMax()}, nil
 }
 
 // callError names what was called in err: an *Error from the peer gets
@@ -84,7 +71,7 @@ func (s *Service) callError(method string, err error) error {
 // Result is a call's result, still encoded.
 type Result struct {
 	raw []byte
-	max int64 // cap of its decode budget; trustedResults: none
+	max int64 // cap of its decode budget; rpclink.Trusted: none
 }
 
 // Decode decodes the result into v, a pointer. Integer targets accept
@@ -98,7 +85,7 @@ func (r Result) Decode(v any) error {
 		return nil
 	}
 	var err error
-	if r.max == trustedResults {
+	if r.max == rpclink.Trusted {
 		err = wire.UnmarshalTrusted(r.raw, v)
 	} else {
 		err = wire.UnmarshalMax(r.raw, v, r.max)

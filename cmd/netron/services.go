@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/rpc"
 )
 
 const servicesDescription = `
@@ -87,18 +87,18 @@ func services(ctx context.Context, cf *clientFlags, asJSON bool, stdout, stderr 
 
 // methodLines describes the methods and properties of a service, sorted:
 // "add(number, number): number".
-func methodLines(d wire.Definition) []string {
+func methodLines(d rpc.ServiceDescription) []string {
 	var out []string
-	for name, m := range d.Meta.Methods {
+	for name, m := range d.Methods {
 		args := make([]string, len(m.Arguments))
-		for i, a := range sortedArgs(m.Arguments) {
+		for i, a := range m.Arguments {
 			args[i] = a.Type
 		}
-		out = append(out, fmt.Sprintf("%s(%s): %s", name, strings.Join(args, ", "), m.Type))
+		out = append(out, fmt.Sprintf("%s(%s): %s", name, strings.Join(args, ", "), m.Result))
 	}
-	for name, p := range d.Meta.Properties {
+	for name, p := range d.Properties {
 		ro := ""
-		if p.Readonly {
+		if p.ReadOnly {
 			ro = " (read-only)"
 		}
 		out = append(out, fmt.Sprintf("%s: %s%s", name, p.Type, ro))
@@ -107,24 +107,18 @@ func methodLines(d wire.Definition) []string {
 	return out
 }
 
-func sortedArgs(a []wire.ArgumentMeta) []wire.ArgumentMeta {
-	out := append([]wire.ArgumentMeta(nil), a...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Index < out[j].Index })
-	return out
-}
-
-func toServiceJSON(d wire.Definition) serviceJSON {
-	s := serviceJSON{Name: d.Meta.Name, Version: d.Meta.Version, Methods: map[string]method{}}
-	for name, m := range d.Meta.Methods {
+func toServiceJSON(d rpc.ServiceDescription) serviceJSON {
+	s := serviceJSON{Name: d.Name, Version: d.Version, Methods: map[string]method{}}
+	for name, m := range d.Methods {
 		args := []string{}
-		for _, a := range sortedArgs(m.Arguments) {
+		for _, a := range m.Arguments {
 			args = append(args, a.Type)
 		}
-		s.Methods[name] = method{Arguments: args, Returns: m.Type}
+		s.Methods[name] = method{Arguments: args, Returns: m.Result}
 	}
-	if len(d.Meta.Properties) > 0 {
+	if len(d.Properties) > 0 {
 		s.Properties = map[string]string{}
-		for name, p := range d.Meta.Properties {
+		for name, p := range d.Properties {
 			s.Properties[name] = p.Type
 		}
 	}

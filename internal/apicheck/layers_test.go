@@ -11,16 +11,18 @@ import (
 // package, or a new dependency between two, is a design decision: add it
 // here and to DESIGN.md §3.
 var layers = map[string][]string{
-	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/wire"},
+	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/rpccore", "internal/wire"},
 	"app":                     {"", "peer", "rpc"},
 	"bus":                     {},
 	"peer":                    {"bus", "internal/wire"},
-	"rpc":                     {"bus", "peer", "stream", "internal/wire"},
+	"rpc":                     {"peer", "stream", "internal/rpclink", "internal/wire"},
 	"stream":                  {"bus", "peer", "internal/wire"},
 	"discovery":               {},
 	"discovery/redisdisc":     {"discovery"},
 	"discovery/discoverytest": {"discovery"},
 	"internal/wire":           {},
+	"internal/rpclink":        {"stream", "internal/wire"},
+	"internal/rpccore":        {"bus", "peer", "rpc", "stream", "internal/rpclink", "internal/wire"},
 	"internal/apicheck":       {},
 	"internal/docstest":       {},
 	"internal/exampletest":    {},

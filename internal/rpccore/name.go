@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/netron-go/netron/rpc"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$`)
@@ -14,7 +16,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$`)
 // starting or ending with a dot.
 func ValidateName(name string) error {
 	if len(name) == 0 || len(name) > 200 || !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: %q (letters, digits and dots, e.g. \"calculator\" or \"billing.invoices\")", ErrInvalidName, name)
+		return fmt.Errorf("%w: %q (letters, digits and dots, e.g. \"calculator\" or \"billing.invoices\")", rpc.ErrInvalidName, name)
 	}
 	return nil
 }
@@ -24,14 +26,14 @@ func ValidateName(name string) error {
 func ParseQualified(qn string) (name string, version *semver.Version, err error) {
 	name, v, ok := strings.Cut(qn, "@")
 	if !ok {
-		return "", nil, fmt.Errorf("%w: %q has no version (want name@1.2.3)", ErrInvalidVersion, qn)
+		return "", nil, fmt.Errorf("%w: %q has no version (want name@1.2.3)", rpc.ErrInvalidVersion, qn)
 	}
 	if err := ValidateName(name); err != nil {
 		return "", nil, err
 	}
 	version, err = semver.StrictNewVersion(v)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %q in %q: %w", ErrInvalidVersion, v, qn, err)
+		return "", nil, fmt.Errorf("%w: %q in %q: %w", rpc.ErrInvalidVersion, v, qn, err)
 	}
 	return name, version, nil
 }
@@ -62,7 +64,7 @@ func parseSpec(s string) (spec, error) {
 	}
 	c, err := semver.NewConstraint(v)
 	if err != nil {
-		return spec{}, fmt.Errorf("%w: %q is neither a version nor a range: %w", ErrInvalidVersion, v, err)
+		return spec{}, fmt.Errorf("%w: %q is neither a version nor a range: %w", rpc.ErrInvalidVersion, v, err)
 	}
 	sp.rng = c
 	return sp, nil

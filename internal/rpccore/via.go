@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -23,7 +24,7 @@ type ConnSource interface {
 // QueryInterfaceVia looks a service up like QueryInterface, on src's
 // current connection, and returns a handle that calls through src (see
 // RemoteVia).
-func (c *Client) QueryInterfaceVia(ctx context.Context, src ConnSource, spec string) (*Service, error) {
+func (c *Client) QueryInterfaceVia(ctx context.Context, src ConnSource, spec string) (*rpc.Service, error) {
 	conn, err := src.ActiveConn()
 	if err != nil {
 		return nil, err
@@ -32,7 +33,7 @@ func (c *Client) QueryInterfaceVia(ctx context.Context, src ConnSource, spec str
 	if err != nil {
 		return nil, err
 	}
-	return c.remoteVia(src, conn, svc.def), nil
+	return c.remoteVia(src, conn, serviceDef(svc)), nil
 }
 
 // RemoteVia returns a handle for a service definition that asks src for
@@ -43,12 +44,12 @@ func (c *Client) QueryInterfaceVia(ctx context.Context, src ConnSource, spec str
 // its exact qualified name (query_interface "name@version"), since a
 // restarted node gives its services new ids, then calls it; a service the
 // node no longer offers fails with its not-found error.
-func (c *Client) RemoteVia(src ConnSource, def wire.Definition) *Service {
+func (c *Client) RemoteVia(src ConnSource, def wire.Definition) *rpc.Service {
 	conn, _ := src.ActiveConn()
 	return c.remoteVia(src, conn, def)
 }
 
-func (c *Client) remoteVia(src ConnSource, conn *peer.Conn, def wire.Definition) *Service {
+func (c *Client) remoteVia(src ConnSource, conn *peer.Conn, def wire.Definition) *rpc.Service {
 	v := &viaInvoker{c: c, src: src, qn: def.Meta.Name, sem: make(chan struct{}, 1)}
 	if def.Meta.Version != "" {
 		v.qn += "@" + def.Meta.Version
@@ -56,7 +57,7 @@ func (c *Client) remoteVia(src ConnSource, conn *peer.Conn, def wire.Definition)
 	if conn != nil {
 		v.b.Store(&binding{conn: conn, id: def.ID})
 	}
-	return &Service{def: def, inv: v}
+	return newService(def, v)
 }
 
 // viaInvoker calls a service through whatever connection its source has.
@@ -97,34 +98,34 @@ func (v *viaInvoker) resolve(ctx context.Context) (remoteInvoker, string, error)
 	if err != nil {
 		return remoteInvoker{}, "", fmt.Errorf("rpc: looking %s up on the new connection to %s: %w", v.qn, conn.ID(), err)
 	}
-	v.b.Store(&binding{conn: conn, id: svc.def.ID})
-	return remoteInvoker{c: v.c, conn: conn}, svc.def.ID, nil
+	v.b.Store(&binding{conn: conn, id: serviceDef(svc).ID})
+	return remoteInvoker{c: v.c, conn: conn}, serviceDef(svc).ID, nil
 }
 
-func (v *viaInvoker) invoke(ctx context.Context, _, method string, args []any) ([]byte, error) {
+func (v *viaInvoker) Invoke(ctx context.Context, _, method string, args []any) ([]byte, error) {
 	r, id, err := v.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.invoke(ctx, id, method, args)
+	return r.Invoke(ctx, id, method, args)
 }
 
-func (v *viaInvoker) openStream(ctx context.Context, _, method string, args []any) (*stream.Inbound, error) {
+func (v *viaInvoker) OpenStream(ctx context.Context, _, method string, args []any) (*stream.Inbound, error) {
 	r, id, err := v.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.openStream(ctx, id, method, args)
+	return r.OpenStream(ctx, id, method, args)
 }
 
-func (v *viaInvoker) decodeMax() int64 {
+func (v *viaInvoker) DecodeMax() int64 {
 	if conn, err := v.src.ActiveConn(); err == nil {
 		return conn.MaxDecodeMemory()
 	}
 	return 0 // the default cap
 }
 
-func (v *viaInvoker) peerID() string {
+func (v *viaInvoker) PeerID() string {
 	if conn, err := v.src.ActiveConn(); err == nil {
 		return conn.ID()
 	}

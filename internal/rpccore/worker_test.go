@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func (g *gateSvc) Wait() int {
 func workers() int {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "rpc.(*Server).worker(")
+	return strings.Count(string(buf[:n]), "rpccore.(*Server).worker(")
 }
 
 // waitWorkers waits up to 30 s for the server's workers to exit.

@@ -1,11 +1,10 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"reflect"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -33,49 +33,9 @@ func WithClientStreams(m *stream.Manager) ClientOption {
 	return clientOptionFunc(func(c *Client) { c.streams = m })
 }
 
-// OpenStream calls a method that produces a stream and returns its typed
-// Reader. ctx bounds the call (with the client's request timeout when it
-// has no deadline) and the stream: cancelling it cancels the stream.
-// Close the Reader when you stop before the end.
-//
-//	r, err := rpc.OpenStream[[]byte](ctx, files, "download", "big.bin")
-//	if err != nil { … }
-//	defer r.Close()
-//	for chunk := range r.C() { … }
-//	err = r.Err() // nil only if the stream was complete
-func OpenStream[T any](ctx context.Context, s *Service, method string, args ...any) (*stream.Reader[T], error) {
-	in, err := s.inv.openStream(ctx, s.def.ID, method, args)
-	if err != nil {
-		return nil, s.callError(method, err)
-	}
-	return stream.NewReader[T](ctx, in), nil
-}
-
-// Stream calls a method that produces a stream and returns an iterator
-// over its values. A failure (of the call, or of the stream after the
-// values before it) is the last pair, with a zero value; a complete stream
-// ends without an error. Breaking out of the loop cancels the producer.
-//
-//	for chunk, err := range rpc.Stream[[]byte](ctx, data, "streamData") { … }
-func Stream[T any](ctx context.Context, s *Service, method string, args ...any) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		r, err := OpenStream[T](ctx, s, method, args...)
-		if err != nil {
-			var zero T
-			yield(zero, err)
-			return
-		}
-		for v, err := range r.All() {
-			if !yield(v, err) {
-				return
-			}
-		}
-	}
-}
-
 // errNoStreams is the error of a streaming call on a node without a
 // stream manager.
-var errNoStreams = &Error{Code: 500, Name: "TitanError", Message: "streams are not enabled on this node"}
+var errNoStreams = &rpc.Error{Code: 500, Name: "TitanError", Message: "streams are not enabled on this node"}
 
 // callEnv is what invoke needs to know of the call besides its arguments.
 type callEnv struct {
@@ -115,13 +75,13 @@ func (env callEnv) beginStreams(m *method) (*streamCall, error) {
 func streamError(err error) error {
 	switch {
 	case errors.Is(err, stream.ErrTooManyStreams):
-		return &Error{Code: 429, Name: "TitanError", Message: err.Error(), Details: map[string]any{"reason": stream.ReasonStreamLimit}}
+		return &rpc.Error{Code: 429, Name: "TitanError", Message: err.Error(), Details: map[string]any{"reason": stream.ReasonStreamLimit}}
 	case errors.Is(err, stream.ErrInvalidReference):
 		return badRequest("ArgumentType", err.Error(), nil)
 	case errors.Is(err, peer.ErrDisconnected):
 		return err
 	}
-	return &Error{Code: 500, Name: "TitanError", Message: err.Error()}
+	return &rpc.Error{Code: 500, Name: "TitanError", Message: err.Error()}
 }
 
 // reader decodes a StreamReference argument and opens it.
@@ -232,7 +192,7 @@ func (sc *streamCall) writerStream(m *method, in []reflect.Value) *pendingStream
 func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pendingStream, error) {
 	src, err := stream.SourceOf(v)
 	if err != nil {
-		return nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s.%s: %v", e.qn, m.name, err)}
+		return nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s.%s: %v", e.qn, m.name, err)}
 	}
 	sc.out.SetLive(stream.IsLive(src))
 	return &pendingStream{sc: sc, run: func(ctx context.Context) error {
@@ -358,16 +318,16 @@ func streamRefOf(data []byte) (wire.StreamReference, error) {
 		return ref, fmt.Errorf("%w: the reply is %T", stream.ErrNotStream, v)
 	}
 	if err := wire.Unmarshal(data, &ref); err != nil {
-		return ref, fmt.Errorf("%w: %w", ErrMalformedResult, err)
+		return ref, fmt.Errorf("%w: %w", rpc.ErrMalformedResult, err)
 	}
 	return ref, nil
 }
 
-func (r remoteInvoker) openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+func (r remoteInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
 	if r.c.streams == nil {
 		return nil, errNoStreams
 	}
-	data, err := r.invoke(ctx, target, method, args)
+	data, err := r.Invoke(ctx, target, method, args)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +338,7 @@ func (r remoteInvoker) openStream(ctx context.Context, target, method string, ar
 	return r.c.streams.Accept(r.conn, ref)
 }
 
-func (l localInvoker) openStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+func (l localInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
 	if l.reg.streams == nil {
 		return nil, errNoStreams
 	}
@@ -538,7 +498,7 @@ func (r response) result() ([]byte, error) {
 	if r.isErr {
 		var v any
 		if err := wire.Unmarshal(r.data, &v); err != nil {
-			return nil, fmt.Errorf("%w: undecodable error reply: %w", ErrMalformedResult, err)
+			return nil, fmt.Errorf("%w: undecodable error reply: %w", rpc.ErrMalformedResult, err)
 		}
 		return nil, fromWire(v)
 	}

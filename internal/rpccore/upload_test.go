@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -38,7 +39,7 @@ func (s *uploadSvc) Sum(r *stream.Reader[int]) (int, error) {
 
 // uploadPair serves uploads@1.0.0 on a loopback connection between two
 // Go nodes with the stream extension.
-func uploadPair(t *testing.T) (*Service, *uploadSvc) {
+func uploadPair(t *testing.T) (*rpc.Service, *uploadSvc) {
 	t.Helper()
 	impl := &uploadSvc{done: make(chan error, 4)}
 	return servePair(t, "uploads@1.0.0", impl), impl
@@ -46,7 +47,7 @@ func uploadPair(t *testing.T) (*Service, *uploadSvc) {
 
 // servePair exposes impl as spec on a loopback connection between two Go
 // nodes with the stream extension, and returns the client's handle on it.
-func servePair(t *testing.T, spec string, impl any) *Service {
+func servePair(t *testing.T, spec string, impl any) *rpc.Service {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -134,7 +135,7 @@ func TestStreamArgumentEndsWithTheMethodsStream(t *testing.T) {
 	defer close(never)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := OpenStream[int](ctx, svc, "relay", stream.FromChan((<-chan int)(never)))
+	r, err := rpc.OpenStream[int](ctx, svc, "relay", stream.FromChan((<-chan int)(never)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestCancelledCallEndsItsStreamArguments(t *testing.T) {
 	defer close(never)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := Call[int](ctx, svc, "sum", stream.FromChan((<-chan int)(never))); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := rpc.Call[int](ctx, svc, "sum", stream.FromChan((<-chan int)(never))); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("call: %v, want its deadline", err)
 	}
 	if err := methodEnd(t, impl, "its caller gave up"); !errors.Is(err, stream.ErrRemote) {

@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -16,17 +16,13 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
-// TaskFunc runs a TASK ["name", ...args] from a peer (Node.HandleTask):
-// its result is sent back as the task's response. ctx carries the caller's
-// identity (peer.IdentityFrom) and is cancelled when its connection closes.
-type TaskFunc func(ctx context.Context, args *Args) (any, error)
-
 // ConnTaskFunc is a task handler that also gets the connection the task
 // came on (nil for tasks run locally).
-type ConnTaskFunc func(ctx context.Context, conn *peer.Conn, args *Args) (any, error)
+type ConnTaskFunc func(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error)
 
 // Server answers the requests peers send to this node: CALLs of exposed
 // services and TASKs. It consumes peer.TopicRequests from the bus and
@@ -37,7 +33,7 @@ type Server struct {
 	withStack bool
 	sem       chan struct{}
 	perPeer   int32
-	authz     Authorizer
+	authz     rpc.Authorizer
 	unsub     func()
 	streams   *stream.Manager
 
@@ -79,7 +75,7 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 // connections with waiting requests take the slots that free in turn. The
 // node holds at most n waiting requests (or the per-peer limit, if more);
 // past that, a request is refused at once with a 429 error
-// (ErrTooManyRequests). The per-peer limit (WithPeerConcurrency) counts
+// (rpc.ErrTooManyRequests). The per-peer limit (WithPeerConcurrency) counts
 // waiting requests too.
 func WithConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
@@ -94,7 +90,7 @@ const DefaultPeerConcurrency = 1024
 
 // WithPeerConcurrency bounds how many requests one peer may have running
 // or waiting for a slot at once (default 1024). A request beyond it is
-// answered at once with a 429 error (ErrTooManyRequests) instead of
+// answered at once with a 429 error (rpc.ErrTooManyRequests) instead of
 // running.
 func WithPeerConcurrency(n int) ServerOption {
 	return serverOptionFunc(func(s *Server) {
@@ -151,7 +147,7 @@ func (s *Server) HandleTask(name string, fn ConnTaskFunc) {
 // queues.
 func (s *Server) Waiting() int { return len(s.waiting) }
 
-// Drain makes the server answer new requests with 503 (ErrUnavailable)
+// Drain makes the server answer new requests with 503 (rpc.ErrUnavailable)
 // and waits until the requests already running have finished, or ctx
 // ends.
 func (s *Server) Drain(ctx context.Context) error {
@@ -210,7 +206,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 	st := connRequestsOf(in.Conn)
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
-		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}}, false)
 		return
@@ -239,7 +235,7 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 		st.inflight.Add(-1)
 		held.Release()
 		s.forgetStreams(refs)
-		s.answer(in.Conn, &in.Packet, nil, &Error{Code: 429, Name: "TitanError",
+		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
 		return
@@ -269,7 +265,7 @@ func errNoMemory(mem *peer.Memory, need int64, what string) error {
 	if need <= 0 {
 		msg = fmt.Sprintf("node out of memory for requests: no room for %s, %d of %d bytes in use", what, mem.Used(), mem.Limit())
 	}
-	return &Error{Code: 503, Name: "TitanError", Message: msg,
+	return &rpc.Error{Code: 503, Name: "TitanError", Message: msg,
 		Details: map[string]any{"reason": "InboundMemory", "limit": mem.Limit()}}
 }
 
@@ -383,7 +379,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 
 // errStopping is the answer to a request that comes while the node stops.
 func errStopping() error {
-	return &Error{Code: 503, Name: "TitanError", Message: "node stopping"}
+	return &rpc.Error{Code: 503, Name: "TitanError", Message: "node stopping"}
 }
 
 // start runs the request of in, for which a slot was taken, on an idle
@@ -527,7 +523,7 @@ func (s *Server) answer(conn *peer.Conn, p *wire.Packet, result any, err error, 
 	if err == nil {
 		frame, err = wire.AppendMarshal(frame, result)
 		if err != nil {
-			err = &Error{Code: 500, Name: "TitanError", Message: "cannot encode the result: " + err.Error()}
+			err = &rpc.Error{Code: 500, Name: "TitanError", Message: "cannot encode the result: " + err.Error()}
 			frame = wire.AppendHeader(fb.b[:0], p.ID, flags)
 		}
 	}
@@ -653,7 +649,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 		if fn == nil {
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
-		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1, conn: conn}, s.logger)
+		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }), s.logger)
 	case wire.TypeGet, wire.TypeSet:
 		if n < 2 {
 			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
@@ -744,7 +740,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error("netron: handler panicked", "service", e.qn, "method", m.name, "panic", r, "stack", string(debug.Stack()))
-			result, err = nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("internal error in %s.%s", e.qn, m.name)}
+			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("internal error in %s.%s", e.qn, m.name)}
 		}
 	}()
 	out := m.fn.Call(in)
@@ -782,56 +778,17 @@ func argError(conn *peer.Conn, what string, index int, err error) error {
 	return badRequest(reason, what+": "+err.Error(), details)
 }
 
-func safeTask(ctx context.Context, fn ConnTaskFunc, conn *peer.Conn, args *Args, logger *slog.Logger) (result any, err error) {
+func safeTask(ctx context.Context, fn ConnTaskFunc, conn *peer.Conn, args *rpc.Args, logger *slog.Logger) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
-			result, err = nil, &Error{Code: 500, Name: "TitanError", Message: "internal error in task"}
+			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: "internal error in task"}
 		}
 	}()
 	return fn(ctx, conn, args)
 }
 
-// Args are the arguments of a TASK, decoded one at a time.
-type Args struct {
-	dec  *msgpack.Decoder
-	n    int
-	conn *peer.Conn
-}
-
-// Len returns the number of arguments not yet decoded.
-func (a *Args) Len() int { return a.n }
-
-// Next decodes the next argument into v (a pointer).
-func (a *Args) Next(v any) error {
-	if a.n == 0 {
-		return badRequest("ArgumentCount", "missing argument", nil)
-	}
-	a.n--
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return errors.New("rpc: Args.Next needs a non-nil pointer")
-	}
-	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
-		return argError(a.conn, "task argument", -1, err)
-	}
-	return nil
-}
-
-// Rest decodes the remaining arguments generically.
-func (a *Args) Rest() ([]any, error) {
-	out := make([]any, 0, a.n)
-	for a.n > 0 {
-		var v any
-		if err := a.Next(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-func (s *Server) queryInterface(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
+func (s *Server) queryInterface(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
 	var name string
 	if err := args.Next(&name); err != nil {
 		return nil, err
@@ -867,7 +824,7 @@ const ProtocolVersion = 1
 // extensions this build supports, in preference order.
 var supportedExtensions = []string{ExtensionEvents, stream.Extension, peer.ExtensionBatch}
 
-func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
+func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
 	var remote Abilities
 	if args.Len() > 0 {
 		if err := args.Next(&remote); err != nil {

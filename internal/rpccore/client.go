@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -174,7 +175,7 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 
 // Request sends a request of type t on conn whose data is appended by
 // build, and waits for the response. It returns the response data (one
-// msgpack value), or an *Error when the peer answered with an error, or
+// msgpack value), or an *rpc.Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
 func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
 	// The wait for room in a full outbound queue counts against the
@@ -338,7 +339,7 @@ func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 
 // QueryInterface asks the peer for a service: "name" (latest),
 // "name@1.2.3", or a range "name@^1" (ranges need a Go peer).
-func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec string) (*Service, error) {
+func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec string) (*rpc.Service, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
 		b = wire.AppendString(b, "query_interface")
@@ -349,13 +350,13 @@ func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec strin
 	}
 	var def wire.Definition
 	if err := wire.UnmarshalMax(data, &def, conn.MaxDecodeMemory()); err != nil {
-		return nil, fmt.Errorf("%w: query_interface: %w", ErrMalformedResult, err)
+		return nil, fmt.Errorf("%w: query_interface: %w", rpc.ErrMalformedResult, err)
 	}
 	return c.Remote(conn, def), nil
 }
 
 // Abilities runs the abilities task, offering ours; a plain Titan peer
-// answers 404 (errors.Is(err, ErrTaskNotFound)).
+// answers 404 (errors.Is(err, rpc.ErrTaskNotFound)).
 func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities) (Abilities, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
@@ -367,24 +368,24 @@ func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities)
 	}
 	var a Abilities
 	if err := wire.UnmarshalMax(data, &a, conn.MaxDecodeMemory()); err != nil {
-		return Abilities{}, fmt.Errorf("%w: abilities: %w", ErrMalformedResult, err)
+		return Abilities{}, fmt.Errorf("%w: abilities: %w", rpc.ErrMalformedResult, err)
 	}
 	return a, nil
 }
 
 // Remote returns a handle for a service definition on conn.
-func (c *Client) Remote(conn *peer.Conn, def wire.Definition) *Service {
-	return &Service{def: def, inv: remoteInvoker{c: c, conn: conn}}
+func (c *Client) Remote(conn *peer.Conn, def wire.Definition) *rpc.Service {
+	return newService(def, remoteInvoker{c: c, conn: conn})
 }
 
 // RunTask runs a task on the peer and returns its raw result.
-func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args ...any) (Result, error) {
+func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args ...any) (rpc.Result, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 1+len(args))
 		b = wire.AppendString(b, name)
 		return appendArgs(b, args)
 	})
-	return Result{raw: data, max: conn.MaxDecodeMemory()}, err
+	return newResult(data, conn.MaxDecodeMemory()), err
 }
 
 type remoteInvoker struct {
@@ -392,7 +393,7 @@ type remoteInvoker struct {
 	conn *peer.Conn
 }
 
-func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+func (r remoteInvoker) Invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
 	if hasSources(args) {
 		return r.c.callWithUploads(ctx, r.conn, target, method, args)
 	}
@@ -404,9 +405,9 @@ func (r remoteInvoker) invoke(ctx context.Context, target, method string, args [
 	})
 }
 
-func (r remoteInvoker) peerID() string { return r.conn.ID() }
+func (r remoteInvoker) PeerID() string { return r.conn.ID() }
 
-func (r remoteInvoker) decodeMax() int64 { return r.conn.MaxDecodeMemory() }
+func (r remoteInvoker) DecodeMax() int64 { return r.conn.MaxDecodeMemory() }
 
 func appendArgs(b []byte, args []any) ([]byte, error) {
 	var err error

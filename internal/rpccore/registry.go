@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -64,11 +65,11 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 		return wire.Definition{}, err
 	}
 	if v == nil || (reflect.ValueOf(v).Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil()) {
-		return wire.Definition{}, fmt.Errorf("%w: nil value for %s", ErrInvalidService, qualifiedName)
+		return wire.Definition{}, fmt.Errorf("%w: nil value for %s", rpc.ErrInvalidService, qualifiedName)
 	}
 	methods := methodsOf(v)
 	if len(methods) == 0 {
-		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", ErrInvalidService, v)
+		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", rpc.ErrInvalidService, v)
 	}
 	qn := name + "@" + ver.String()
 	defID := uuid.NewString()
@@ -84,7 +85,7 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	r.mu.Lock()
 	if _, dup := r.byQN[qn]; dup {
 		r.mu.Unlock()
-		return wire.Definition{}, fmt.Errorf("%w: %s", ErrAlreadyExposed, qn)
+		return wire.Definition{}, fmt.Errorf("%w: %s", rpc.ErrAlreadyExposed, qn)
 	}
 	r.byQN[qn] = e
 	r.byDef[defID] = e
@@ -112,7 +113,7 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	e, ok := r.byQN[qn]
 	if !ok {
 		r.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrNotExposed, qn)
+		return fmt.Errorf("%w: %s", rpc.ErrNotExposed, qn)
 	}
 	delete(r.byQN, qn)
 	delete(r.byDef, e.defID)
@@ -164,8 +165,8 @@ func (r *Registry) resolve(s string) (*exposed, error) {
 	return nil, serviceNotFound(s)
 }
 
-func serviceNotFound(s string) *Error {
-	return &Error{Code: 404, Name: "TitanError", Message: fmt.Sprintf("Service '%s' not found", s), Details: map[string]any{"serviceName": s}}
+func serviceNotFound(s string) *rpc.Error {
+	return &rpc.Error{Code: 404, Name: "TitanError", Message: fmt.Sprintf("Service '%s' not found", s), Details: map[string]any{"serviceName": s}}
 }
 
 // target finds the service a CALL addresses: a definition id, or a

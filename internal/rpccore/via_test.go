@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 )
 
 // switchable is a ConnSource whose connection the test swaps.
@@ -71,7 +72,7 @@ func TestRemoteViaFollowsTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum, err := Call[int](ctx, svc, "add", 1, 2); err != nil || sum != 3 {
+	if sum, err := rpc.Call[int](ctx, svc, "add", 1, 2); err != nil || sum != 3 {
 		t.Fatalf("add on the first connection: %d %v", sum, err)
 	}
 	down := error(peer.ErrDisconnected)
@@ -81,7 +82,7 @@ func TestRemoteViaFollowsTheConnection(t *testing.T) {
 	}
 	src.err.Store(nil)
 	src.conn.Store(conn2)
-	if sum, err := Call[int](ctx, svc, "add", 2, 3); err != nil || sum != 5 {
+	if sum, err := rpc.Call[int](ctx, svc, "add", 2, 3); err != nil || sum != 5 {
 		t.Fatalf("add on the second connection: %d %v", sum, err)
 	}
 	if svc.PeerID() != "server" {
@@ -92,21 +93,21 @@ func TestRemoteViaFollowsTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	via := c.RemoteVia(src, other.Definition()) // taken as valid on conn2: it is not
-	if _, err := via.Call(ctx, "add", 1, 1); !errors.Is(err, ErrServiceNotFound) {
+	via := c.RemoteVia(src, serviceDef(other)) // taken as valid on conn2: it is not
+	if _, err := via.Call(ctx, "add", 1, 1); !errors.Is(err, rpc.ErrServiceNotFound) {
 		t.Fatalf("a definition id of another node: %v", err)
 	}
 	empty := &switchable{}
 	empty.err.Store(&down)
-	if _, err := c.RemoteVia(empty, other.Definition()).Call(ctx, "add", 1, 1); !errors.Is(err, peer.ErrDisconnected) {
+	if _, err := c.RemoteVia(empty, serviceDef(other)).Call(ctx, "add", 1, 1); !errors.Is(err, peer.ErrDisconnected) {
 		t.Fatalf("via an empty source: %v", err)
 	}
 	lazy := &switchable{}
 	lazy.err.Store(&down)
-	h := c.RemoteVia(lazy, other.Definition())
+	h := c.RemoteVia(lazy, serviceDef(other))
 	lazy.err.Store(nil)
 	lazy.conn.Store(conn2)
-	if sum, err := Call[int](ctx, h, "add", 4, 4); err != nil || sum != 8 {
+	if sum, err := rpc.Call[int](ctx, h, "add", 4, 4); err != nil || sum != 8 {
 		t.Fatalf("a handle made without a connection: %d %v", sum, err)
 	}
 }

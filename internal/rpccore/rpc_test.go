@@ -1,4 +1,4 @@
-package rpc
+package rpccore
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/rpc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,30 +26,30 @@ func TestWireName(t *testing.T) {
 
 func TestErrorMatching(t *testing.T) {
 	method := notFound("Method", "calc@1.0.0.x", "Method 'calc@1.0.0.x' not found")
-	if !errors.Is(method, ErrMethodNotFound) || !errors.Is(method, ErrNotFound) || errors.Is(method, ErrServiceNotFound) {
+	if !errors.Is(method, rpc.ErrMethodNotFound) || !errors.Is(method, rpc.ErrNotFound) || errors.Is(method, rpc.ErrServiceNotFound) {
 		t.Fatal("method not found matching")
 	}
 	svc := serviceNotFound("nosuch@1.0.0")
-	if !errors.Is(svc, ErrServiceNotFound) || errors.Is(svc, ErrMethodNotFound) {
+	if !errors.Is(svc, rpc.ErrServiceNotFound) || errors.Is(svc, rpc.ErrMethodNotFound) {
 		t.Fatal("service not found matching")
 	}
-	// A sentinel matches only sentinels' shape: a data-carrying *Error is
+	// A sentinel matches only sentinels' shape: a data-carrying *rpc.Error is
 	// not a target.
 	if errors.Is(svc, method) {
 		t.Fatal("an error with data matched as a target")
 	}
-	if Code(svc) != 404 || Code(errors.New("x")) != 0 {
+	if rpc.Code(svc) != 404 || rpc.Code(errors.New("x")) != 0 {
 		t.Fatal("Code")
 	}
 	// Round trip through the wire shapes keeps code, details and fields.
-	e := NewError(429, "quota", map[string]any{"plan": "free"})
+	e := rpc.NewError(429, "quota", map[string]any{"plan": "free"})
 	e.Fields = map[string]any{"used": int64(12)}
 	got := fromWire(toWire(e, false))
-	if got.Code != 429 || got.Message != "quota" || got.Details["plan"] != "free" || got.Fields["used"] != int64(12) || !errors.Is(got, ErrTooManyRequests) {
+	if got.Code != 429 || got.Message != "quota" || got.Details["plan"] != "free" || got.Fields["used"] != int64(12) || !errors.Is(got, rpc.ErrTooManyRequests) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	plain := fromWire(toWire(errors.New("boom"), false))
-	if plain.Code != 500 || plain.Message != "boom" || plain.Name != "Error" || !errors.Is(plain, ErrInternal) {
+	if plain.Code != 500 || plain.Message != "boom" || plain.Name != "Error" || !errors.Is(plain, rpc.ErrInternal) {
 		t.Fatalf("plain: %+v", plain)
 	}
 }
@@ -101,31 +102,27 @@ func TestParseSpec(t *testing.T) {
 // over the wire stays Titan's.
 func TestErrorText(t *testing.T) {
 	for _, tc := range []struct {
-		err  *Error
+		err  *rpc.Error
 		want string
 	}{
 		{notFound("Method", "calculator@1.0.0.ad", "Method 'calculator@1.0.0.ad' not found"),
 			`rpc: calculator@1.0.0: method "ad" not found (404)`},
-		{&Error{Code: 404, Name: "TitanError", Message: "Method 'calculator@1.0.0.ad' not found",
+		{&rpc.Error{Code: 404, Name: "TitanError", Message: "Method 'calculator@1.0.0.ad' not found",
 			Details: map[string]any{"resource": "Method", "id": "calculator@1.0.0.ad"}, Available: []string{"add", "multiply"}},
 			`rpc: calculator@1.0.0: method "ad" not found (404); available: add, multiply`},
 		{serviceNotFound("calculator@^9"), `rpc: service "calculator@^9" not found (404)`},
-		{&Error{Code: 404, Name: "TitanError", Message: "Service 'calculator@^9' not found",
+		{&rpc.Error{Code: 404, Name: "TitanError", Message: "Service 'calculator@^9' not found",
 			Details: map[string]any{"serviceName": "calculator@^9"}, Available: []string{"1.0.0", "1.2.0"}},
 			`rpc: calculator@^9: no match (404); available: 1.0.0, 1.2.0`},
-		{&Error{Code: 404, Name: "TitanError", Message: "Service 'shop' not found",
+		{&rpc.Error{Code: 404, Name: "TitanError", Message: "Service 'shop' not found",
 			Details: map[string]any{"serviceName": "shop"}, Available: []string{"calculator@1.0.0"}},
 			`rpc: service "shop" not found (404); available: calculator@1.0.0`},
 		{notFound("Task", "nope", "Task with id nope not found"), `rpc: task "nope" not found (404)`},
-		{&Error{Code: 409, Name: "TitanError", Message: "only 60 in stock", op: "orders@1.0.0.quote"},
-			`rpc: orders@1.0.0.quote: only 60 in stock (409)`},
-		{&Error{Code: 400, Name: "TitanError", Message: "calc@1.0.0.add argument 1: want float64", op: "calc@1.0.0.add"},
-			`rpc: calc@1.0.0.add argument 1: want float64 (400)`},
-		{&Error{Code: 500, Name: "TypeError", Message: "x is undefined"}, `rpc: TypeError: x is undefined (500)`},
-		{&Error{Name: "Error", Message: "no code"}, `rpc: no code`},
-		{ErrServiceNotFound, `rpc: service not found (404)`},
-		{ErrTooManyRequests, `rpc: too many requests (429)`},
-		{ErrArgumentType, `rpc: wrong argument type (400)`},
+		{&rpc.Error{Code: 500, Name: "TypeError", Message: "x is undefined"}, `rpc: TypeError: x is undefined (500)`},
+		{&rpc.Error{Name: "Error", Message: "no code"}, `rpc: no code`},
+		{rpc.ErrServiceNotFound, `rpc: service not found (404)`},
+		{rpc.ErrTooManyRequests, `rpc: too many requests (429)`},
+		{rpc.ErrArgumentType, `rpc: wrong argument type (400)`},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)

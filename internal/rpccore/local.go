@@ -1,11 +1,13 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 
+	"github.com/netron-go/netron/internal/rpclink"
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/rpc"
 )
 
 // Local returns a handle for a service on this node, looked up like a
@@ -13,7 +15,7 @@ import (
 // goroutine without the network, with the same argument conversion and
 // errors as remote calls; streams go through in-process pipes with the
 // same flow control.
-func (r *Registry) Local(spec string, logger *slog.Logger) (*Service, error) {
+func (r *Registry) Local(spec string, logger *slog.Logger) (*rpc.Service, error) {
 	e, err := r.resolve(spec)
 	if err != nil {
 		return nil, err
@@ -21,7 +23,7 @@ func (r *Registry) Local(spec string, logger *slog.Logger) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{def: e.def, inv: localInvoker{reg: r, logger: logger}}, nil
+	return newService(e.def, localInvoker{reg: r, logger: logger}), nil
 }
 
 type localInvoker struct {
@@ -29,11 +31,11 @@ type localInvoker struct {
 	logger *slog.Logger
 }
 
-func (l localInvoker) peerID() string { return l.reg.peerID }
+func (l localInvoker) PeerID() string { return l.reg.peerID }
 
-func (l localInvoker) decodeMax() int64 { return trustedResults }
+func (l localInvoker) DecodeMax() int64 { return rpclink.Trusted }
 
-func (l localInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+func (l localInvoker) Invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
 	result, err := l.call(ctx, target, method, args)
 	if err != nil {
 		return nil, err

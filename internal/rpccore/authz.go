@@ -1,0 +1,22 @@
+package rpccore
+
+import (
+	"context"
+
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
+)
+
+// WithAuthorizer makes the server ask a before every call and lookup.
+// Default: every peer may call everything.
+func WithAuthorizer(a rpc.Authorizer) ServerOption {
+	return serverOptionFunc(func(s *Server) { s.authz = a })
+}
+
+// allowed reports whether the request's peer may use service/method.
+func (s *Server) allowed(ctx context.Context, conn *peer.Conn, service, method string) bool {
+	if s.authz == nil || conn == nil {
+		return true
+	}
+	return s.authz.Authorize(ctx, conn.Identity(), service, method)
+}
