@@ -8,7 +8,7 @@ import (
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 )
 
 // The events benchmarks emit b.N events of one 64-byte argument and report
@@ -63,7 +63,7 @@ func BenchmarkEventsPeerToPeer(b *testing.B) {
 			}
 			if mode == "task" {
 				for _, sp := range server.Peers() {
-					netron.ConnOf(sp).SetExtensions(&peer.Extensions{})
+					netron.ConnOf(sp).SetExtensions(&transport.Extensions{})
 				}
 			}
 			payload := make([]byte, 64)

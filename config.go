@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
@@ -58,7 +59,7 @@ type Config struct {
 	// is closed at once). Default 10 s.
 	IdleTimeout time.Duration `json:"idleTimeout,omitempty" yaml:"idleTimeout,omitempty"`
 	// MaxInboundMemory bounds the memory the node holds for what its
-	// peers send, all connections together (peer.WithInboundMemory): every
+	// peers send, all connections together (see docs/reliability.md): every
 	// message as it is read (replies to the node's own calls aside), a
 	// request's message until its reply and what decoding its arguments
 	// takes (charged as decoding goes on, up to its decode budget), the
@@ -67,7 +68,7 @@ type Config struct {
 	// written. One connection holds at most a quarter of it. What does not
 	// fit is refused at once (a request gets 503, reason InboundMemory);
 	// the connection stays open. It is raised to what one request of
-	// MaxPacketSize needs alone (peer.MinInboundMemory) when lower.
+	// MaxPacketSize needs alone when lower.
 	// Default 256 MiB.
 	MaxInboundMemory int64 `json:"maxInboundMemory,omitempty" yaml:"maxInboundMemory,omitempty"`
 	// MaxDecodeMemory caps the decode budget of one request, event or
@@ -205,19 +206,19 @@ type AuthConfig struct {
 	DialToken string `json:"dialToken,omitempty" yaml:"dialToken,omitempty"`
 }
 
-func (a AuthConfig) options() []peer.Option {
-	var opts []peer.Option
+func (a AuthConfig) options() []transport.Option {
+	var opts []transport.Option
 	switch {
 	case a.HMACKey != "":
-		opts = append(opts, peer.WithAuthenticator(peer.HMACToken([]byte(a.HMACKey))))
+		opts = append(opts, transport.WithAuthenticator(peer.HMACToken([]byte(a.HMACKey))))
 	case a.Token != "":
-		opts = append(opts, peer.WithAuthenticator(peer.SharedToken(a.Token)))
+		opts = append(opts, transport.WithAuthenticator(peer.SharedToken(a.Token)))
 	}
 	switch {
 	case a.DialToken != "":
-		opts = append(opts, peer.WithToken(a.DialToken))
+		opts = append(opts, transport.WithToken(a.DialToken))
 	case a.Token != "":
-		opts = append(opts, peer.WithToken(a.Token))
+		opts = append(opts, transport.WithToken(a.Token))
 	}
 	return opts
 }

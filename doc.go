@@ -14,13 +14,12 @@
 //	calc, _ := p.Service(ctx, "calculator@^1")         // exact, latest or range
 //	sum, _ := rpc.Call[int](ctx, calc, "add", 2, 3)
 //
-// Inside a node all traffic is typed messages on one bus (package bus),
-// which implements Watermill's Publisher and Subscriber: each connection's
-// reader publishes what arrives on peer.TopicRequests, peer.TopicResponses
-// and peer.TopicStreams, the RPC server and client consume them, and each
-// connection's writer consumes its own outbound topic. Connections opening
-// and closing are announced on peer.TopicConnected and
-// peer.TopicDisconnected.
+// Inside a node all traffic is typed messages on one bus (package bus,
+// Node.Bus), which implements Watermill's Publisher and Subscriber: each
+// connection's reader publishes the packets that arrive, the RPC server and
+// client and the stream engine consume them, and each connection's writer
+// consumes its own outbound topic. The node's events are on the bus too
+// (TopicEvents, TopicPeerEvents, …), for Watermill's Router and middleware.
 //
 // When a connection closes, every call pending on it fails at once with an
 // error that matches ErrPeerDisconnected, and is never sent again. A peer

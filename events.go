@@ -16,8 +16,8 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/rpccore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -278,7 +278,7 @@ type target struct {
 	warned atomic.Int64 // unix nanoseconds of the last slow-handler warning
 }
 
-// eventCharge is the inbound memory (peer.WithInboundMemory) the
+// eventCharge is the inbound memory (transport.WithInboundMemory) the
 // arguments of an event from a peer hold, from their decoding until every
 // queue they were put in has handed them to its handler and the handler
 // has returned, or dropped them: one reference for the receiving reader,
@@ -537,7 +537,7 @@ func deliver(ctx context.Context, t *target, ev Event, log *slog.Logger) {
 	if ev.charge != nil {
 		ev.charge.refs.Add(1) // given back through the target's ledger
 	}
-	if conn, ok := ctx.Value(readerKey{}).(*peer.Conn); ok {
+	if conn, ok := ctx.Value(readerKey{}).(*transport.Conn); ok {
 		// A remote event, delivered on its connection's reader inside the
 		// node-wide inbound topic's publish: a full bus.Block queue must
 		// hold back this connection only. Try without waiting; when the
@@ -619,7 +619,7 @@ type readerKey struct{}
 
 // readerContext returns the context remote events of conn are delivered
 // with, made once per connection.
-func readerContext(conn *peer.Conn) context.Context {
+func readerContext(conn *transport.Conn) context.Context {
 	if v, ok := conn.Value(readerKey{}); ok {
 		return v.(context.Context)
 	}
@@ -738,16 +738,16 @@ func newEventHub(n *Node) (*eventHub, error) {
 			})
 		},
 		func() (func(), error) {
-			return bus.NewTopic[peer.ConnEvent](n.bus, peer.TopicConnected).SubscribeFunc(h.onConnected)
+			return bus.NewTopic[transport.ConnEvent](n.bus, transport.TopicConnected).SubscribeFunc(h.onConnected)
 		},
 		func() (func(), error) {
-			return bus.NewTopic[peer.ConnEvent](n.bus, peer.TopicDisconnected).SubscribeFunc(h.onDisconnected)
+			return bus.NewTopic[transport.ConnEvent](n.bus, transport.TopicDisconnected).SubscribeFunc(h.onDisconnected)
 		},
 		func() (func(), error) {
-			return bus.NewTopic[peer.Inbound](n.bus, peer.TopicRequests).SubscribeFunc(h.onRequest)
+			return bus.NewTopic[transport.Inbound](n.bus, transport.TopicRequests).SubscribeFunc(h.onRequest)
 		},
 		func() (func(), error) {
-			return bus.NewTopic[peer.Inbound](n.bus, peer.TopicStreams).SubscribeFunc(h.onExt)
+			return bus.NewTopic[transport.Inbound](n.bus, transport.TopicStreams).SubscribeFunc(h.onExt)
 		},
 	}
 	for _, s := range subs {
@@ -1123,12 +1123,12 @@ type life struct {
 	connected, disconnected bool
 }
 
-func lifeOf(c *peer.Conn) *life {
+func lifeOf(c *transport.Conn) *life {
 	v, _ := c.LoadOrStoreValue(lifeKey{}, &life{})
 	return v.(*life)
 }
 
-func (h *eventHub) onConnected(_ context.Context, ce peer.ConnEvent) {
+func (h *eventHub) onConnected(_ context.Context, ce transport.ConnEvent) {
 	l := lifeOf(ce.Conn)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -1140,7 +1140,7 @@ func (h *eventHub) onConnected(_ context.Context, ce peer.ConnEvent) {
 	}
 }
 
-func (h *eventHub) onDisconnected(_ context.Context, ce peer.ConnEvent) {
+func (h *eventHub) onDisconnected(_ context.Context, ce transport.ConnEvent) {
 	// Forwarders and subscriptions on this connection go first: nothing
 	// may be sent to it any more.
 	if v, ok := ce.Conn.Value(fwdKey{}); ok {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/rpccore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -32,7 +32,7 @@ type fwdKey struct{}
 // connFwd is the forwarding state of one connection.
 type connFwd struct {
 	h    *eventHub
-	conn *peer.Conn
+	conn *transport.Conn
 
 	mu     sync.Mutex
 	closed bool              // the connection is gone
@@ -40,7 +40,7 @@ type connFwd struct {
 	s      *sender           // nil while the peer subscribes to nothing
 }
 
-func (h *eventHub) fwdOf(conn *peer.Conn) *connFwd {
+func (h *eventHub) fwdOf(conn *transport.Conn) *connFwd {
 	if v, ok := conn.Value(fwdKey{}); ok {
 		return v.(*connFwd)
 	}
@@ -124,7 +124,7 @@ func (f *connFwd) closeConn() {
 // subscribed peer costs neither a parked goroutine nor a fixed buffer.
 type sender struct {
 	h     *eventHub
-	conn  *peer.Conn
+	conn  *transport.Conn
 	t     *target
 	unsub func()
 
@@ -144,7 +144,7 @@ type sender struct {
 	reaping  bool
 }
 
-func (h *eventHub) newSender(conn *peer.Conn) (*sender, error) {
+func (h *eventHub) newSender(conn *transport.Conn) (*sender, error) {
 	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10)), remote: true}
 	s := &sender{h: h, conn: conn, t: t, done: make(chan struct{}), inflight: make(chan *rpccore.Pending, emitWindow)}
 	unsub, err := t.topic.SubscribeFunc(s.enqueue)
@@ -332,7 +332,7 @@ func (f *eventFrame) put(b []byte) {
 	framePool.Put(f)
 }
 
-func (h *eventHub) taskSubscribe(_ context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+func (h *eventHub) taskSubscribe(_ context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	name, err := eventNameArg(args)
 	if err != nil {
 		return nil, err
@@ -346,7 +346,7 @@ func (h *eventHub) taskSubscribe(_ context.Context, conn *peer.Conn, args *rpc.A
 	return wire.Undefined{}, nil
 }
 
-func (h *eventHub) taskUnsubscribe(_ context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+func (h *eventHub) taskUnsubscribe(_ context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	name, err := eventNameArg(args)
 	if err != nil {
 		return nil, err
@@ -363,7 +363,7 @@ func (h *eventHub) taskUnsubscribe(_ context.Context, conn *peer.Conn, args *rpc
 // request in the connection's reader goroutine (onRequest), so that the
 // events of a peer are delivered in the order it sent them; tasks run
 // concurrently.
-func taskEmit(_ context.Context, _ *peer.Conn, args *rpc.Args) (any, error) {
+func taskEmit(_ context.Context, _ *transport.Conn, args *rpc.Args) (any, error) {
 	if _, err := eventNameArg(args); err != nil {
 		return nil, err
 	}
@@ -386,7 +386,7 @@ func eventNameArg(args *rpc.Args) (string, error) {
 
 // onRequest takes the event out of an emit TASK request, in the
 // connection's reader goroutine. The RPC server answers the request.
-func (h *eventHub) onRequest(ctx context.Context, in peer.Inbound) {
+func (h *eventHub) onRequest(ctx context.Context, in transport.Inbound) {
 	if in.Packet.Type() != wire.TypeTask {
 		return
 	}
@@ -395,7 +395,7 @@ func (h *eventHub) onRequest(ctx context.Context, in peer.Inbound) {
 
 // onExt takes the event out of an EXT event packet; other EXT packets are
 // not ours.
-func (h *eventHub) onExt(ctx context.Context, in peer.Inbound) {
+func (h *eventHub) onExt(ctx context.Context, in transport.Inbound) {
 	if in.Packet.Type() != wire.TypeExt {
 		return
 	}
@@ -404,7 +404,7 @@ func (h *eventHub) onExt(ctx context.Context, in peer.Inbound) {
 
 // receive decodes [kind, name, ...args] and publishes the event on
 // TopicRemoteEvents, if the connection's peer has a subscription for it.
-func (h *eventHub) receive(ctx context.Context, conn *peer.Conn, data []byte, kind string) {
+func (h *eventHub) receive(ctx context.Context, conn *transport.Conn, data []byte, kind string) {
 	if !hasKind(data, kind) {
 		return
 	}

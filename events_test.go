@@ -19,8 +19,8 @@ import (
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/rpccore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -549,7 +549,7 @@ func TestEventsRemoteGo(t *testing.T) {
 	// Watch what reaches the client.
 	var ext, emitTasks atomic.Int64
 	var firstExt atomic.Value
-	u1, _ := bus.NewTopic[peer.Inbound](client.Bus(), peer.TopicStreams).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+	u1, _ := bus.NewTopic[transport.Inbound](client.Bus(), transport.TopicStreams).SubscribeFunc(func(_ context.Context, in transport.Inbound) {
 		if in.Packet.Type() == wire.TypeExt {
 			if ext.Add(1) == 1 {
 				firstExt.Store(append([]byte{in.Packet.Flags}, in.Packet.Data...))
@@ -557,7 +557,7 @@ func TestEventsRemoteGo(t *testing.T) {
 		}
 	})
 	defer u1()
-	u2, _ := bus.NewTopic[peer.Inbound](client.Bus(), peer.TopicRequests).SubscribeFunc(func(_ context.Context, in peer.Inbound) {
+	u2, _ := bus.NewTopic[transport.Inbound](client.Bus(), transport.TopicRequests).SubscribeFunc(func(_ context.Context, in transport.Inbound) {
 		if in.Packet.Type() == wire.TypeTask && bytes.Contains(in.Packet.Data, []byte("emit")) {
 			emitTasks.Add(1)
 		}
@@ -638,7 +638,7 @@ func TestEventsOrderingRemote(t *testing.T) {
 			server, _, p := connectPair(t, netron.Config{ID: "server", EventQueueSize: 1024}, netron.Config{ID: "client"})
 			if mode == "task" {
 				// Make the server treat the client as a plain Netron peer.
-				netron.ConnOf(serverPeer(t, server, "client")).SetExtensions(&peer.Extensions{})
+				netron.ConnOf(serverPeer(t, server, "client")).SetExtensions(&transport.Extensions{})
 			}
 			const sources, per = 4, 250 // fits the forwarder's queue of 1024: nothing is dropped
 			var mu sync.Mutex
@@ -709,7 +709,7 @@ func TestEventsNoLeakAfterSubscriberDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	netron.ConnOf(serverPeer(t, server, "client2")).SetExtensions(&peer.Extensions{})
+	netron.ConnOf(serverPeer(t, server, "client2")).SetExtensions(&transport.Extensions{})
 	if _, err := p2.On(ctx, "news", fn); err != nil {
 		t.Fatal(err)
 	}

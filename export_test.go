@@ -3,13 +3,13 @@ package netron
 import (
 	"context"
 
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 )
 
 // Test hooks of the node's engines, which its API does not show.
 
 // ConnOf returns p's current connection.
-func ConnOf(p *Peer) *peer.Conn { return p.conn.Load() }
+func ConnOf(p *Peer) *transport.Conn { return p.conn.Load() }
 
 // StreamCounts returns how many streams n consumes from and produces to p.
 func StreamCounts(n *Node, p *Peer) (in, out int) { return n.streams.Streams(p.conn.Load()) }

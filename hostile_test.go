@@ -23,8 +23,8 @@ import (
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
@@ -218,8 +218,8 @@ func TestDecodeBombEightConnections(t *testing.T) {
 	if err := server.Expose("bomb@1.0.0", Bomb{}); err != nil {
 		t.Fatal(err)
 	}
-	mem := server.Handler().(*peer.Hub).Memory()
-	if least := peer.MinInboundMemory(int64(size), 0); mem.Limit() != least {
+	mem := server.Handler().(*transport.Hub).Memory()
+	if least := transport.MinInboundMemory(int64(size), 0); mem.Limit() != least {
 		t.Fatalf("inbound memory %d, want its least, %d", mem.Limit(), least)
 	}
 	for _, b := range bombs {
@@ -411,7 +411,7 @@ func TestInboundMemoryRefusesAndRecovers(t *testing.T) {
 	var once sync.Once
 	release := func() { once.Do(func() { close(hold.release) }) }
 	t.Cleanup(release) // before the node stops
-	mem := server.Handler().(*peer.Hub).Memory()
+	mem := server.Handler().(*transport.Hub).Memory()
 	if mem.Share() != mem.Limit()/4 {
 		t.Fatalf("share %d of %d", mem.Share(), mem.Limit())
 	}
@@ -533,7 +533,7 @@ func TestStreamArgumentChunksBehindTheCall(t *testing.T) {
 	if err := server.Expose("summer@1.0.0", Summer{}); err != nil {
 		t.Fatal(err)
 	}
-	mem := server.Handler().(*peer.Hub).Memory()
+	mem := server.Handler().(*transport.Hub).Memory()
 	for _, gap := range []time.Duration{0, 0, 0, time.Millisecond, 20 * time.Millisecond} {
 		for i := range 10 {
 			raw := dialRaw(t, server.URL(), "ts-client", false)
@@ -608,7 +608,7 @@ func TestHostileConfig(t *testing.T) {
 		}
 	}
 	n := startNode(t, netron.Config{ID: "cfg", Host: "127.0.0.1", Server: true, MaxInboundMemory: 512 << 20})
-	if got := n.Handler().(*peer.Hub).Memory().Limit(); got != 512<<20 {
+	if got := n.Handler().(*transport.Hub).Memory().Limit(); got != 512<<20 {
 		t.Errorf("inbound memory %d, want 512 MiB", got)
 	}
 	// Raised to one request of the largest packet and its budget: its
@@ -616,10 +616,10 @@ func TestHostileConfig(t *testing.T) {
 	// which decoding takes memory.
 	n = startNode(t, netron.Config{ID: "cfg2", Host: "127.0.0.1", Server: true, MaxPacketSize: 1 << 20, MaxDecodeMemory: 8 << 20, MaxInboundMemory: 1})
 	want := int64(1<<20+8<<10) + 8<<20 + wire.AccountStep
-	if got := n.Handler().(*peer.Hub).Memory().Limit(); got != want || peer.MinInboundMemory(1<<20, 8<<20) != want {
+	if got := n.Handler().(*transport.Hub).Memory().Limit(); got != want || transport.MinInboundMemory(1<<20, 8<<20) != want {
 		t.Errorf("inbound memory %d, want %d", got, want)
 	}
-	if got := n.Handler().(*peer.Hub).Memory().Share(); got != want {
+	if got := n.Handler().(*transport.Hub).Memory().Share(); got != want {
 		t.Errorf("a connection's share %d, want all of it (%d): one request of the largest packet fits", got, want)
 	}
 }
@@ -633,7 +633,7 @@ func TestRemoteEventsChargedUntilHandled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	server, client, p := connectPair(t, netron.Config{ID: "emitter"}, netron.Config{ID: "subscriber"})
-	mem := client.Handler().(*peer.Hub).Memory()
+	mem := client.Handler().(*transport.Hub).Memory()
 	for _, policy := range []bus.Policy{bus.DropOldest, bus.DropNewest} {
 		t.Run(policy.String(), func(t *testing.T) {
 			gate := make(chan struct{})
@@ -705,7 +705,7 @@ func dialTCPPeer(addr, id string) (*tcpPeer, error) {
 	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	req := "GET /?id=" + id + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + peer.GoPeerHeader + ": 1\r\n\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + transport.GoPeerHeader + ": 1\r\n\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
 		return nil, err
@@ -791,7 +791,7 @@ func TestInboundMemoryGivenBackAfterPeersReset(t *testing.T) {
 	if err := server.Expose("summer@1.0.0", Summer{}); err != nil {
 		t.Fatal(err)
 	}
-	mem := server.Handler().(*peer.Hub).Memory()
+	mem := server.Handler().(*transport.Hub).Memory()
 	addr := strings.TrimSuffix(strings.TrimPrefix(server.URL(), "ws://"), "/")
 
 	// Go peers whose events the server subscribes to, with a handler held

@@ -17,9 +17,9 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/rpccore"
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/rpc"
-	"github.com/netron-go/netron/stream"
 )
 
 // Node is one Netron node: a bus, a WebSocket hub of peers, a registry of
@@ -29,12 +29,12 @@ type Node struct {
 	cfg    Config
 	logger *slog.Logger
 	bus    *bus.Bus
-	hub    *peer.Hub
+	hub    *transport.Hub
 	reg    *rpccore.Registry
 	server *rpccore.Server
 	client *rpccore.Client
 	// streams runs the node's streams (package stream).
-	streams *stream.Manager
+	streams *streamcore.Manager
 
 	ev     *eventHub
 	ctx    context.Context // cancelled by Stop
@@ -74,41 +74,41 @@ func New(cfg Config) (*Node, error) {
 	n.bus = bus.New(bus.WithLogger(logger))
 	ka := cfg.KeepAliveInterval
 	if ka == 0 {
-		ka = peer.DefaultKeepAliveInterval
+		ka = transport.DefaultKeepAliveInterval
 	}
 	wt := cfg.WriteTimeout
 	if wt == 0 {
-		wt = peer.DefaultWriteTimeout
+		wt = transport.DefaultWriteTimeout
 	}
-	hubOpts := []peer.Option{
-		peer.WithLogger(logger),
-		peer.WithReadLimit(cfg.MaxPacketSize),
-		peer.WithHandshakeTimeout(cfg.HandshakeTimeout),
-		peer.WithKeepAlive(ka, cfg.KeepAliveTimeout),
-		peer.WithWriteTimeout(wt),
-		peer.WithMaxPeers(cfg.MaxPeers),
-		peer.WithMaxPending(cfg.MaxPendingConnections),
-		peer.WithIdleTimeout(cfg.IdleTimeout),
-		peer.WithInboundMemory(cfg.MaxInboundMemory),
-		peer.WithMaxDecodeMemory(cfg.MaxDecodeMemory),
-		peer.WithReadHeaderTimeout(cfg.ReadHeaderTimeout),
-		peer.WithTLS(cfg.TLS),
-		peer.WithDialTLS(cfg.DialTLS),
+	hubOpts := []transport.Option{
+		transport.WithLogger(logger),
+		transport.WithReadLimit(cfg.MaxPacketSize),
+		transport.WithHandshakeTimeout(cfg.HandshakeTimeout),
+		transport.WithKeepAlive(ka, cfg.KeepAliveTimeout),
+		transport.WithWriteTimeout(wt),
+		transport.WithMaxPeers(cfg.MaxPeers),
+		transport.WithMaxPending(cfg.MaxPendingConnections),
+		transport.WithIdleTimeout(cfg.IdleTimeout),
+		transport.WithInboundMemory(cfg.MaxInboundMemory),
+		transport.WithMaxDecodeMemory(cfg.MaxDecodeMemory),
+		transport.WithReadHeaderTimeout(cfg.ReadHeaderTimeout),
+		transport.WithTLS(cfg.TLS),
+		transport.WithDialTLS(cfg.DialTLS),
 	}
 	hubOpts = append(hubOpts, cfg.Auth.options()...)
 	if cfg.Authenticator != nil {
-		hubOpts = append(hubOpts, peer.WithAuthenticator(cfg.Authenticator))
+		hubOpts = append(hubOpts, transport.WithAuthenticator(cfg.Authenticator))
 	}
-	n.hub = peer.NewHub(n.bus, cfg.ID, hubOpts...)
+	n.hub = transport.NewHub(n.bus, cfg.ID, hubOpts...)
 	n.reg = rpccore.NewRegistry(cfg.ID)
 	var err error
-	n.streams, err = stream.NewManager(n.bus,
-		stream.WithLogger(logger),
-		stream.WithWindow(cfg.StreamWindow),
-		stream.WithMaxWindow(cfg.StreamMaxWindow),
-		stream.WithInactivityTimeout(cfg.StreamTimeout),
-		stream.WithMaxStreams(cfg.MaxStreamsPerPeer),
-		stream.WithMaxChunkSize(cfg.MaxStreamChunkSize),
+	n.streams, err = streamcore.NewManager(n.bus,
+		streamcore.WithLogger(logger),
+		streamcore.WithWindow(cfg.StreamWindow),
+		streamcore.WithMaxWindow(cfg.StreamMaxWindow),
+		streamcore.WithInactivityTimeout(cfg.StreamTimeout),
+		streamcore.WithMaxStreams(cfg.MaxStreamsPerPeer),
+		streamcore.WithMaxChunkSize(cfg.MaxStreamChunkSize),
 	)
 	if err != nil {
 		n.bus.Close()
@@ -172,7 +172,7 @@ func (n *Node) HandleTask(name string, fn rpc.TaskFunc) error {
 	if name == "" || fn == nil || slices.Contains(reservedTasks, name) {
 		return fmt.Errorf("%w: %q", rpc.ErrInvalidTask, name)
 	}
-	n.server.HandleTask(name, func(ctx context.Context, _ *peer.Conn, a *rpc.Args) (any, error) { return fn(ctx, a) })
+	n.server.HandleTask(name, func(ctx context.Context, _ *transport.Conn, a *rpc.Args) (any, error) { return fn(ctx, a) })
 	return nil
 }
 
@@ -383,7 +383,7 @@ func (n *Node) Connect(ctx context.Context, url string) (*Peer, error) {
 		// subscriptions of a peer that will reconnect.
 		p.rc = newRedialer(p, url, n.cfg.Reconnect.policy())
 	}
-	conn, err := n.hub.Dial(ctx, url, peer.BeforeStart(p.attach))
+	conn, err := n.hub.Dial(ctx, url, transport.BeforeStart(p.attach))
 	if err != nil {
 		if p.rc != nil {
 			p.rc.close()
@@ -415,7 +415,7 @@ func (n *Node) offer() rpccore.Abilities {
 
 type peerKey struct{}
 
-func (n *Node) peerOf(conn *peer.Conn) *Peer {
+func (n *Node) peerOf(conn *transport.Conn) *Peer {
 	if v, ok := conn.Value(peerKey{}); ok {
 		return v.(*Peer)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/netron-go/netron/internal/rpccore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -33,8 +34,8 @@ import (
 // never reconnects: it is gone when its connection closes.
 type Peer struct {
 	node *Node
-	conn atomic.Pointer[peer.Conn] // the current connection
-	rc   *redialer                 // nil: the peer does not reconnect
+	conn atomic.Pointer[transport.Conn] // the current connection
+	rc   *redialer                      // nil: the peer does not reconnect
 
 	mu       sync.Mutex
 	catalog  map[string]rpc.ServiceDescription
@@ -48,7 +49,7 @@ type Peer struct {
 	catalogSub     *peerSub // the subscription that keeps the catalogue
 }
 
-func newPeer(n *Node, conn *peer.Conn) *Peer {
+func newPeer(n *Node, conn *transport.Conn) *Peer {
 	p := &Peer{node: n}
 	if conn != nil {
 		p.conn.Store(conn)
@@ -57,13 +58,13 @@ func newPeer(n *Node, conn *peer.Conn) *Peer {
 }
 
 // setAbilities records what the peer said of itself on conn.
-func (p *Peer) setAbilities(conn *peer.Conn, a rpccore.Abilities) {
+func (p *Peer) setAbilities(conn *transport.Conn, a rpccore.Abilities) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.catalog = describeAll(a.Services)
 	p.netronGo = a.NetronGo != nil
 	if a.NetronGo != nil {
-		conn.SetExtensions(&peer.Extensions{Version: a.NetronGo.Version, Names: agreed(rpccore.SupportedExtensions(), a.NetronGo.Extensions)})
+		conn.SetExtensions(&transport.Extensions{Version: a.NetronGo.Version, Names: agreed(rpccore.SupportedExtensions(), a.NetronGo.Extensions)})
 	}
 }
 
@@ -84,14 +85,14 @@ func (p *Peer) Identity() *peer.Identity { return p.conn.Load().Identity() }
 // at each call (rpccore.ConnSource).
 type connSource struct{ p *Peer }
 
-func (s connSource) ActiveConn() (*peer.Conn, error) { return s.p.activeConn() }
+func (s connSource) ActiveConn() (*transport.Conn, error) { return s.p.activeConn() }
 
 // activeConn returns the open connection to use now. Between the
 // connections of a reconnecting peer it returns an error that matches
 // ErrReconnecting; once the peer is gone for good, the error it ended
 // with. On a peer that does not reconnect it returns the connection, open
 // or not: operations on a closed one fail with its error.
-func (p *Peer) activeConn() (*peer.Conn, error) {
+func (p *Peer) activeConn() (*transport.Conn, error) {
 	c := p.conn.Load()
 	if p.rc == nil {
 		return c, nil

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/internal/rpccore"
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -136,7 +136,7 @@ func (rc *redialer) isClosed() bool {
 }
 
 // connErr is Peer.activeConn's error for the current connection c.
-func (rc *redialer) connErr(c *peer.Conn) error {
+func (rc *redialer) connErr(c *transport.Conn) error {
 	cerr := c.Err()
 	if cerr == nil {
 		return nil
@@ -272,7 +272,7 @@ func (rc *redialer) hasLeft() bool {
 func (rc *redialer) redial() error {
 	p := rc.p
 	rc.dials.Add(1)
-	conn, err := p.node.hub.Dial(rc.ctx, rc.url, peer.BeforeStart(p.attach))
+	conn, err := p.node.hub.Dial(rc.ctx, rc.url, transport.BeforeStart(p.attach))
 	if err != nil {
 		return err
 	}
@@ -304,19 +304,19 @@ func (n *Node) handshakeTimeout() time.Duration {
 	if n.cfg.HandshakeTimeout > 0 {
 		return n.cfg.HandshakeTimeout
 	}
-	return peer.DefaultHandshakeTimeout
+	return transport.DefaultHandshakeTimeout
 }
 
 // attach makes p the Peer of a connection it dialled, before the
 // connection is announced: peer:connect and the first events carry p.
-func (p *Peer) attach(c *peer.Conn) {
+func (p *Peer) attach(c *transport.Conn) {
 	p.conn.CompareAndSwap(nil, c)
 	c.LoadOrStoreValue(peerKey{}, p)
 }
 
 // abilities runs the abilities exchange on conn; a Titan node, which has
 // no such task, gets zero abilities.
-func (p *Peer) abilities(ctx context.Context, conn *peer.Conn) (rpccore.Abilities, error) {
+func (p *Peer) abilities(ctx context.Context, conn *transport.Conn) (rpccore.Abilities, error) {
 	ab, err := p.node.client.Abilities(ctx, conn, p.node.offer())
 	switch {
 	case err == nil:
@@ -329,7 +329,7 @@ func (p *Peer) abilities(ctx context.Context, conn *peer.Conn) (rpccore.Abilitie
 
 // setup runs the steps after a first connection: abilities, and the live
 // catalogue when the peer offers service events.
-func (p *Peer) setup(ctx context.Context, conn *peer.Conn) error {
+func (p *Peer) setup(ctx context.Context, conn *transport.Conn) error {
 	ab, err := p.abilities(ctx, conn)
 	if err != nil {
 		return err

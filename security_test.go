@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -176,7 +177,7 @@ func (b *Blob) Echo(v []byte) []byte {
 // little of the write watchdog's grace for large messages.) It returns the
 // server's connection to the peer, and a function that sends one more
 // small request.
-func deafPeer(t *testing.T, server *netron.Node) (*peer.Conn, func() error) {
+func deafPeer(t *testing.T, server *netron.Node) (*transport.Conn, func() error) {
 	t.Helper()
 	blob := &Blob{}
 	if err := server.Expose("blob@1.0.0", blob); err != nil {
@@ -191,7 +192,7 @@ func deafPeer(t *testing.T, server *netron.Node) (*peer.Conn, func() error) {
 	if _, _, err := ws.Read(ctx); err != nil { // the hello
 		t.Fatal(err)
 	}
-	var conn *peer.Conn
+	var conn *transport.Conn
 	waitFor(t, "the server to count the deaf peer", func() bool {
 		for _, p := range server.Peers() {
 			if p.ID() == "deaf" {

@@ -31,6 +31,13 @@ type Identity struct {
 
 type identityKey struct{}
 
+// WithIdentity returns a copy of ctx that carries id, as the context of a
+// peer's requests does: a test calls a handler that reads IdentityFrom
+// with it.
+func WithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
 // IdentityFrom returns the identity of the peer whose request ctx belongs
 // to. Handlers of calls get a context derived from their connection's,
 // so a service method reads its caller with IdentityFrom(ctx).

@@ -187,7 +187,7 @@ var (
 	ErrArgumentCount = &Error{Code: 400, reason: "ArgumentCount"}
 	ErrArgumentType  = &Error{Code: 400, reason: "ArgumentType"}
 	// ErrDecodeBudget: the request's data would take more memory to
-	// decode than its budget allows (wire.Budget: 32 × its bytes + 64
+	// decode than its budget allows (32 × its bytes + 64
 	// KiB, at most 64 MiB). A connection whose requests do this three
 	// times in a row is closed.
 	ErrDecodeBudget    = &Error{Code: 400, reason: "DecodeBudget"}

@@ -76,8 +76,8 @@ type Result struct {
 
 // Decode decodes the result into v, a pointer. Integer targets accept
 // floats that hold exact integers (what JavaScript peers send). A result
-// from a peer decodes within its decode budget (wire.Budget, capped by
-// peer.WithMaxDecodeMemory; it fails with ErrMalformedResult beyond), not
+// from a peer decodes within its decode budget (32 × its bytes + 64 KiB,
+// capped by Config.MaxDecodeMemory; it fails with ErrMalformedResult beyond), not
 // charged to the node's inbound memory: the caller asked for it. A result
 // of a local call has no budget.
 func (r Result) Decode(v any) error {

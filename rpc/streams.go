@@ -3,7 +3,9 @@ package rpc
 import (
 	"context"
 	"iter"
+	"reflect"
 
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -22,7 +24,7 @@ func OpenStream[T any](ctx context.Context, s *Service, method string, args ...a
 	if err != nil {
 		return nil, s.callError(method, err)
 	}
-	return stream.NewReader[T](ctx, in), nil
+	return streamcore.T().NewReader(ctx, reflect.TypeFor[*stream.Reader[T]](), in).Interface().(*stream.Reader[T]), nil
 }
 
 // Stream calls a method that produces a stream and returns an iterator

@@ -5,34 +5,52 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
 
-// An in-process stream: the producer is held back by flow control, the
-// consumer ranges over a channel and then reads the final error.
-func Example() {
-	b := bus.New()
-	defer b.Close()
-	m, err := stream.NewManager(b)
-	if err != nil {
-		panic(err)
-	}
-	defer m.Close()
+// Letters writes three letters, then fails; Forever counts until its
+// consumer stops, and reports why it stopped on Stopped.
+type Letters struct{ Stopped chan error }
 
-	w, r, err := stream.Pipe[string](m, false)
+func (Letters) Letters(ctx context.Context, w *stream.Writer[string]) error {
+	for _, s := range []string{"alpha", "beta", "gamma"} {
+		if err := w.Send(ctx, s); err != nil {
+			return err // the consumer stopped
+		}
+	}
+	return errors.New("out of letters")
+}
+
+func (l Letters) Forever(ctx context.Context, w *stream.Writer[int]) error {
+	for i := 0; ; i++ { // would run forever
+		if err := w.Send(ctx, i); err != nil {
+			l.Stopped <- err
+			return err
+		}
+	}
+}
+
+// A stream from a method of a service: the producer is held back by flow
+// control, the consumer ranges over a channel and then reads the final
+// error. (The service is the node's own, so the stream stays in the
+// process; a peer's works the same over the network.)
+func Example() {
+	ctx := context.Background()
+	n, _ := netron.New(netron.Config{ID: "letters-node"})
+	defer n.Close()
+	_ = n.Expose("letters@1.0.0", Letters{})
+	svc, err := n.Service(ctx, "letters")
 	if err != nil {
 		panic(err)
 	}
-	go func() {
-		ctx := context.Background()
-		for _, s := range []string{"alpha", "beta", "gamma"} {
-			if err := w.Send(ctx, s); err != nil {
-				return // the consumer stopped
-			}
-		}
-		w.Close(errors.New("out of letters"))
-	}()
+
+	r, err := rpc.OpenStream[string](ctx, svc, "letters")
+	if err != nil {
+		panic(err)
+	}
+	defer r.Close()
 	for s := range r.C() {
 		fmt.Println(s)
 	}
@@ -49,21 +67,17 @@ func Example() {
 // A consumer that breaks out of All cancels its producer: the producer's
 // Send returns ErrCancelled.
 func ExampleReader_All() {
-	b := bus.New()
-	defer b.Close()
-	m, _ := stream.NewManager(b)
-	defer m.Close()
+	ctx := context.Background()
+	n, _ := netron.New(netron.Config{ID: "count-node"})
+	defer n.Close()
+	stopped := make(chan error, 1)
+	_ = n.Expose("count@1.0.0", Letters{Stopped: stopped})
+	svc, _ := n.Service(ctx, "count")
 
-	w, r, _ := stream.Pipe[int](m, true)
-	done := make(chan error)
-	go func() {
-		for i := 0; ; i++ { // would run forever
-			if err := w.Send(context.Background(), i); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
+	r, err := rpc.OpenStream[int](ctx, svc, "forever")
+	if err != nil {
+		panic(err)
+	}
 	for v, err := range r.All() {
 		if err != nil {
 			panic(err)
@@ -72,6 +86,6 @@ func ExampleReader_All() {
 			break
 		}
 	}
-	fmt.Println(errors.Is(<-done, stream.ErrCancelled))
+	fmt.Println(errors.Is(<-stopped, stream.ErrCancelled))
 	// Output: true
 }

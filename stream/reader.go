@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
 )
 
@@ -26,7 +27,7 @@ import (
 // into T with the rules of rpc arguments (integers accept exact floats,
 // and so on); a []byte reader takes msgpack bin chunks without a copy.
 type Reader[T any] struct {
-	in       *Inbound
+	in       *streamcore.Inbound
 	ctx      context.Context // cancels the stream; nil: none
 	stopCtx  func() bool
 	alias    func([]byte) (T, bool) // the zero-copy decoder when T is []byte
@@ -35,21 +36,12 @@ type Reader[T any] struct {
 	pumpDone chan struct{}
 }
 
-// NewReader returns a Reader for in. Cancelling ctx cancels the stream
-// (with ctx's error as the stream's error); context.Background() leaves
-// it to Close.
-func NewReader[T any](ctx context.Context, in *Inbound) *Reader[T] {
-	r := &Reader[T]{}
-	r.bindReader(ctx, in)
-	return r
-}
-
-func (r *Reader[T]) bindReader(ctx context.Context, in *Inbound) {
+func (r *Reader[T]) bindReader(ctx context.Context, in *streamcore.Inbound) {
 	r.in = in
 	r.alias, _ = any(binPayload).(func([]byte) (T, bool))
 	if ctx != nil && ctx.Done() != nil {
 		r.ctx = ctx
-		r.stopCtx = context.AfterFunc(ctx, func() { in.closeWith(context.Cause(ctx)) })
+		r.stopCtx = context.AfterFunc(ctx, func() { in.CloseWith(context.Cause(ctx)) })
 	}
 }
 
@@ -77,9 +69,9 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 			// No copy: v aliases the WebSocket message the chunk
 			// arrived in (or, for a chunk that shares its message with
 			// others, the copy the stream made so as not to keep the
-			// whole message alive: Inbound.own). That is safe: peer.Conn
+			// whole message alive: Inbound.own). That is safe: transport.Conn
 			// gives every message a buffer of its own and never reuses
-			// it (peer.Inbound), nothing else writes to a chunk's bytes
+			// it (transport.Inbound), nothing else writes to a chunk's bytes
 			// (a batched message holds other packets too, each read in
 			// place), and v's capacity ends with the chunk
 			// (binPayload), so appending to it copies instead of
@@ -89,14 +81,14 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 		}
 	}
 	var v T
-	if conn := r.in.cs.conn; conn != nil {
-		err = wire.UnmarshalMax(data, &v, conn.MaxDecodeMemory())
+	if max := r.in.DecodeMax(); max != streamcore.Trusted {
+		err = wire.UnmarshalMax(data, &v, max)
 	} else {
 		err = wire.UnmarshalTrusted(data, &v) // an in-process pipe: our own bytes
 	}
 	if err != nil {
 		err = fmt.Errorf("%w into %T: %w", ErrDecode, zero, err)
-		r.in.closeWith(err)
+		r.in.CloseWith(err)
 		r.release()
 		return zero, err
 	}
@@ -159,7 +151,7 @@ func (r *Reader[T]) pump() {
 		}
 		select {
 		case r.ch <- v:
-		case <-r.in.stop:
+		case <-r.in.Stopped():
 			return
 		}
 	}
@@ -180,7 +172,7 @@ func (r *Reader[T]) Close() error {
 	if r.ctx != nil && r.ctx.Err() != nil {
 		cause = context.Cause(r.ctx) // cancelled: say so, not ErrClosed
 	}
-	r.in.closeWith(cause)
+	r.in.CloseWith(cause)
 	r.release()
 	if r.pumpDone != nil {
 		<-r.pumpDone
@@ -229,18 +221,11 @@ func binPayload(data []byte) ([]byte, bool) {
 //		return nil
 //	}
 type Writer[T any] struct {
-	o    *Outbound
+	o    *streamcore.Outbound
 	send func(context.Context, T) error // senderOf(o)
 }
 
-// NewWriter returns a Writer for o.
-func NewWriter[T any](o *Outbound) *Writer[T] {
-	w := &Writer[T]{}
-	w.bindWriter(o)
-	return w
-}
-
-func (w *Writer[T]) bindWriter(o *Outbound) { w.o, w.send = o, senderOf[T](o) }
+func (w *Writer[T]) bindWriter(o *streamcore.Outbound) { w.o, w.send = o, senderOf[T](o) }
 
 // Send sends v as the next chunk. It waits while the consumer has granted
 // no credit, until ctx or the stream ends, and returns ErrCancelled (the
@@ -263,27 +248,12 @@ func (w *Writer[T]) Context() context.Context { return w.o.Context() }
 // ID returns the stream id.
 func (w *Writer[T]) ID() uint32 { return w.o.ID() }
 
-// Pipe returns the two ends of an in-process stream with flow control,
-// for producers and consumers in one node.
-func Pipe[T any](m *Manager, live bool) (*Writer[T], *Reader[T], error) {
-	o, err := m.NewOutbound(nil, live)
-	if err != nil {
-		return nil, nil, err
-	}
-	in, err := m.Accept(nil, o.Reference())
-	if err != nil {
-		o.Abort(err)
-		return nil, nil, err
-	}
-	return NewWriter[T](o), NewReader[T](context.Background(), in), nil
-}
-
 // reflection, for package rpc: Writer and Reader parameters.
 
-type writerBinder interface{ bindWriter(*Outbound) }
+type writerBinder interface{ bindWriter(*streamcore.Outbound) }
 
 type readerBinder interface {
-	bindReader(context.Context, *Inbound)
+	bindReader(context.Context, *streamcore.Inbound)
 }
 
 var (
@@ -291,25 +261,25 @@ var (
 	readerBinderType = reflect.TypeFor[readerBinder]()
 )
 
-// IsWriterType reports whether t is *Writer[T] for some T.
-func IsWriterType(t reflect.Type) bool {
+// isWriterType reports whether t is *Writer[T] for some T.
+func isWriterType(t reflect.Type) bool {
 	return t.Kind() == reflect.Pointer && t.Implements(writerBinderType) && t.Elem().Kind() == reflect.Struct
 }
 
-// IsReaderType reports whether t is *Reader[T] for some T.
-func IsReaderType(t reflect.Type) bool {
+// isReaderType reports whether t is *Reader[T] for some T.
+func isReaderType(t reflect.Type) bool {
 	return t.Kind() == reflect.Pointer && t.Implements(readerBinderType) && t.Elem().Kind() == reflect.Struct
 }
 
-// WriterValue returns a *Writer[T] of type t (IsWriterType) writing to o.
-func WriterValue(t reflect.Type, o *Outbound) reflect.Value {
+// writerValue returns a *Writer[T] of type t (isWriterType) writing to o.
+func writerValue(t reflect.Type, o *streamcore.Outbound) reflect.Value {
 	v := reflect.New(t.Elem())
 	v.Interface().(writerBinder).bindWriter(o)
 	return v
 }
 
-// ReaderValue returns a *Reader[T] of type t (IsReaderType) reading in.
-func ReaderValue(ctx context.Context, t reflect.Type, in *Inbound) reflect.Value {
+// readerValue returns a *Reader[T] of type t (isReaderType) reading in.
+func readerValue(ctx context.Context, t reflect.Type, in *streamcore.Inbound) reflect.Value {
 	v := reflect.New(t.Elem())
 	v.Interface().(readerBinder).bindReader(ctx, in)
 	return v

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+
+	"github.com/netron-go/netron/internal/streamcore"
 )
 
 // Source is a stream of values a producer hands over whole: a service
@@ -16,23 +18,9 @@ import (
 type Source interface {
 	// run sends the values to o until the source ends or o's consumer
 	// stops; it returns the producer's error.
-	run(ctx context.Context, o *Outbound) error
+	run(ctx context.Context, o *streamcore.Outbound) error
 	isLive() bool
 }
-
-// Run pumps src into o with o's context in a goroutine the Manager owns
-// and closes o with the source's result (see Outbound.Start).
-func Run(o *Outbound, src Source) bool {
-	return o.Start(func(ctx context.Context) error { return src.run(ctx, o) })
-}
-
-// Pump sends src to o in the calling goroutine until the source ends, o's
-// consumer stops or ctx ends, and returns the producer's error. It does
-// not close o.
-func Pump(ctx context.Context, o *Outbound, src Source) error { return src.run(ctx, o) }
-
-// IsLive reports whether src makes a live stream.
-func IsLive(src Source) bool { return src.isLive() }
 
 // FromChan makes a Source of a channel: every value received is a chunk,
 // and the channel's close is the end of the stream. The stream takes a
@@ -46,7 +34,7 @@ type chanSource[T any] struct{ ch <-chan T }
 
 func (chanSource[T]) isLive() bool { return true }
 
-func (s chanSource[T]) run(ctx context.Context, o *Outbound) error {
+func (s chanSource[T]) run(ctx context.Context, o *streamcore.Outbound) error {
 	if s.ch == nil {
 		return errors.New("stream: nil channel")
 	}
@@ -79,7 +67,7 @@ type seqSource[T any] struct{ seq iter.Seq2[T, error] }
 
 func (seqSource[T]) isLive() bool { return true }
 
-func (s seqSource[T]) run(ctx context.Context, o *Outbound) error {
+func (s seqSource[T]) run(ctx context.Context, o *streamcore.Outbound) error {
 	if s.seq == nil {
 		return errors.New("stream: nil iterator")
 	}
@@ -98,8 +86,8 @@ func (s seqSource[T]) run(ctx context.Context, o *Outbound) error {
 // senderOf returns how values of type T are sent to o: Outbound.Send, or
 // for []byte sendBytes, which spares the interface (an allocation per
 // chunk). Chosen once per stream: a test on every value would box it.
-func senderOf[T any](o *Outbound) func(context.Context, T) error {
-	if f, ok := any(o.sendBytes).(func(context.Context, T) error); ok {
+func senderOf[T any](o *streamcore.Outbound) func(context.Context, T) error {
+	if f, ok := any(o.SendBytes).(func(context.Context, T) error); ok {
 		return f
 	}
 	return func(ctx context.Context, v T) error { return o.Send(ctx, v) }
@@ -117,11 +105,13 @@ type funcSource[T any] struct {
 
 func (funcSource[T]) isLive() bool { return true }
 
-func (s funcSource[T]) run(ctx context.Context, o *Outbound) error {
+func (s funcSource[T]) run(ctx context.Context, o *streamcore.Outbound) error {
 	if s.f == nil {
 		return errors.New("stream: nil function")
 	}
-	return s.f(ctx, NewWriter[T](o))
+	w := &Writer[T]{}
+	w.bindWriter(o)
+	return s.f(ctx, w)
 }
 
 // Finite marks a Source finite: its consumer ends it with ErrInactive when
@@ -140,10 +130,10 @@ var (
 	boolType   = reflect.TypeFor[bool]()
 )
 
-// IsSourceType reports whether a value of type t can be streamed: a
+// isSourceType reports whether a value of type t can be streamed: a
 // Source, a receivable channel, or an iter.Seq2[T, error] (any function
 // type of that shape).
-func IsSourceType(t reflect.Type) bool {
+func isSourceType(t reflect.Type) bool {
 	switch {
 	case t.Implements(sourceType):
 		return true
@@ -168,9 +158,9 @@ func carriable(t reflect.Type) bool {
 	return true
 }
 
-// SourceOf returns the Source a value of a type IsSourceType accepts
+// sourceOf returns the Source a value of a type isSourceType accepts
 // stands for.
-func SourceOf(v reflect.Value) (Source, error) {
+func sourceOf(v reflect.Value) (Source, error) {
 	if !v.IsValid() {
 		return nil, fmt.Errorf("%w: no value", ErrNotStream)
 	}
@@ -182,7 +172,7 @@ func SourceOf(v reflect.Value) (Source, error) {
 		if v.IsNil() {
 			return nil, fmt.Errorf("%w: nil channel", ErrNotStream)
 		}
-		if IsSourceType(v.Type()) {
+		if isSourceType(v.Type()) {
 			if s, ok := typedSource(v); ok {
 				return s, nil
 			}
@@ -192,7 +182,7 @@ func SourceOf(v reflect.Value) (Source, error) {
 		if v.IsNil() {
 			return nil, fmt.Errorf("%w: nil iterator", ErrNotStream)
 		}
-		if IsSourceType(v.Type()) {
+		if isSourceType(v.Type()) {
 			if s, ok := typedSource(v); ok {
 				return s, nil
 			}
@@ -206,7 +196,7 @@ type reflChan struct{ ch reflect.Value }
 
 func (reflChan) isLive() bool { return true }
 
-func (s reflChan) run(ctx context.Context, o *Outbound) error {
+func (s reflChan) run(ctx context.Context, o *streamcore.Outbound) error {
 	cases := []reflect.SelectCase{
 		{Dir: reflect.SelectRecv, Chan: s.ch},
 		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
@@ -237,7 +227,7 @@ var (
 	reflFalse = []reflect.Value{reflect.ValueOf(false)}
 )
 
-func (s reflSeq) run(ctx context.Context, o *Outbound) error {
+func (s reflSeq) run(ctx context.Context, o *streamcore.Outbound) error {
 	var err error
 	yield := reflect.MakeFunc(s.seq.Type().In(0), func(args []reflect.Value) []reflect.Value {
 		if err != nil {
@@ -271,7 +261,7 @@ var typedSources = []func(reflect.Value) (Source, bool){
 }
 
 // typedSource returns a Source of v (a non-nil channel or iterator that
-// IsSourceType accepts) that does not reflect per value, when its element
+// isSourceType accepts) that does not reflect per value, when its element
 // type is one of typedSources'.
 func typedSource(v reflect.Value) (Source, bool) {
 	for _, f := range typedSources {
@@ -309,7 +299,7 @@ type yieldSource[T any] struct{ seq func(func(T, error) bool) }
 
 func (yieldSource[T]) isLive() bool { return true }
 
-func (s yieldSource[T]) run(ctx context.Context, o *Outbound) error {
+func (s yieldSource[T]) run(ctx context.Context, o *streamcore.Outbound) error {
 	send := senderOf[T](o)
 	var err error
 	s.seq(func(v T, e error) bool {

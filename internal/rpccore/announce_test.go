@@ -10,9 +10,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
-	"github.com/netron-go/netron/stream"
 )
 
 // The server looks at every CALL of a plain peer as it is read, for the
@@ -22,7 +22,7 @@ import (
 func TestAnnounceStreamsAllocatesNothing(t *testing.T) {
 	b := bus.New()
 	defer b.Close()
-	sm, err := stream.NewManager(b)
+	sm, err := streamcore.NewManager(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +40,9 @@ func TestAnnounceStreamsAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	hub := peer.NewHub(b, "server", peer.WithKeepAlive(-1, 0))
+	hub := transport.NewHub(b, "server", transport.WithKeepAlive(-1, 0))
 	defer hub.Close()
-	connected, err := bus.NewTopic[peer.ConnEvent](b, peer.TopicConnected).Subscribe(bus.WithBuffer(1))
+	connected, err := bus.NewTopic[transport.ConnEvent](b, transport.TopicConnected).Subscribe(bus.WithBuffer(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,23 +56,23 @@ func TestAnnounceStreamsAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	var conn *peer.Conn
+	var conn *transport.Conn
 	select {
 	case ev := <-connected.C():
 		conn = ev.Conn
 	case <-ctx.Done():
 		t.Fatal("no connection")
 	}
-	call := func(target, method string, args ...[]byte) peer.Inbound {
+	call := func(target, method string, args ...[]byte) transport.Inbound {
 		d := wire.AppendArrayHeader(nil, 2+len(args))
 		d = wire.AppendString(d, target)
 		d = wire.AppendString(d, method)
 		for _, a := range args {
 			d = append(d, a...)
 		}
-		return peer.Inbound{Conn: conn, Packet: wire.Packet{ID: 1, Flags: wire.Flags(wire.TypeCall, true, 0), Data: d}}
+		return transport.Inbound{Conn: conn, Packet: wire.Packet{ID: 1, Flags: wire.Flags(wire.TypeCall, true, 0), Data: d}}
 	}
-	for _, in := range []peer.Inbound{
+	for _, in := range []transport.Inbound{
 		call("calc@1.0.0", "add", []byte{1}, []byte{2}),
 		call(def.ID, "nope"),
 		call("nobody@1.0.0", "add"),

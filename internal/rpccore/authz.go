@@ -3,7 +3,7 @@ package rpccore
 import (
 	"context"
 
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -14,7 +14,7 @@ func WithAuthorizer(a rpc.Authorizer) ServerOption {
 }
 
 // allowed reports whether the request's peer may use service/method.
-func (s *Server) allowed(ctx context.Context, conn *peer.Conn, service, method string) bool {
+func (s *Server) allowed(ctx context.Context, conn *transport.Conn, service, method string) bool {
 	if s.authz == nil || conn == nil {
 		return true
 	}

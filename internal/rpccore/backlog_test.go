@@ -12,8 +12,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 )
 
 // A request that must wait for room in a full outbound queue (the peer
@@ -39,7 +39,7 @@ func TestRequestTimeoutWhileBacklogged(t *testing.T) {
 	b := bus.New()
 	defer b.Close()
 	// No write timeout: only the request timeout is at work here.
-	h := peer.NewHub(b, "me", peer.WithOutboundQueue(2), peer.WithWriteTimeout(0), peer.WithKeepAlive(0, 0))
+	h := transport.NewHub(b, "me", transport.WithOutboundQueue(2), transport.WithWriteTimeout(0), transport.WithKeepAlive(0, 0))
 	defer h.Close()
 	cl, err := NewClient(b, WithRequestTimeout(300*time.Millisecond))
 	if err != nil {

@@ -9,25 +9,26 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
-	"github.com/netron-go/netron/stream"
 )
 
 // DefaultRequestTimeout applies to calls whose context has no deadline.
 const DefaultRequestTimeout = 5 * time.Second
 
 // Client sends requests to peers and matches their responses. It keeps one
-// long-lived subscription to peer.TopicResponses and one to
-// peer.TopicDisconnected for the whole node: no subscription per call. When
+// long-lived subscription to transport.TopicResponses and one to
+// transport.TopicDisconnected for the whole node: no subscription per call. When
 // a connection closes every request pending on it fails at once with an
 // error that matches peer.ErrDisconnected.
 type Client struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	unsubs  []func()
-	streams *stream.Manager
+	streams *streamcore.Manager
 }
 
 // ClientOption configures a Client.
@@ -62,11 +63,11 @@ func NewClient(b *bus.Bus, opts ...ClientOption) (*Client, error) {
 	for _, o := range opts {
 		o.applyClient(c)
 	}
-	u1, err := bus.NewTopic[peer.Inbound](b, peer.TopicResponses).SubscribeFunc(c.onResponse)
+	u1, err := bus.NewTopic[transport.Inbound](b, transport.TopicResponses).SubscribeFunc(c.onResponse)
 	if err != nil {
 		return nil, err
 	}
-	u2, err := bus.NewTopic[peer.ConnEvent](b, peer.TopicDisconnected).SubscribeFunc(c.onDisconnect)
+	u2, err := bus.NewTopic[transport.ConnEvent](b, transport.TopicDisconnected).SubscribeFunc(c.onDisconnect)
 	if err != nil {
 		u1()
 		return nil, err
@@ -90,7 +91,7 @@ type pendingKey struct{}
 
 // pendingSet is the requests in flight on one connection.
 type pendingSet struct {
-	conn   *peer.Conn // told how many calls wait (peer.Conn.AwaitReplies)
+	conn   *transport.Conn // told how many calls wait (transport.Conn.AwaitReplies)
 	mu     sync.Mutex
 	calls  map[uint32]pending
 	closed bool
@@ -127,7 +128,7 @@ type response struct {
 // errNoResponse is what the sweep sends a call whose deadline has passed.
 var errNoResponse = errors.New("rpc: no response in time")
 
-func (c *Client) pendingOf(conn *peer.Conn) *pendingSet {
+func (c *Client) pendingOf(conn *transport.Conn) *pendingSet {
 	if v, ok := conn.Value(pendingKey{}); ok {
 		return v.(*pendingSet)
 	}
@@ -137,7 +138,7 @@ func (c *Client) pendingOf(conn *peer.Conn) *pendingSet {
 
 var respChanPool = sync.Pool{New: func() any { return make(chan response, 1) }}
 
-func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
+func (c *Client) onResponse(_ context.Context, in transport.Inbound) {
 	ps := c.pendingOf(in.Conn)
 	ps.mu.Lock()
 	p, ok := ps.calls[in.Packet.ID]
@@ -157,7 +158,7 @@ func (c *Client) onResponse(_ context.Context, in peer.Inbound) {
 	p.ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}
 }
 
-func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
+func (c *Client) onDisconnect(_ context.Context, ev transport.ConnEvent) {
 	ps := c.pendingOf(ev.Conn)
 	ps.mu.Lock()
 	ps.closed = true
@@ -177,7 +178,7 @@ func (c *Client) onDisconnect(_ context.Context, ev peer.ConnEvent) {
 // build, and waits for the response. It returns the response data (one
 // msgpack value), or an *rpc.Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
-func (c *Client) Request(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
+func (c *Client) Request(ctx context.Context, conn *transport.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
 	// The wait for room in a full outbound queue counts against the
 	// timeout too.
 	deadline := c.deadline(ctx)
@@ -209,9 +210,9 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 
 // send registers a request on conn and queues it; the response will
 // arrive on ch. The wait for room in the outbound queue ends with ctx, or
-// at sendBy (see peer.Conn.SendBefore); the pending set fails the call at
+// at sendBy (see transport.Conn.SendBefore); the pending set fails the call at
 // deadline (zero: never) unless its response came first.
-func (c *Client) send(ctx context.Context, sendBy, deadline time.Time, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
+func (c *Client) send(ctx context.Context, sendBy, deadline time.Time, conn *transport.Conn, t wire.Type, build func([]byte) ([]byte, error)) (uint32, *pendingSet, chan response, error) {
 	if conn.GoingAway() {
 		return 0, nil, nil, fmt.Errorf("rpc: %s: %w", conn.ID(), peer.ErrGoingAway)
 	}
@@ -339,7 +340,7 @@ func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 
 // QueryInterface asks the peer for a service: "name" (latest),
 // "name@1.2.3", or a range "name@^1" (ranges need a Go peer).
-func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec string) (*rpc.Service, error) {
+func (c *Client) QueryInterface(ctx context.Context, conn *transport.Conn, spec string) (*rpc.Service, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
 		b = wire.AppendString(b, "query_interface")
@@ -357,7 +358,7 @@ func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec strin
 
 // Abilities runs the abilities task, offering ours; a plain Titan peer
 // answers 404 (errors.Is(err, rpc.ErrTaskNotFound)).
-func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities) (Abilities, error) {
+func (c *Client) Abilities(ctx context.Context, conn *transport.Conn, ours Abilities) (Abilities, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
 		b = wire.AppendString(b, "abilities")
@@ -374,12 +375,12 @@ func (c *Client) Abilities(ctx context.Context, conn *peer.Conn, ours Abilities)
 }
 
 // Remote returns a handle for a service definition on conn.
-func (c *Client) Remote(conn *peer.Conn, def wire.Definition) *rpc.Service {
+func (c *Client) Remote(conn *transport.Conn, def wire.Definition) *rpc.Service {
 	return newService(def, remoteInvoker{c: c, conn: conn})
 }
 
 // RunTask runs a task on the peer and returns its raw result.
-func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args ...any) (rpc.Result, error) {
+func (c *Client) RunTask(ctx context.Context, conn *transport.Conn, name string, args ...any) (rpc.Result, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 1+len(args))
 		b = wire.AppendString(b, name)
@@ -390,7 +391,7 @@ func (c *Client) RunTask(ctx context.Context, conn *peer.Conn, name string, args
 
 type remoteInvoker struct {
 	c    *Client
-	conn *peer.Conn
+	conn *transport.Conn
 }
 
 func (r remoteInvoker) Invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {

@@ -9,7 +9,7 @@
 // value makes its exported methods callable under their lowerCamel
 // WireName; the rules are in package rpc's doc.
 //
-// A Server consumes peer.TopicRequests from the bus. query_interface and
+// A Server consumes transport.TopicRequests from the bus. query_interface and
 // the old package's abilities task are built in; HandleTask adds more (the
 // root's subscribe, unsubscribe and emit, and Node.HandleTask). A handler's
 // panic becomes a 500 error for the caller and a log line. A Client sends
@@ -18,23 +18,23 @@
 // call (RemoteVia).
 //
 // Streams: the reply of a streaming method carries a StreamReference and
-// the chunks follow through the node's stream.Manager (WithStreams,
+// the chunks follow through the node's streamcore.Manager (WithStreams,
 // WithClientStreams).
 //
 // Memory: decoding a request's arguments allocates at most its decode
 // budget (wire.Budget: 32 × its bytes + 64 KiB, at most
-// peer.WithMaxDecodeMemory, 64 MiB), or the call fails with
+// transport.WithMaxDecodeMemory, 64 MiB), or the call fails with
 // rpc.ErrDecodeBudget (400); the third request of a connection in a row
 // whose own data does that (no successful request between; a handler's
 // error matching rpc.ErrDecodeBudget does not count) closes the connection
 // (1008). Each request takes over its message's charge to the node's
-// inbound memory (peer.WithInboundMemory; a batched request is copied and
+// inbound memory (transport.WithInboundMemory; a batched request is copied and
 // charged its own bytes), charges its decoding as it goes (wire.Account)
 // and keeps what its arguments took until its reply is sent; a request
 // that does not fit is refused at once with a 503 error (reason
 // "InboundMemory"). Calls to a service of this node (Registry.Local) decode
 // without a budget; results from peers decode within the connection's cap,
 // not charged (the caller asked for them). A plain Netron peer's stream
-// arguments are registered as its CALL is read (stream.Manager.Expect), so
+// arguments are registered as its CALL is read (streamcore.Manager.Expect), so
 // the chunks it sends right behind it are kept.
 package rpccore

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 )
 
 // ExtensionEvents is the name of the extension under which two Go peers
@@ -24,7 +24,7 @@ func SupportedExtensions() []string { return slices.Clone(supportedExtensions) }
 // caller can keep several requests in flight on one connection, in order,
 // from one goroutine.
 type Pending struct {
-	conn *peer.Conn
+	conn *transport.Conn
 	ps   *pendingSet
 	c    *Client
 	id   uint32
@@ -36,7 +36,7 @@ type Pending struct {
 // request times out at the client's request timeout after Send unless the
 // context given to Wait ends first. ctx bounds the send only (the wait for
 // room in the connection's outbound queue).
-func (c *Client) Send(ctx context.Context, conn *peer.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
+func (c *Client) Send(ctx context.Context, conn *transport.Conn, t wire.Type, build func([]byte) ([]byte, error)) (*Pending, error) {
 	id, ps, ch, err := c.send(ctx, time.Time{}, time.Time{}, conn, t, build)
 	if err != nil {
 		return nil, err

@@ -9,16 +9,16 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
-	"github.com/netron-go/netron/stream"
 )
 
 // Registry holds the services a node exposes, by qualified name
 // ("name@version") and by definition id. It is safe for concurrent use.
 type Registry struct {
 	peerID  string
-	streams *stream.Manager // for local calls of streaming methods
+	streams *streamcore.Manager // for local calls of streaming methods
 
 	// notifyMu orders changes with their notifications: a change and its
 	// watchers' calls happen under it, so watchers see the changes in the

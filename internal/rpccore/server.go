@@ -14,18 +14,18 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
-	"github.com/netron-go/netron/stream"
 )
 
 // ConnTaskFunc is a task handler that also gets the connection the task
 // came on (nil for tasks run locally).
-type ConnTaskFunc func(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error)
+type ConnTaskFunc func(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error)
 
 // Server answers the requests peers send to this node: CALLs of exposed
-// services and TASKs. It consumes peer.TopicRequests from the bus and
+// services and TASKs. It consumes transport.TopicRequests from the bus and
 // replies on each connection's outbound topic.
 type Server struct {
 	reg       *Registry
@@ -35,7 +35,7 @@ type Server struct {
 	perPeer   int32
 	authz     rpc.Authorizer
 	unsub     func()
-	streams   *stream.Manager
+	streams   *streamcore.Manager
 
 	mu    sync.RWMutex
 	tasks map[string]ConnTaskFunc
@@ -124,7 +124,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	s.drainCh = make(chan struct{})
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
-	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
+	unsub, err := bus.NewTopic[transport.Inbound](b, transport.TopicRequests).SubscribeFunc(s.dispatch)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (s *Server) Close() error {
 // at once with a 429 error, as over the per-peer limit: holding the reader
 // instead would stop the pongs and the responses the running requests may
 // wait for.
-func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
+func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 	if in.Refused {
 		// Its message did not fit the node's inbound memory: read and
 		// dropped by the connection.
@@ -250,17 +250,17 @@ func (s *Server) dispatch(_ context.Context, in peer.Inbound) {
 }
 
 // queued is a request on its way to a worker, with the inbound memory
-// it holds (see peer.Conn.Keep).
+// it holds (see transport.Conn.Keep).
 type queued struct {
-	in   peer.Inbound
-	held peer.Kept
-	refs []*stream.Inbound // stream arguments registered as it was read
+	in   transport.Inbound
+	held transport.Kept
+	refs []*streamcore.Inbound // stream arguments registered as it was read
 }
 
 // errNoMemory refuses a request that does not fit the node's inbound
-// memory (peer.WithInboundMemory): need bytes for what. Its text is made
+// memory (transport.WithInboundMemory): need bytes for what. Its text is made
 // before anything the request held is given back.
-func errNoMemory(mem *peer.Memory, need int64, what string) error {
+func errNoMemory(mem *transport.Memory, need int64, what string) error {
 	msg := fmt.Sprintf("node out of memory for requests: %s needs %d bytes, %d of %d in use", what, need, mem.Used(), mem.Limit())
 	if need <= 0 {
 		msg = fmt.Sprintf("node out of memory for requests: no room for %s, %d of %d bytes in use", what, mem.Used(), mem.Limit())
@@ -286,7 +286,7 @@ type connRequests struct {
 
 type connRequestsKey struct{}
 
-func connRequestsOf(conn *peer.Conn) *connRequests {
+func connRequestsOf(conn *transport.Conn) *connRequests {
 	if v, ok := conn.Value(connRequestsKey{}); ok {
 		return v.(*connRequests)
 	}
@@ -296,7 +296,7 @@ func connRequestsOf(conn *peer.Conn) *connRequests {
 
 // startFeed starts the goroutine that feeds st's queue to the slots,
 // unless the server has closed: then the queue is refused.
-func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
+func (s *Server) startFeed(st *connRequests, conn *transport.Conn) {
 	s.startMu.RLock()
 	defer s.startMu.RUnlock()
 	select {
@@ -313,7 +313,7 @@ func (s *Server) startFeed(st *connRequests, conn *peer.Conn) {
 // ends when the queue is empty. While the server drains, the queue is
 // answered 503 at once, without slots; when the connection or the server
 // closes, it is dropped (refused, if the connection is still open).
-func (s *Server) feed(st *connRequests, conn *peer.Conn) {
+func (s *Server) feed(st *connRequests, conn *transport.Conn) {
 	defer s.wg.Done()
 	for {
 		st.mu.Lock()
@@ -418,9 +418,9 @@ func (s *Server) start(q queued, inflight *atomic.Int32) {
 
 // job is one request on its way to a worker.
 type job struct {
-	in       peer.Inbound
-	held     peer.Kept         // inbound memory its message holds (see peer.Conn.Keep)
-	refs     []*stream.Inbound // stream arguments registered as it was read
+	in       transport.Inbound
+	held     transport.Kept        // inbound memory its message holds (see transport.Conn.Keep)
+	refs     []*streamcore.Inbound // stream arguments registered as it was read
 	inflight *atomic.Int32
 	draining bool
 	// acct is the decode budget of its data, which draws from its
@@ -508,7 +508,7 @@ func (s *Server) run(j *job) {
 
 // reply sends the response to p: result, or err as an error response. It
 // returns why the response could not be queued, if it could not.
-func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) error {
+func (s *Server) reply(conn *transport.Conn, p *wire.Packet, result any, err error) error {
 	return s.answer(conn, p, result, err, true)
 }
 
@@ -516,7 +516,7 @@ func (s *Server) reply(conn *peer.Conn, p *wire.Packet, result any, err error) e
 // room in the connection's outbound queue, like any sender; without, it
 // drops the response when the queue is full (the peer is not reading it
 // anyway) and never blocks: the reader goroutine answers this way.
-func (s *Server) answer(conn *peer.Conn, p *wire.Packet, result any, err error, wait bool) error {
+func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err error, wait bool) error {
 	flags := wire.Flags(p.Type(), false, 0)
 	fb := getBuf()
 	frame := wire.AppendHeader(fb.b, p.ID, flags)
@@ -580,7 +580,7 @@ func (s *Server) serve(j *job) {
 	result, err := s.handle(conn.Context(), conn, p, &j.acct)
 	j.acct.Shrink()
 	msg, args := j.held, j.acct.Held()
-	j.held = peer.Kept{}
+	j.held = transport.Kept{}
 	over := j.acct.OverBudget()
 	j.acct.Reset(nil, 0)
 	s.forgetStreams(j.refs) // those it did not open
@@ -621,13 +621,13 @@ func (s *Server) serve(j *job) {
 // It shrinks acct to what decoding charged once a CALL's arguments are
 // decoded, before its method runs (a TASK decodes its arguments as it
 // runs: serve shrinks it after).
-func (s *Server) handle(ctx context.Context, conn *peer.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
 	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
 	return s.handleData(ctx, conn, p, dec, acct)
 }
 
-func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
+func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
@@ -665,7 +665,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 }
 
 // call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
+func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -717,7 +717,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		in = append(in, reflect.ValueOf(ctx))
 	}
 	for i, t := range m.args {
-		if m.readers > 0 && stream.IsReaderType(t) {
+		if m.readers > 0 && streamcore.T().IsReader(t) {
 			v, err := sc.reader(dec, t, e, m, i)
 			if err != nil {
 				return nil, err
@@ -763,7 +763,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 // taken more memory than its packet's budget (wire.ErrBudget),
 // ArgumentType otherwise; 503 InboundMemory when the node's inbound memory
 // had no room for decoding it (wire.ErrNoMemory).
-func argError(conn *peer.Conn, what string, index int, err error) error {
+func argError(conn *transport.Conn, what string, index int, err error) error {
 	if errors.Is(err, wire.ErrNoMemory) && conn != nil {
 		return errNoMemory(conn.Memory(), 0, "decoding "+what)
 	}
@@ -778,7 +778,7 @@ func argError(conn *peer.Conn, what string, index int, err error) error {
 	return badRequest(reason, what+": "+err.Error(), details)
 }
 
-func safeTask(ctx context.Context, fn ConnTaskFunc, conn *peer.Conn, args *rpc.Args, logger *slog.Logger) (result any, err error) {
+func safeTask(ctx context.Context, fn ConnTaskFunc, conn *transport.Conn, args *rpc.Args, logger *slog.Logger) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
@@ -788,7 +788,7 @@ func safeTask(ctx context.Context, fn ConnTaskFunc, conn *peer.Conn, args *rpc.A
 	return fn(ctx, conn, args)
 }
 
-func (s *Server) queryInterface(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+func (s *Server) queryInterface(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	var name string
 	if err := args.Next(&name); err != nil {
 		return nil, err
@@ -822,9 +822,9 @@ type GoAbilities struct {
 const ProtocolVersion = 1
 
 // extensions this build supports, in preference order.
-var supportedExtensions = []string{ExtensionEvents, stream.Extension, peer.ExtensionBatch}
+var supportedExtensions = []string{ExtensionEvents, streamcore.Extension, transport.ExtensionBatch}
 
-func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *rpc.Args) (any, error) {
+func (s *Server) abilities(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	var remote Abilities
 	if args.Len() > 0 {
 		if err := args.Next(&remote); err != nil {
@@ -832,7 +832,7 @@ func (s *Server) abilities(ctx context.Context, conn *peer.Conn, args *rpc.Args)
 		}
 	}
 	if conn != nil && remote.NetronGo != nil {
-		conn.SetExtensions(&peer.Extensions{Version: remote.NetronGo.Version, Names: intersect(supportedExtensions, remote.NetronGo.Extensions)})
+		conn.SetExtensions(&transport.Extensions{Version: remote.NetronGo.Version, Names: intersect(supportedExtensions, remote.NetronGo.Extensions)})
 	}
 	services := s.reg.Definitions()
 	for qn := range services {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/stream"
 )
 
 var (
@@ -105,11 +105,11 @@ func methodsOf(v any) map[string]*method {
 		for ; in < ft.NumIn(); in++ {
 			t := ft.In(in)
 			switch {
-			case stream.IsWriterType(t):
+			case streamcore.T().IsWriter(t):
 				ok = ok && in == ft.NumIn()-1
 				md.writer = t
 				continue
-			case stream.IsReaderType(t):
+			case streamcore.T().IsReader(t):
 				md.readers++
 			case !carriable(t):
 				ok = false
@@ -125,7 +125,7 @@ func methodsOf(v any) map[string]*method {
 			switch out := ft.Out(0); {
 			case out == errorType:
 				md.hasErr = true
-			case stream.IsSourceType(out):
+			case streamcore.T().IsSource(out):
 				md.hasOut, md.source = true, true
 			default:
 				md.hasOut = carriable(out)
@@ -133,7 +133,7 @@ func methodsOf(v any) map[string]*method {
 			}
 		case 2:
 			md.hasOut, md.hasErr = true, ft.Out(1) == errorType
-			md.source = stream.IsSourceType(ft.Out(0))
+			md.source = streamcore.T().IsSource(ft.Out(0))
 			ok = ok && md.hasErr && (md.source || carriable(ft.Out(0)))
 		default:
 			ok = false

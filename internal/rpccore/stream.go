@@ -11,6 +11,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -20,7 +22,7 @@ import (
 // WithStreams lets the server's methods produce and take streams through
 // m (and local calls of its registry). Without it a streaming method
 // fails with a 500 error.
-func WithStreams(m *stream.Manager) ServerOption {
+func WithStreams(m *streamcore.Manager) ServerOption {
 	return serverOptionFunc(func(s *Server) {
 		s.streams = m
 		s.reg.streams = m
@@ -29,7 +31,7 @@ func WithStreams(m *stream.Manager) ServerOption {
 
 // WithClientStreams lets the client open the streams replies announce and
 // pass streams as arguments, through m.
-func WithClientStreams(m *stream.Manager) ClientOption {
+func WithClientStreams(m *streamcore.Manager) ClientOption {
 	return clientOptionFunc(func(c *Client) { c.streams = m })
 }
 
@@ -39,8 +41,8 @@ var errNoStreams = &rpc.Error{Code: 500, Name: "TitanError", Message: "streams a
 
 // callEnv is what invoke needs to know of the call besides its arguments.
 type callEnv struct {
-	conn    *peer.Conn // nil for local calls
-	streams *stream.Manager
+	conn    *transport.Conn // nil for local calls
+	streams *streamcore.Manager
 	logger  *slog.Logger
 	// acct, if set, is shrunk once the arguments are decoded, before
 	// the method runs (the server gives back what decoding took beyond
@@ -52,7 +54,7 @@ type callEnv struct {
 // announces and the streams its caller passed.
 type streamCall struct {
 	env     callEnv
-	out     *stream.Outbound
+	out     *streamcore.Outbound
 	readers []io.Closer // the *stream.Reader[T] of the stream arguments
 }
 
@@ -74,9 +76,9 @@ func (env callEnv) beginStreams(m *method) (*streamCall, error) {
 // streamError gives a stream error its code for the caller.
 func streamError(err error) error {
 	switch {
-	case errors.Is(err, stream.ErrTooManyStreams):
-		return &rpc.Error{Code: 429, Name: "TitanError", Message: err.Error(), Details: map[string]any{"reason": stream.ReasonStreamLimit}}
-	case errors.Is(err, stream.ErrInvalidReference):
+	case errors.Is(err, streamcore.ErrTooManyStreams):
+		return &rpc.Error{Code: 429, Name: "TitanError", Message: err.Error(), Details: map[string]any{"reason": streamcore.ReasonStreamLimit}}
+	case errors.Is(err, streamcore.ErrInvalidReference):
 		return badRequest("ArgumentType", err.Error(), nil)
 	case errors.Is(err, peer.ErrDisconnected):
 		return err
@@ -96,7 +98,7 @@ func (sc *streamCall) reader(dec *msgpack.Decoder, t reflect.Type, e *exposed, m
 	if err != nil {
 		return reflect.Value{}, streamError(err)
 	}
-	v := stream.ReaderValue(sc.readerContext(), t, in)
+	v := streamcore.T().NewReader(sc.readerContext(), t, in)
 	sc.readers = append(sc.readers, v.Interface().(io.Closer))
 	return v, nil
 }
@@ -176,7 +178,7 @@ func (p *pendingStream) releaseMemory() {
 // writerStream runs a method that streams by writing to its last
 // parameter; its error ends the stream.
 func (sc *streamCall) writerStream(m *method, in []reflect.Value) *pendingStream {
-	in = append(in, stream.WriterValue(m.writer, sc.out))
+	in = append(in, streamcore.T().NewWriter(m.writer, sc.out))
 	return &pendingStream{sc: sc, run: func(context.Context) error {
 		out := m.fn.Call(in)
 		if m.hasErr {
@@ -190,23 +192,23 @@ func (sc *streamCall) writerStream(m *method, in []reflect.Value) *pendingStream
 
 // sourceStream pumps the stream a method returned.
 func (sc *streamCall) sourceStream(e *exposed, m *method, v reflect.Value) (*pendingStream, error) {
-	src, err := stream.SourceOf(v)
+	src, err := streamcore.T().Producer(v)
 	if err != nil {
 		return nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s.%s: %v", e.qn, m.name, err)}
 	}
-	sc.out.SetLive(stream.IsLive(src))
+	sc.out.SetLive(src.Live)
 	return &pendingStream{sc: sc, run: func(ctx context.Context) error {
-		return stream.Pump(ctx, sc.out, src)
+		return src.Run(ctx, sc.out)
 	}}, nil
 }
 
 // announceStreams registers, as a CALL of a plain Netron peer is read,
 // the streams it passes to a method that takes streams (see
-// stream.Manager.Expect), and returns them: such a peer sends the chunks
+// streamcore.Manager.Expect), and returns them: such a peer sends the chunks
 // right behind the call, before the method has run and opened them. It
 // runs in the reader goroutine and does not block.
-func (s *Server) announceStreams(in *peer.Inbound) []*stream.Inbound {
-	var expected []*stream.Inbound
+func (s *Server) announceStreams(in *transport.Inbound) []*streamcore.Inbound {
+	var expected []*streamcore.Inbound
 	s.eachStreamArg(in, func(ref wire.StreamReference) {
 		x, err := s.streams.Expect(in.Conn, ref)
 		if err != nil {
@@ -222,7 +224,7 @@ func (s *Server) announceStreams(in *peer.Inbound) []*stream.Inbound {
 
 // forgetStreams lets go of the streams announceStreams registered for a
 // request that will not run, or that ran without opening them.
-func (s *Server) forgetStreams(expected []*stream.Inbound) {
+func (s *Server) forgetStreams(expected []*streamcore.Inbound) {
 	for _, x := range expected {
 		s.streams.Forget(x, "the call that passed it did not take it")
 	}
@@ -230,9 +232,9 @@ func (s *Server) forgetStreams(expected []*stream.Inbound) {
 
 // eachStreamArg calls fn with each StreamReference argument of a plain
 // peer's CALL (in) that its method takes as a stream.
-func (s *Server) eachStreamArg(in *peer.Inbound, fn func(wire.StreamReference)) {
+func (s *Server) eachStreamArg(in *transport.Inbound, fn func(wire.StreamReference)) {
 	if s.streams == nil || in.Packet.Type() != wire.TypeCall || !in.Packet.IsRequest() ||
-		in.Conn.Extensions().Has(stream.Extension) {
+		in.Conn.Extensions().Has(streamcore.Extension) {
 		return
 	}
 	dec := wire.NewDecoder(in.Packet.Data)
@@ -260,7 +262,7 @@ func (s *Server) eachStreamArg(in *peer.Inbound, fn func(wire.StreamReference)) 
 		return
 	}
 	for i := 0; i < n-2 && i < len(m.args); i++ {
-		if id, ok := wire.NextExt(dec); ok && id == wire.ExtStreamReference && stream.IsReaderType(m.args[i]) {
+		if id, ok := wire.NextExt(dec); ok && id == wire.ExtStreamReference && streamcore.T().IsReader(m.args[i]) {
 			var ref wire.StreamReference
 			if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
 				return
@@ -295,13 +297,13 @@ func isStreamRef(data []byte) bool {
 // announce registers the stream a reply announces, in the reader
 // goroutine, before its chunks can arrive. A reply nobody waits for any
 // more has its stream rejected.
-func (c *Client) announce(conn *peer.Conn, data []byte, waited bool) {
+func (c *Client) announce(conn *transport.Conn, data []byte, waited bool) {
 	var ref wire.StreamReference
 	if err := wire.Unmarshal(data, &ref); err != nil {
 		return
 	}
 	if !waited {
-		c.streams.Reject(conn, ref, stream.ReasonNotClaimed)
+		c.streams.Reject(conn, ref, streamcore.ReasonNotClaimed)
 		return
 	}
 	if err := c.streams.Announce(conn, ref); err != nil {
@@ -315,7 +317,7 @@ func streamRefOf(data []byte) (wire.StreamReference, error) {
 	if !isStreamRef(data) {
 		var v any
 		_ = wire.Unmarshal(data, &v)
-		return ref, fmt.Errorf("%w: the reply is %T", stream.ErrNotStream, v)
+		return ref, fmt.Errorf("%w: the reply is %T", streamcore.ErrNotStream, v)
 	}
 	if err := wire.Unmarshal(data, &ref); err != nil {
 		return ref, fmt.Errorf("%w: %w", rpc.ErrMalformedResult, err)
@@ -323,7 +325,7 @@ func streamRefOf(data []byte) (wire.StreamReference, error) {
 	return ref, nil
 }
 
-func (r remoteInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+func (r remoteInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*streamcore.Inbound, error) {
 	if r.c.streams == nil {
 		return nil, errNoStreams
 	}
@@ -338,7 +340,7 @@ func (r remoteInvoker) OpenStream(ctx context.Context, target, method string, ar
 	return r.c.streams.Accept(r.conn, ref)
 }
 
-func (l localInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error) {
+func (l localInvoker) OpenStream(ctx context.Context, target, method string, args []any) (*streamcore.Inbound, error) {
 	if l.reg.streams == nil {
 		return nil, errNoStreams
 	}
@@ -348,7 +350,7 @@ func (l localInvoker) OpenStream(ctx context.Context, target, method string, arg
 	}
 	ps, ok := result.(*pendingStream)
 	if !ok {
-		return nil, fmt.Errorf("%w: the result is %T", stream.ErrNotStream, result)
+		return nil, fmt.Errorf("%w: the result is %T", streamcore.ErrNotStream, result)
 	}
 	ps.start()
 	return l.reg.streams.Accept(nil, ps.reference())
@@ -360,26 +362,30 @@ type uploads struct {
 }
 
 type upload struct {
-	o   *stream.Outbound
-	src stream.Source
+	o   *streamcore.Outbound
+	src streamcore.Producer
 }
 
 // sourceOf reports whether a call argument is a stream to upload.
-func sourceOf(a any) (stream.Source, bool) {
+func sourceOf(a any) (streamcore.Producer, bool) {
 	if s, ok := a.(stream.Source); ok {
-		return s, s != nil
+		if s == nil {
+			return streamcore.Producer{}, false
+		}
+		p, err := streamcore.T().Producer(reflect.ValueOf(a))
+		return p, err == nil
 	}
 	switch k := reflect.TypeOf(a); {
 	case k == nil:
-		return nil, false
+		return streamcore.Producer{}, false
 	case k.Kind() == reflect.Chan || k.Kind() == reflect.Func:
-		if !stream.IsSourceType(k) {
-			return nil, false
+		if !streamcore.T().IsSource(k) {
+			return streamcore.Producer{}, false
 		}
-		s, err := stream.SourceOf(reflect.ValueOf(a))
-		return s, err == nil
+		p, err := streamcore.T().Producer(reflect.ValueOf(a))
+		return p, err == nil
 	}
-	return nil, false
+	return streamcore.Producer{}, false
 }
 
 func hasSources(args []any) bool {
@@ -394,7 +400,7 @@ func hasSources(args []any) bool {
 // appendArgsUploading appends args, opening a stream to conn (nil: an
 // in-process stream) for each argument that is a stream and appending its
 // StreamReference instead.
-func appendArgsUploading(b []byte, args []any, ups *uploads, m *stream.Manager, conn *peer.Conn) ([]byte, error) {
+func appendArgsUploading(b []byte, args []any, ups *uploads, m *streamcore.Manager, conn *transport.Conn) ([]byte, error) {
 	var err error
 	for i, a := range args {
 		src, ok := sourceOf(a)
@@ -407,10 +413,10 @@ func appendArgsUploading(b []byte, args []any, ups *uploads, m *stream.Manager, 
 		if m == nil {
 			return b, fmt.Errorf("rpc: argument %d is a stream: %w", i+1, errNoStreams)
 		}
-		if conn != nil && !conn.Extensions().Has(stream.Extension) {
-			return b, fmt.Errorf("rpc: argument %d is a stream: %w: %s did not negotiate %q", i+1, stream.ErrUnsupported, conn.ID(), stream.Extension)
+		if conn != nil && !conn.Extensions().Has(streamcore.Extension) {
+			return b, fmt.Errorf("rpc: argument %d is a stream: %w: %s did not negotiate %q", i+1, streamcore.ErrUnsupported, conn.ID(), streamcore.Extension)
 		}
-		o, err := m.NewOutbound(conn, stream.IsLive(src))
+		o, err := m.NewOutbound(conn, src.Live)
 		if err != nil {
 			return b, fmt.Errorf("rpc: argument %d: %w", i+1, err)
 		}
@@ -424,7 +430,7 @@ func appendArgsUploading(b []byte, args []any, ups *uploads, m *stream.Manager, 
 
 func (u *uploads) start() {
 	for _, x := range u.list {
-		stream.Run(x.o, x.src)
+		streamcore.Start(x.o, x.src)
 	}
 }
 
@@ -444,7 +450,7 @@ var errCallFailed = errors.New("rpc: the call that took the stream failed")
 // timeout bounds the wait to send the request, and then applies again from
 // the end of the uploads, not from the start of the call: the call lasts
 // as long as the server reads.
-func (c *Client) callWithUploads(ctx context.Context, conn *peer.Conn, target, method string, args []any) (_ []byte, err error) {
+func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, target, method string, args []any) (_ []byte, err error) {
 	ups := &uploads{}
 	defer func() {
 		if err != nil {

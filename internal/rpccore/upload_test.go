@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/bus"
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/rpc"
 	"github.com/netron-go/netron/stream"
 )
@@ -52,11 +53,11 @@ func servePair(t *testing.T, spec string, impl any) *rpc.Service {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	sb, cb := bus.New(), bus.New()
-	sm, err := stream.NewManager(sb)
+	sm, err := streamcore.NewManager(sb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm, err := stream.NewManager(cb)
+	cm, err := streamcore.NewManager(cb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +73,8 @@ func servePair(t *testing.T, spec string, impl any) *rpc.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shub := peer.NewHub(sb, "server", peer.WithKeepAlive(-1, 0))
-	chub := peer.NewHub(cb, "client", peer.WithKeepAlive(-1, 0))
+	shub := transport.NewHub(sb, "server", transport.WithKeepAlive(-1, 0))
+	chub := transport.NewHub(cb, "client", transport.WithKeepAlive(-1, 0))
 	t.Cleanup(func() {
 		chub.Close()
 		shub.Close()
@@ -84,7 +85,7 @@ func servePair(t *testing.T, spec string, impl any) *rpc.Service {
 		cb.Close()
 		sb.Close()
 	})
-	connected, err := bus.NewTopic[peer.ConnEvent](sb, peer.TopicConnected).Subscribe(bus.WithBuffer(1))
+	connected, err := bus.NewTopic[transport.ConnEvent](sb, transport.TopicConnected).Subscribe(bus.WithBuffer(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,15 +98,15 @@ func servePair(t *testing.T, spec string, impl any) *rpc.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sconn *peer.Conn
+	var sconn *transport.Conn
 	select {
 	case ev := <-connected.C():
 		sconn = ev.Conn
 	case <-ctx.Done():
 		t.Fatal("the server did not see the connection")
 	}
-	for _, pc := range []*peer.Conn{conn, sconn} {
-		pc.SetExtensions(&peer.Extensions{Version: 1, Names: []string{stream.Extension}})
+	for _, pc := range []*transport.Conn{conn, sconn} {
+		pc.SetExtensions(&transport.Extensions{Version: 1, Names: []string{streamcore.Extension}})
 	}
 	svc, err := c.QueryInterface(ctx, conn, spec)
 	if err != nil {
@@ -140,7 +141,7 @@ func TestStreamArgumentEndsWithTheMethodsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	if err := methodEnd(t, impl, "its stream was cancelled"); !errors.Is(err, stream.ErrCancelled) {
+	if err := methodEnd(t, impl, "its stream was cancelled"); !errors.Is(err, streamcore.ErrCancelled) {
 		t.Fatalf("the argument ended with %v, want ErrCancelled", err)
 	}
 }
@@ -156,7 +157,7 @@ func TestCancelledCallEndsItsStreamArguments(t *testing.T) {
 	if _, err := rpc.Call[int](ctx, svc, "sum", stream.FromChan((<-chan int)(never))); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("call: %v, want its deadline", err)
 	}
-	if err := methodEnd(t, impl, "its caller gave up"); !errors.Is(err, stream.ErrRemote) {
+	if err := methodEnd(t, impl, "its caller gave up"); !errors.Is(err, streamcore.ErrRemote) {
 		t.Fatalf("the argument ended with %v, want the caller's abort (ErrRemote)", err)
 	}
 }

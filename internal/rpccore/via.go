@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
-	"github.com/netron-go/netron/stream"
 )
 
 // ConnSource supplies the connection to a peer at the time of each call,
@@ -18,7 +18,7 @@ type ConnSource interface {
 	// ActiveConn returns the connection to use now, or, when there is
 	// none, the error the call fails with at once (it should match
 	// peer.ErrDisconnected).
-	ActiveConn() (*peer.Conn, error)
+	ActiveConn() (*transport.Conn, error)
 }
 
 // QueryInterfaceVia looks a service up like QueryInterface, on src's
@@ -49,7 +49,7 @@ func (c *Client) RemoteVia(src ConnSource, def wire.Definition) *rpc.Service {
 	return c.remoteVia(src, conn, def)
 }
 
-func (c *Client) remoteVia(src ConnSource, conn *peer.Conn, def wire.Definition) *rpc.Service {
+func (c *Client) remoteVia(src ConnSource, conn *transport.Conn, def wire.Definition) *rpc.Service {
 	v := &viaInvoker{c: c, src: src, qn: def.Meta.Name, sem: make(chan struct{}, 1)}
 	if def.Meta.Version != "" {
 		v.qn += "@" + def.Meta.Version
@@ -71,7 +71,7 @@ type viaInvoker struct {
 
 // binding is a service's definition id on one connection.
 type binding struct {
-	conn *peer.Conn
+	conn *transport.Conn
 	id   string
 }
 
@@ -110,7 +110,7 @@ func (v *viaInvoker) Invoke(ctx context.Context, _, method string, args []any) (
 	return r.Invoke(ctx, id, method, args)
 }
 
-func (v *viaInvoker) OpenStream(ctx context.Context, _, method string, args []any) (*stream.Inbound, error) {
+func (v *viaInvoker) OpenStream(ctx context.Context, _, method string, args []any) (*streamcore.Inbound, error) {
 	r, id, err := v.resolve(ctx)
 	if err != nil {
 		return nil, err

@@ -7,17 +7,18 @@ import (
 	"testing"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
 
 // switchable is a ConnSource whose connection the test swaps.
 type switchable struct {
-	conn atomic.Pointer[peer.Conn]
+	conn atomic.Pointer[transport.Conn]
 	err  atomic.Pointer[error]
 }
 
-func (s *switchable) ActiveConn() (*peer.Conn, error) {
+func (s *switchable) ActiveConn() (*transport.Conn, error) {
 	if e := s.err.Load(); e != nil {
 		return nil, *e
 	}
@@ -36,7 +37,7 @@ func rpcServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := peer.NewHub(b, "server")
+	hub := transport.NewHub(b, "server")
 	addr, err := hub.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +57,7 @@ func TestRemoteViaFollowsTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := peer.NewHub(b, "client")
+	hub := transport.NewHub(b, "client")
 	t.Cleanup(func() { hub.Close(); c.Close(); b.Close() })
 	conn1, err := hub.Dial(ctx, url1)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/stream"
 )
 
 // Handle is what a *rpc.Service calls through: a connection to a peer, a
@@ -21,7 +21,7 @@ type Handle interface {
 	Invoke(ctx context.Context, target, method string, args []any) ([]byte, error)
 	// OpenStream calls a method that produces a stream and returns the
 	// stream.
-	OpenStream(ctx context.Context, target, method string, args []any) (*stream.Inbound, error)
+	OpenStream(ctx context.Context, target, method string, args []any) (*streamcore.Inbound, error)
 	// PeerID is the id of the node that serves the service.
 	PeerID() string
 	// DecodeMax is the cap of the decode budget of its results (see

@@ -20,7 +20,7 @@ import (
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 )
 
 // The scale measure: N idle peers connected to one node. The node runs in
@@ -168,7 +168,7 @@ const (
 	// handshake, abilities, and the subscription to the node's service
 	// events that a Go peer makes to keep its catalogue current.
 	scaleGoPeers = "go-peers"
-	// scaleBarePeers: each peer is a bare connection (peer.Hub.Dial, the
+	// scaleBarePeers: each peer is a bare connection (transport.Hub.Dial, the
 	// handshake only), as a Titan client that subscribes to nothing.
 	scaleBarePeers = "bare"
 )
@@ -261,7 +261,7 @@ func measureScale(ctx context.Context, n int, mode string, idle time.Duration, h
 	case scaleBarePeers:
 		b := bus.New()
 		defer b.Close()
-		hub := peer.NewHub(b, "scale-client", peer.WithMaxPeers(n+64))
+		hub := transport.NewHub(b, "scale-client", transport.WithMaxPeers(n+64))
 		defer hub.Close()
 		dial = func(ctx context.Context) (io.Closer, error) { return hub.Dial(ctx, url) }
 		count = func() int { return len(hub.Conns()) }
@@ -360,7 +360,7 @@ func writeScaleText(w io.Writer, s *scaleResult) {
 func writeScaleMarkdown(w io.Writer, s *scaleResult) {
 	what := "Go peers (`Node.Connect`: handshake, abilities, the subscription to the node's service events)"
 	if s.mode == scaleBarePeers {
-		what = "bare connections (`peer.Hub.Dial`: the handshake only, as a Titan client that subscribes to nothing)"
+		what = "bare connections (`transport.Hub.Dial`: the handshake only, as a Titan client that subscribes to nothing)"
 	}
 	fmt.Fprintf(w, "**%s %s**, connected in %v (%.0f peers/s), measured after %v idle:\n\n",
 		thousands(int64(s.n)), what, s.connect.Round(time.Millisecond), float64(s.n)/s.connect.Seconds(), s.idle)

@@ -9,7 +9,7 @@
 // server in four shapes — no hand-off (the caller reads its own reply, the
 // server's reader writes the reply), a client reader, a server worker,
 // both — each with and without a runtime.Gosched after every write (what
-// Netron's peer.Conn does after writing a lone packet). It prints round
+// Netron's transport.Conn does after writing a lone packet). It prints round
 // trips per second and CPU time per round trip (both sides, user and
 // system, from getrusage), medians of -count interleaved rounds.
 //
