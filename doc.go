@@ -51,9 +51,10 @@
 // AutoConnect or a lookup) gives up reconnecting once its node has left
 // discovery (peers from Node.Connect are left alone).
 //
-// Packages: bus (the in-process bus), peer (WebSocket connections, the
-// handshake, authentication), rpc (services, calls, errors), stream
-// (streams), discovery (discovery and presence), app (application
-// lifecycle), internal/wire (the packet codec and msgpack extension
-// types). docs/protocol.md documents every byte.
+// Packages: bus (the in-process bus), rpc (service handles, calls,
+// errors, service descriptions, access control), stream (the typed ends of
+// a stream), peer (identities, authentication, connection errors),
+// discovery (discovery and presence), app (application lifecycle). The
+// engines they front (WebSocket transport, RPC, streams, the wire codec)
+// are internal. docs/protocol.md documents every byte.
 package netron

@@ -1238,7 +1238,7 @@ func TestBlockingRemoteSubscriberHoldsOnlyItsConnection(t *testing.T) {
 	// the subscription's queue (a Hold, run by the reader).
 	waitFor(t, "the reader of s1's connection to wait", func() bool {
 		buf := make([]byte, 1<<20)
-		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "peer.(*Conn).runHeld(")
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "transport.(*Conn).runHeld(")
 	})
 	if err := s2.Emit(ctx, "y", 1); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,8 @@ type Args struct {
 // Len returns the number of arguments not yet decoded.
 func (a *Args) Len() int { return a.n }
 
-// Next decodes the next argument into v (a pointer).
+// Next decodes the next argument into v (a pointer), as Result.Decode
+// decodes a result.
 func (a *Args) Next(v any) error {
 	if a.n == 0 {
 		return badRequest("ArgumentCount", "missing argument", nil)
@@ -38,6 +39,7 @@ func (a *Args) Next(v any) error {
 	if err := wire.DecodeArg(a.dec, rv.Elem()); err != nil {
 		return a.argErr(err)
 	}
+	publicInto(v)
 	return nil
 }
 

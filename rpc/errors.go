@@ -211,6 +211,10 @@ var (
 	ErrNotExposed      = errors.New("rpc: service not exposed")
 	ErrMalformedResult = errors.New("rpc: malformed result")
 	ErrClosed          = errors.New("rpc: closed")
+	// ErrStreamResult: Service.Call (and Call) of a method that produces a
+	// stream; read it with OpenStream or Stream. The producer is told to
+	// stop.
+	ErrStreamResult = errors.New("rpc: the method produces a stream (use OpenStream or Stream)")
 	// ErrInvalidTask: Node.HandleTask was given an empty name, a nil
 	// handler, or the name of a task the node answers itself.
 	ErrInvalidTask = errors.New("rpc: invalid task")

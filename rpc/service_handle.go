@@ -80,6 +80,12 @@ type Result struct {
 // capped by Config.MaxDecodeMemory; it fails with ErrMalformedResult beyond), not
 // charged to the node's inbound memory: the caller asked for it. A result
 // of a local call has no budget.
+//
+// Values decoded into empty interfaces (a v of type *any, []any, a map or
+// struct field of type any) are Go values: nil, bool, int64, uint64,
+// float64, string, []byte, []any, map[string]any, and for Netron's own
+// types a ServiceDescription (a service definition), an *Error (an error
+// value) or a string (a reference to a service definition: its id).
 func (r Result) Decode(v any) error {
 	if len(r.raw) == 0 {
 		return nil
@@ -93,6 +99,7 @@ func (r Result) Decode(v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformedResult, err)
 	}
+	publicInto(v)
 	return nil
 }
 

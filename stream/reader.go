@@ -86,6 +86,9 @@ func (r *Reader[T]) Recv(ctx context.Context) (T, error) {
 	} else {
 		err = wire.UnmarshalTrusted(data, &v) // an in-process pipe: our own bytes
 	}
+	if p, ok := any(&v).(*any); ok && err == nil {
+		*p = streamcore.PublicValue(*p)
+	}
 	if err != nil {
 		err = fmt.Errorf("%w into %T: %w", ErrDecode, zero, err)
 		r.in.CloseWith(err)

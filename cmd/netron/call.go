@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -113,16 +112,15 @@ func call(ctx context.Context, cf *clientFlags, pos []string, argsJSON string, o
 		return callStream(ctx, svc, method, callArgs, o, stdout)
 	}
 	res, err := svc.Call(ctx, method, callArgs...)
+	if errors.Is(err, rpc.ErrStreamResult) {
+		return fmt.Errorf("%s.%s produces a stream: call it with --stream", svc.QualifiedName(), method)
+	}
 	if err != nil {
 		return callError(svc, method, err)
 	}
 	var v any
 	if err := res.Decode(&v); err != nil {
 		return fmt.Errorf("%s.%s: decode the result: %w", svc.QualifiedName(), method, err)
-	}
-	switch v.(type) {
-	case wire.StreamReference, *wire.StreamReference:
-		return fmt.Errorf("%s.%s produces a stream: call it with --stream", svc.QualifiedName(), method)
 	}
 	return printJSON(stdout, v, o.pretty)
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/netron-go/netron/internal/wire"
 )
 
 // jsonValue turns a value decoded from msgpack into one encoding/json can
@@ -21,8 +19,6 @@ import (
 func jsonValue(v any) any {
 	switch x := v.(type) {
 	case nil:
-		return nil
-	case wire.Undefined, *wire.Undefined:
 		return nil
 	case map[string]any:
 		out := make(map[string]any, len(x))

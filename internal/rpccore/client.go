@@ -394,7 +394,23 @@ type remoteInvoker struct {
 	conn *transport.Conn
 }
 
+// Invoke is Service.Call: a method that produces a stream fails with
+// rpc.ErrStreamResult, and its stream is opened and closed at once, which
+// tells the producer to stop (OpenStream is the way to read it).
 func (r remoteInvoker) Invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	data, err := r.invoke(ctx, target, method, args)
+	if err != nil || !isStreamRef(data) {
+		return data, err
+	}
+	if ref, e := streamRefOf(data); e == nil && r.c.streams != nil {
+		if in, e := r.c.streams.Accept(r.conn, ref); e == nil {
+			_ = in.CloseWith(rpc.ErrStreamResult)
+		}
+	}
+	return nil, rpc.ErrStreamResult
+}
+
+func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
 	if hasSources(args) {
 		return r.c.callWithUploads(ctx, r.conn, target, method, args)
 	}

@@ -2,7 +2,7 @@ package rpccore
 
 import (
 	"errors"
-	"fmt"
+	"github.com/netron-go/netron/internal/rpclink"
 	"maps"
 	"time"
 
@@ -51,53 +51,4 @@ func toWire(err error, withStack bool) any {
 }
 
 // fromWire turns the data of an error response into an *rpc.Error.
-func fromWire(v any) *rpc.Error {
-	switch x := v.(type) {
-	case wire.TitanError:
-		return &rpc.Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
-	case *wire.TitanError:
-		return fromWire(*x)
-	case wire.JSError:
-		e := &rpc.Error{Code: 500, Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
-		if c, ok := numericCode(x.Fields["code"]); ok {
-			e.Code = c
-		}
-		return e
-	case *wire.JSError:
-		return fromWire(*x)
-	case string:
-		return &rpc.Error{Code: 500, Name: "Error", Message: x}
-	case nil:
-		return &rpc.Error{Code: 500, Name: "Error", Message: "error without data"}
-	default:
-		return &rpc.Error{Code: 500, Name: "Error", Message: fmt.Sprint(x)}
-	}
-}
-
-func numericCode(v any) (int, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int(n), true
-	case int16:
-		return int(n), true
-	case int32:
-		return int(n), true
-	case int64:
-		return int(n), true
-	case uint8:
-		return int(n), true
-	case uint16:
-		return int(n), true
-	case uint32:
-		return int(n), true
-	case uint64:
-		return int(n), true
-	case int:
-		return n, true
-	case float64:
-		if n == float64(int(n)) {
-			return int(n), true
-		}
-	}
-	return 0, false
-}
+func fromWire(v any) *rpc.Error { return rpclink.Get().FromWire(v).(*rpc.Error) }

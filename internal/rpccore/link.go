@@ -4,6 +4,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/netron-go/netron/internal/rpclink"
+	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
 )
@@ -30,31 +31,10 @@ func Describe(def wire.Definition) rpc.ServiceDescription {
 	return rpclink.Get().Describe(def).(rpc.ServiceDescription)
 }
 
-// PublicValue returns v, a value decoded into an empty interface, with the
-// values of wire's extension types inside it replaced by what a user can
-// name: undefined by nil, a definition by its rpc.ServiceDescription, a
-// TitanError or JS Error by an *rpc.Error, a reference by the id of the
-// definition it refers to. Maps and slices are changed in place.
-func PublicValue(v any) any {
-	switch x := v.(type) {
-	case wire.Undefined:
-		return nil
-	case wire.Definition:
-		return Describe(x)
-	case *wire.Definition:
-		return Describe(*x)
-	case wire.TitanError, *wire.TitanError, wire.JSError, *wire.JSError:
-		return fromWire(x)
-	case wire.Reference:
-		return x.DefID
-	case []any:
-		for i := range x {
-			x[i] = PublicValue(x[i])
-		}
-	case map[string]any:
-		for k, e := range x {
-			x[k] = PublicValue(e)
-		}
-	}
-	return v
-}
+// PublicValue returns v, a value decoded into an empty interface, with
+// the values of wire's extension types inside it replaced by what a user
+// can name (see package rpc's Result.Decode). Maps and slices are changed
+// in place.
+func PublicValue(v any) any { return rpclink.Get().PublicValue(v) }
+
+func init() { streamcore.PublicValue = PublicValue }

@@ -41,10 +41,10 @@ func (l localInvoker) Invoke(ctx context.Context, target, method string, args []
 		return nil, err
 	}
 	if ps, ok := result.(*pendingStream); ok {
-		// The stream waits to be opened (Manager.Accept with a nil
-		// connection) and is cancelled if nobody does.
-		ps.start()
-		result = ps.reference()
+		// Service.Call of a method that produces a stream: OpenStream
+		// reads it.
+		ps.abort(rpc.ErrStreamResult)
+		return nil, rpc.ErrStreamResult
 	}
 	return wire.Marshal(result)
 }

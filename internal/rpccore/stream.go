@@ -329,7 +329,7 @@ func (r remoteInvoker) OpenStream(ctx context.Context, target, method string, ar
 	if r.c.streams == nil {
 		return nil, errNoStreams
 	}
-	data, err := r.Invoke(ctx, target, method, args)
+	data, err := r.invoke(ctx, target, method, args)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,11 @@ type Funcs struct {
 	Definition func(svc any) wire.Definition
 	// Describe returns the rpc.ServiceDescription of def.
 	Describe func(def wire.Definition) any
+	// FromWire returns the *rpc.Error of the data of an error response.
+	FromWire func(v any) error
+	// PublicValue replaces the wire values inside a value decoded into an
+	// empty interface by rpc's (see rpc.Result.Decode).
+	PublicValue func(v any) any
 	// NewResult returns an rpc.Result of raw, decoded within max.
 	NewResult func(raw []byte, max int64) any
 	// NewArgs returns an *rpc.Args of the n values of dec; argErr turns a

@@ -38,6 +38,11 @@ func Start(o *Outbound, p Producer) bool {
 	return o.Start(func(ctx context.Context) error { return p.Run(ctx, o) })
 }
 
+// PublicValue replaces the wire values inside a chunk decoded into an
+// empty interface (a stream.Reader[any]) by what a user can name; package
+// rpc's engine sets it at init (rpc.Result.Decode says what they are).
+var PublicValue = func(v any) any { return v }
+
 var typed *Typed
 
 // RegisterTyped is called once, by package stream's init.
