@@ -11,20 +11,26 @@
 // functions), it may take a leading context.Context (cancelled when the
 // caller's connection closes; peer.IdentityFrom reads the caller), and it
 // returns (), (T), (error) or (T, error). Nothing else is callable. A
-// handler's panic becomes a 500 error for the caller and a log line.
+// handler's panic becomes a 500 error for the caller and a log line. A task
+// (Node.HandleTask, Peer.RunTask) is a function peers run by name; its
+// TaskFunc reads its arguments from Args.
 //
 // Lookups (Node.Service, Peer.Service) take "name" (the latest release; a
 // pre-release only when there is nothing else), "name@1.2.3" (exact) or a
 // semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
 // wins). The Service they return calls a remote or a local service alike;
-// Call[T] decodes a typed result.
+// Call[T] decodes a typed result, and Service.Description returns the
+// ServiceDescription its node announced (methods with their argument and
+// result types, properties). Values decoded into empty interfaces are
+// plain Go values (see Result.Decode), never the codec's own types.
 //
 // Streams: a method that returns a receivable channel, an
 // iter.Seq2[T, error] or a stream.Source, or that takes a
 // *stream.Writer[T] as its last parameter, produces a stream (package
 // stream; Titan's framing, with credit-based flow control between Go
 // peers). Its context is cancelled when the consumer stops. Callers read it
-// with OpenStream (a *stream.Reader[T]) or Stream (an iterator). A method
+// with OpenStream (a *stream.Reader[T]) or Stream (an iterator); Call of
+// such a method fails with ErrStreamResult. A method
 // may also take *stream.Reader[T] parameters: the caller passes a
 // stream.Source, a channel or an iterator as that argument, and it is
 // uploaded while the method reads it (Go peers only). A Reader parameter is
