@@ -64,7 +64,7 @@ func TestFuzzTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []fuzzTarget{{"./internal/wire", "FuzzDecode"}, {"./peer", "FuzzParseHandshake"}, {".", "FuzzParseEvent"}} {
+	for _, want := range []fuzzTarget{{"./internal/wire", "FuzzDecode"}, {"./internal/transport", "FuzzParseHandshake"}, {".", "FuzzParseEvent"}} {
 		if !slices.Contains(targets, want) {
 			t.Errorf("%v not among %v", want, targets)
 		}
