@@ -153,26 +153,26 @@ func holdsInterface(t reflect.Type) bool {
 	if b, ok := interfaceTypes.Load(t); ok {
 		return b.(bool)
 	}
-	interfaceTypes.Store(t, false) // a recursive type: false while it is being decided
-	b := holdsInterfaceOf(t, 0)
+	b := holdsInterfaceOf(t, map[reflect.Type]bool{})
 	interfaceTypes.Store(t, b)
 	return b
 }
 
-func holdsInterfaceOf(t reflect.Type, depth int) bool {
-	if depth > 16 {
+// holdsInterfaceOf is holdsInterface; seen holds the types on the way
+// (a recursive type holds an interface only through another field).
+func holdsInterfaceOf(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
 		return false
 	}
+	seen[t] = true
 	switch t.Kind() {
 	case reflect.Interface:
 		return t.NumMethod() == 0
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return holdsInterfaceOf(t.Elem(), depth+1)
-	case reflect.Map:
-		return holdsInterfaceOf(t.Elem(), depth+1)
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return holdsInterfaceOf(t.Elem(), seen)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && holdsInterfaceOf(f.Type, depth+1) {
+			if f := t.Field(i); f.IsExported() && holdsInterfaceOf(f.Type, seen) {
 				return true
 			}
 		}
