@@ -29,6 +29,10 @@ type Registry struct {
 	byName map[string][]*exposed // highest version first
 	byDef  map[string]*exposed
 	watch  []func(ServiceChange)
+
+	propWatch  []func(PropertyChange) // see properties.go
+	kids       childTable             // child services (refs.go)
+	localHolds childHolds             // this node's handles on them
 }
 
 // ServiceChange reports a service exposed or unexposed.
@@ -67,7 +71,11 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 		return wire.Definition{}, fmt.Errorf("%w: nil value for %s", ErrInvalidService, qualifiedName)
 	}
 	methods := methodsOf(v)
-	if len(methods) == 0 {
+	props, err := propertiesOf(v)
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	if len(methods) == 0 && len(props) == 0 {
 		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", ErrInvalidService, v)
 	}
 	qn := name + "@" + ver.String()
@@ -78,6 +86,9 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	}
 	for _, m := range methods {
 		e.hasReaders = e.hasReaders || m.readers > 0
+	}
+	if err := r.withProperties(e, props); err != nil {
+		return wire.Definition{}, err
 	}
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()

@@ -33,7 +33,9 @@ type Server struct {
 	sem       chan struct{}
 	perPeer   int32
 	authz     Authorizer
+	authn     peer.Authenticator // for the authenticate task (coretasks.go)
 	unsub     func()
+	unsubRefs func() // see refs.go
 	streams   *stream.Manager
 
 	mu    sync.RWMutex
@@ -123,8 +125,13 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	s.drainCh = make(chan struct{})
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
+	s.handleCoreTasks()
+	if err := s.watchDisconnects(b); err != nil {
+		return nil, err
+	}
 	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
 	if err != nil {
+		s.unsubRefs()
 		return nil, err
 	}
 	s.unsub = unsub
@@ -171,6 +178,7 @@ func (s *Server) Close() error {
 		close(s.closed)
 		s.startMu.Unlock()
 		s.unsub()
+		s.unsubRefs()
 	})
 	s.wg.Wait()
 	return nil
@@ -650,15 +658,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 		}
 		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1, conn: conn}, s.logger)
 	case wire.TypeGet, wire.TypeSet:
-		if n < 2 {
-			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
-		}
-		target, _ := wire.DecodeString(dec)
-		prop, _ := wire.DecodeString(dec)
-		if s.reg.target(target) == nil {
-			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
-		}
-		return nil, notFound("Property", prop, fmt.Sprintf("Property '%s' not found", prop))
+		return s.property(ctx, conn, p.Type(), dec, n)
 	}
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
@@ -672,7 +672,7 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
-	e := s.reg.target(target)
+	e := s.reg.targetFor(conn, target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
@@ -684,7 +684,11 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
+	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
+	if err != nil {
+		return nil, err
+	}
+	return s.reg.result(conn, e, result)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -723,6 +727,16 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			}
 			in = append(in, v)
 			continue
+		}
+		if refParam(t) {
+			if x, ok := wire.PeekExtType(dec); ok && x == wire.ExtReference {
+				v, err := env.reference(dec, t, e, m, i)
+				if err != nil {
+					return nil, err
+				}
+				in = append(in, v)
+				continue
+			}
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {

@@ -26,8 +26,9 @@ const trustedResults = -1
 // Service is a handle for calling one service, on a peer or on this node.
 // It is safe for concurrent use.
 type Service struct {
-	def wire.Definition
-	inv invoker
+	def  wire.Definition
+	inv  invoker
+	held *heldRef // a child service's hold (refs.go), nil otherwise
 }
 
 // Definition returns the service's definition as its node announced it.
@@ -62,7 +63,7 @@ func (s *Service) Call(ctx context.Context, method string, args ...any) (Result,
 	if err != nil {
 		return Result{}, s.callError(method, err)
 	}
-	return Result{raw: data, max: s.inv.decodeMax()}, nil
+	return Result{raw: data, max: s.inv.decodeMax(), inv: s.inv}, nil
 }
 
 // callError names what was called in err: an *Error from the peer gets
@@ -84,7 +85,8 @@ func (s *Service) callError(method string, err error) error {
 // Result is a call's result, still encoded.
 type Result struct {
 	raw []byte
-	max int64 // cap of its decode budget; trustedResults: none
+	max int64   // cap of its decode budget; trustedResults: none
+	inv invoker // what made the call, for a result that is a service (refs.go)
 }
 
 // Decode decodes the result into v, a pointer. Integer targets accept
@@ -121,7 +123,7 @@ func Call[T any](ctx context.Context, s *Service, method string, args ...any) (T
 	if err != nil {
 		return out, err
 	}
-	if err := r.Decode(&out); err != nil {
+	if err := r.decodeInto(&out); err != nil {
 		return out, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
 	}
 	return out, nil

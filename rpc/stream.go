@@ -86,6 +86,7 @@ type callEnv struct {
 	// the method runs (the server gives back what decoding took beyond
 	// what the arguments hold).
 	acct *wire.Account
+	reg  *Registry // resolves Reference arguments (refs.go)
 }
 
 // streamCall is the streams of one invocation: the stream its reply
