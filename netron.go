@@ -120,6 +120,7 @@ func New(cfg Config) (*Node, error) {
 		rpc.WithStreams(n.streams),
 		rpc.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
 		rpc.WithAuthorizer(cfg.Authorizer),
+		rpc.WithAuthenticator(cfg.authenticator()),
 	)
 	if err != nil {
 		n.streams.Close()
@@ -143,6 +144,7 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	n.watchProperties()
 	return n, nil
 }
 
