@@ -35,6 +35,14 @@ type Error struct {
 	Fields map[string]any
 	// Stack is the remote stack trace, when the peer sent one.
 	Stack string
+	// Kind is the JavaScript error class of an error that crossed as
+	// ext 126 (see NewJSError); 0 for a TitanError (ext 110).
+	Kind JSKind
+	// Thrown is the value a JavaScript peer threw when it was not an
+	// Error (a string, a number, a map; see Throw).
+	Thrown any
+	// Cause is a TitanError's cause, when it has one.
+	Cause *Error
 	// Available is what the caller's side knows exists when a service or
 	// a method was not found: the versions of the service ("1.0.0") or
 	// the services ("calculator@1.0.0") the peer offers, or the methods
@@ -170,10 +178,12 @@ func (e *Error) Is(target error) bool {
 	if !ok || !t.sentinel() {
 		return false
 	}
-	return (t.Code == 0 || t.Code == e.Code) && (t.reason == "" || t.reason == e.Reason())
+	return (t.Code == 0 || t.Code == e.Code) && (t.reason == "" || t.reason == e.Reason()) && (t.Kind == 0 || t.Kind == e.Kind)
 }
 
-func (e *Error) sentinel() bool { return e.Name == "" && e.Message == "" && e.Details == nil }
+func (e *Error) sentinel() bool {
+	return e.Name == "" && e.Message == "" && e.Details == nil && e.Fields == nil && e.Thrown == nil
+}
 
 // Code returns the code of an *Error in err's chain, 0 if there is none.
 func Code(err error) int {
@@ -237,6 +247,9 @@ func badRequest(reason, msg string, details map[string]any) *Error {
 // (ext 126) named "Error", like a thrown JavaScript error. Stacks are sent
 // only when withStack is set.
 func toWire(err error, withStack bool) any {
+	if v, ok := jsToWire(err, withStack); ok {
+		return v
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		name := e.Name
@@ -250,6 +263,7 @@ func toWire(err error, withStack bool) any {
 			Details:   e.Details,
 			Timestamp: float64(time.Now().UnixMilli()),
 			Extras:    e.Fields,
+			Cause:     causeToWire(e.Cause, 0),
 		}
 		if withStack {
 			te.Stack = e.Stack
@@ -263,11 +277,11 @@ func toWire(err error, withStack bool) any {
 func fromWire(v any) *Error {
 	switch x := v.(type) {
 	case wire.TitanError:
-		return &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
+		return causeFromWire(x, 0)
 	case *wire.TitanError:
 		return fromWire(*x)
 	case wire.JSError:
-		e := &Error{Code: 500, Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
+		e := &Error{Code: 500, Kind: JSKind(x.Kind), Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
 		if c, ok := numericCode(x.Fields["code"]); ok {
 			e.Code = c
 		}
@@ -275,11 +289,11 @@ func fromWire(v any) *Error {
 	case *wire.JSError:
 		return fromWire(*x)
 	case string:
-		return &Error{Code: 500, Name: "Error", Message: x}
-	case nil:
+		return &Error{Code: 500, Name: "Error", Message: x, Thrown: x}
+	case nil, wire.Undefined:
 		return &Error{Code: 500, Name: "Error", Message: "error without data"}
 	default:
-		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x)}
+		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x), Thrown: x}
 	}
 }
 
