@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -473,5 +474,57 @@ func TestPropertiesConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// titanQueryInterface is query_interface as a Titan node answers it: an
+// exact "name@version", or a bare name for the highest version; a range
+// is 404 (H1 19-34).
+func titanQueryInterface(reg *Registry) TaskFunc {
+	return func(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+		var name string
+		if err := args.Next(&name); err != nil {
+			return nil, err
+		}
+		if def, ok := reg.Definitions()[name]; ok {
+			return def, nil
+		}
+		if sp, err := parseSpec(name); err == nil && sp.exact == nil && sp.rng == nil {
+			if def, err := reg.Lookup(name); err == nil {
+				return def, nil
+			}
+		}
+		return nil, serviceNotFound(name)
+	}
+}
+
+type v1 struct{}
+
+func (v1) V() string { return "1" }
+
+func TestRangeAgainstTitanRules(t *testing.T) {
+	ctx := context.Background()
+	n := newTestNode(t)
+	n.srv.HandleTask("query_interface", titanQueryInterface(n.reg))
+	for _, qn := range []string{"calc@1.2.0", "calc@1.5.0"} {
+		if _, err := n.reg.Expose(qn, v1{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := n.dial(t)
+	for spec, want := range map[string]string{"calc@^1": "1.5.0", "calc@~1.5": "1.5.0", "calc@>=1.0 <2": "1.5.0", "calc@1.2.0": "1.2.0", "calc": "1.5.0"} {
+		svc, err := c.client.QueryInterface(ctx, c.conn, spec)
+		if err != nil || svc.Version() != want {
+			t.Errorf("%s: %v %v, want %s", spec, svc, err, want)
+		}
+	}
+	// ~1.2 matches 1.2.0, but the peer reports only 1.5.0.
+	_, err := c.client.QueryInterface(ctx, c.conn, "calc@~1.2")
+	var re *Error
+	if !errors.Is(err, ErrServiceNotFound) || !errors.As(err, &re) || len(re.Available) != 1 || re.Available[0] != "1.5.0" || !strings.Contains(err.Error(), "available: 1.5.0") || !strings.Contains(re.Message, "highest version") {
+		t.Fatalf("~1.2: %v", err)
+	}
+	if _, err := c.client.QueryInterface(ctx, c.conn, "nosuch@^1"); !errors.Is(err, ErrServiceNotFound) {
+		t.Fatalf("nosuch: %v", err)
 	}
 }
