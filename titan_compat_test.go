@@ -111,6 +111,9 @@ func TestCapture2Properties(t *testing.T) {
 	if p.Flags != 0x82 || !ok || te.Code != 403 || te.Message != "Property 'label' is read-only" || te.Details["property"] != "label" {
 		t.Fatalf("#89: flags %#x %#v", p.Flags, decodeAny(t, p.Data))
 	}
+	if want := unhex(t, "c7656eaa546974616e4572726f72cd0193bd50726f706572747920276c6162656c2720697320726561642d6f6e6c7982a870726f7065727479a56c6162656ca6726561736f6ea8526561644f6e6c7980cb0000000000000000d40000d40000d40000d40000c0c0c0"); !bytes.Equal(maskTimestamp(p.Data), want) {
+		t.Fatalf("#89: got %x\nwant %x", p.Data, want)
+	}
 	// #92 GET label: still "fixed" (Titan: "hacked").
 	exchange("#93", "00 00 00 21 41 92 "+defHex+" a5 6c 61 62 65 6c", "00 00 00 21 01 a5 66 69 78 65 64")
 	// #95 GET nosuch: Titan answers undefined; this node 404.

@@ -24,10 +24,24 @@
 // Lookups take "name" (the latest release; a pre-release only when there
 // is nothing else), "name@1.2.3" (exact) or a
 // semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
-// wins).
+// wins). A plain Netron peer (Titan) resolves no ranges: the client asks
+// it for the bare name and checks the version it answers.
 //
-// A Server answers CALL and TASK requests from peers (query_interface and
-// the old package's abilities task are built in; HandleTask adds more). A
+// Properties: exported fields of type Property[T] or PropertyFunc[T] of
+// an exposed struct are properties, read with GET and written with SET
+// (Service.Get, Service.Set, Get[T]); the tag `netron:"name,readonly"`
+// names one and makes it read-only, which the server enforces (403).
+// Child services: a method that returns a Ref (Child("cart@1.0.0", v))
+// hands its caller a service of its own, whose definition names the
+// parent; Call[*Service] gives the caller a handle on it, a handle passed
+// as an argument travels as a Reference that the server resolves to the
+// service's value, and Service.Release (the unref_service task) or the
+// connection's close releases it. See docs/titan.md.
+//
+// A Server answers CALL, GET, SET and TASK requests from peers
+// (query_interface, the old package's abilities task and Titan's core
+// tasks unref_service, invalidate_cache, authenticate, expose_service and
+// unexpose_service are built in; HandleTask adds more). A
 // handler's panic becomes a 500 error for the caller and a log line. A
 // Client sends requests and matches responses through one long-lived
 // subscription; Service is a handle for calling one service, remote or
@@ -39,7 +53,11 @@
 // ErrArgumentType and the others with errors.Is. A handler that returns an
 // *Error sends it as a TitanError (ext 110) with its code; any other error
 // goes out as a JavaScript Error (ext 126), as a thrown error would from a
-// Titan service, and arrives with code 500.
+// Titan service, and arrives with code 500. NewJSError chooses the
+// JavaScript class (Kind: TypeError, RangeError, …), name and fields of
+// an ext 126 error, Throw sends a bare value (a string, a number) as a
+// TypeScript throw would; callers keep them in Error.Kind, Name, Fields
+// and Thrown (errors.Is(err, ErrRangeError)).
 //
 // Numbers: JavaScript peers send every number that is not an int32 as a
 // float64. An integer parameter accepts a float64 holding an exact integer
