@@ -181,10 +181,10 @@ func (r *Registry) child(conn *peer.Conn, id string) *exposed {
 // targetFor is target for a request from conn (nil: this node): a
 // service exposed by name, or a child service conn holds.
 func (r *Registry) targetFor(conn *peer.Conn, s string) *exposed {
-	if e := r.child(conn, s); e != nil {
+	if e := r.target(s); e != nil {
 		return e
 	}
-	return r.target(s)
+	return r.child(conn, s)
 }
 
 // release drops conn's hold on the child id; a child nobody holds is
