@@ -133,6 +133,13 @@ type Config struct {
 	// Authorizer, when set, decides per service and method what each peer
 	// may call (see rpc.ACL); refused calls look like unknown ones.
 	Authorizer rpc.Authorizer `json:"-" yaml:"-"`
+	// AllowRemoteExposure lets connected peers publish their services on
+	// this node (Titan's expose_service and unexpose_service tasks, its
+	// option allowRemoteServiceExposure), for third peers to call through
+	// it; the Authorizer, if set, is asked with the method
+	// "expose_service" or "unexpose_service". Off by default: the tasks
+	// answer 403. See docs/titan.md.
+	AllowRemoteExposure bool `json:"allowRemoteExposure,omitempty" yaml:"allowRemoteExposure,omitempty"`
 	// TLS makes the server serve wss://; set ClientAuth and ClientCAs for
 	// mutual TLS (a verified client certificate is the peer's identity).
 	TLS *tls.Config `json:"-" yaml:"-"`

@@ -145,6 +145,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.watchProperties()
+	n.allowRemoteExposure()
 	return n, nil
 }
 

@@ -18,6 +18,13 @@ type PropertyEvent struct {
 	Value    any    `msgpack:"value" json:"value"`
 }
 
+// allowRemoteExposure applies Config.AllowRemoteExposure.
+func (n *Node) allowRemoteExposure() {
+	if n.cfg.AllowRemoteExposure {
+		n.server.AllowRemoteExposure(n.client)
+	}
+}
+
 // watchProperties emits EventPropertyChange for the changes of notify
 // properties.
 func (n *Node) watchProperties() {

@@ -14,7 +14,7 @@ import (
 // query_interface (server.go) and subscribe, unsubscribe and emit (the
 // node's events): unref_service (refs.go), invalidate_cache,
 // authenticate, and expose_service and unexpose_service, which answer
-// Titan's 403 (remote exposure is not supported).
+// Titan's 403 unless AllowRemoteExposure (exposure.go) enabled them.
 func (s *Server) handleCoreTasks() {
 	s.HandleTask("unref_service", s.unrefService)
 	s.HandleTask("invalidate_cache", invalidateCache)

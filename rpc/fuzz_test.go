@@ -26,7 +26,12 @@ func fuzzServer(f *testing.F) (*Server, string, string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { srv.Close(); b.Close() })
+	c, err := NewClient(b)
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv.AllowRemoteExposure(c)
+	f.Cleanup(func() { c.Close(); srv.Close(); b.Close() })
 	return srv, props.ID, shopDef.ID
 }
 
@@ -81,7 +86,8 @@ func FuzzReferenceArgument(f *testing.F) {
 	f.Add(fuzzSeed(f, []any{"unref_service", shop}))
 	f.Add(fuzzSeed(f, []any{"invalidate_cache", map[string]any{"pattern": "x*"}}))
 	f.Add(fuzzSeed(f, []any{"authenticate", map[string]any{"token": "t"}}))
-	f.Add(fuzzSeed(f, []any{"expose_service", map[string]any{"name": "evil"}}))
+	f.Add(fuzzSeed(f, []any{"expose_service", map[string]any{"name": "evil", "version": "1.0.0", "methods": map[string]any{"m": map[string]any{"type": "void"}}}}))
+	f.Add(fuzzSeed(f, []any{"unexpose_service", "evil"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, typ := range []wire.Type{wire.TypeCall, wire.TypeTask} {
 			p := &wire.Packet{ID: 1, Flags: wire.Flags(typ, true, 0), Data: data}
@@ -113,4 +119,32 @@ func unhexF(s string) []byte {
 		}
 	}
 	return out
+}
+
+// FuzzRetarget: the relay's rewriting of a request's target never
+// panics, and what it makes decodes as the request with the new target.
+func FuzzRetarget(f *testing.F) {
+	f.Add(fuzzSeed(f, []any{"clientsvc", "greet", "C"}))
+	f.Add(fuzzSeed(f, []any{"01a21b02-7d17-7a1e-b886-6ca282306fc1", "hello", 1, []any{2}}))
+	f.Add(unhexF("dc 00 02 da 00 03 616263 a1 78"))
+	f.Add(unhexF("dd 00 00 00 01 db 00 00 00 01 78"))
+	f.Add(unhexF("93 d9"))
+	f.Add(unhexF("90"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const id = "01a21b02-0000-7000-8000-000000000000"
+		out, err := retarget(data, id)
+		if err != nil {
+			return
+		}
+		var in, got []any
+		if wire.UnmarshalTrusted(data, &in) != nil {
+			return // the rest of a malformed request stays malformed
+		}
+		if err := wire.UnmarshalTrusted(out, &got); err != nil {
+			t.Fatalf("retarget(%x) = %x: %v", data, out, err)
+		}
+		if len(got) != len(in) || got[0] != id {
+			t.Fatalf("retarget(%x) = %v", data, got)
+		}
+	})
 }

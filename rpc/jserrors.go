@@ -76,6 +76,9 @@ func (t *Thrown) Error() string { return fmt.Sprintf("rpc: thrown value %v", t.V
 // value, an *Error with a Kind an ext 126 (its stack "<name>: <message>",
 // or the Go stack when withStack). ok is false for other errors.
 func jsToWire(err error, withStack bool) (v any, ok bool) {
+	if v, ok := relayedToWire(err); ok {
+		return v, true
+	}
 	var t *Thrown
 	if errors.As(err, &t) {
 		return t.Value, true

@@ -21,6 +21,14 @@ func (r *Registry) Local(spec string, logger *slog.Logger) (*Service, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if e.relay != nil { // published by a peer: call it there
+		r.mu.RLock()
+		c := r.relay
+		r.mu.RUnlock()
+		if c != nil {
+			return c.Remote(e.relay, e.def), nil
+		}
+	}
 	return &Service{def: e.def, inv: localInvoker{reg: r, logger: logger}}, nil
 }
 

@@ -314,6 +314,9 @@ func (s *Server) property(ctx context.Context, conn *peer.Conn, t wire.Type, dec
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
+	if e.relay != nil && s.allowed(ctx, conn, e.qn, name) {
+		return relayTo{e}, nil // published by a peer (exposure.go)
+	}
 	p := e.props[name]
 	if p == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, propertyNotFound(name)

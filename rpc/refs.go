@@ -247,6 +247,7 @@ func (r *Registry) Children() int {
 func (s *Server) watchDisconnects(b *bus.Bus) error {
 	unsub, err := bus.NewTopic[peer.ConnEvent](b, peer.TopicDisconnected).SubscribeFunc(func(_ context.Context, ev peer.ConnEvent) {
 		s.reg.releaseConn(ev.Conn)
+		s.reg.dropRelayed(ev.Conn)
 	})
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ type Registry struct {
 	propWatch  []func(PropertyChange) // see properties.go
 	kids       childTable             // child services (refs.go)
 	localHolds childHolds             // this node's handles on them
+	relay      *Client                // calls services peers published (exposure.go)
 }
 
 // ServiceChange reports a service exposed or unexposed.
@@ -90,12 +91,26 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	if err := r.withProperties(e, props); err != nil {
 		return wire.Definition{}, err
 	}
+	if err := r.add(e, nil); err != nil {
+		return wire.Definition{}, err
+	}
+	return e.def, nil
+}
+
+// add registers e and tells the watchers. With replace, a service of
+// the same qualified name for which replace reports true is removed
+// first (and the watchers told); any other is ErrAlreadyExposed.
+func (r *Registry) add(e *exposed, replace func(old *exposed) bool) error {
+	name, qn, defID := e.name, e.qn, e.defID
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
+	if old := r.lookupQN(qn); old != nil && replace != nil && replace(old) {
+		r.removeLocked(old)
+	}
 	r.mu.Lock()
 	if _, dup := r.byQN[qn]; dup {
 		r.mu.Unlock()
-		return wire.Definition{}, fmt.Errorf("%w: %s", ErrAlreadyExposed, qn)
+		return fmt.Errorf("%w: %s", ErrAlreadyExposed, qn)
 	}
 	r.byQN[qn] = e
 	r.byDef[defID] = e
@@ -107,7 +122,13 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	for _, f := range watch {
 		f(ServiceChange{Exposed: true, Definition: e.def})
 	}
-	return e.def, nil
+	return nil
+}
+
+func (r *Registry) lookupQN(qn string) *exposed {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byQN[qn]
 }
 
 // Unexpose removes the service qualifiedName.
@@ -119,11 +140,22 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	qn := name + "@" + ver.String()
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
-	r.mu.Lock()
-	e, ok := r.byQN[qn]
-	if !ok {
-		r.mu.Unlock()
+	e := r.lookupQN(qn)
+	if e == nil {
 		return fmt.Errorf("%w: %s", ErrNotExposed, qn)
+	}
+	r.removeLocked(e)
+	return nil
+}
+
+// removeLocked removes e, if still registered, and tells the watchers;
+// the caller holds notifyMu.
+func (r *Registry) removeLocked(e *exposed) {
+	name, qn := e.name, e.qn
+	r.mu.Lock()
+	if r.byQN[qn] != e {
+		r.mu.Unlock()
+		return
 	}
 	delete(r.byQN, qn)
 	delete(r.byDef, e.defID)
@@ -138,7 +170,6 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	for _, f := range watch {
 		f(ServiceChange{Exposed: false, Definition: e.def})
 	}
-	return nil
 }
 
 // Lookup finds a service by "name" (latest), "name@1.2.3" (exact) or

@@ -34,6 +34,7 @@ type Server struct {
 	perPeer   int32
 	authz     Authorizer
 	authn     peer.Authenticator // for the authenticate task (coretasks.go)
+	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
 	unsubRefs func() // see refs.go
 	streams   *stream.Manager
@@ -641,7 +642,11 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n, acct)
+		res, err := s.call(ctx, conn, dec, n, acct)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, rt.e, p)
+		}
+		return res, err
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -658,7 +663,11 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 		}
 		return safeTask(ctx, fn, conn, &Args{dec: dec, n: n - 1, conn: conn}, s.logger)
 	case wire.TypeGet, wire.TypeSet:
-		return s.property(ctx, conn, p.Type(), dec, n)
+		res, err := s.property(ctx, conn, p.Type(), dec, n)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, rt.e, p)
+		}
+		return res, err
 	}
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
@@ -679,6 +688,9 @@ func (s *Server) call(ctx context.Context, conn *peer.Conn, dec *msgpack.Decoder
 	name, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
+	}
+	if e.relay != nil && s.allowed(ctx, conn, e.qn, name) {
+		return relayTo{e}, nil // published by a peer (exposure.go)
 	}
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {

@@ -10,6 +10,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/stream"
 )
 
@@ -52,6 +53,7 @@ type exposed struct {
 	// hasReaders: a method takes a stream argument (see eachStreamArg).
 	hasReaders bool
 	props      map[string]*prop // see properties.go
+	relay      *peer.Conn       // the peer that published it (exposure.go), nil for ours
 }
 
 // WireName is the name a Go method is called by on the wire: lowerCamel,

@@ -111,13 +111,14 @@ func (c *Child) Hello(who string) string { return "hello " + who + " from " + c.
 func main() {
 	serve := flag.String("serve", "", "only serve interop@1.2.0 on this address (host:port) until interrupted")
 	connect := flag.String("connect", "", "run the client part against the node at this ws:// URL")
+	allowExpose := flag.Bool("allow-expose", false, "with -serve: let peers publish their services on the node (expose_service)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var err error
 	switch {
 	case *serve != "":
-		err = serveOnly(ctx, *serve, os.Stdout)
+		err = serveOnly(ctx, *serve, *allowExpose, os.Stdout)
 	case *connect != "":
 		err = client(ctx, *connect, os.Stdout)
 	default:
@@ -129,8 +130,8 @@ func main() {
 	}
 }
 
-func newServer(ctx context.Context, host string, port int) (*netron.Node, error) {
-	n, err := netron.New(netron.Config{ID: "go-interop", Host: host, Port: port, Server: true})
+func newServer(ctx context.Context, host string, port int, allowExpose bool) (*netron.Node, error) {
+	n, err := netron.New(netron.Config{ID: "go-interop", Host: host, Port: port, Server: true, AllowRemoteExposure: allowExpose})
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func newServer(ctx context.Context, host string, port int) (*netron.Node, error)
 	return n, nil
 }
 
-func serveOnly(ctx context.Context, addr string, out io.Writer) error {
+func serveOnly(ctx context.Context, addr string, allowExpose bool, out io.Writer) error {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("-serve %s: %w", addr, err)
@@ -153,7 +154,7 @@ func serveOnly(ctx context.Context, addr string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-serve %s: %w", addr, err)
 	}
-	n, err := newServer(ctx, host, port)
+	n, err := newServer(ctx, host, port, allowExpose)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func serveOnly(ctx context.Context, addr string, out io.Writer) error {
 
 // run serves and calls over loopback.
 func run(ctx context.Context, out io.Writer) error {
-	n, err := newServer(ctx, "127.0.0.1", 0)
+	n, err := newServer(ctx, "127.0.0.1", 0, false)
 	if err != nil {
 		return err
 	}

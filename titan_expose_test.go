@@ -1,0 +1,139 @@
+package netron_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/internal/wire"
+	"github.com/netron-go/netron/rpc"
+)
+
+// TestRemoteExposure: a plain Netron peer (B, raw bytes as a Titan client
+// sends them) publishes clientsvc@1.0.0 on a node with
+// AllowRemoteExposure; a Go node (C) calls it through the node: calls,
+// GET, SET and errors relayed as they came, stream arguments refused, a
+// second publisher refused, and the service gone when B disconnects.
+func TestRemoteExposure(t *testing.T) {
+	ctx := context.Background()
+	server := startNode(t, netron.Config{ID: "hub", Host: "127.0.0.1", Server: true, AllowRemoteExposure: true})
+	events := make(chan netron.Event, 16)
+	server.On(netron.EventServiceUnexpose, func(e netron.Event) { events <- e })
+
+	b := dialRaw(t, server.URL(), "exposer", false)
+	// H2 137: expose_service with Titan's 8-key meta.
+	meta := map[string]any{"name": "clientsvc", "version": "1.0.0",
+		"properties": map[string]any{"mood": map[string]any{"type": "String", "readonly": false}},
+		"methods":    map[string]any{"greet": map[string]any{"type": "String", "arguments": []any{map[string]any{"index": 0, "type": "String"}}}}}
+	b.send(append(wire.AppendHeader(nil, 1, 0x44), mustMarshal(t, []any{"expose_service", meta})...))
+	p := b.recv()
+	def, ok := decodeAny(t, p.Data).(wire.Definition)
+	if p.Flags != 0x04 || !ok || def.PeerID != "exposer" || def.Meta.Name != "clientsvc" || def.Meta.Properties["mood"].Type != "String" {
+		t.Fatalf("expose_service: %#x %#v", p.Flags, decodeAny(t, p.Data))
+	}
+
+	client := startNode(t, netron.Config{ID: "caller"})
+	cp, err := client.Connect(ctx, server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cp.Service(ctx, "clientsvc") // by the bare name, as Titan clients ask
+	if err != nil || svc.Definition().ID != def.ID || svc.Definition().PeerID != "exposer" {
+		t.Fatalf("lookup: %v %+v", err, svc)
+	}
+
+	// B answers what the node forwards: the same data, target = def.ID.
+	answer := func(wantType byte, wantData []any, reply []byte, flags byte) {
+		t.Helper()
+		p := b.recv()
+		var got []any
+		if err := wire.Unmarshal(p.Data, &got); err != nil || p.Flags != 0x40|wantType || len(got) != len(wantData) {
+			t.Fatalf("forwarded %#x %v %v", p.Flags, got, err)
+		}
+		for i := range got {
+			if got[i] != wantData[i] {
+				t.Fatalf("forwarded %v, want %v", got, wantData)
+			}
+		}
+		b.send(append(wire.AppendHeader(nil, p.ID, flags), reply...))
+	}
+	type result struct {
+		s   string
+		err error
+	}
+	call := func(f func() (string, error)) chan result {
+		ch := make(chan result, 1)
+		go func() { s, err := f(); ch <- result{s, err} }()
+		return ch
+	}
+
+	r := call(func() (string, error) { return rpc.Call[string](ctx, svc, "greet", "C") })
+	answer(3, []any{def.ID, "greet", "C"}, mustMarshal(t, "hi C from the exposing client"), 0x03)
+	if got := <-r; got.err != nil || got.s != "hi C from the exposing client" {
+		t.Fatalf("greet: %+v", got)
+	}
+	// An ext 126 RangeError from B reaches C as B sent it.
+	rangeErr := mustMarshal(t, wire.JSError{Kind: 5, Name: "RangeError", Stack: "RangeError: boom", Message: "boom"})
+	r = call(func() (string, error) { return rpc.Call[string](ctx, svc, "greet", "boom") })
+	answer(3, []any{def.ID, "greet", "boom"}, rangeErr, 0x83)
+	if got := <-r; !errors.Is(got.err, rpc.ErrRangeError) {
+		t.Fatalf("relayed error: %v", got.err)
+	}
+	r = call(func() (string, error) { return rpc.Get[string](ctx, svc, "mood") })
+	answer(1, []any{def.ID, "mood"}, mustMarshal(t, "fine"), 0x01)
+	if got := <-r; got.err != nil || got.s != "fine" {
+		t.Fatalf("get: %+v", got)
+	}
+	// A SET's error is passed back (Titan answers at once and loses it).
+	r = call(func() (string, error) { return "", svc.Set(ctx, "mood", "bad") })
+	answer(2, []any{def.ID, "mood", "bad"}, mustMarshal(t, wire.TitanError{Name: "TitanError", Code: 400, Message: "bad mood"}), 0x82)
+	if got := <-r; rpc.Code(got.err) != 400 {
+		t.Fatalf("set: %v", got.err)
+	}
+
+	// A raw C sends what a Titan client would: by name, with a stream
+	// argument (refused), and a second publisher of the name (409).
+	c := dialRaw(t, server.URL(), "raw-c", false)
+	c.send(append(wire.AppendHeader(nil, 7, 0x43), mustMarshal(t, []any{"clientsvc@1.0.0", "greet", wire.StreamReference{StreamID: "1", Type: 1, PeerID: "raw-c"}})...))
+	if p := c.recv(); p.Flags != 0x83 || !bytes.Contains(p.Data, []byte("stream arguments are not relayed")) {
+		t.Fatalf("stream argument: %#x %x", p.Flags, p.Data)
+	}
+	c.send(append(wire.AppendHeader(nil, 8, 0x44), mustMarshal(t, []any{"expose_service", meta})...))
+	if p := c.recv(); p.Flags != 0x84 || !bytes.Contains(p.Data, []byte("Service 'clientsvc' already exposed by a different peer")) {
+		t.Fatalf("second publisher: %#x %x", p.Flags, p.Data)
+	}
+	c.send(append(wire.AppendHeader(nil, 9, 0x44), mustMarshal(t, []any{"unexpose_service", "clientsvc"})...))
+	if p := c.recv(); p.Flags != 0x84 || !bytes.Contains(p.Data, []byte("does not own service definition "+def.ID)) {
+		t.Fatalf("unexpose by another peer: %#x %x", p.Flags, p.Data)
+	}
+	for _, bad := range []any{map[string]any{"name": "bad name!", "version": "1.0.0"}, map[string]any{"name": "x", "version": "one"}, "not a map"} {
+		c.send(append(wire.AppendHeader(nil, 10, 0x44), mustMarshal(t, []any{"expose_service", bad})...))
+		if p := c.recv(); p.Flags != 0x84 || rpcError(t, p) == nil || rpc.Code(rpcError(t, p)) != 400 {
+			t.Fatalf("expose_service(%v): %#x %x", bad, p.Flags, p.Data)
+		}
+	}
+
+	// B withdraws it (the answer is the defId, H2 114) and publishes it again.
+	b.send(append(wire.AppendHeader(nil, 2, 0x44), mustMarshal(t, []any{"unexpose_service", "clientsvc"})...))
+	if p := b.recv(); p.Flags != 0x04 || decodeAny(t, p.Data) != def.ID {
+		t.Fatalf("unexpose_service: %#x %#v", p.Flags, decodeAny(t, p.Data))
+	}
+	if e := recvEvent(t, events); e.Name != netron.EventServiceUnexpose {
+		t.Fatalf("event %+v", e)
+	}
+	b.send(append(wire.AppendHeader(nil, 3, 0x44), mustMarshal(t, []any{"expose_service", meta})...))
+	if p := b.recv(); p.Flags != 0x04 {
+		t.Fatalf("expose_service again: %#x", p.Flags)
+	}
+
+	// B leaves: its service goes, with service:unexpose.
+	b.ws.CloseNow()
+	if e := recvEvent(t, events); e.Name != netron.EventServiceUnexpose {
+		t.Fatalf("event %+v", e)
+	}
+	if _, err := cp.Service(ctx, "clientsvc"); !errors.Is(err, rpc.ErrServiceNotFound) {
+		t.Fatalf("after B left: %v", err)
+	}
+}
