@@ -1,6 +1,8 @@
 package netron
 
 import (
+	"context"
+
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
 )
@@ -49,4 +51,30 @@ func (c *Config) authenticator() peer.Authenticator {
 		return peer.SharedToken(c.Auth.Token)
 	}
 	return nil
+}
+
+// ExposeService publishes the service qualifiedName of this node on the
+// peer (Titan's expose_service task), which relays its other peers'
+// requests for it to this node: they find it there by its name and call
+// it as if the peer served it. The peer must allow it
+// (Config.AllowRemoteExposure on a Go node, allowRemoteServiceExposure on
+// a Titan one): else the error matches rpc.ErrForbidden. It stays
+// published until UnexposeService, Unexpose here, or the connection
+// closes.
+func (p *Peer) ExposeService(ctx context.Context, qualifiedName string) error {
+	conn, err := p.ActiveConn()
+	if err != nil {
+		return err
+	}
+	_, err = p.node.client.Publish(ctx, conn, p.node.reg, qualifiedName)
+	return err
+}
+
+// UnexposeService withdraws a service ExposeService published on the peer.
+func (p *Peer) UnexposeService(ctx context.Context, qualifiedName string) error {
+	conn, err := p.ActiveConn()
+	if err != nil {
+		return err
+	}
+	return p.node.client.Unpublish(ctx, conn, p.node.reg, qualifiedName)
 }

@@ -137,3 +137,84 @@ func TestRemoteExposure(t *testing.T) {
 		t.Fatalf("after B left: %v", err)
 	}
 }
+
+type greeter struct {
+	Mood rpc.Property[string] `netron:"mood"`
+}
+
+func (*greeter) Greet(who string) string { return "hi " + who + " from B" }
+
+func (*greeter) Fail() error {
+	return rpc.NewJSError(rpc.KindTypeError, "BadGreeting", "no", map[string]any{"why": "test"})
+}
+
+// TestExposeServiceGoToGo: a Go node (B) publishes its service on a Go hub
+// with Peer.ExposeService; another Go node (C) calls it through the hub.
+func TestExposeServiceGoToGo(t *testing.T) {
+	ctx := context.Background()
+	hub := startNode(t, netron.Config{ID: "hub", Host: "127.0.0.1", Server: true, AllowRemoteExposure: true})
+	closed := startNode(t, netron.Config{ID: "closed", Host: "127.0.0.1", Server: true})
+	b := startNode(t, netron.Config{ID: "b"})
+	g := &greeter{}
+	g.Mood.Set("fine")
+	if err := b.Expose("greeter@1.0.0", g); err != nil {
+		t.Fatal(err)
+	}
+	bp, err := b.Connect(ctx, hub.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := b.Connect(ctx, closed.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bc.ExposeService(ctx, "greeter"); !errors.Is(err, rpc.ErrForbidden) {
+		t.Fatalf("on a node that does not allow it: %v", err)
+	}
+	if err := bp.ExposeService(ctx, "greeter@^1"); err != nil {
+		t.Fatal(err)
+	}
+	c := startNode(t, netron.Config{ID: "c"})
+	cp, err := c.Connect(ctx, hub.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cp.Service(ctx, "greeter")
+	if err != nil || svc.Definition().PeerID != "b" {
+		t.Fatalf("lookup: %v", err)
+	}
+	if s, err := rpc.Call[string](ctx, svc, "greet", "C"); err != nil || s != "hi C from B" {
+		t.Fatalf("greet: %q %v", s, err)
+	}
+	if err := svc.Set(ctx, "mood", "great"); err != nil || g.Mood.Get() != "great" {
+		t.Fatalf("set: %v %q", err, g.Mood.Get())
+	}
+	_, err = svc.Call(ctx, "fail")
+	var re *rpc.Error
+	if !errors.As(err, &re) || !errors.Is(err, rpc.ErrTypeError) || re.Name != "BadGreeting" || re.Fields["why"] != "test" {
+		t.Fatalf("relayed error: %v", err)
+	}
+	if err := bp.UnexposeService(ctx, "greeter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Service(ctx, "greeter"); !errors.Is(err, rpc.ErrServiceNotFound) {
+		t.Fatalf("after unexpose: %v", err)
+	}
+	if _, err := rpc.Call[string](ctx, svc, "greet", "C"); !errors.Is(err, rpc.ErrServiceNotFound) {
+		t.Fatalf("the old handle after unexpose: %v", err)
+	}
+	// Published again, then B leaves: gone from the hub.
+	if err := bp.ExposeService(ctx, "greeter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Service(ctx, "greeter"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "greeter gone from the hub", func() bool {
+		_, err := cp.Service(ctx, "greeter")
+		return errors.Is(err, rpc.ErrServiceNotFound)
+	})
+}

@@ -345,3 +345,81 @@ func relayedToWire(err error) (any, bool) {
 	}
 	return nil, false
 }
+
+// Publish asks the node on conn to relay the service qualifiedName of reg
+// (this node's registry) to its other peers: the expose_service task with
+// the service's meta. The node answers a definition whose id it will send
+// its peers' requests with; reg answers that id as the service's until
+// Unpublish, the service's Unexpose or the connection's close. It fails
+// with the node's error: 403 when the node does not allow it, 409 when
+// another peer published the name there.
+func (c *Client) Publish(ctx context.Context, conn *peer.Conn, reg *Registry, qualifiedName string) (wire.Definition, error) {
+	e, err := reg.resolve(qualifiedName)
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	m := e.def.Meta
+	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 2)
+		b = wire.AppendString(b, "expose_service")
+		return wire.AppendMarshal(b, exposedMeta{Name: m.Name, Version: m.Version, Properties: m.Properties, Methods: m.Methods})
+	})
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	var def wire.Definition
+	if err := wire.UnmarshalMax(data, &def, conn.MaxDecodeMemory()); err != nil {
+		return wire.Definition{}, fmt.Errorf("%w: expose_service: %w", ErrMalformedResult, err)
+	}
+	if def.ID == "" || !reg.alias(def.ID, e) {
+		return wire.Definition{}, fmt.Errorf("%w: expose_service answered the id %q, which this node cannot take", ErrMalformedResult, def.ID)
+	}
+	context.AfterFunc(conn.Context(), func() { reg.unalias(def.ID, e) })
+	return def, nil
+}
+
+// Unpublish withdraws a service Publish published on the node on conn
+// (the unexpose_service task, with the service's bare name: the key a
+// Titan node has it under, which a Go node takes too).
+func (c *Client) Unpublish(ctx context.Context, conn *peer.Conn, reg *Registry, qualifiedName string) error {
+	e, err := reg.resolve(qualifiedName)
+	if err != nil {
+		return err
+	}
+	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
+		b = wire.AppendArrayHeader(b, 2)
+		b = wire.AppendString(b, "unexpose_service")
+		return wire.AppendString(b, e.name), nil // the bare name: a Titan node's key
+	})
+	if err != nil {
+		return err
+	}
+	var id string
+	if wire.UnmarshalMax(data, &id, conn.MaxDecodeMemory()) == nil && id != "" {
+		reg.unalias(id, e)
+	}
+	return nil
+}
+
+// alias makes id name e too, unless id names something else already.
+func (r *Registry) alias(id string, e *exposed) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byQN[e.qn] != e {
+		return false // unexposed meanwhile
+	}
+	if x, taken := r.byDef[id]; taken {
+		return x == e
+	}
+	r.byDef[id] = e
+	return true
+}
+
+// unalias removes the alias id of e.
+func (r *Registry) unalias(id string, e *exposed) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id != e.defID && r.byDef[id] == e {
+		delete(r.byDef, id)
+	}
+}

@@ -159,6 +159,11 @@ func (r *Registry) removeLocked(e *exposed) {
 	}
 	delete(r.byQN, qn)
 	delete(r.byDef, e.defID)
+	for id, x := range r.byDef {
+		if x == e { // an id another node gave it (exposure.go)
+			delete(r.byDef, id)
+		}
+	}
 	list := slices.DeleteFunc(slices.Clone(r.byName[name]), func(x *exposed) bool { return x == e })
 	if len(list) == 0 {
 		delete(r.byName, name)
