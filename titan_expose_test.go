@@ -4,18 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
+	"github.com/netron-go/netron/stream"
 )
 
 // TestRemoteExposure: a plain Netron peer (B, raw bytes as a Titan client
 // sends them) publishes clientsvc@1.0.0 on a node with
 // AllowRemoteExposure; a Go node (C) calls it through the node: calls,
-// GET, SET and errors relayed as they came, stream arguments refused, a
-// second publisher refused, and the service gone when B disconnects.
+// GET, SET and errors relayed as they came, streams both ways, a second
+// publisher refused, and the service gone when B disconnects.
 func TestRemoteExposure(t *testing.T) {
 	ctx := context.Background()
 	server := startNode(t, netron.Config{ID: "hub", Host: "127.0.0.1", Server: true, AllowRemoteExposure: true})
@@ -93,12 +95,71 @@ func TestRemoteExposure(t *testing.T) {
 		t.Fatalf("set: %v", got.err)
 	}
 
+	// A stream result of B reaches C through the node: B answers ext 107
+	// and sends its chunks and the end to the node, which streams them
+	// to C under a stream id of its own.
+	got := make(chan []int, 1)
+	go func() {
+		var vs []int
+		for v, err := range rpc.Stream[int](ctx, svc, "ticks", 3) {
+			if err != nil {
+				vs = append(vs, -1)
+				break
+			}
+			vs = append(vs, v)
+		}
+		got <- vs
+	}()
+	p = b.recv()
+	if p.Flags != 0x43 {
+		t.Fatalf("forwarded ticks: %#x", p.Flags)
+	}
+	b.send(append(wire.AppendHeader(nil, p.ID, 0x03), mustMarshal(t, wire.StreamReference{StreamID: "5", Type: 1, Live: true, PeerID: "hub"})...))
+	for i := range 3 {
+		b.send((&wire.Packet{ID: uint32(100 + i), Flags: 0x65, Data: mustMarshal(t, i*10), StreamID: 5, StreamIndex: uint32(i)}).Append(nil))
+	}
+	b.send((&wire.Packet{ID: 103, Flags: 0x75, Data: []byte{0xc0}, StreamID: 5, StreamIndex: 3}).Append(nil))
+	if vs := <-got; len(vs) != 3 || vs[0] != 0 || vs[1] != 10 || vs[2] != 20 {
+		t.Fatalf("relayed stream result: %v", vs)
+	}
+
 	// A raw C sends what a Titan client would: by name, with a stream
-	// argument (refused), and a second publisher of the name (409).
+	// argument whose chunks follow the CALL at once (relayed to B as a
+	// stream of the node, peerId = the node), and a second publisher of
+	// the name (409).
 	c := dialRaw(t, server.URL(), "raw-c", false)
-	c.send(append(wire.AppendHeader(nil, 7, 0x43), mustMarshal(t, []any{"clientsvc@1.0.0", "greet", wire.StreamReference{StreamID: "1", Type: 1, PeerID: "raw-c"}})...))
-	if p := c.recv(); p.Flags != 0x83 || !bytes.Contains(p.Data, []byte("stream arguments are not relayed")) {
-		t.Fatalf("stream argument: %#x %x", p.Flags, p.Data)
+	c.send(append(wire.AppendHeader(nil, 7, 0x43), mustMarshal(t, []any{"clientsvc@1.0.0", "sum", wire.StreamReference{StreamID: "9", Type: 1, PeerID: "raw-c"}})...))
+	for i := range 3 {
+		c.send((&wire.Packet{ID: uint32(8 + i), Flags: 0x45, Data: mustMarshal(t, i+1), StreamID: 9, StreamIndex: uint32(i)}).Append(nil))
+	}
+	c.send((&wire.Packet{ID: 11, Flags: 0x55, Data: []byte{0xc0}, StreamID: 9, StreamIndex: 3}).Append(nil))
+	p = b.recv()
+	var fwd []any
+	if err := wire.Unmarshal(p.Data, &fwd); err != nil || p.Flags != 0x43 || len(fwd) != 3 || fwd[1] != "sum" {
+		t.Fatalf("forwarded sum: %#x %v %v", p.Flags, fwd, err)
+	}
+	ref, ok := fwd[2].(wire.StreamReference)
+	if !ok || ref.PeerID != "hub" || ref.Type != 1 {
+		t.Fatalf("forwarded stream argument: %#v", fwd[2])
+	}
+	total := 0
+	for {
+		q := b.recv()
+		if q.Type() != wire.TypeStream || q.StreamID == 0 || ref.StreamID != fmt.Sprint(q.StreamID) {
+			t.Fatalf("chunk %#x stream %d (want %s)", q.Flags, q.StreamID, ref.StreamID)
+		}
+		if q.Flags&0x10 != 0 { // eos
+			if q.StreamIndex != 3 {
+				t.Fatalf("end at index %d", q.StreamIndex)
+			}
+			break
+		}
+		v, _ := asFloat(decodeAny(t, q.Data))
+		total += int(v)
+	}
+	b.send(append(wire.AppendHeader(nil, p.ID, 0x03), mustMarshal(t, total)...))
+	if q := c.recv(); q.ID != 7 || q.Flags != 0x03 || !bytes.Equal(q.Data, []byte{0x06}) {
+		t.Fatalf("sum through the node: %#x %x", q.Flags, q.Data)
 	}
 	c.send(append(wire.AppendHeader(nil, 8, 0x44), mustMarshal(t, []any{"expose_service", meta})...))
 	if p := c.recv(); p.Flags != 0x84 || !bytes.Contains(p.Data, []byte("Service 'clientsvc' already exposed by a different peer")) {
@@ -143,6 +204,23 @@ type greeter struct {
 }
 
 func (*greeter) Greet(who string) string { return "hi " + who + " from B" }
+
+func (*greeter) Ticks(n int) <-chan int {
+	ch := make(chan int, n)
+	for i := range n {
+		ch <- i * 10
+	}
+	close(ch)
+	return ch
+}
+
+func (*greeter) Sum(r *stream.Reader[int]) (int, error) {
+	n := 0
+	for v := range r.C() {
+		n += v
+	}
+	return n, r.Err()
+}
 
 func (*greeter) Fail() error {
 	return rpc.NewJSError(rpc.KindTypeError, "BadGreeting", "no", map[string]any{"why": "test"})
@@ -193,6 +271,25 @@ func TestExposeServiceGoToGo(t *testing.T) {
 	var re *rpc.Error
 	if !errors.As(err, &re) || !errors.Is(err, rpc.ErrTypeError) || re.Name != "BadGreeting" || re.Fields["why"] != "test" {
 		t.Fatalf("relayed error: %v", err)
+	}
+	var ticks []int
+	for v, err := range rpc.Stream[int](ctx, svc, "ticks", 4) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks = append(ticks, v)
+	}
+	if len(ticks) != 4 || ticks[3] != 30 {
+		t.Fatalf("relayed stream result: %v", ticks)
+	}
+	if n, err := rpc.Call[int](ctx, svc, "sum", stream.FromSeq(func(yield func(int, error) bool) {
+		for i := 1; i <= 100; i++ {
+			if !yield(i, nil) {
+				return
+			}
+		}
+	})); err != nil || n != 5050 {
+		t.Fatalf("relayed stream argument: %d %v", n, err)
 	}
 	if err := bp.UnexposeService(ctx, "greeter"); err != nil {
 		t.Fatal(err)

@@ -27,10 +27,11 @@ import (
 // peerId. As on Titan, a name belongs to one peer: another peer's
 // expose_service of it is 409, and the same peer's replaces what it
 // published under that name; CALL, GET and SET requests for it are sent to that peer with the
-// same data and its answers, errors included, go back byte for byte. Its
-// streams are not relayed: a CALL with a stream argument is refused
-// (400), and a stream result fails (500). When the peer disconnects its
-// services are withdrawn. The server's Authorizer, if any, decides who may
+// same data and its answers, errors included, go back byte for byte.
+// Streams are relayed both ways (relaystreams.go): the node reads a stream
+// argument from the caller and writes it to the publisher as a stream of
+// its own, and a stream result the other way, chunk by chunk. When the
+// peer disconnects its services are withdrawn. The server's Authorizer, if any, decides who may
 // publish or withdraw what: it is asked with the service's qualified name
 // and the method "expose_service" or "unexpose_service".
 func (s *Server) AllowRemoteExposure(c *Client) {
@@ -216,7 +217,7 @@ func (e *relayedError) Error() string { return "rpc: error relayed from the serv
 // forward sends the request p (CALL, GET or SET) for the published
 // service e to its peer, the target rewritten to e's id, and returns its
 // answer as it came.
-func (s *Server) forward(ctx context.Context, e *exposed, p *wire.Packet) (any, error) {
+func (s *Server) forward(ctx context.Context, conn *peer.Conn, e *exposed, p *wire.Packet) (any, error) {
 	s.mu.RLock()
 	c := s.relay
 	s.mu.RUnlock()
@@ -227,21 +228,34 @@ func (s *Server) forward(ctx context.Context, e *exposed, p *wire.Packet) (any, 
 	if err != nil {
 		return nil, badRequest("Malformed", err.Error(), nil)
 	}
-	if p.Type() == wire.TypeCall && hasStreamArg(data) {
-		return nil, badRequest("ArgumentType", fmt.Sprintf("%s is served by peer %s through this node: stream arguments are not relayed", e.qn, e.def.PeerID), nil)
+	var pumps []*relayPump
+	if p.Type() == wire.TypeCall {
+		if data, pumps, err = s.relayedArgs(conn, e.relay, data); err != nil {
+			return nil, streamError(err)
+		}
 	}
-	res, isErr, err := c.forward(ctx, e.relay, p.Type(), data)
+	res, isErr, err := c.forward(ctx, e.relay, p.Type(), data, func(sent bool) {
+		for _, p := range pumps {
+			if sent {
+				p.start()
+			} else {
+				p.abort(errRelayNotSent)
+			}
+		}
+	})
 	switch {
 	case err != nil:
 		return nil, &Error{Code: 503, Name: "TitanError", Message: fmt.Sprintf("%s: its peer %s did not answer: %v", e.qn, e.def.PeerID, err),
 			Details: map[string]any{"reason": "Relay"}}
 	case isErr:
 		return nil, &relayedError{data: res}
-	case isStreamRef(res):
-		return nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s is served by peer %s through this node: stream results are not relayed", e.qn, e.def.PeerID)}
+	case isStreamRef(res) && p.Type() == wire.TypeCall:
+		return s.relayedResult(conn, e.relay, e, res)
 	}
 	return msgpack.RawMessage(res), nil
 }
+
+var errRelayNotSent = errors.New("rpc: the relayed call was not sent")
 
 // retarget returns data, [target, ...rest], with id as its target.
 func retarget(data []byte, id string) ([]byte, error) {
@@ -318,9 +332,12 @@ func hasStreamArg(data []byte) bool {
 
 // forward sends a request of type t with data as it is on conn and
 // returns the answer's data as it came, and whether it is an error.
-func (c *Client) forward(ctx context.Context, conn *peer.Conn, t wire.Type, data []byte) ([]byte, bool, error) {
+// sent is told whether the request went out, before the answer is
+// awaited.
+func (c *Client) forward(ctx context.Context, conn *peer.Conn, t wire.Type, data []byte, sent func(bool)) ([]byte, bool, error) {
 	deadline := c.deadline(ctx)
 	id, ps, ch, err := c.send(ctx, deadline, deadline, conn, t, func(b []byte) ([]byte, error) { return append(b, data...), nil })
+	sent(err == nil)
 	if err != nil {
 		return nil, false, err
 	}

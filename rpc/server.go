@@ -644,7 +644,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 	case wire.TypeCall:
 		res, err := s.call(ctx, conn, dec, n, acct)
 		if rt, ok := res.(relayTo); ok {
-			return s.forward(ctx, rt.e, p)
+			return s.forward(ctx, conn, rt.e, p)
 		}
 		return res, err
 	case wire.TypeTask:
@@ -665,7 +665,7 @@ func (s *Server) handleData(ctx context.Context, conn *peer.Conn, p *wire.Packet
 	case wire.TypeGet, wire.TypeSet:
 		res, err := s.property(ctx, conn, p.Type(), dec, n)
 		if rt, ok := res.(relayTo); ok {
-			return s.forward(ctx, rt.e, p)
+			return s.forward(ctx, conn, rt.e, p)
 		}
 		return res, err
 	}

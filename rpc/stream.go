@@ -289,6 +289,10 @@ func (s *Server) eachStreamArg(in *peer.Inbound, fn func(wire.StreamReference)) 
 		return
 	}
 	e := s.reg.targetBytes(target)
+	if e != nil && e.relay != nil {
+		s.eachRelayedStreamArg(dec, n, fn) // exposure.go: any stream argument
+		return
+	}
 	if e == nil || !e.hasReaders {
 		return
 	}

@@ -12,3 +12,13 @@ func PeekExtType(dec *msgpack.Decoder) (int8, bool) {
 	}
 	return extTypeAt(s.rest())
 }
+
+// Offset returns how many bytes of its input dec, a decoder of this
+// package, has consumed; -1 for any other decoder.
+func Offset(dec *msgpack.Decoder) int {
+	s := stateOf(dec)
+	if s == nil {
+		return -1
+	}
+	return s.off
+}
