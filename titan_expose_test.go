@@ -226,11 +226,23 @@ func (*greeter) Fail() error {
 	return rpc.NewJSError(rpc.KindTypeError, "BadGreeting", "no", map[string]any{"why": "test"})
 }
 
+// taker takes services by reference.
+type taker struct{}
+
+func (taker) Take(v any) string { return "got a value" }
+
+func (taker) TakeSvc(ctx context.Context, s *rpc.Service) (string, error) {
+	return rpc.Call[string](ctx, s, "greet", "via-ref")
+}
+
 // TestExposeServiceGoToGo: a Go node (B) publishes its service on a Go hub
 // with Peer.ExposeService; another Go node (C) calls it through the hub.
 func TestExposeServiceGoToGo(t *testing.T) {
 	ctx := context.Background()
 	hub := startNode(t, netron.Config{ID: "hub", Host: "127.0.0.1", Server: true, AllowRemoteExposure: true})
+	if err := hub.Expose("taker@1.0.0", taker{}); err != nil {
+		t.Fatal(err)
+	}
 	closed := startNode(t, netron.Config{ID: "closed", Host: "127.0.0.1", Server: true})
 	b := startNode(t, netron.Config{ID: "b"})
 	g := &greeter{}
@@ -271,6 +283,18 @@ func TestExposeServiceGoToGo(t *testing.T) {
 	var re *rpc.Error
 	if !errors.As(err, &re) || !errors.Is(err, rpc.ErrTypeError) || re.Name != "BadGreeting" || re.Fields["why"] != "test" {
 		t.Fatalf("relayed error: %v", err)
+	}
+	// A reference to the published service: a *rpc.Service parameter gets
+	// a handle that calls B; a value parameter cannot take it.
+	tk, err := cp.Service(ctx, "taker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := rpc.Call[string](ctx, tk, "takeSvc", svc); err != nil || s != "hi via-ref from B" {
+		t.Fatalf("takeSvc: %q %v", s, err)
+	}
+	if _, err := rpc.Call[string](ctx, tk, "take", svc); !errors.Is(err, rpc.ErrArgumentType) {
+		t.Fatalf("take: %v", err)
 	}
 	var ticks []int
 	for v, err := range rpc.Stream[int](ctx, svc, "ticks", 4) {

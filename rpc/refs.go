@@ -301,12 +301,24 @@ func (env callEnv) reference(dec *msgpack.Decoder, t reflect.Type, e *exposed, m
 		return reflect.Value{}, notFound("Definition", ref.DefID, fmt.Sprintf("Definition with id %s not found", ref.DefID))
 	}
 	if t == serviceType {
+		if target.relay != nil { // published by a peer: a handle that calls it there
+			env.reg.mu.RLock()
+			c := env.reg.relay
+			env.reg.mu.RUnlock()
+			if c != nil {
+				return reflect.ValueOf(c.Remote(target.relay, target.def)), nil
+			}
+		}
 		return reflect.ValueOf(&Service{def: target.def, inv: localInvoker{reg: env.reg, logger: env.logger}}), nil
 	}
 	v := reflect.ValueOf(target.value)
-	if !v.Type().AssignableTo(t) {
+	if target.value == nil || !v.Type().AssignableTo(t) {
+		what := fmt.Sprintf("%T", target.value)
+		if target.value == nil {
+			what = "served by peer " + target.def.PeerID
+		}
 		return reflect.Value{}, badRequest("ArgumentType",
-			fmt.Sprintf("%s.%s argument %d: want %s, got a reference to %s (%T)", e.qn, m.name, i+1, t, target.qn, target.value),
+			fmt.Sprintf("%s.%s argument %d: want %s, got a reference to %s (%s)", e.qn, m.name, i+1, t, target.qn, what),
 			map[string]any{"index": i})
 	}
 	rv := reflect.New(t).Elem()
