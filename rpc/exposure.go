@@ -319,7 +319,7 @@ func hasStreamArg(data []byte) bool {
 	}
 	for i := range n {
 		if i >= 2 {
-			if t, ok := wire.PeekExtType(dec); ok && t == wire.ExtStreamReference {
+			if t, ok := wire.NextExt(dec); ok && t == wire.ExtStreamReference {
 				return true
 			}
 		}

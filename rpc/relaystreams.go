@@ -46,8 +46,8 @@ func (s *Server) relayedArgs(conn, to *peer.Conn, data []byte) ([]byte, []*relay
 	}
 	last := 0
 	for i := range n {
-		start := wire.Offset(dec)
-		if t, ok := wire.PeekExtType(dec); i >= 2 && ok && t == wire.ExtStreamReference {
+		start := len(data) - wire.Remaining(dec)
+		if t, ok := wire.NextExt(dec); i >= 2 && ok && t == wire.ExtStreamReference {
 			var ref wire.StreamReference
 			if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
 				return fail(err)
@@ -71,7 +71,7 @@ func (s *Server) relayedArgs(conn, to *peer.Conn, data []byte) ([]byte, []*relay
 			if out, err = wire.AppendMarshal(out, nref); err != nil {
 				return fail(err)
 			}
-			last = wire.Offset(dec)
+			last = len(data) - wire.Remaining(dec)
 			continue
 		}
 		if err := wire.SkipArg(dec); err != nil {
@@ -145,7 +145,7 @@ func (s *Server) relayedResult(conn, from *peer.Conn, e *exposed, res []byte) (a
 // target; n is the number of values of the CALL's data).
 func (s *Server) eachRelayedStreamArg(dec *msgpack.Decoder, n int, fn func(wire.StreamReference)) {
 	for i := 1; i < n; i++ {
-		if t, ok := wire.PeekExtType(dec); i >= 2 && ok && t == wire.ExtStreamReference {
+		if t, ok := wire.NextExt(dec); i >= 2 && ok && t == wire.ExtStreamReference {
 			var ref wire.StreamReference
 			if err := wire.DecodeArg(dec, reflect.ValueOf(&ref).Elem()); err != nil {
 				return

@@ -741,7 +741,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			continue
 		}
 		if refParam(t) {
-			if x, ok := wire.PeekExtType(dec); ok && x == wire.ExtReference {
+			if x, ok := wire.NextExt(dec); ok && x == wire.ExtReference {
 				v, err := env.reference(dec, t, e, m, i)
 				if err != nil {
 					return nil, err
