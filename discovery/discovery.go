@@ -101,6 +101,11 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind EventKind
 	Node NodeInfo
+	// Missed counts the changes before this event that the watch did not
+	// deliver one by one, because its consumer fell more than WatchBuffer
+	// changes behind; this event starts (or follows) the resync that
+	// replaced them. Zero when nothing was missed.
+	Missed int
 }
 
 // Discovery is a registry of nodes and the services they offer.
@@ -127,16 +132,20 @@ type Discovery interface {
 	// id. An unparsable range fails with ErrInvalidRange.
 	Find(ctx context.Context, service string, versionRange string) ([]NodeInfo, error)
 	// Watch returns a channel of changes. It first delivers a NodeJoined for
-	// every node active at the time of the call, then every later change. The
-	// channel is closed when ctx ends or the instance is closed.
+	// every node active at the time of the call, then every later change, in
+	// order: a node that joined and left while the consumer was busy
+	// arrives as a NodeJoined and then a NodeLeft. The channel is closed
+	// when ctx ends or the instance is closed.
 	//
-	// Watch never blocks the instance on a slow consumer, and never drops the
-	// last word about a node: while the consumer is behind, the pending
-	// changes of each node are merged into one event that takes the consumer
-	// from what it last received about the node to the node's current state
-	// (a join followed by a leave that the consumer never saw vanish; a leave
-	// followed by a join of a node it knew arrive as NodeUpdated). Memory is
-	// bounded by the number of nodes, not by the number of changes.
+	// Watch never blocks the instance on a slow consumer. It queues up to
+	// WatchBuffer changes for it; past that it stops queueing and counts the
+	// changes instead, and once the consumer has taken the queue it receives
+	// one event per node whose state differs from what it was told (a
+	// resync, in node id order), the first of them carrying the count in
+	// Event.Missed. So a watcher sees every change unless it falls that far
+	// behind, and then knows how many it missed and still ends at the
+	// current state. Memory is bounded by WatchBuffer plus the number of
+	// nodes.
 	Watch(ctx context.Context) (<-chan Event, error)
 	// Close stops the instance: it deregisters every node this instance
 	// registered, ends all watches and waits for its goroutines. Close is
