@@ -1,11 +1,15 @@
-// Package testredis starts a real redis-server for tests: on a free loopback
-// port, in a temporary directory, without persistence, and stops it when the
-// test ends.
+// Package testredis starts real Redis servers for tests: on free loopback
+// ports, in temporary directories, without persistence, and stops them when
+// the test ends. Start starts one server; StartCluster a Redis Cluster of
+// masters (created with redis-cli --cluster create); StartSentinel a master,
+// its replica and three sentinels.
 //
-// redis-server is looked up in $REDIS_SERVER (a path), then in PATH. When it
+// redis-server is looked up in $REDIS_SERVER (a path), then in PATH, and
+// redis-cli in $REDIS_CLI, then in PATH (Debian's redis-server and
+// redis-tools packages; sentinels run as redis-server --sentinel). When one
 // is missing the test is skipped with a message saying how to install it,
-// except under CI=true, where a missing redis-server fails the test: CI must
-// exercise the Redis code paths.
+// except under CI=true, where it fails the test: CI must exercise the Redis
+// code paths.
 package testredis
 
 import (
@@ -31,6 +35,8 @@ type Option func(*config)
 type config struct {
 	password string
 	args     []string
+	cluster  bool   // a Redis Cluster node: the bus port (port+10000) must be free too
+	sentinel string // a sentinel: its config file
 }
 
 // WithPassword makes the server require AUTH with password (requirepass).
@@ -75,7 +81,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	t.Cleanup(s.Stop)
 	var lastErr error
 	for range 5 { // the free port can be taken between probe and bind
-		s.port, err = freePort()
+		s.port, err = freePort(s.cfg.cluster)
 		if err != nil {
 			t.Fatalf("testredis: %v", err)
 		}
@@ -87,27 +93,49 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return nil
 }
 
-func lookPath() (string, error) {
-	if p := os.Getenv("REDIS_SERVER"); p != "" {
+func lookPath() (string, error) { return lookTool("redis-server", "REDIS_SERVER") }
+
+// lookTool finds a Redis program: $env (a path), else name in PATH.
+func lookTool(name, env string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("REDIS_SERVER=%s: %w", p, err)
+			return "", fmt.Errorf("%s=%s: %w", env, p, err)
 		}
 		return p, nil
 	}
-	p, err := exec.LookPath("redis-server")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", errors.New("redis-server not found in PATH")
+		return "", fmt.Errorf("%s not found in PATH", name)
 	}
 	return p, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePort returns a free loopback port; with bus, one whose Redis Cluster
+// bus port (port+10000) is free too.
+func freePort(bus bool) (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !bus {
+			l.Close()
+			return port, nil
+		}
+		if port+10000 > 65535 {
+			l.Close()
+			continue
+		}
+		b, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		b.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port with a free cluster bus port")
 }
 
 // Addr returns the server's "127.0.0.1:port" address. It stays the same
@@ -138,7 +166,13 @@ func (s *Server) Restart(t testing.TB) {
 
 // Stop stops the server and waits for it to exit. It is idempotent, and the
 // server can be started again with Restart.
-func (s *Server) Stop() {
+func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
+
+// Kill kills the server (SIGKILL), as a crash of its host would, and waits
+// for it to exit. It can be started again with Restart.
+func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
+
+func (s *Server) stop(sig syscall.Signal) {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
@@ -146,7 +180,7 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(sig)
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	select {
@@ -178,7 +212,17 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return errors.New("already running")
 	}
-	args := []string{
+	var args []string
+	if s.cfg.sentinel != "" {
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil { // kept across restarts: sentinel rewrites it
+			if err := os.WriteFile(conf, []byte(s.cfg.sentinel), 0o600); err != nil {
+				return err
+			}
+		}
+		args = append(args, conf, "--sentinel")
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -187,7 +231,9 @@ func (s *Server) start() error {
 		"--daemonize", "no",
 		"--logfile", s.LogFile(),
 		"--loglevel", "notice",
-		"--databases", "1",
+	)
+	if s.cfg.sentinel == "" {
+		args = append(args, "--databases", "1")
 	}
 	if s.cfg.password != "" {
 		args = append(args, "--requirepass", s.cfg.password)

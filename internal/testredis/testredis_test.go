@@ -75,3 +75,39 @@ func TestTwoServers(t *testing.T) {
 		t.Fatal("two servers on one address")
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, 3)
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("addrs %v", c.Addrs())
+	}
+	info, err := command(c.Masters[0].Addr(), "CLUSTER", "INFO")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, "cluster_known_nodes:3") || !strings.Contains(info, "cluster_slots_assigned:16384") {
+		t.Fatalf("CLUSTER INFO:\n%s", info)
+	}
+}
+
+func TestSentinelFailover(t *testing.T) {
+	s := StartSentinel(t)
+	addr, err := s.MasterAddr()
+	if err != nil || addr != s.Master.Addr() {
+		t.Fatalf("master %q, %v; want %s", addr, err, s.Master.Addr())
+	}
+	s.Master.Kill()
+	waitFor(t, time.Minute, "the replica promoted", func() error {
+		addr, err := s.MasterAddr()
+		if err != nil {
+			return err
+		}
+		if addr != s.Replica.Addr() {
+			return fmt.Errorf("master is %s", addr)
+		}
+		return nil
+	})
+	if got := do(t, s.Replica.Addr(), "SET k v"); got != "+OK" {
+		t.Fatalf("SET on the promoted replica = %q", got)
+	}
+}
