@@ -19,7 +19,7 @@ type NodeInfo struct {
 	// ID identifies the node in the cluster; it is the Netron node id.
 	ID string `json:"id"`
 	// Address is where peers can reach the node, for example "10.0.0.5:9000"
-	// or "ws://10.0.0.5:9000".
+	// or "ws://10.0.0.5:9000"; empty for a client-only node (see ClientOnly).
 	Address string `json:"address"`
 	// Services are the services the node exposes, each with one version.
 	Services []ServiceInfo `json:"services"`
@@ -30,6 +30,12 @@ type NodeInfo struct {
 	// is filled in by the backend; Register ignores it.
 	LastSeen time.Time `json:"lastSeen"`
 }
+
+// ClientOnly reports whether n is a client-only member: a node without a
+// server, which has no address to be reached at. It is listed (it is part
+// of the cluster, and its presence is watched), but nothing can dial it, so
+// lookups and balancing skip it.
+func (n NodeInfo) ClientOnly() bool { return n.Address == "" }
 
 // Clone returns a deep copy of n.
 func (n NodeInfo) Clone() NodeInfo {

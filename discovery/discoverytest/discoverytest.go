@@ -441,11 +441,13 @@ func expect2(t *testing.T, ch <-chan discovery.Event, kind discovery.EventKind, 
 func (s suite) restartedReplacesKilled(t *testing.T) {
 	c := s.cluster(t, Slow)
 	a, b := c.instance(t), c.instance(t)
-	mustRegister(t, a, node("n1", "old:1", "svc", "1.0.0"))
-	waitNode(t, b, node("n1", "old:1", "svc", "1.0.0"))
+	mustRegister(t, a, node("n1", "h:1", "svc", "1.0.0"))
+	waitNode(t, b, node("n1", "h:1", "svc", "1.0.0"))
 	c.kill(t, a)
+	// The node comes back at its address within its TTL, with other
+	// services: the new registration replaces the old one at once.
 	restarted := c.instance(t)
-	fresh := node("n1", "new:1", "svc", "1.1.0")
+	fresh := node("n1", "h:1", "svc", "1.1.0")
 	mustRegister(t, restarted, fresh)
 	waitNode(t, b, fresh)
 }
@@ -792,6 +794,7 @@ func (s suite) watchEnds(t *testing.T) {
 func (s suite) watchSlowConsumer(t *testing.T) {
 	c := s.cluster(t, Slow)
 	a, b := c.instance(t), c.instance(t)
+	nodes(t, b)      // b has read the (empty) membership: every change is news
 	w := watch(t, b) // not read until the end
 	var want []string
 	var last discovery.NodeInfo

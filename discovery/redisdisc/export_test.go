@@ -2,8 +2,8 @@ package redisdisc
 
 // Script hashes, for fault injection in tests (EVALSHA's first argument).
 var (
-	BeatScriptSHA   = beatScript.Hash()
-	PutScriptSHA    = putScript.Hash()
-	DelScriptSHA    = delScript.Hash()
-	ExpireScriptSHA = expireScript.Hash()
+	BeatScriptSHA     = beatScript.Hash()
+	PutScriptSHA      = putScript.Hash()
+	DelScriptSHA      = delScript.Hash()
+	SnapshotScriptSHA = snapshotScript.Hash()
 )

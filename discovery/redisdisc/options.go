@@ -34,6 +34,7 @@ type config struct {
 	logger    *slog.Logger
 	blockTime time.Duration
 	opTimeout time.Duration
+	gap       time.Duration // a pause of every heartbeat this long suspends expiry
 	ttlWasSet bool
 }
 
@@ -49,11 +50,12 @@ func defaultConfig() config {
 }
 
 // WithPrefix sets the prefix of every Redis key the backend uses (default
-// "netron:discovery"): <prefix>:events (the stream), <prefix>:nodes (hash
-// id -> entry) and <prefix>:alive (sorted set id -> last heartbeat, ms).
-// Instances see each other only when they share the prefix. On Redis
-// Cluster, put a hash tag in the prefix ("{netron:discovery}") so the three
-// keys share a slot.
+// "netron:discovery"). The keys are the prefix in braces, a Redis Cluster
+// hash tag, and a suffix: {netron:discovery}:events (the stream), …:nodes
+// (hash id -> entry), …:alive (sorted set id -> deadline, ms) and …:meta
+// (counters), so that all of them, and the scripts that use them, live in
+// one hash slot. A prefix that has a hash tag of its own ("app:{disc}") is
+// used as it is. Instances see each other only when they share the prefix.
 func WithPrefix(p string) Option {
 	return optionFunc(func(c *config) error {
 		if strings.TrimSpace(p) == "" {
@@ -76,9 +78,11 @@ func WithHeartbeat(d time.Duration) Option {
 	})
 }
 
-// WithTTL sets how long the other instances keep a node of this instance
-// active without a heartbeat (default 15 s). It must be longer than the
-// heartbeat; three heartbeats or more is advisable.
+// WithTTL sets how long a node of this instance stays active without a
+// heartbeat (default 15 s). It must be longer than the heartbeat; three
+// heartbeats or more is advisable: when every instance loses Redis at once
+// (an outage, a failover), expiry is suspended once Redis answers again
+// only if the pause was longer than TTL minus one heartbeat.
 func WithTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 || d > maxEntryTTL {
@@ -154,5 +158,6 @@ func (c *config) finish() error {
 		c.blockTime = min(c.heartbeat, 2*time.Second)
 	}
 	c.opTimeout = min(max(c.heartbeat, 500*time.Millisecond), 5*time.Second)
+	c.gap = max(c.ttl-c.heartbeat, c.heartbeat*3/2)
 	return nil
 }

@@ -124,7 +124,7 @@ func TestRedisRestart(t *testing.T) {
 
 	srv.Restart(t)
 
-	_, nodesKey, _ := a.Keys()
+	_, nodesKey, _, _ := a.Keys()
 	eventually(t, settle, "snapshot rebuilt", func() string {
 		got, err := client.HKeys(ctxT(t), nodesKey).Result()
 		if err != nil {
@@ -354,7 +354,7 @@ func TestMalformedEntriesAreSkipped(t *testing.T) {
 	if _, err := a.Nodes(ctxT(t)); err != nil { // reader started
 		t.Fatal(err)
 	}
-	events, nodesKey, aliveKey := a.Keys()
+	events, nodesKey, aliveKey, _ := a.Keys()
 	ctx := ctxT(t)
 	bad := []map[string]any{
 		{"foo": "bar"},
@@ -379,7 +379,7 @@ func TestMalformedEntriesAreSkipped(t *testing.T) {
 	}
 	// A bad snapshot entry too, alive, for the late joiner below.
 	client.HSet(ctx, nodesKey, "bad", "not json")
-	client.ZAdd(ctx, aliveKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: "bad"})
+	client.ZAdd(ctx, aliveKey, redis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: "bad"})
 
 	register(t, b, "good", "svc", "1.0.0")
 	waitListed(t, a, "good")
@@ -418,7 +418,8 @@ func TestCallersClientStaysOpen(t *testing.T) {
 	}
 }
 
-// TestKeysUnderPrefix: the backend touches exactly its three keys.
+// TestKeysUnderPrefix: the backend touches exactly its four keys, each
+// with the prefix as a hash tag.
 func TestKeysUnderPrefix(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
@@ -440,8 +441,8 @@ func TestKeysUnderPrefix(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{
-		"custom:pfx:alive", "custom:pfx:events", "custom:pfx:nodes",
-		"netron:discovery:alive", "netron:discovery:events", "netron:discovery:nodes",
+		"{custom:pfx}:alive", "{custom:pfx}:events", "{custom:pfx}:meta", "{custom:pfx}:nodes",
+		"{netron:discovery}:alive", "{netron:discovery}:events", "{netron:discovery}:meta", "{netron:discovery}:nodes",
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %v, want %v", keys, want)
@@ -460,7 +461,7 @@ func TestStreamBoundedByLength(t *testing.T) {
 	for i := range 400 {
 		register(t, d, "n1", "svc", fmt.Sprintf("1.0.%d", i))
 	}
-	events, _, _ := d.Keys()
+	events, _, _, _ := d.Keys()
 	n, err := client.XLen(ctxT(t), events).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +483,7 @@ func TestStreamBoundedByAge(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	register(t, d, "n1", "svc", "2.0.0")
 	register(t, d, "n1", "svc", "2.0.1")
-	events, _, _ := d.Keys()
+	events, _, _, _ := d.Keys()
 	n, err := client.XLen(ctxT(t), events).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -506,7 +507,7 @@ func TestExpiredNodeIsRemovedFromRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitListed(t, b, "survivor")
-	_, nodesKey, aliveKey := b.Keys()
+	_, nodesKey, aliveKey, _ := b.Keys()
 	eventually(t, settle, "victim removed from redis", func() string {
 		h, _ := client.HKeys(ctxT(t), nodesKey).Result()
 		z, _ := client.ZRange(ctxT(t), aliveKey, 0, -1).Result()
@@ -533,7 +534,7 @@ func TestStaleSnapshotIgnored(t *testing.T) {
 	if got := listed(t, b); len(got) != 0 {
 		t.Fatalf("new instance lists %v; the node died a TTL ago", got)
 	}
-	_, nodesKey, _ := b.Keys()
+	_, nodesKey, _, _ := b.Keys()
 	eventually(t, settle, "stale entry cleaned", func() string {
 		if n, _ := client.HLen(ctxT(t), nodesKey).Result(); n != 0 {
 			return fmt.Sprintf("%d entries", n)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,35 +21,50 @@ import (
 	"github.com/netron-go/netron/discovery"
 )
 
+// maxExpiries bounds the nodes one heartbeat expires; more wait for the
+// next heartbeat (of any instance).
+const maxExpiries = 100
+
 // Discovery is the Redis Streams backend of discovery.Discovery. See the
 // package documentation for the design. It is safe for concurrent use.
 type Discovery struct {
-	client  redis.UniversalClient // the caller's; never closed
-	cfg     config
-	log     *slog.Logger
-	wmLog   watermill.LoggerAdapter
-	events  string // <prefix>:events
-	nodes   string // <prefix>:nodes
-	alive   string // <prefix>:alive
-	inc     int64
-	view    *discovery.View
+	client redis.UniversalClient // the caller's unless ownClient
+	cfg    config
+	log    *slog.Logger
+	wmLog  watermill.LoggerAdapter
+	alive  string // the four keys; see scripts.go
+	nodes  string
+	events string
+	meta   string
+	keys   []string // alive, nodes, events, meta: the order of the scripts
+	inc    int64
+	incStr string
+	view   *discovery.View
+
 	watches *discovery.WatchGroup
-	pub     *redisstream.Publisher
 
 	// regMu serialises what this instance writes about its own nodes
 	// (announcements, leaves, heartbeats), so that revisions reach Redis in
 	// order and a heartbeat never re-adds a node being deregistered.
 	regMu sync.Mutex
 
-	mu     sync.Mutex // guards owned, seq, closed
+	mu     sync.Mutex // guards owned, seq, closed, suspect
 	owned  map[string]*ownedNode
 	seq    uint64
 	closed bool
+	// suspect holds the nodes of the view that a resync did not find in
+	// Redis. They are not touched by heartbeats: unless an announcement
+	// confirms them, they expire from the view a TTL later. A node Redis
+	// lost (a restart, a failover) is announced again by its instance
+	// within a heartbeat; one whose leave the reader missed is gone.
+	suspect map[string]bool
 
 	healthy  atomic.Bool
+	down     atomic.Bool // the loop's last Redis round trip failed
 	stopping atomic.Bool
 	synced   chan struct{} // closed after the first snapshot
 	kick     chan struct{} // wakes the loop for an early retry
+	resync   chan struct{} // asks the loop for a resync (the reader saw a gap)
 	stop     chan struct{} // closed by Close and Kill
 	stopCtx  context.Context
 	cancel   context.CancelFunc
@@ -56,10 +72,15 @@ type Discovery struct {
 	once     sync.Once
 	closeErr error
 
-	// Owned by the loop goroutine.
-	sub *redisstream.Subscriber
+	// The stream reader. sub and readerDone are owned by the loop
+	// goroutine; lastGen is written by the reader and read by the loop.
+	sub        *redisstream.Subscriber
+	readerDone chan struct{}
+	lastGen    atomic.Int64
+	resyncs    atomic.Int64
 
-	ownClient bool // made by Connect: Close closes client
+	ownClient bool          // made by Connect: Close closes client
+	xreads    *xreadCounter // ownClient only: XREADs in flight
 }
 
 type ownedNode struct {
@@ -74,9 +95,12 @@ var _ discovery.Discovery = (*Discovery)(nil)
 // goroutine, which reads the current members from Redis (retrying with
 // backoff while Redis is unreachable) and then follows the stream.
 //
-// New never closes client: watermill-redisstream closes the client it is
-// given, so it gets client behind a wrapper whose Close does nothing. The
-// stream reader's blocking XREAD holds one connection of client's pool.
+// client may be any go-redis UniversalClient: a single server, Sentinel
+// (redis.NewFailoverClient) or Cluster (redis.NewClusterClient); every key
+// of one prefix lives in one hash slot. New never closes client:
+// watermill-redisstream closes the client it is given, so it gets client
+// behind a wrapper whose Close does nothing. The stream reader's blocking
+// XREAD holds one connection of client's pool.
 func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidOption)
@@ -94,52 +118,81 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		return nil, err
 	}
 	log := cfg.logger.With("component", "discovery", "backend", "redis", "prefix", cfg.prefix)
-	wmLog := watermillLogger(cfg.logger)
+	base := hashTagged(cfg.prefix)
+	inc := discovery.NewIncarnation()
 	d := &Discovery{
-		client: client,
-		cfg:    cfg,
-		log:    log,
-		wmLog:  wmLog,
-		events: cfg.prefix + ":events",
-		nodes:  cfg.prefix + ":nodes",
-		alive:  cfg.prefix + ":alive",
-		inc:    discovery.NewIncarnation(),
-		view:   discovery.NewView(),
-		owned:  make(map[string]*ownedNode),
-		synced: make(chan struct{}),
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
+		client:  client,
+		cfg:     cfg,
+		log:     log,
+		wmLog:   watermillLogger(cfg.logger),
+		alive:   base + ":alive",
+		nodes:   base + ":nodes",
+		events:  base + ":events",
+		meta:    base + ":meta",
+		inc:     inc,
+		incStr:  strconv.FormatInt(inc, 10),
+		view:    discovery.NewView(),
+		owned:   make(map[string]*ownedNode),
+		suspect: make(map[string]bool),
+		synced:  make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		resync:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
 	}
+	d.keys = []string{d.alive, d.nodes, d.events, d.meta}
 	d.watches = d.view.NewWatchGroup()
-	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
-		Client:        noClose{client},
-		DefaultMaxlen: cfg.maxLen,
-	}, wmLog)
-	if err != nil {
-		return nil, fmt.Errorf("redisdisc: publisher: %w", err)
-	}
-	d.pub = pub
-	d.stopCtx, d.cancel = context.WithCancel(context.Background())
+	d.stopCtx, d.cancel = context.WithCancel(withLogger(context.Background(), d.log))
 	d.wg.Add(1)
 	go d.loop()
 	return d, nil
 }
 
+// hashTagged returns prefix as the common part of the keys: as it is when
+// it has a Redis Cluster hash tag ("{…}" with something inside), else in
+// braces, so that every key of the prefix hashes to one slot.
+func hashTagged(prefix string) string {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 {
+		if j := strings.IndexByte(prefix[i+1:], '}'); j > 0 {
+			return prefix
+		}
+	}
+	return "{" + prefix + "}"
+}
+
 // Keys returns the Redis keys the instance uses: the stream, the hash of
-// entries and the sorted set of last heartbeats.
-func (d *Discovery) Keys() (events, nodes, alive string) { return d.events, d.nodes, d.alive }
+// entries, the sorted set of deadlines and the hash of counters. For the
+// default prefix they are {netron:discovery}:events, …:nodes, …:alive and
+// …:meta.
+func (d *Discovery) Keys() (events, nodes, alive, meta string) {
+	return d.events, d.nodes, d.alive, d.meta
+}
 
 // Healthy reports whether the last Redis round trip of the background loop
-// succeeded. While it is false the instance keeps its last view and does not
-// expire anyone.
+// succeeded. While it is false the instance keeps its last view.
 func (d *Discovery) Healthy() bool { return d.healthy.Load() }
 
-// Register implements discovery.Discovery. It writes the node to the
-// snapshot and announces it on the stream before returning. A node whose
-// entry would exceed MaxEntrySize fails with discovery.ErrInvalidNode. If Redis cannot
-// be reached it returns an error wrapping discovery.ErrUnavailable, but the
-// registration is kept: the background loop announces it as soon as Redis is
-// back (call Deregister to drop it).
+// Resyncs returns how many times the instance re-read the whole membership
+// after its start: after an outage, when its stream reader missed entries
+// (the stream was trimmed past it, or a failover lost them), or when Redis
+// lost its data. Each costs one read of every entry.
+func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
+
+// Register implements discovery.Discovery. It writes the node to Redis and
+// announces it on the stream (one script) before returning.
+//
+// A node id is held by one instance at a time. If another instance holds
+// the id and its node is alive (its TTL has not run out since its last
+// heartbeat) at another address, Register changes nothing and fails with
+// an error wrapping discovery.ErrDuplicateID that names that address. A
+// holder at the same address is the same node coming back after a crash
+// (its old process no longer holds the address), and is replaced at once;
+// a client-only node (no address) is never taken for another one.
+//
+// A node whose entry would exceed MaxEntrySize fails with
+// discovery.ErrInvalidNode. If Redis cannot be reached it returns an error
+// wrapping discovery.ErrUnavailable, but the registration is kept: the
+// background loop announces it as soon as Redis is back (and then logs an
+// error if the id turned out to be taken; call Deregister to drop it).
 func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error {
 	if err := discovery.ValidateNode(node); err != nil {
 		return err
@@ -177,23 +230,63 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 	d.owned[node.ID] = o
 	d.mu.Unlock()
 
-	d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
-	if err := d.announce(ctx, o); err != nil {
+	err = d.announce(withLogger(ctx, d.log), o)
+	var taken *takenError
+	switch {
+	case errors.As(err, &taken):
+		d.mu.Lock()
+		if d.owned[node.ID] == o {
+			delete(d.owned, node.ID)
+		}
+		d.mu.Unlock()
+		return taken.err(node.ID)
+	case err != nil:
+		d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
 		d.wake()
 		return fmt.Errorf("%w: register %q (kept; it is announced when Redis is back): %w", ErrUnavailable, node.ID, err)
 	}
+	d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
 	return nil
 }
 
-// announce writes o to the snapshot and the stream. regMu is held.
+// takenError is putScript's refusal: another live instance holds the id.
+type takenError struct {
+	holder discovery.NodeInfo
+	left   time.Duration // until the holder's deadline
+}
+
+func (e *takenError) Error() string { return "node id taken" }
+
+func (e *takenError) err(id string) error {
+	where := "a client-only node (no address)"
+	if e.holder.Address != "" {
+		where = "the node at " + e.holder.Address
+	}
+	return fmt.Errorf("%w: %q is held by %s, alive for at least %v more unless it heartbeats; stop it or choose another id",
+		discovery.ErrDuplicateID, id, where, e.left.Round(time.Millisecond))
+}
+
+// announce writes o to Redis and the stream. regMu is held. A refusal is a
+// *takenError.
 func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 	id := o.entry.Node.ID
-	if err := putScript.Run(ctx, d.client, []string{d.alive, d.nodes, d.events},
-		id, o.payload, d.cfg.maxAge.Milliseconds()).Err(); err != nil {
+	res, err := putScript.Run(ctx, d.client, d.keys,
+		id, o.payload, d.incStr, o.entry.Node.Address, d.cfg.ttl.Milliseconds(),
+		d.cfg.maxLen, d.cfg.maxAge.Milliseconds(), watermill.NewUUID()).Slice()
+	if err != nil {
 		return err
 	}
-	if err := d.publish(ctx, o.payload); err != nil {
-		return err
+	if len(res) == 3 && res[0] == "taken" {
+		raw, _ := res[1].(string)
+		ms, _ := res[2].(int64)
+		e, derr := DecodeEntry([]byte(raw))
+		if derr != nil {
+			e.Node.ID = id
+		}
+		return &takenError{holder: e.Node, left: time.Duration(ms) * time.Millisecond}
+	}
+	if len(res) != 2 || res[0] != "ok" {
+		return fmt.Errorf("redisdisc: unexpected reply to an announcement: %v", res)
 	}
 	d.mu.Lock()
 	if d.owned[id] == o {
@@ -203,17 +296,11 @@ func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 	return nil
 }
 
-func (d *Discovery) publish(ctx context.Context, payload []byte) error {
-	msg := message.NewMessage(watermill.NewUUID(), payload)
-	msg.SetContext(ctx)
-	return d.pub.Publish(d.events, msg)
-}
-
 // Deregister implements discovery.Discovery. The node leaves the local view
-// at once; the removal from Redis and the leave announcement are tried up to
-// three times within ctx. If they fail the error wraps
-// discovery.ErrUnavailable, and the other instances report the node left when
-// its TTL has passed.
+// at once; its removal from Redis, with the leave announcement, is tried up
+// to three times within ctx (once while Redis is known to be unreachable).
+// If that fails the error wraps discovery.ErrUnavailable, and the other
+// instances report the node left when its TTL has passed.
 func (d *Discovery) Deregister(ctx context.Context, nodeID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -225,8 +312,7 @@ func (d *Discovery) Deregister(ctx context.Context, nodeID string) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	err := d.deregisterLocked(ctx, nodeID)
-	return err
+	return d.deregisterLocked(withLogger(ctx, d.log), nodeID)
 }
 
 // deregisterLocked removes nodeID; regMu and mu are held, and mu is
@@ -248,12 +334,13 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	attempts := 3
+	if d.down.Load() {
+		attempts = 1
+	}
 	for attempt := 1; ; attempt++ {
-		err = delScript.Run(ctx, d.client, []string{d.alive, d.nodes}, id).Err()
-		if err == nil {
-			err = d.publish(ctx, payload)
-		}
-		if err == nil || attempt == 3 || ctx.Err() != nil {
+		err = delScript.Run(ctx, d.client, d.keys, id, d.incStr, payload, d.cfg.maxLen, watermill.NewUUID()).Err()
+		if err == nil || attempt == attempts || ctx.Err() != nil {
 			break
 		}
 		t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
@@ -298,6 +385,12 @@ func (d *Discovery) ready(ctx context.Context) error {
 // Nodes implements discovery.Discovery. The first call waits (within ctx)
 // until the instance has read the current members from Redis; later calls
 // answer from the local view, also while Redis is unreachable.
+//
+// A node's LastSeen is its last heartbeat as read from Redis when this
+// instance read the membership, then the time of this instance's last
+// successful heartbeat, at which Redis still held the node alive: Redis
+// itself expires nodes, so a node listed after a heartbeat had one within
+// its TTL.
 func (d *Discovery) Nodes(ctx context.Context) ([]discovery.NodeInfo, error) {
 	if err := d.ready(ctx); err != nil {
 		return nil, err
@@ -340,7 +433,9 @@ func (d *Discovery) Watch(ctx context.Context) (<-chan discovery.Event, error) {
 // runs a blocking XREAD that go-redis cannot interrupt, and watermill does
 // not wait for it. It exits when that XREAD returns: at once when this
 // instance had nodes to deregister (their leave entries wake it), otherwise
-// within the read block time (WithReadBlock, default at most 2 s).
+// within the read block time (WithReadBlock, default at most 2 s). An
+// instance made by Connect waits for it (within that time) before it closes
+// its client.
 func (d *Discovery) Close() error {
 	d.shutdown(true)
 	return d.closeErr
@@ -370,7 +465,7 @@ func (d *Discovery) shutdown(deregister bool) {
 		d.wg.Wait()
 		var errs []error
 		if deregister {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*d.cfg.opTimeout)
+			ctx, cancel := context.WithTimeout(withLogger(context.Background(), d.log), 2*d.cfg.opTimeout)
 			d.regMu.Lock()
 			d.mu.Lock()
 			ids := make([]string, 0, len(d.owned))
@@ -389,11 +484,11 @@ func (d *Discovery) shutdown(deregister bool) {
 			cancel()
 		}
 		d.watches.Close()
-		_ = d.pub.Close() // closes noClose: nothing
 		d.healthy.Store(false)
 		if d.ownClient {
-			// Also ends watermill's reader at once: its blocking XREAD
-			// fails on the closed connection and it sees it is stopping.
+			// Let watermill's XREAD return before the client closes under
+			// it, which go-redis would report on its global logger.
+			d.xreads.wait(d.cfg.blockTime + d.cfg.opTimeout)
 			_ = d.client.Close()
 		}
 		d.closeErr = errors.Join(errs...)
@@ -408,41 +503,54 @@ func (d *Discovery) wake() {
 }
 
 // loop is the instance's background goroutine: first snapshot and stream
-// reader, heartbeats, liveness polling, expiry, and recovery after outages.
+// reader, heartbeats, expiry probes, resyncs, and recovery after outages.
 func (d *Discovery) loop() {
 	defer d.wg.Done()
-	defer func() {
-		if d.sub != nil {
-			_ = d.sub.Close() // waits for watermill's consumer; closes the reader's own client
-		}
-	}()
+	defer d.stopReader()
 	b := backoff{min: min(50*time.Millisecond, d.cfg.heartbeat/2), max: d.cfg.heartbeat}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	nextBeat := time.Now()
 	synced := false
+	var behind lag
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-d.kick:
 			nextBeat = time.Now()
+		case <-d.resync:
+			if synced && d.healthy.Load() {
+				if err := d.resyncNow("the stream reader missed entries"); err != nil {
+					d.log.Debug("discovery: resync failed", "err", err)
+					nextBeat = time.Now()
+				}
+			}
 		case <-timer.C:
 		}
 		now := time.Now()
 		if !now.Before(nextBeat) {
-			var err error
+			var (
+				err  error
+				next time.Time
+			)
 			if !synced {
 				err = d.firstSync()
 				synced = err == nil
+				next = time.Now().Add(d.cfg.heartbeat)
 			} else {
-				err = d.beat()
+				var r beatResult
+				r, err = d.beat()
+				if err == nil {
+					next = d.afterBeat(r, &behind)
+				}
 			}
 			now = time.Now()
 			switch {
 			case err != nil && d.stopping.Load():
 				return
 			case err != nil:
+				d.down.Store(true)
 				if d.healthy.Swap(false) || b.attempt == 0 {
 					d.log.Warn("discovery: redis unavailable; keeping the last view and retrying", "err", err)
 				} else {
@@ -452,25 +560,101 @@ func (d *Discovery) loop() {
 			default:
 				if !d.healthy.Load() && b.attempt > 0 {
 					d.log.Info("discovery: redis reachable again; re-syncing", "attempts", b.attempt)
-					d.recover(now)
+					if err := d.resyncNow("redis was unreachable"); err != nil {
+						d.log.Debug("discovery: re-sync after outage failed", "err", err)
+					}
+					d.reannounce()
 				}
 				d.healthy.Store(true)
+				d.down.Store(false)
 				b.reset()
-				nextBeat = now.Add(d.cfg.heartbeat)
+				nextBeat = next
 			}
 		}
-		next := nextBeat
-		if d.healthy.Load() {
-			for _, n := range d.view.Expire(now) {
-				d.log.Debug("discovery: node expired", "node", n.ID, "lastSeen", n.LastSeen)
-				d.cleanup(n.ID)
-			}
-			if e, ok := d.view.NextExpiry(); ok && e.Before(next) {
-				next = e.Add(time.Millisecond)
-			}
-		}
-		timer.Reset(max(time.Until(next), time.Millisecond))
+		timer.Reset(max(time.Until(nextBeat), time.Millisecond))
 	}
+}
+
+// lag is a change the reader had not applied at a heartbeat.
+type lag struct {
+	gen int64
+	at  time.Time
+}
+
+// afterBeat acts on a heartbeat's reply and returns when to beat next: a
+// heartbeat later, or earlier when a node's deadline falls before that (an
+// expiry probe, so that a dead node is reported left when its TTL runs
+// out, not up to a heartbeat later).
+func (d *Discovery) afterBeat(r beatResult, behind *lag) time.Time {
+	localNow := time.Now()
+	d.touch(localNow)
+	for _, n := range d.view.Expire(localNow) {
+		d.log.Info("discovery: a node redis no longer held was not announced again; it left", "node", n.ID)
+	}
+	if len(r.expired) > 0 {
+		d.log.Debug("discovery: expired nodes", "nodes", r.expired, "now", r.now, "grace", r.grace, "earliest", r.earliest)
+	}
+	// The reader should have applied, a heartbeat later, every change
+	// that existed at a heartbeat; if not, it lost some. Fewer changes
+	// than it applied: Redis lost some.
+	last := d.lastGen.Load()
+	switch {
+	case r.gen < last:
+		_ = d.resyncNow("redis lost changes (a restart, a flush or a failover)")
+		*behind = lag{}
+	case behind.gen > 0 && last >= behind.gen:
+		*behind = lag{}
+	case behind.gen > 0 && localNow.Sub(behind.at) >= d.cfg.heartbeat:
+		_ = d.resyncNow("the stream reader fell a heartbeat behind")
+		*behind = lag{}
+	}
+	if behind.gen == 0 && d.lastGen.Load() < r.gen {
+		*behind = lag{gen: r.gen, at: localNow}
+	}
+	next := localNow.Add(d.cfg.heartbeat)
+	probe := r.earliest
+	if r.grace > r.now && r.grace > probe {
+		probe = r.grace
+	}
+	if r.earliest >= 0 {
+		// Jitter, so that the instances do not all probe at once.
+		at := localNow.Add(time.Duration(probe-r.now)*time.Millisecond + time.Millisecond +
+			rand.N(min(d.cfg.heartbeat/10, 50*time.Millisecond)+1))
+		at = later(at, localNow.Add(d.cfg.heartbeat/10))
+		if at.Before(next) {
+			next = at
+		}
+	}
+	return next
+}
+
+// touch moves the last-seen time of every node of the view but the
+// suspects to now: Redis expires nodes itself, so every node it has not
+// reported left was alive within its TTL.
+func (d *Discovery) touch(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.suspect) == 0 {
+		d.view.TouchAll(now)
+		return
+	}
+	for _, n := range d.view.Nodes() {
+		if !d.suspect[n.ID] {
+			d.view.Touch(n.ID, now)
+		}
+	}
+	for id := range d.suspect {
+		if _, ok := d.view.Get(id); !ok {
+			delete(d.suspect, id)
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // opCtx bounds one background Redis operation.
@@ -478,14 +662,10 @@ func (d *Discovery) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(d.stopCtx, d.cfg.opTimeout)
 }
 
-// firstSync reads the snapshot, starts the stream reader right after the
+// firstSync reads the membership, starts the stream reader right after the
 // snapshot's position and announces what Register could not.
 func (d *Discovery) firstSync() error {
-	pos, err := d.snapshot()
-	if err != nil {
-		return err
-	}
-	if err := d.startReader(pos); err != nil {
+	if err := d.sync(); err != nil {
 		return err
 	}
 	close(d.synced)
@@ -493,186 +673,207 @@ func (d *Discovery) firstSync() error {
 	return nil
 }
 
-// recover runs when Redis answers again after failures: every known node
-// gets a full TTL to show it is alive (nobody could heartbeat meanwhile),
-// the snapshot is read again for nodes that joined during the outage, and
-// this instance's nodes are announced again (the beat has already re-added
-// any that Redis lost).
-func (d *Discovery) recover(now time.Time) {
-	d.view.TouchAll(now)
-	if _, err := d.snapshot(); err != nil {
-		d.log.Debug("discovery: re-sync after outage failed", "err", err)
-	}
-	d.reannounce()
+// resyncNow re-reads the whole membership and restarts the reader after
+// it. The loop goroutine calls it.
+func (d *Discovery) resyncNow(why string) error {
+	d.resyncs.Add(1)
+	d.log.Info("discovery: re-reading the membership", "why", why)
+	return d.sync()
 }
 
-// snapshot reads, in one MULTI, the stream's last id, the stored entries,
-// the heartbeat scores and the Redis time, and merges them into the view.
-// The stream reader starts after the returned id, so no announcement falls
-// between the snapshot and the stream.
-func (d *Discovery) snapshot() (string, error) {
+// sync stops the reader, reads the snapshot, makes the view agree with it
+// and starts the reader right after the snapshot's stream position, so
+// that the view is the snapshot plus every later change, once each.
+func (d *Discovery) sync() error {
+	d.stopReader()
+	snap, err := d.snapshot()
+	if err != nil {
+		return err
+	}
+	d.apply(snap)
+	d.lastGen.Store(snap.gen)
+	return d.startReader(snap.pos)
+}
+
+type snapshot struct {
+	gen     int64
+	pos     string
+	nodes   []discovery.NodeInfo
+	ttl     []time.Duration
+	rev     []discovery.Revision
+	seen    []time.Time
+	present map[string]bool
+}
+
+// snapshot reads, in one script, the Redis time, the generation, the
+// stream's last id, the entries and the deadlines.
+func (d *Discovery) snapshot() (snapshot, error) {
 	ctx, cancel := d.opCtx()
 	defer cancel()
-	var (
-		last   *redis.XMessageSliceCmd
-		stored *redis.MapStringStringCmd
-		scores *redis.ZSliceCmd
-		now    *redis.TimeCmd
-	)
-	_, err := d.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		last = p.XRevRangeN(ctx, d.events, "+", "-", 1)
-		stored = p.HGetAll(ctx, d.nodes)
-		scores = p.ZRangeWithScores(ctx, d.alive, 0, -1)
-		now = p.Time(ctx)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", err
+	res, err := snapshotScript.Run(ctx, d.client, d.keys).Slice()
+	if err != nil {
+		return snapshot{}, err
 	}
-	pos := "0-0"
-	if l := last.Val(); len(l) > 0 {
-		pos = l[0].ID
-	}
-	redisNow := now.Val().UnixMilli()
 	localNow := time.Now()
-	score := make(map[string]int64, len(scores.Val()))
-	for _, z := range scores.Val() {
-		id, _ := z.Member.(string)
-		score[id] = int64(z.Score)
+	if len(res) != 6 {
+		return snapshot{}, fmt.Errorf("redisdisc: unexpected snapshot reply of %d elements", len(res))
 	}
-	for id, raw := range stored.Val() {
+	redisNow, _ := res[0].(int64)
+	grace, _ := res[5].(int64)
+	s := snapshot{present: map[string]bool{}}
+	s.gen, _ = res[1].(int64)
+	s.pos, _ = res[2].(string)
+	if s.pos == "" {
+		s.pos = "0-0"
+	}
+	flat, _ := res[3].([]any)
+	stored := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		id, _ := flat[i].(string)
+		raw, _ := flat[i+1].(string)
+		stored[id] = raw
+	}
+	zs, _ := res[4].([]any)
+	for i := 0; i+1 < len(zs); i += 2 {
+		id, _ := zs[i].(string)
+		sc, _ := zs[i+1].(string)
+		deadline, err := strconv.ParseFloat(sc, 64)
+		if err != nil || int64(deadline) <= redisNow && redisNow >= grace {
+			// Dead: the next heartbeat anywhere expires it. During a
+			// grace period a passed deadline means nothing yet.
+			continue
+		}
+		raw, ok := stored[id]
+		if !ok {
+			continue
+		}
 		e, err := DecodeEntry([]byte(raw))
 		if err != nil || e.Node.ID != id || e.Op == OpLeave {
 			d.log.Warn("discovery: skipping malformed snapshot entry", "node", id, "err", err, "entry", truncate(raw))
 			continue
 		}
-		s, ok := score[id]
-		if !ok {
-			continue
-		}
-		seen := localNow.Add(-time.Duration(redisNow-s) * time.Millisecond)
-		if localNow.Sub(seen) > e.TTL {
-			d.cleanup(id)
-			continue
-		}
-		d.view.Put(e.Node, e.TTL, e.Rev, seen)
+		beat := int64(deadline) - e.TTL.Milliseconds()
+		s.nodes = append(s.nodes, e.Node)
+		s.ttl = append(s.ttl, e.TTL)
+		s.rev = append(s.rev, e.Rev)
+		s.seen = append(s.seen, localNow.Add(-time.Duration(redisNow-beat)*time.Millisecond))
+		s.present[id] = true
 	}
-	for id, s := range score {
-		if _, ok := stored.Val()[id]; !ok && time.Duration(redisNow-s)*time.Millisecond > d.cfg.ttl {
-			d.cleanup(id)
-		}
-	}
-	return pos, nil
+	return s, nil
 }
 
-// beat refreshes this instance's nodes, polls everyone's last heartbeat, and
-// re-announces nodes Redis lost.
-func (d *Discovery) beat() error {
+// apply makes the view agree with s: every node of s is put, and every
+// other node but this instance's own becomes a suspect (see
+// Discovery.suspect).
+func (d *Discovery) apply(s snapshot) {
+	for i, n := range s.nodes {
+		d.view.Put(n, s.ttl[i], s.rev[i], s.seen[i])
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range d.view.Nodes() {
+		switch {
+		case s.present[n.ID]:
+			delete(d.suspect, n.ID)
+		case d.owned[n.ID] == nil:
+			d.suspect[n.ID] = true
+		}
+	}
+}
+
+type beatResult struct {
+	now      int64 // Redis time, ms
+	missing  []string
+	lost     []string
+	expired  []string
+	earliest int64 // the earliest deadline, or -1
+	gen      int64
+	grace    int64
+}
+
+// beat runs the heartbeat script, then announces again the nodes Redis
+// lost and gives up the ones another instance took over.
+func (d *Discovery) beat() (beatResult, error) {
 	d.regMu.Lock()
 	defer d.regMu.Unlock()
 	d.mu.Lock()
-	ids := make([]any, 0, len(d.owned))
+	args := make([]any, 5, 5+len(d.owned))
+	args[0], args[1], args[2], args[3], args[4] = d.incStr, d.cfg.ttl.Milliseconds(), d.cfg.gap.Milliseconds(), d.cfg.maxLen, maxExpiries
 	for id := range d.owned {
-		ids = append(ids, id)
+		args = append(args, id)
 	}
 	d.mu.Unlock()
 
 	ctx, cancel := d.opCtx()
 	defer cancel()
-	res, err := beatScript.Run(ctx, d.client, []string{d.alive, d.nodes}, ids...).Slice()
+	res, err := beatScript.Run(ctx, d.client, d.keys, args...).Slice()
 	if err != nil {
-		return err
+		return beatResult{}, err
 	}
-	localNow := time.Now()
-	redisNow, missing, members, err := parseBeat(res)
+	r, err := parseBeat(res)
 	if err != nil {
-		return err
+		return beatResult{}, err
 	}
-	if len(missing) > 0 {
+	if len(r.missing) > 0 {
 		d.mu.Lock()
-		for _, id := range missing {
+		for _, id := range r.missing {
 			if o := d.owned[id]; o != nil {
-				o.announced = false
+				// A new revision: the others may have seen it leave.
+				d.seq++
+				e := o.entry
+				e.Op, e.Rev.Seq = OpJoin, d.seq
+				if payload, err := EncodeEntry(e); err == nil {
+					d.owned[id] = &ownedNode{entry: e, payload: payload}
+				}
 			}
 		}
 		d.mu.Unlock()
-		d.log.Info("discovery: redis lost nodes of this instance; announcing them again", "nodes", missing)
+		d.log.Info("discovery: nodes of this instance are missing in redis; announcing them again", "nodes", r.missing)
 	}
-	var unknown []string
-	seenAt := make(map[string]time.Time, len(members))
-	for id, s := range members {
-		seen := localNow.Add(-time.Duration(redisNow-s) * time.Millisecond)
-		if !d.view.Touch(id, seen) {
-			unknown = append(unknown, id)
-			seenAt[id] = seen
-		}
-	}
-	if len(unknown) > 0 {
-		d.fetch(ctx, unknown, seenAt, localNow)
+	for _, id := range r.lost {
+		d.giveUp(id, "another instance took the node id over")
 	}
 	d.reannounceLocked()
-	return nil
+	return r, nil
 }
 
-// fetch reads the entries of nodes that are alive in Redis but unknown
-// here (their announcement was trimmed, or arrived during an outage).
-func (d *Discovery) fetch(ctx context.Context, ids []string, seenAt map[string]time.Time, localNow time.Time) {
-	vals, err := d.client.HMGet(ctx, d.nodes, ids...).Result()
-	if err != nil {
-		d.log.Debug("discovery: fetching unknown nodes failed", "err", err)
-		return
+// giveUp stops announcing the node id, which another instance now holds.
+func (d *Discovery) giveUp(id, why string) {
+	d.mu.Lock()
+	_, ok := d.owned[id]
+	delete(d.owned, id)
+	d.mu.Unlock()
+	if ok {
+		holder, _ := d.view.Get(id)
+		d.log.Error("discovery: this instance no longer announces a node: "+why, "node", id, "holder", holder.Address)
 	}
-	for i, v := range vals {
-		id := ids[i]
-		raw, ok := v.(string)
-		if !ok {
-			if localNow.Sub(seenAt[id]) > d.cfg.ttl {
-				d.cleanup(id)
+}
+
+func parseBeat(res []any) (beatResult, error) {
+	if len(res) != 7 {
+		return beatResult{}, fmt.Errorf("redisdisc: unexpected heartbeat reply of %d elements", len(res))
+	}
+	var r beatResult
+	var ok [4]bool
+	r.now, ok[0] = res[0].(int64)
+	r.earliest, ok[1] = res[4].(int64)
+	r.gen, ok[2] = res[5].(int64)
+	r.grace, ok[3] = res[6].(int64)
+	if ok != [4]bool{true, true, true, true} {
+		return beatResult{}, fmt.Errorf("redisdisc: unexpected heartbeat reply %v", res)
+	}
+	strs := func(v any) []string {
+		a, _ := v.([]any)
+		var out []string
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
 			}
-			continue
 		}
-		e, err := DecodeEntry([]byte(raw))
-		if err != nil || e.Node.ID != id || e.Op == OpLeave {
-			d.log.Warn("discovery: skipping malformed snapshot entry", "node", id, "err", err, "entry", truncate(raw))
-			continue
-		}
-		if localNow.Sub(seenAt[id]) > e.TTL {
-			d.cleanup(id)
-			continue
-		}
-		d.view.Put(e.Node, e.TTL, e.Rev, seenAt[id])
+		return out
 	}
-}
-
-func parseBeat(res []any) (now int64, missing []string, members map[string]int64, err error) {
-	if len(res) != 3 {
-		return 0, nil, nil, fmt.Errorf("redisdisc: unexpected heartbeat reply of %d elements", len(res))
-	}
-	now, ok := res[0].(int64)
-	if !ok {
-		return 0, nil, nil, fmt.Errorf("redisdisc: unexpected heartbeat time %T", res[0])
-	}
-	ms, _ := res[1].([]any)
-	for _, m := range ms {
-		if s, ok := m.(string); ok {
-			missing = append(missing, s)
-		}
-	}
-	flat, _ := res[2].([]any)
-	members = make(map[string]int64, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		id, ok1 := flat[i].(string)
-		sc, ok2 := flat[i+1].(string)
-		if !ok1 || !ok2 {
-			continue
-		}
-		f, err := strconv.ParseFloat(sc, 64)
-		if err != nil {
-			continue
-		}
-		members[id] = int64(f)
-	}
-	return now, missing, members, nil
+	r.missing, r.lost, r.expired = strs(res[1]), strs(res[2]), strs(res[3])
+	return r, nil
 }
 
 // reannounce announces the nodes whose last announcement did not reach
@@ -696,27 +897,23 @@ func (d *Discovery) reannounceLocked() {
 		ctx, cancel := d.opCtx()
 		err := d.announce(ctx, o)
 		cancel()
-		if err != nil {
+		var taken *takenError
+		switch {
+		case errors.As(err, &taken):
+			d.giveUp(o.entry.Node.ID, taken.err(o.entry.Node.ID).Error())
+			continue
+		case err != nil:
 			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
 			return
 		}
+		d.view.Put(o.entry.Node, o.entry.TTL, o.entry.Rev, time.Now())
 		d.log.Debug("discovery: node announced again", "node", o.entry.Node.ID)
 	}
 }
 
-// cleanup removes an expired node from the snapshot if it has not
-// heartbeated meanwhile (several instances may race to do it; the script
-// makes that harmless).
-func (d *Discovery) cleanup(id string) {
-	ctx, cancel := d.opCtx()
-	defer cancel()
-	if err := expireScript.Run(ctx, d.client, []string{d.alive, d.nodes}, id, d.cfg.ttl.Milliseconds()).Err(); err != nil {
-		d.log.Debug("discovery: removing an expired node from redis failed", "node", id, "err", err)
-	}
-}
-
 // startReader subscribes to the stream after position pos with
-// watermill-redisstream in fan-out mode and starts applying entries.
+// watermill-redisstream in fan-out mode and starts applying entries. The
+// loop goroutine calls it.
 func (d *Discovery) startReader(pos string) error {
 	// Not a copy of the client made from its options: go-redis writes a
 	// client's options while it opens connections, so copying them from a
@@ -739,20 +936,47 @@ func (d *Discovery) startReader(pos string) error {
 		return err
 	}
 	d.sub = sub
+	done := make(chan struct{})
+	d.readerDone = done
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer close(done)
 		for msg := range msgs {
-			d.apply(msg)
+			d.applyEntry(msg)
 			msg.Ack()
 		}
 	}()
 	return nil
 }
 
-// apply merges one stream entry into the view. Malformed entries are logged
-// and skipped.
-func (d *Discovery) apply(msg *message.Message) {
+// stopReader stops the stream reader and waits for its goroutine. The loop
+// goroutine calls it.
+func (d *Discovery) stopReader() {
+	if d.sub == nil {
+		return
+	}
+	_ = d.sub.Close() // waits for watermill's consumer; closes noClose: nothing
+	<-d.readerDone
+	d.sub, d.readerDone = nil, nil
+}
+
+// applyEntry merges one stream entry into the view. Malformed entries are
+// logged and skipped. The reader starts right after a snapshot, so every
+// entry must carry the next generation; any other means that the reader
+// missed entries (a gap) or that Redis lost some and numbers new ones again
+// (a restart, a failover), and asks the loop for a resync.
+func (d *Discovery) applyEntry(msg *message.Message) {
+	if g := msg.Metadata.Get(genKey); g != "" {
+		gen, err := strconv.ParseInt(g, 10, 64)
+		if last := d.lastGen.Swap(gen); err == nil && gen != last+1 {
+			d.log.Debug("discovery: the stream does not follow on from what this instance read", "after", last, "got", gen)
+			select {
+			case d.resync <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if why := msg.Metadata.Get(malformedKey); why != "" {
 		d.log.Warn("discovery: skipping malformed stream entry", "err", why, "uuid", msg.UUID)
 		return
@@ -767,6 +991,9 @@ func (d *Discovery) apply(msg *message.Message) {
 	case OpLeave:
 		d.view.Remove(e.Node.ID, e.Rev, now)
 	default:
+		d.mu.Lock()
+		delete(d.suspect, e.Node.ID)
+		d.mu.Unlock()
 		d.view.Put(e.Node, e.TTL, e.Rev, now)
 	}
 }
