@@ -7,3 +7,6 @@ var (
 	DelScriptSHA      = delScript.Hash()
 	SnapshotScriptSHA = snapshotScript.Hash()
 )
+
+// WithLoggerForTest marks ctx as a context of a Discovery's commands.
+var WithLoggerForTest = withLogger

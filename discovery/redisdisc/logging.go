@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // go-redis logs through one logger per process (redis.SetLogger), by
@@ -14,7 +16,7 @@ import (
 // the program behind its user's back, so this package never calls
 // redis.SetLogger. It reports outages itself, once, on the logger of
 // WithLogger, and marks the contexts of its own commands so that a program
-// can route go-redis's messages with Logger.
+// can route go-redis's messages with Logger (SetGoRedisLogger).
 
 type loggerKey struct{}
 
@@ -24,7 +26,7 @@ func withLogger(ctx context.Context, l *slog.Logger) context.Context {
 }
 
 // Logger adapts slog to go-redis's process-wide logger. Install it once,
-// in main, with redis.SetLogger(redisdisc.NewLogger(logger, slog.LevelWarn)):
+// in main, with SetGoRedisLogger or redis.SetLogger(redisdisc.NewLogger(…)):
 // messages about the commands of a Discovery go to that instance's logger
 // (WithLogger) at Debug, since the instance reports outages itself; every
 // other message goes to the given logger at the given level.
@@ -53,4 +55,11 @@ func (g *Logger) Printf(ctx context.Context, format string, v ...any) {
 		return
 	}
 	g.l.Log(ctx, g.level, msg)
+}
+
+// SetGoRedisLogger sends, for the whole process, go-redis's log lines to l:
+// it calls redis.SetLogger(NewLogger(l, level)). It is for main packages,
+// which own the process; libraries should leave go-redis's logger alone.
+func SetGoRedisLogger(l *slog.Logger, level slog.Level) {
+	redis.SetLogger(NewLogger(l, level))
 }

@@ -252,6 +252,7 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 // takenError is putScript's refusal: another live instance holds the id.
 type takenError struct {
 	holder discovery.NodeInfo
+	ttl    time.Duration // the holder's
 	left   time.Duration // until the holder's deadline
 }
 
@@ -262,8 +263,8 @@ func (e *takenError) err(id string) error {
 	if e.holder.Address != "" {
 		where = "the node at " + e.holder.Address
 	}
-	return fmt.Errorf("%w: %q is held by %s, alive for at least %v more unless it heartbeats; stop it or choose another id",
-		discovery.ErrDuplicateID, id, where, e.left.Round(time.Millisecond))
+	return fmt.Errorf("%w: %q is held by %s, which heartbeated %v ago (if it is gone, its registration expires within %v); stop it or choose another id",
+		discovery.ErrDuplicateID, id, where, max(e.ttl-e.left, 0).Round(time.Millisecond), e.left.Round(time.Millisecond))
 }
 
 // announce writes o to Redis and the stream. regMu is held. A refusal is a
@@ -283,7 +284,7 @@ func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 		if derr != nil {
 			e.Node.ID = id
 		}
-		return &takenError{holder: e.Node, left: time.Duration(ms) * time.Millisecond}
+		return &takenError{holder: e.Node, ttl: e.TTL, left: time.Duration(ms) * time.Millisecond}
 	}
 	if len(res) != 2 || res[0] != "ok" {
 		return fmt.Errorf("redisdisc: unexpected reply to an announcement: %v", res)
@@ -714,9 +715,24 @@ func (d *Discovery) snapshot() (snapshot, error) {
 	if err != nil {
 		return snapshot{}, err
 	}
-	localNow := time.Now()
+	s, bad, err := parseSnapshot(res, time.Now())
+	for _, b := range bad {
+		d.log.Warn("discovery: skipping malformed snapshot entry", "node", b.id, "err", b.err, "entry", truncate(b.raw))
+	}
+	return s, err
+}
+
+// badEntry is an entry of the snapshot that does not decode.
+type badEntry struct {
+	id, raw string
+	err     error
+}
+
+// parseSnapshot reads snapshotScript's reply; localNow is when it came.
+// Whatever Redis returned, it never panics (see FuzzReplies).
+func parseSnapshot(res []any, localNow time.Time) (snapshot, []badEntry, error) {
 	if len(res) != 6 {
-		return snapshot{}, fmt.Errorf("redisdisc: unexpected snapshot reply of %d elements", len(res))
+		return snapshot{}, nil, fmt.Errorf("redisdisc: unexpected snapshot reply of %d elements", len(res))
 	}
 	redisNow, _ := res[0].(int64)
 	grace, _ := res[5].(int64)
@@ -733,6 +749,7 @@ func (d *Discovery) snapshot() (snapshot, error) {
 		raw, _ := flat[i+1].(string)
 		stored[id] = raw
 	}
+	var bad []badEntry
 	zs, _ := res[4].([]any)
 	for i := 0; i+1 < len(zs); i += 2 {
 		id, _ := zs[i].(string)
@@ -744,12 +761,15 @@ func (d *Discovery) snapshot() (snapshot, error) {
 			continue
 		}
 		raw, ok := stored[id]
-		if !ok {
+		if !ok || s.present[id] {
 			continue
 		}
 		e, err := DecodeEntry([]byte(raw))
-		if err != nil || e.Node.ID != id || e.Op == OpLeave {
-			d.log.Warn("discovery: skipping malformed snapshot entry", "node", id, "err", err, "entry", truncate(raw))
+		if err == nil && (e.Node.ID != id || e.Op == OpLeave) {
+			err = fmt.Errorf("%w: entry of %q (op %s) stored under %q", ErrMalformedEntry, e.Node.ID, e.Op, id)
+		}
+		if err != nil {
+			bad = append(bad, badEntry{id: id, raw: raw, err: err})
 			continue
 		}
 		beat := int64(deadline) - e.TTL.Milliseconds()
@@ -759,7 +779,7 @@ func (d *Discovery) snapshot() (snapshot, error) {
 		s.seen = append(s.seen, localNow.Add(-time.Duration(redisNow-beat)*time.Millisecond))
 		s.present[id] = true
 	}
-	return s, nil
+	return s, bad, nil
 }
 
 // apply makes the view agree with s: every node of s is put, and every
