@@ -37,6 +37,16 @@ type config struct {
 	args     []string
 	cluster  bool   // a Redis Cluster node: the bus port (port+10000) must be free too
 	sentinel string // a sentinel: its config file
+	netns    string // run in this network namespace (ip netns exec), bound to host
+	host     string
+}
+
+// InNetns runs the server in the network namespace ns (with ip netns exec,
+// so the test needs the rights to enter it), bound to host, an address of
+// that namespace. Readiness is checked with redis-cli run in the namespace
+// too; Addr returns host:port.
+func InNetns(ns, host string) Option {
+	return func(c *config) { c.netns, c.host = ns, host }
 }
 
 // WithPassword makes the server require AUTH with password (requirepass).
@@ -138,9 +148,16 @@ func freePort(bus bool) (int, error) {
 	return 0, errors.New("no free port with a free cluster bus port")
 }
 
-// Addr returns the server's "127.0.0.1:port" address. It stays the same
-// across Restart.
-func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+// Addr returns the server's "127.0.0.1:port" address (host:port InNetns).
+// It stays the same across Restart.
+func (s *Server) Addr() string { return net.JoinHostPort(s.host(), strconv.Itoa(s.port)) }
+
+func (s *Server) host() string {
+	if s.cfg.host != "" {
+		return s.cfg.host
+	}
+	return "127.0.0.1"
+}
 
 // Password returns the password given WithPassword, or "".
 func (s *Server) Password() string { return s.cfg.password }
@@ -224,7 +241,7 @@ func (s *Server) start() error {
 	}
 	args = append(args,
 		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
+		"--bind", s.host(),
 		"--dir", s.dir,
 		"--save", "",
 		"--appendonly", "no",
@@ -235,11 +252,19 @@ func (s *Server) start() error {
 	if s.cfg.sentinel == "" {
 		args = append(args, "--databases", "1")
 	}
+	if s.cfg.netns != "" {
+		// Bound to the namespace's address, reachable only from the
+		// namespaces of the test.
+		args = append(args, "--protected-mode", "no")
+	}
 	if s.cfg.password != "" {
 		args = append(args, "--requirepass", s.cfg.password)
 	}
 	args = append(args, s.cfg.args...)
 	cmd := exec.Command(s.bin, args...)
+	if s.cfg.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", s.cfg.netns, s.bin}, args...)...)
+	}
 	cmd.Dir = s.dir
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -272,6 +297,9 @@ func (s *Server) start() error {
 
 // ping sends (AUTH and) PING in RESP over a fresh connection.
 func (s *Server) ping() error {
+	if s.cfg.netns != "" {
+		return s.pingNetns()
+	}
 	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
 		return err
@@ -300,6 +328,23 @@ func (s *Server) ping() error {
 	}
 	if !strings.HasPrefix(line, "+PONG") {
 		return fmt.Errorf("PING: %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// pingNetns runs redis-cli PING inside the server's namespace.
+func (s *Server) pingNetns() error {
+	cli, err := lookTool("redis-cli", "REDIS_CLI")
+	if err != nil {
+		return err
+	}
+	args := []string{"netns", "exec", s.cfg.netns, cli, "-h", s.host(), "-p", strconv.Itoa(s.port)}
+	if s.cfg.password != "" {
+		args = append(args, "--no-auth-warning", "-a", s.cfg.password)
+	}
+	out, err := exec.Command("ip", append(args, "PING")...).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "PONG" {
+		return fmt.Errorf("redis-cli PING: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
