@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,13 +27,13 @@ type nodeDiscovery struct {
 }
 
 // discoveryBackend builds the backend the configuration asks for: Redis
-// when a host is set, else the process-wide in-memory registry.
+// when a Redis is named, else the process-wide in-memory registry.
 func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 	dc := n.cfg.Discovery
 	if n.cfg.DiscoveryBackend != nil {
 		return n.cfg.DiscoveryBackend, false, nil
 	}
-	if dc.Redis.Host == "" {
+	if !dc.Redis.configured() {
 		var opts []discovery.MemoryOption
 		if dc.Interval > 0 {
 			opts = append(opts, discovery.WithHeartbeat(dc.Interval))
@@ -44,10 +42,6 @@ func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 			opts = append(opts, discovery.WithTTL(dc.TTL))
 		}
 		return discovery.NewMemory(opts...), true, nil
-	}
-	port := dc.Redis.Port
-	if port == 0 {
-		port = 6379
 	}
 	opts := []redisdisc.Option{redisdisc.WithLogger(n.logger)}
 	if dc.Prefix != "" {
@@ -59,14 +53,20 @@ func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 	if dc.TTL > 0 {
 		opts = append(opts, redisdisc.WithTTL(dc.TTL))
 	}
-	d, err := redisdisc.Connect(net.JoinHostPort(dc.Redis.Host, strconv.Itoa(port)), dc.Redis.Password, dc.Redis.DB, opts...)
+	d, err := redisdisc.ConnectEndpoint(dc.Redis.Endpoint(), opts...)
 	if err != nil {
 		return nil, false, err
 	}
 	return d, true, nil
 }
 
-// startDiscovery registers the node and starts following the cluster.
+// registerTimeout bounds the registration at Start: a node does not wait
+// longer for an unreachable Redis.
+const registerTimeout = 5 * time.Second
+
+// startDiscovery registers the node and starts following the cluster. A
+// backend that cannot be reached does not stop the node: it runs, and is
+// announced once the backend is back. An id another live node holds does.
 func (n *Node) startDiscovery(ctx context.Context) error {
 	if !n.cfg.Discovery.Enabled && n.cfg.DiscoveryBackend == nil {
 		return nil
@@ -75,15 +75,22 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("netron: discovery: %w", err)
 	}
-	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: urlOf(n.addr)}
-	if err := d.Register(ctx, nd.nodeInfo()); err != nil {
+	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: n.url}
+	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	err = d.Register(rctx, nd.nodeInfo())
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, discovery.ErrUnavailable) && ctx.Err() == nil:
+		n.logger.Warn("netron: discovery is unreachable; the node runs, and is announced when discovery is back", "err", err)
+	default:
 		if owned {
 			d.Close()
 		}
 		return fmt.Errorf("netron: discovery: register: %w", err)
 	}
-	rctx, stop := context.WithCancel(n.ctx)
-	watch, err := d.Watch(rctx)
+	wctx, stop := context.WithCancel(n.ctx)
+	watch, err := d.Watch(wctx)
 	if err != nil {
 		stop()
 		if owned {
@@ -99,8 +106,8 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		default:
 		}
 	})
-	nd.regWG.Go(func() { nd.registerLoop(rctx) })
-	nd.wg.Go(func() { nd.watchLoop(rctx, watch) })
+	nd.regWG.Go(func() { nd.registerLoop(wctx) })
+	nd.wg.Go(func() { nd.watchLoop(wctx, watch) })
 	return nil
 }
 
@@ -149,6 +156,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	known := map[string]map[string]bool{} // node id -> qualified names announced
 	addrs := map[string]string{}          // node id -> address announced
 	for ev := range watch {
+		if ev.Missed > 0 {
+			n.logger.Warn("netron: discovery: this node fell behind the changes of the cluster; resynchronised", "missed", ev.Missed)
+		}
 		node := ev.Node
 		if node.ID == n.cfg.ID {
 			continue
@@ -236,7 +246,10 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	}
 }
 
-// close stops following the cluster and deregisters the node at once.
+// close stops following the cluster and deregisters the node at once. A
+// backend that cannot be reached is no reason to fail the stop: the failed
+// deregistration is logged, and the others see the node leave when its TTL
+// has passed.
 func (nd *nodeDiscovery) close(ctx context.Context) error {
 	// The register loop ends first: a registration in flight (an Expose
 	// racing Stop) must not land after the deregistration, where nothing
@@ -248,6 +261,10 @@ func (nd *nodeDiscovery) close(ctx context.Context) error {
 		err = errors.Join(err, nd.d.Close())
 	}
 	nd.wg.Wait()
+	if err != nil && errors.Is(err, discovery.ErrUnavailable) {
+		nd.n.logger.Warn("netron: discovery: could not deregister; the others see the node leave when its TTL has passed", "err", err)
+		return nil
+	}
 	return err
 }
 
@@ -341,7 +358,7 @@ func (n *Node) findService(ctx context.Context, spec string) (*rpc.Service, erro
 	}
 	var errs []error
 	for _, node := range nodes {
-		if node.ID == n.cfg.ID || node.Address == "" {
+		if node.ID == n.cfg.ID || node.ClientOnly() {
 			continue
 		}
 		p, err := n.peerByID(ctx, node.ID, node.Address)

@@ -53,6 +53,7 @@ type Node struct {
 	started bool
 	stopped bool
 	addr    net.Addr
+	url     string // the advertised URL; set by Start
 }
 
 // New returns a node configured by cfg. It validates cfg and allocates,
@@ -189,8 +190,13 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("netron: start: %w", err)
 		}
-		n.addr = addr
-		n.logger.Info("netron: listening", "addr", addr.String())
+		url, err := advertised(n.cfg.Advertise, addr, n.cfg.TLS != nil)
+		if err != nil { // Validate checked it
+			_ = n.hub.StopAccepting(context.Background())
+			return fmt.Errorf("netron: start: %w", err)
+		}
+		n.addr, n.url = addr, url
+		n.logger.Info("netron: listening", "addr", addr.String(), "advertise", url)
 	}
 	if err := n.startDiscovery(ctx); err != nil {
 		if n.addr != nil {
@@ -209,20 +215,14 @@ func (n *Node) Addr() net.Addr {
 	return n.addr
 }
 
-// URL returns the ws:// URL peers can dial, or "" without a server. A
-// wildcard bind address is reported as 127.0.0.1.
-func (n *Node) URL() string { return urlOf(n.Addr()) }
-
-func urlOf(addr net.Addr) string {
-	a, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return ""
-	}
-	ip := a.IP
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + "/"
+// URL returns the ws:// (wss:// with TLS) URL peers dial to reach this
+// node, the one it announces in discovery: Config.Advertise, else the bound
+// address, or for a node bound to every interface an address of this host
+// that is not loopback (see Config.Advertise). It is "" without a server.
+func (n *Node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.url
 }
 
 // Stop shuts the node down gracefully: it deregisters from discovery (so
