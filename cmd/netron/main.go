@@ -40,6 +40,7 @@ func commands() []command {
 		{"services", "list the services a node offers", runServices},
 		{"peers", "list the peers a node is connected to", runPeers},
 		{"watch", "print the events of a node as they happen", runWatch},
+		{"nodes", "list the nodes discovery knows: ids, addresses, services, last heartbeats", runNodes},
 	}
 }
 
@@ -85,6 +86,9 @@ Run "netron <command> --help" for the flags of a command.
 
 Commands that talk to a node (call, services, peers, watch) connect to
 --node (default $NETRON_NODE, else ws://127.0.0.1:9000) as a client node.
+With --discovery (a redis:// URL or a configuration file) they find the
+node through discovery instead: the one offering the service called, or
+the one --node names by id.
 
 Exit codes: 0 success, 1 runtime error, 2 usage error or invalid configuration.
 `)

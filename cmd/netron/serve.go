@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 
 	"github.com/netron-go/netron/app"
+	"github.com/netron-go/netron/discovery/redisdisc"
 )
 
 const serveDescription = `
@@ -48,6 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	id := flags.String("id", "", "node `id` (overrides netron.id)")
 	host := flags.String("host", "", "`address` to bind (overrides netron.host; default every interface)")
 	port := flags.Int("port", 0, "`port` to listen on (overrides netron.port; 0 picks a free port)")
+	advertise := flags.String("advertise", "", "`address` other nodes reach this one at: host, host:port or ws:// URL (overrides netron.advertise; default: the bound address, or an address of this host that is not loopback when bound to every interface)")
 	demo := flags.Bool("demo-services", false, "expose the demo's calculator@1.0.0 (it emits "+EventComputed+" events) and data@1.0.0 (streamData produces a stream)")
 	logLevel := flags.String("log-level", "", "`level` of the logs: debug, info, warn, error (overrides logger.level)")
 	logFormat := flags.String("log-format", "", "`format` of the logs: text or json (overrides logger.format)")
@@ -70,6 +73,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if set["host"] {
 		n.Host = *host
+	}
+	if set["advertise"] {
+		n.Advertise = *advertise
 	}
 	if set["port"] {
 		n.Port, n.Server = *port, true
@@ -102,6 +108,10 @@ func serve(ctx context.Context, cfg *app.Config, demo bool, stdout, stderr io.Wr
 	if err != nil {
 		return configErr(err)
 	}
+	// The process is ours: go-redis's own log lines (one per failed dial
+	// during an outage, which discovery reports itself, once) go to the
+	// node's logger instead of raw stderr.
+	redisdisc.SetGoRedisLogger(a.Logger(), slog.LevelWarn)
 	node, err := a.Netron() // serving is the point: create it
 	if err != nil {
 		return err
