@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *app.Config, demo bool, stdout, stderr io.Wr
 	// The process is ours: go-redis's own log lines (one per failed dial
 	// during an outage, which discovery reports itself, once) go to the
 	// node's logger instead of raw stderr.
-	redisdisc.SetGoRedisLogger(a.Logger(), slog.LevelWarn)
+	redisdisc.SetGoRedisLogger(a.Logger(), slog.LevelDebug)
 	node, err := a.Netron() // serving is the point: create it
 	if err != nil {
 		return err

@@ -116,16 +116,15 @@
 // whose Close does nothing.
 //
 // go-redis logs through one process-wide logger (redis.SetLogger), to
-// stderr by default, for example a line for every command that could not
-// connect during an outage. This package never replaces it, since that
+// stderr by default, for example a line for every connection that could
+// not be made during an outage. This package never replaces it, since that
 // would change the logging of every other go-redis client of the program;
 // it reports outages itself, once, on WithLogger's logger. A program that
-// wants go-redis's lines in its slog logger calls, once, in main:
+// wants go-redis's lines in its slog logger instead calls, once, in main:
 //
-//	redis.SetLogger(redisdisc.NewLogger(logger, slog.LevelWarn))
+//	redisdisc.SetGoRedisLogger(logger, slog.LevelDebug)
 //
-// Lines about a Discovery's own commands then go to that instance's logger
-// at Debug, the rest to logger at Warn. netron serve does this.
+// netron serve and the examples do.
 //
 // # Goroutines
 //

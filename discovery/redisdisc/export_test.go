@@ -7,6 +7,3 @@ var (
 	DelScriptSHA      = delScript.Hash()
 	SnapshotScriptSHA = snapshotScript.Hash()
 )
-
-// WithLoggerForTest marks ctx as a context of a Discovery's commands.
-var WithLoggerForTest = withLogger

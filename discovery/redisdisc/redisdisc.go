@@ -141,7 +141,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 	}
 	d.keys = []string{d.alive, d.nodes, d.events, d.meta}
 	d.watches = d.view.NewWatchGroup()
-	d.stopCtx, d.cancel = context.WithCancel(withLogger(context.Background(), d.log))
+	d.stopCtx, d.cancel = context.WithCancel(context.Background())
 	d.wg.Add(1)
 	go d.loop()
 	return d, nil
@@ -230,7 +230,7 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 	d.owned[node.ID] = o
 	d.mu.Unlock()
 
-	err = d.announce(withLogger(ctx, d.log), o)
+	err = d.announce(ctx, o)
 	var taken *takenError
 	switch {
 	case errors.As(err, &taken):
@@ -313,7 +313,7 @@ func (d *Discovery) Deregister(ctx context.Context, nodeID string) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	return d.deregisterLocked(withLogger(ctx, d.log), nodeID)
+	return d.deregisterLocked(ctx, nodeID)
 }
 
 // deregisterLocked removes nodeID; regMu and mu are held, and mu is
@@ -466,7 +466,7 @@ func (d *Discovery) shutdown(deregister bool) {
 		d.wg.Wait()
 		var errs []error
 		if deregister {
-			ctx, cancel := context.WithTimeout(withLogger(context.Background(), d.log), 2*d.cfg.opTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*d.cfg.opTimeout)
 			d.regMu.Lock()
 			d.mu.Lock()
 			ids := make([]string, 0, len(d.owned))
