@@ -234,6 +234,17 @@ func (v *View) Revision(id string) (Revision, bool) {
 	return n.rev, true
 }
 
+// TTL returns the time-to-live the view holds for the node id.
+func (v *View) TTL(id string) (time.Duration, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n, ok := v.nodes[id]
+	if !ok {
+		return 0, false
+	}
+	return n.ttl, true
+}
+
 // Len returns the number of nodes in the view.
 func (v *View) Len() int {
 	v.mu.Lock()

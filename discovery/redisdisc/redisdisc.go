@@ -53,11 +53,11 @@ type Discovery struct {
 	seq    uint64
 	closed bool
 	// suspect holds the nodes of the view that a resync did not find in
-	// Redis. They are not touched by heartbeats: unless an announcement
-	// confirms them, they expire from the view a TTL later. A node Redis
-	// lost (a restart, a failover) is announced again by its instance
-	// within a heartbeat; one whose leave the reader missed is gone.
-	suspect map[string]bool
+	// Redis, with when they leave the view (a TTL later) unless an
+	// announcement confirms them first. A node Redis lost (a restart, a
+	// failover) is announced again by its instance within a heartbeat; one
+	// whose leave the reader missed is gone.
+	suspect map[string]time.Time
 
 	healthy  atomic.Bool
 	down     atomic.Bool // the loop's last Redis round trip failed
@@ -76,6 +76,7 @@ type Discovery struct {
 	// goroutine; lastGen is written by the reader and read by the loop.
 	sub        *redisstream.Subscriber
 	readerDone chan struct{}
+	lastResync time.Time
 	lastGen    atomic.Int64
 	resyncs    atomic.Int64
 
@@ -133,7 +134,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		incStr:  strconv.FormatInt(inc, 10),
 		view:    discovery.NewView(),
 		owned:   make(map[string]*ownedNode),
-		suspect: make(map[string]bool),
+		suspect: make(map[string]time.Time),
 		synced:  make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		resync:  make(chan struct{}, 1),
@@ -521,11 +522,15 @@ func (d *Discovery) loop() {
 		case <-d.kick:
 			nextBeat = time.Now()
 		case <-d.resync:
-			if synced && d.healthy.Load() {
+			// At most one resync a heartbeat: under a storm of changes a
+			// resync must not add to the load that caused it.
+			if synced && d.healthy.Load() && time.Since(d.lastResync) >= d.cfg.heartbeat {
 				if err := d.resyncNow("the stream reader missed entries"); err != nil {
 					d.log.Debug("discovery: resync failed", "err", err)
 					nextBeat = time.Now()
 				}
+			} else if synced {
+				behind.gap = true // at the next heartbeat
 			}
 		case <-timer.C:
 		}
@@ -576,10 +581,13 @@ func (d *Discovery) loop() {
 	}
 }
 
-// lag is a change the reader had not applied at a heartbeat.
+// lag is what the loop knows of the stream reader's progress: a change it
+// had not applied at a heartbeat, how far it had got then, and whether it
+// reported a gap that is waiting for a resync.
 type lag struct {
-	gen int64
-	at  time.Time
+	gen, applied int64
+	at           time.Time
+	gap          bool
 }
 
 // afterBeat acts on a heartbeat's reply and returns when to beat next: a
@@ -589,28 +597,35 @@ type lag struct {
 func (d *Discovery) afterBeat(r beatResult, behind *lag) time.Time {
 	localNow := time.Now()
 	d.touch(localNow)
-	for _, n := range d.view.Expire(localNow) {
-		d.log.Info("discovery: a node redis no longer held was not announced again; it left", "node", n.ID)
-	}
 	if len(r.expired) > 0 {
 		d.log.Debug("discovery: expired nodes", "nodes", r.expired, "now", r.now, "grace", r.grace, "earliest", r.earliest)
 	}
-	// The reader should have applied, a heartbeat later, every change
-	// that existed at a heartbeat; if not, it lost some. Fewer changes
-	// than it applied: Redis lost some.
+	// Fewer changes in Redis than the reader had applied before the
+	// heartbeat: Redis lost some. A reader that has not moved for a
+	// heartbeat although changes were waiting lost its way; one that
+	// moves is slow, and is left to catch up.
 	last := d.lastGen.Load()
+	resync := ""
 	switch {
-	case r.gen < last:
-		_ = d.resyncNow("redis lost changes (a restart, a flush or a failover)")
-		*behind = lag{}
-	case behind.gen > 0 && last >= behind.gen:
-		*behind = lag{}
-	case behind.gen > 0 && localNow.Sub(behind.at) >= d.cfg.heartbeat:
-		_ = d.resyncNow("the stream reader fell a heartbeat behind")
-		*behind = lag{}
+	case r.gen < r.applied:
+		resync = "redis lost changes (a restart, a flush or a failover)"
+	case behind.gap && time.Since(d.lastResync) >= d.cfg.heartbeat:
+		resync = "the stream reader missed entries"
+	case behind.gen > 0 && last < behind.gen && last == behind.applied && localNow.Sub(behind.at) >= d.cfg.heartbeat:
+		resync = "the stream reader is stuck"
 	}
-	if behind.gen == 0 && d.lastGen.Load() < r.gen {
-		*behind = lag{gen: r.gen, at: localNow}
+	if resync != "" {
+		if err := d.resyncNow(resync); err != nil {
+			d.log.Debug("discovery: resync failed", "err", err)
+		}
+		*behind = lag{}
+		last = d.lastGen.Load()
+	}
+	switch {
+	case last >= r.gen:
+		behind.gen = 0
+	case behind.gen == 0 || last != behind.applied:
+		*behind = lag{gen: r.gen, applied: last, at: localNow, gap: behind.gap}
 	}
 	next := localNow.Add(d.cfg.heartbeat)
 	probe := r.earliest
@@ -629,24 +644,24 @@ func (d *Discovery) afterBeat(r beatResult, behind *lag) time.Time {
 	return next
 }
 
-// touch moves the last-seen time of every node of the view but the
-// suspects to now: Redis expires nodes itself, so every node it has not
-// reported left was alive within its TTL.
+// touch moves the last-seen time of every node of the view to now (Redis
+// expires nodes itself, so every node it has not reported left was alive
+// within its TTL), and removes the suspects whose time is up.
 func (d *Discovery) touch(now time.Time) {
+	d.view.TouchAll(now)
+	d.view.Expire(now) // drops old tombstones; no node expires, all were touched
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.suspect) == 0 {
-		d.view.TouchAll(now)
-		return
-	}
-	for _, n := range d.view.Nodes() {
-		if !d.suspect[n.ID] {
-			d.view.Touch(n.ID, now)
+	var gone []string
+	for id, until := range d.suspect {
+		if now.After(until) {
+			gone = append(gone, id)
+			delete(d.suspect, id)
 		}
 	}
-	for id := range d.suspect {
-		if _, ok := d.view.Get(id); !ok {
-			delete(d.suspect, id)
+	d.mu.Unlock()
+	for _, id := range gone {
+		if d.view.Remove(id, discovery.Revision{}, now) {
+			d.log.Info("discovery: a node redis no longer held was not announced again; it left", "node", id)
 		}
 	}
 }
@@ -678,6 +693,7 @@ func (d *Discovery) firstSync() error {
 // it. The loop goroutine calls it.
 func (d *Discovery) resyncNow(why string) error {
 	d.resyncs.Add(1)
+	d.lastResync = time.Now()
 	d.log.Info("discovery: re-reading the membership", "why", why)
 	return d.sync()
 }
@@ -789,6 +805,7 @@ func (d *Discovery) apply(s snapshot) {
 	for i, n := range s.nodes {
 		d.view.Put(n, s.ttl[i], s.rev[i], s.seen[i])
 	}
+	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, n := range d.view.Nodes() {
@@ -796,12 +813,19 @@ func (d *Discovery) apply(s snapshot) {
 		case s.present[n.ID]:
 			delete(d.suspect, n.ID)
 		case d.owned[n.ID] == nil:
-			d.suspect[n.ID] = true
+			if _, ok := d.suspect[n.ID]; !ok {
+				ttl := d.cfg.ttl
+				if t, ok := d.view.TTL(n.ID); ok {
+					ttl = t
+				}
+				d.suspect[n.ID] = now.Add(ttl)
+			}
 		}
 	}
 }
 
 type beatResult struct {
+	applied  int64 // the reader's last change before the heartbeat ran
 	now      int64 // Redis time, ms
 	missing  []string
 	lost     []string
@@ -826,6 +850,7 @@ func (d *Discovery) beat() (beatResult, error) {
 
 	ctx, cancel := d.opCtx()
 	defer cancel()
+	applied := d.lastGen.Load()
 	res, err := beatScript.Run(ctx, d.client, d.keys, args...).Slice()
 	if err != nil {
 		return beatResult{}, err
@@ -834,6 +859,7 @@ func (d *Discovery) beat() (beatResult, error) {
 	if err != nil {
 		return beatResult{}, err
 	}
+	r.applied = applied
 	if len(r.missing) > 0 {
 		d.mu.Lock()
 		for _, id := range r.missing {
