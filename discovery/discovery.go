@@ -125,6 +125,10 @@ type Discovery interface {
 	// keeps the node alive with heartbeats until Deregister, Close or Kill.
 	// Registering identical details again is a no-op. The node's LastSeen is
 	// ignored. Invalid nodes fail with ErrInvalidNode or ErrInvalidVersion.
+	// A backend shared by several processes refuses an id that a live node
+	// of another instance holds with ErrDuplicateID (redisdisc does, unless
+	// it is the same node back at its address); Memory, within one
+	// process, lets the newer registration replace the older.
 	Register(ctx context.Context, node NodeInfo) error
 	// Deregister removes a node this instance registered, at once: the other
 	// instances report it left without waiting for the TTL. Deregistering an

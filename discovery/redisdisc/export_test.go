@@ -7,3 +7,6 @@ var (
 	DelScriptSHA      = delScript.Hash()
 	SnapshotScriptSHA = snapshotScript.Hash()
 )
+
+// BeatScript is the heartbeat script, for BenchmarkBeatScript.
+var BeatScript = beatScript

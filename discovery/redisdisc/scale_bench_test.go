@@ -24,8 +24,11 @@ import (
 // instances in this process, one node and one go-redis client each, on one
 // redis-server. Run it with -benchtime 1x (one op = one full measurement);
 // see docs/bench-discovery.md. Sizes come from NETRON_BENCH_NODES
-// (comma-separated; default 10,100,1000), timing from benchTiming with a
-// default heartbeat of 250 ms and TTL of 1 s.
+// (comma-separated; default 10,100,1000), timing from NETRON_BENCH_HEARTBEAT
+// and NETRON_BENCH_TTL (default 1 s and 5 s). The instances join in batches
+// of 50, each batch once the previous one is visible, as a rolling start
+// would; one process runs them all, so the machine's CPU, not Redis, is
+// the limit of the size it can run.
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{10, 100, 1000}
 	if s := getenv("NETRON_BENCH_NODES"); s != "" {
@@ -120,7 +123,7 @@ func (w *wire) reset() {
 }
 
 func scaleTiming(b *testing.B) (hb, ttl time.Duration) {
-	hb, ttl = 250*time.Millisecond, time.Second
+	hb, ttl = time.Second, 5*time.Second
 	if v := envDuration(b, "NETRON_BENCH_HEARTBEAT"); v > 0 {
 		hb = v
 	}
@@ -155,13 +158,8 @@ func scaleRun(b *testing.B, n int) {
 	ctx := context.Background()
 	setup := time.Now()
 	insts := make([]*redisdisc.Discovery, n)
-	for i := range n {
-		insts[i] = newDisc(b, client(), prefix, opts...)
-		if err := insts[i].Register(ctx, info(fmt.Sprintf("node-%04d", i))); err != nil {
-			b.Fatal(err)
-		}
-	}
-	observer := insts[0]
+	observer := newDisc(b, client(), prefix, opts...)
+	insts[0] = observer
 	waitCount := func(want int) {
 		deadline := time.Now().Add(5 * time.Minute)
 		for {
@@ -178,7 +176,17 @@ func scaleRun(b *testing.B, n int) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitCount(n)
+	for i := range n {
+		if i > 0 {
+			insts[i] = newDisc(b, client(), prefix, opts...)
+		}
+		if err := insts[i].Register(ctx, info(fmt.Sprintf("node-%04d", i))); err != nil {
+			b.Fatal(err)
+		}
+		if (i+1)%50 == 0 || i == n-1 {
+			waitCount(i + 1)
+		}
+	}
 	b.Logf("nodes=%d: set up in %v", n, time.Since(setup).Round(time.Millisecond))
 	time.Sleep(2 * hb) // every instance past its first beats
 
@@ -218,6 +226,8 @@ func scaleRun(b *testing.B, n int) {
 		}
 	}
 	b.ReportMetric(float64(server)/beats, "redis-calls/node/beat")
+	usec := commandUsec(b, admin)
+	b.Logf("nodes=%d redis µs per call: evalsha %.1f, xread %.1f; server calls: %v", n, usec["evalsha"], usec["xread"], stats)
 	b.Logf("nodes=%d hb=%v ttl=%v window=%v client commands: %s", n, hb, ttl, elapsed.Round(time.Millisecond), strings.Join(names, " "))
 
 	// Convergence at this size: a new node becomes visible to the
@@ -229,6 +239,33 @@ func scaleRun(b *testing.B, n int) {
 	for range n {
 		<-events // the initial snapshot
 	}
+
+	// The cost of a change: one node re-registers with new details a few
+	// times; every instance reads each change from the stream.
+	const changes = 20
+	changer := insts[1]
+	w.reset()
+	w.on.Store(true)
+	for i := range changes {
+		node := info("node-0001")
+		node.Services = append(node.Services, discovery.ServiceInfo{Name: "extra", Version: fmt.Sprintf("1.0.%d", i)})
+		if err := changer.Register(ctx, node); err != nil {
+			b.Fatal(err)
+		}
+		for ev := range events {
+			if ev.Kind == discovery.NodeUpdated && ev.Node.ID == "node-0001" && len(ev.Node.Services) == 3 && ev.Node.Services[2].Version == node.Services[2].Version {
+				break
+			}
+		}
+	}
+	time.Sleep(hb / 2) // the other instances' reads of the last change
+	w.on.Store(false)
+	w.mu.Lock()
+	churn := w.commands
+	w.mu.Unlock()
+	b.ReportMetric(float64(churn["xread"])/changes/float64(n), "xread/node/change")
+	b.ReportMetric(float64(w.in.Load())/changes/float64(n), "B-in/node/change")
+	b.Logf("nodes=%d: %d changes cost %v client commands, %d B in, %d B out", n, changes, churn, w.in.Load(), w.out.Load())
 	joiner := newDisc(b, client(), prefix, opts...)
 	t0 := time.Now()
 	if err := joiner.Register(ctx, info("joiner")); err != nil {
@@ -241,7 +278,33 @@ func scaleRun(b *testing.B, n int) {
 	_ = victim.Kill()
 	waitEvent(b, events, discovery.NodeLeft, fmt.Sprintf("node-%04d", n-1))
 	left := time.Since(t0)
+	var resyncs int64
+	for _, d := range insts {
+		resyncs += d.Resyncs()
+	}
+	b.ReportMetric(float64(resyncs), "resyncs")
 	b.ReportMetric(float64(join.Microseconds())/1000, "ms-join-visible")
 	b.ReportMetric(float64(left.Microseconds())/1000, "ms-kill-to-left")
 	b.Logf("nodes=%d join visible in %v, killed node reported left in %v (TTL %v)", n, join, left, ttl)
+}
+
+// commandUsec parses INFO commandstats into µs per call per command.
+func commandUsec(b *testing.B, c *redis.Client) map[string]float64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+		if !ok || !strings.HasPrefix(strings.TrimSpace(line), "cmdstat_") {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+				out[name], _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return out
 }
