@@ -171,8 +171,12 @@ func (n *Node) Server() *rpc.Server { return n.server }
 // Client returns the RPC client.
 func (n *Node) Client() *rpc.Client { return n.client }
 
-// Start starts the WebSocket server when the configuration asks for one.
-// It fails when it cannot bind.
+// Start starts the WebSocket server when the configuration asks for one,
+// and registers the node in discovery when that is on. It fails when it
+// cannot bind, or when discovery refuses the node's id because a live node
+// elsewhere holds it (discovery.ErrDuplicateID). It does not fail when
+// discovery cannot be reached: it logs a warning, and the node is
+// announced once discovery is back.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -226,7 +230,9 @@ func (n *Node) URL() string {
 }
 
 // Stop shuts the node down gracefully: it deregisters from discovery (so
-// that others stop sending it work), stops accepting connections, tells its
+// that others stop sending it work; when discovery cannot be reached that
+// is logged, not returned, and the others see the node leave once its TTL
+// has passed), stops accepting connections, tells its
 // Go peers it is leaving (goaway: their new calls fail fast with
 // peer.ErrGoingAway and go elsewhere), answers new requests with 503, and
 // lets the calls and streams already running finish until ctx ends. Then it
