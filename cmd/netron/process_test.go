@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/testredis"
 )
 
@@ -208,5 +210,53 @@ func TestServeStopsDuringRedisOutage(t *testing.T) {
 	}
 	if strings.Contains(p.stderr.String(), "pool.go") {
 		t.Fatalf("go-redis logged to stderr on its own:\n%s", p.stderr)
+	}
+}
+
+// A netron serve process stopped with SIGSTOP for longer than its TTL is
+// reported left; after SIGCONT it announces itself again and is back.
+func TestServeStoppedAndContinued(t *testing.T) {
+	srv := testredis.Start(t)
+	cfg := discoveryConfig(t, srv.Addr(), time.Second)
+	p := startCLI(t, "", "serve", "--config", cfg, "--id", "pauser", "--host", "127.0.0.1", "--port", "0")
+	url := p.listens(t)
+	obs, err := redisdisc.Connect(srv.Addr(), "", 0, redisdisc.WithPrefix("test:"+t.Name()),
+		redisdisc.WithHeartbeat(100*time.Millisecond), redisdisc.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	events, err := obs.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(kind discovery.EventKind) {
+		t.Helper()
+		for ev := range events {
+			if ev.Node.ID == "pauser" && ev.Kind == kind {
+				if kind != discovery.NodeLeft && ev.Node.Address != url {
+					t.Fatalf("%v at %s, want %s", kind, ev.Node.Address, url)
+				}
+				return
+			}
+		}
+		t.Fatalf("no %v for pauser", kind)
+	}
+	next(discovery.NodeJoined)
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	next(discovery.NodeLeft) // after its TTL
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	next(discovery.NodeJoined)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != exitOK {
+		t.Fatalf("SIGTERM: exit %d\nstderr: %s", code, p.stderr)
 	}
 }
