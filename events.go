@@ -176,7 +176,11 @@ type ServiceEvent struct {
 }
 
 // NodeEvent reports a node that joined (node:joined) or left (node:left)
-// the cluster, as discovery sees it.
+// the cluster, as discovery sees it. Every join and leave is reported, in
+// order, however short-lived the node (unless this node falls more than
+// discovery.WatchBuffer changes behind; it then resynchronises and logs how
+// many it missed). Address is empty for a client-only
+// node (discovery.NodeInfo.ClientOnly), which nothing can dial.
 type NodeEvent struct {
 	NodeID   string   `msgpack:"nodeId" json:"nodeId"`
 	Address  string   `msgpack:"address,omitempty" json:"address,omitempty"`

@@ -35,7 +35,7 @@ const (
 )
 
 // Entry is one presence announcement. It is the JSON payload of a stream
-// entry on <prefix>:events and the value of a field of the <prefix>:nodes
+// entry on {prefix}:events and the value of a field of the {prefix}:nodes
 // hash, for example:
 //
 //	{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",
