@@ -88,9 +88,14 @@ const (
 	// NodeLeft: a node deregistered, or was not heard from for longer than its
 	// TTL. Event.Node holds the last details known.
 	NodeLeft
+	// ChangesMissed: the watch skipped Event.Missed changes (see
+	// Event.Missed), and what the consumer was told already matches the
+	// current state, so no node event carries the count. Event.Node is
+	// empty.
+	ChangesMissed
 )
 
-// String returns "joined", "updated" or "left".
+// String returns "joined", "updated", "left" or "missed".
 func (k EventKind) String() string {
 	switch k {
 	case NodeJoined:
@@ -99,6 +104,8 @@ func (k EventKind) String() string {
 		return "updated"
 	case NodeLeft:
 		return "left"
+	case ChangesMissed:
+		return "missed"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -108,9 +115,16 @@ type Event struct {
 	Kind EventKind
 	Node NodeInfo
 	// Missed counts the changes before this event that the watch did not
-	// deliver one by one, because its consumer fell more than WatchBuffer
-	// changes behind; this event starts (or follows) the resync that
-	// replaced them. Zero when nothing was missed.
+	// deliver one by one, and that a resync replaced by the difference
+	// between what the consumer was told and the current state. This event
+	// is the first of that resync; when nothing differs it is an event of
+	// kind ChangesMissed of its own, so that the count never lands on a
+	// later, unrelated change and is never lost. Two things cause a resync:
+	// the consumer fell more than WatchBuffer changes behind (any backend),
+	// or the backend itself could not read some changes one by one (for
+	// redisdisc: its stream reader found a gap in the change numbers, the
+	// stream having been trimmed past it, or it had to re-read the
+	// membership; see that package). Zero when nothing was missed.
 	Missed int
 }
 
@@ -152,10 +166,11 @@ type Discovery interface {
 	// changes instead, and once the consumer has taken the queue it receives
 	// one event per node whose state differs from what it was told (a
 	// resync, in node id order), the first of them carrying the count in
-	// Event.Missed. So a watcher sees every change unless it falls that far
-	// behind, and then knows how many it missed and still ends at the
-	// current state. Memory is bounded by WatchBuffer plus the number of
-	// nodes.
+	// Event.Missed (a ChangesMissed event when nothing differs). So a
+	// watcher sees every change unless it falls that far behind, or its
+	// backend has to resync (see Event.Missed), and then knows how many it
+	// missed and still ends at the current state. Memory is bounded by
+	// WatchBuffer plus the number of nodes.
 	Watch(ctx context.Context) (<-chan Event, error)
 	// Close stops the instance: it deregisters every node this instance
 	// registered, ends all watches and waits for its goroutines. Close is

@@ -101,7 +101,9 @@ type watcher struct {
 	tail     map[string]NodeInfo // what the consumer knows once it has the queue
 	overflow bool                // changes are being dropped and counted
 	missed   int                 // changes dropped since the overflow began
-	report   int                 // missed changes resynced, for the next event
+	// pend is, during View.Resync, the count of changes the backend skipped
+	// that no event of the resync has carried yet.
+	pend int
 
 	wake chan struct{}
 	out  chan Event
@@ -113,7 +115,8 @@ func (w *watcher) push(info NodeInfo, present bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.overflow {
-		w.missed++
+		w.missed += 1 + w.pend
+		w.pend = 0
 		return
 	}
 	ev, ok := w.change(info, present)
@@ -122,10 +125,41 @@ func (w *watcher) push(info NodeInfo, present bool) {
 	}
 	if len(w.queue) >= w.limit {
 		w.overflow = true
-		w.missed++
+		w.missed += 1 + w.pend
+		w.pend = 0
 		return
 	}
+	ev.Missed, w.pend = w.pend, 0
 	w.enqueue(ev)
+}
+
+// beginResync starts a View.Resync that replaces missed changes. The
+// View's lock is held.
+func (w *watcher) beginResync(missed int) {
+	w.mu.Lock()
+	w.pend = missed
+	w.mu.Unlock()
+}
+
+// endResync ends a View.Resync: a count no event of it carried goes on a
+// ChangesMissed event (or into the overflow count). The View's lock is
+// held.
+func (w *watcher) endResync() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pend == 0 {
+		return
+	}
+	switch {
+	case w.overflow:
+		w.missed += w.pend
+	case len(w.queue) >= w.limit:
+		w.overflow = true
+		w.missed += w.pend
+	default:
+		w.enqueue(Event{Kind: ChangesMissed, Missed: w.pend})
+	}
+	w.pend = 0
 }
 
 // change is the event that takes the consumer from the tail state of the
@@ -145,9 +179,10 @@ func (w *watcher) change(info NodeInfo, present bool) (Event, bool) {
 
 // enqueue appends ev and moves the tail state. w.mu is held.
 func (w *watcher) enqueue(ev Event) {
-	if ev.Kind == NodeLeft {
+	switch ev.Kind {
+	case NodeLeft:
 		delete(w.tail, ev.Node.ID)
-	} else {
+	case NodeJoined, NodeUpdated:
 		w.tail[ev.Node.ID] = ev.Node
 	}
 	w.queue = append(w.queue, ev)
@@ -175,12 +210,13 @@ func (w *watcher) pop() (Event, bool) {
 	ev := w.queue[0]
 	w.queue[0] = Event{}
 	w.queue = w.queue[1:]
-	ev.Missed, w.report = w.report, 0
 	return ev, true
 }
 
 // resync queues, in id order, the difference between what the consumer
-// knows and the View's nodes, and queues changes again.
+// knows and the View's nodes, the first event carrying the count of the
+// changes dropped (on a ChangesMissed event when nothing differs), and
+// queues changes again.
 func (w *watcher) resync() {
 	w.v.mu.Lock()
 	defer w.v.mu.Unlock()
@@ -198,11 +234,16 @@ func (w *watcher) resync() {
 		}
 	}
 	slices.SortFunc(evs, func(a, b Event) int { return cmp.Compare(a.Node.ID, b.Node.ID) })
+	if len(evs) == 0 {
+		// Nothing differs: the count goes on an event of its own, never on
+		// a later, unrelated change.
+		evs = append(evs, Event{Kind: ChangesMissed})
+	}
+	evs[0].Missed = w.missed
 	for _, ev := range evs {
 		w.enqueue(ev)
 	}
 	w.overflow = false
-	w.report += w.missed
 	w.missed = 0
 }
 

@@ -75,3 +75,116 @@ func (v *View) watcherForTest(t *testing.T) *watcher {
 	}
 	return nil
 }
+
+// A consumer that fell behind while the changes cancelled out (a node
+// joined and left) gets the count on a ChangesMissed event of its own,
+// never on a later, unrelated change.
+func TestWatchOverflowWithNothingChanged(t *testing.T) {
+	v := NewView()
+	g := v.NewWatchGroup()
+	g.limit = 2
+	defer g.Close()
+	now := time.Now()
+	rev := func(seq uint64) Revision { return Revision{Incarnation: 1, Seq: seq} }
+	ch, err := g.Watch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // 2 queued, then 4 counted
+		id := fmt.Sprint("n", i)
+		v.Put(NodeInfo{ID: id}, time.Minute, rev(1), now)
+		v.Remove(id, rev(2), now)
+	}
+	for _, want := range []string{"joined n0 0", "left n0 0", "missed  4"} {
+		ev := <-ch
+		if got := fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+	}
+	v.Put(NodeInfo{ID: "later"}, time.Minute, rev(1), now)
+	if ev := <-ch; ev.Kind != NodeJoined || ev.Node.ID != "later" || ev.Missed != 0 {
+		t.Fatalf("the next change: %v %s missed %d", ev.Kind, ev.Node.ID, ev.Missed)
+	}
+}
+
+// View.Resync: the first change it causes carries the count of the
+// changes it replaces; with no change, a ChangesMissed event carries it;
+// nodes drop says are gone leave; nothing else comes between.
+func TestViewResync(t *testing.T) {
+	v := NewView()
+	g := v.NewWatchGroup()
+	defer g.Close()
+	now := time.Now()
+	rev := func(seq uint64) Revision { return Revision{Incarnation: 1, Seq: seq} }
+	v.Put(NodeInfo{ID: "a"}, time.Minute, rev(1), now)
+	v.Put(NodeInfo{ID: "b"}, time.Minute, rev(1), now)
+	v.Put(NodeInfo{ID: "own"}, time.Minute, rev(1), now)
+	ch, err := g.Watch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		<-ch
+	}
+	next := func() string {
+		ev := <-ch
+		return fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed)
+	}
+	// a unchanged, b gone, c new; own is kept although absent.
+	v.Resync([]Announcement{
+		{Node: NodeInfo{ID: "a"}, TTL: time.Minute, Rev: rev(1), Seen: now},
+		{Node: NodeInfo{ID: "c"}, TTL: time.Minute, Rev: rev(1), Seen: now},
+	}, 7, func(id string) bool { return id != "own" }, now)
+	for _, want := range []string{"joined c 7", "left b 0"} {
+		if got := next(); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+	}
+	// Nothing differs: the count on an event of its own.
+	v.Resync([]Announcement{{Node: NodeInfo{ID: "a"}, TTL: time.Minute, Rev: rev(1), Seen: now}}, 3, nil, now)
+	if got := next(); got != "missed  3" {
+		t.Fatalf("event %q, want the count alone", got)
+	}
+	// Nothing missed, nothing differs: no event at all; the next change
+	// carries no count.
+	v.Resync(nil, 0, nil, now)
+	v.Put(NodeInfo{ID: "d"}, time.Minute, rev(1), now)
+	if got := next(); got != "joined d 0" {
+		t.Fatalf("event %q", got)
+	}
+	if got := fmt.Sprint(ids(v.Nodes())); got != "[a c d own]" {
+		t.Fatalf("nodes %s", got)
+	}
+}
+
+// A resync that reaches a watcher in overflow adds its count to what the
+// watcher counts; the watcher's own resync then carries both.
+func TestViewResyncDuringOverflow(t *testing.T) {
+	v := NewView()
+	g := v.NewWatchGroup()
+	g.limit = 1
+	defer g.Close()
+	now := time.Now()
+	rev := func(seq uint64) Revision { return Revision{Incarnation: 1, Seq: seq} }
+	ch, err := g.Watch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Put(NodeInfo{ID: "a"}, time.Minute, rev(1), now) // queued
+	v.Put(NodeInfo{ID: "b"}, time.Minute, rev(1), now) // overflow: 1
+	v.Resync([]Announcement{{Node: NodeInfo{ID: "c"}, TTL: time.Minute, Rev: rev(1), Seen: now}}, 5, nil, now)
+	for _, want := range []string{"joined a 0", "joined b 7", "joined c 0"} {
+		ev := <-ch
+		if got := fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed); got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
+	}
+}
+
+func ids(ns []NodeInfo) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.ID
+	}
+	return out
+}
