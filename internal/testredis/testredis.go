@@ -39,6 +39,7 @@ type config struct {
 	sentinel string // a sentinel: its config file
 	netns    string // run in this network namespace (ip netns exec), bound to host
 	host     string
+	tls      bool // TLS only, with a certificate of a CA made for the server
 }
 
 // InNetns runs the server in the network namespace ns (with ip netns exec,
@@ -47,6 +48,14 @@ type config struct {
 // too; Addr returns host:port.
 func InNetns(ns, host string) Option {
 	return func(c *config) { c.netns, c.host = ns, host }
+}
+
+// WithTLS makes the server speak TLS only (tls-port, no plain port), with a
+// certificate for 127.0.0.1 and localhost signed by a CA made for it; the
+// CA's certificate is in the file CAFile names. Clients need no
+// certificate of their own.
+func WithTLS() Option {
+	return func(c *config) { c.tls = true }
 }
 
 // WithPassword makes the server require AUTH with password (requirepass).
@@ -87,6 +96,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	s := &Server{bin: bin, dir: t.TempDir()}
 	for _, o := range opts {
 		o(&s.cfg)
+	}
+	if s.cfg.tls {
+		if err := writeCerts(s.dir); err != nil {
+			t.Fatalf("testredis: certificates: %v", err)
+		}
 	}
 	t.Cleanup(s.Stop)
 	var lastErr error
@@ -181,6 +195,31 @@ func (s *Server) Restart(t testing.TB) {
 	t.Fatalf("testredis: restart on port %d: %v", s.port, err)
 }
 
+// CAFile returns the path of the PEM certificate of the CA that signed the
+// server's certificate (WithTLS), or "".
+func (s *Server) CAFile() string {
+	if !s.cfg.tls {
+		return ""
+	}
+	return filepath.Join(s.dir, "ca.pem")
+}
+
+// Freeze stops the server process (SIGSTOP): it keeps its connections and
+// its port, and answers nothing, like a host that hangs or a network that
+// drops every packet, until Thaw. Stop and Kill thaw it first.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw lets a frozen server run again (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
 // Stop stops the server and waits for it to exit. It is idempotent, and the
 // server can be started again with Restart.
 func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
@@ -198,6 +237,7 @@ func (s *Server) stop(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen server handles its signal
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
 	select {
@@ -239,8 +279,16 @@ func (s *Server) start() error {
 		}
 		args = append(args, conf, "--sentinel")
 	}
+	if s.cfg.tls {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", filepath.Join(s.dir, "server.pem"),
+			"--tls-key-file", filepath.Join(s.dir, "server-key.pem"),
+			"--tls-ca-cert-file", filepath.Join(s.dir, "ca.pem"),
+			"--tls-auth-clients", "no")
+	} else {
+		args = append(args, "--port", strconv.Itoa(s.port))
+	}
 	args = append(args,
-		"--port", strconv.Itoa(s.port),
 		"--bind", s.host(),
 		"--dir", s.dir,
 		"--save", "",
@@ -300,7 +348,7 @@ func (s *Server) ping() error {
 	if s.cfg.netns != "" {
 		return s.pingNetns()
 	}
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return err
 	}
