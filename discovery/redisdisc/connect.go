@@ -3,9 +3,11 @@ package redisdisc
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,8 +32,10 @@ func Connect(addr, password string, db int, opts ...Option) (*Discovery, error) 
 // (MasterName set; Addrs are the sentinels') or Cluster (several Addrs, the
 // seeds, or IsClusterMode). Unless o sets them, the client retries a failed
 // command once and a failed dial once (the backend retries on its own, with
-// backoff). Close closes the client, after everything else has stopped. o
-// is not modified.
+// backoff). ContextTimeoutEnabled is always set, so that the deadlines the
+// backend gives its round trips hold on a Redis that stops answering.
+// Close closes the client, after everything else has stopped. o is not
+// modified.
 func ConnectUniversal(o *redis.UniversalOptions, opts ...Option) (*Discovery, error) {
 	if o == nil || len(o.Addrs) == 0 {
 		return nil, fmt.Errorf("%w: no redis address", ErrInvalidOption)
@@ -43,6 +47,7 @@ func ConnectUniversal(o *redis.UniversalOptions, opts ...Option) (*Discovery, er
 	if oc.DialerRetries == 0 {
 		oc.DialerRetries = 1
 	}
+	oc.ContextTimeoutEnabled = true
 	c := redis.NewUniversalClient(&oc)
 	xr := &xreadCounter{}
 	c.AddHook(xr)
@@ -61,6 +66,15 @@ func ConnectUniversal(o *redis.UniversalOptions, opts ...Option) (*Discovery, er
 // several or Cluster is set. Password (and Username) authenticate with
 // Redis, or with the master under Sentinel; SentinelPassword with the
 // Sentinels. A Password set with a URL replaces the URL's.
+//
+// TLS (or a rediss:// URL) encrypts every connection: to the server, to
+// every node of a Cluster, to the Sentinels and the master. The server's
+// certificate is verified against the system's roots, or the PEM
+// certificates of CAFile, and its name against ServerName when set, else
+// against the host of each address dialled, so that every node of a
+// Cluster and every Sentinel is checked by its own name (a Cluster that
+// announces its nodes by IP address needs certificates with those IP
+// addresses). CertFile and KeyFile give a client certificate (mutual TLS).
 type Endpoint struct {
 	URL              string
 	Addrs            []string
@@ -70,32 +84,83 @@ type Endpoint struct {
 	Username         string
 	Password         string
 	SentinelPassword string
+	TLS              bool
+	CAFile           string
+	CertFile         string
+	KeyFile          string
+	ServerName       string
 }
 
-// Options returns go-redis's options for e.
+// Options returns go-redis's options for e. It reads the files of the TLS
+// settings.
 func (e Endpoint) Options() (*redis.UniversalOptions, error) {
+	var o *redis.UniversalOptions
 	if e.URL != "" {
-		o, err := ParseURL(e.URL)
-		if err != nil {
+		var err error
+		if o, err = ParseURL(e.URL); err != nil {
 			return nil, err
 		}
 		if e.Password != "" {
 			o.Password = e.Password
 		}
-		return o, nil
+	} else {
+		if len(e.Addrs) == 0 {
+			return nil, fmt.Errorf("%w: no redis address", ErrInvalidOption)
+		}
+		if (e.Cluster || e.MasterName == "" && len(e.Addrs) > 1) && e.DB != 0 {
+			return nil, fmt.Errorf("%w: redis database %d: a Redis Cluster has only database 0", ErrInvalidOption, e.DB)
+		}
+		if e.MasterName != "" && e.Cluster {
+			return nil, fmt.Errorf("%w: a Sentinel master (master name) is not a Cluster", ErrInvalidOption)
+		}
+		o = &redis.UniversalOptions{
+			Addrs:            slices.Clone(e.Addrs),
+			MasterName:       e.MasterName,
+			IsClusterMode:    e.Cluster,
+			DB:               e.DB,
+			Username:         e.Username,
+			Password:         e.Password,
+			SentinelPassword: e.SentinelPassword,
+		}
 	}
-	if len(e.Addrs) == 0 {
-		return nil, fmt.Errorf("%w: no redis address", ErrInvalidOption)
+	if e.TLS || e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" || e.ServerName != "" {
+		if o.TLSConfig == nil {
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if err := e.configureTLS(o.TLSConfig); err != nil {
+			return nil, err
+		}
 	}
-	return &redis.UniversalOptions{
-		Addrs:            slices.Clone(e.Addrs),
-		MasterName:       e.MasterName,
-		IsClusterMode:    e.Cluster,
-		DB:               e.DB,
-		Username:         e.Username,
-		Password:         e.Password,
-		SentinelPassword: e.SentinelPassword,
-	}, nil
+	return o, nil
+}
+
+// configureTLS applies e's TLS files and server name to c.
+func (e Endpoint) configureTLS(c *tls.Config) error {
+	if e.ServerName != "" {
+		c.ServerName = e.ServerName
+	}
+	if e.CAFile != "" {
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: redis TLS CA file: %w", ErrInvalidOption, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: redis TLS CA file %s: no PEM certificate", ErrInvalidOption, e.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		return fmt.Errorf("%w: redis TLS client certificate: give both the certificate and the key file", ErrInvalidOption)
+	}
+	if e.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
+		if err != nil {
+			return fmt.Errorf("%w: redis TLS client certificate: %w", ErrInvalidOption, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return nil
 }
 
 // ConnectEndpoint is ConnectUniversal with the options of e.
@@ -110,7 +175,7 @@ func ConnectEndpoint(e Endpoint, opts ...Option) (*Discovery, error) {
 // ParseURL reads a Redis URL into the options of ConnectUniversal:
 //
 //	redis://[[user]:password@]host[:port][/db]                        a single server
-//	rediss://…                                                         the same over TLS
+//	rediss://…                                                         any of these over TLS
 //	redis://[:password@]host:port?addr=host2:port2&addr=…              Redis Cluster: every address is a seed
 //	redis://host:port?cluster=true                                     Redis Cluster with one seed
 //	redis://[:password@]s1:26379?addr=s2:26379&master_name=mymaster    Sentinel: the addresses are the sentinels'
@@ -130,7 +195,9 @@ func ParseURL(rawURL string) (*redis.UniversalOptions, error) {
 	switch u.Scheme {
 	case "redis":
 	case "rediss":
-		o.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		// No ServerName: crypto/tls checks each address dialled by its own
+		// host, every node of a Cluster and every Sentinel.
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	default:
 		return nil, bad("scheme %q is not redis or rediss", u.Scheme)
 	}
@@ -236,8 +303,8 @@ func (x *xreadCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	return next
 }
 
-// wait waits until no XREAD is in flight, at most d.
-func (x *xreadCounter) wait(d time.Duration) {
+// wait waits until no XREAD is in flight, at most d and until ctx ends.
+func (x *xreadCounter) wait(ctx context.Context, d time.Duration) {
 	x.mu.Lock()
 	zero := x.zero
 	x.mu.Unlock()
@@ -249,5 +316,6 @@ func (x *xreadCounter) wait(d time.Duration) {
 	select {
 	case <-zero:
 	case <-t.C:
+	case <-ctx.Done():
 	}
 }

@@ -1,25 +1,49 @@
 package redisdisc_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/testredis"
 )
 
-// An id held by a live node of another instance at another address is
-// refused, and the refusal changes nothing; the same address is the same
-// node back after a crash and takes the id over at once; a dead holder's id
-// is free.
+// nodeEntries returns the stream's entries of node id, in order.
+func nodeEntries(t testing.TB, c redis.UniversalClient, d *redisdisc.Discovery, id string) []redisdisc.Entry {
+	t.Helper()
+	events, _, _, _ := d.Keys()
+	xs, err := c.XRange(ctxT(t), events, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []redisdisc.Entry
+	for _, x := range xs {
+		p, _ := x.Values["payload"].(string)
+		if e, err := redisdisc.DecodeEntry([]byte(p)); err == nil && e.Node.ID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// An id held by a live node of another instance is refused, whatever the
+// address (a live node heartbeats, so it is never taken over), and the
+// refusal changes nothing. A holder that falls silent (a crashed process,
+// whose registration has not expired yet) is taken over once it has been
+// silent for 1.5 heartbeats, long before its TTL.
 func TestNodeIDsAreUnique(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
 	prefix := uniquePrefix(t)
-	long := []redisdisc.Option{redisdisc.WithTTL(time.Minute)}
+	// Heartbeats of a second: a holder stalled for half of one (a loaded
+	// machine) is still live.
+	long := []redisdisc.Option{redisdisc.WithHeartbeat(time.Second), redisdisc.WithTTL(time.Minute)}
 	a, observer := newDisc(t, client, prefix, long...), newDisc(t, client, prefix, long...)
 	holder := discovery.NodeInfo{ID: "n1", Address: "ws://10.0.0.1:9000/"}
 	if err := a.Register(ctxT(t), holder); err != nil {
@@ -28,12 +52,25 @@ func TestNodeIDsAreUnique(t *testing.T) {
 	waitListed(t, observer, "n1")
 
 	b := newDisc(t, client, prefix, long...)
-	err := b.Register(ctxT(t), discovery.NodeInfo{ID: "n1", Address: "ws://10.0.0.2:9000/"})
-	if !errors.Is(err, discovery.ErrDuplicateID) || !strings.Contains(err.Error(), holder.Address) {
-		t.Fatalf("Register of a held id: %v, want ErrDuplicateID naming %s", err, holder.Address)
+	for _, n := range []discovery.NodeInfo{
+		{ID: "n1", Address: "ws://10.0.0.2:9000/"},
+		{ID: "n1", Address: holder.Address}, // the same address: still a live holder
+		{ID: "n1"},
+	} {
+		err := b.Register(ctxT(t), n)
+		if !errors.Is(err, discovery.ErrDuplicateID) || !strings.Contains(err.Error(), holder.Address) || !strings.Contains(err.Error(), "alive") {
+			t.Fatalf("Register(%+v) of a live node's id: %v, want ErrDuplicateID naming %s", n, err, holder.Address)
+		}
 	}
-	if err := b.Register(ctxT(t), discovery.NodeInfo{ID: "n1"}); !errors.Is(err, discovery.ErrDuplicateID) {
-		t.Fatalf("Register of a held id as a client-only node: %v", err)
+	// A deadline shorter than the wait for silence: refused at once.
+	ctx, cancel := context.WithTimeout(ctxT(t), 50*time.Millisecond)
+	err := b.Register(ctx, discovery.NodeInfo{ID: "n1", Address: "ws://10.0.0.2:9000/"})
+	cancel()
+	if !errors.Is(err, discovery.ErrDuplicateID) || !strings.Contains(err.Error(), holder.Address) {
+		t.Fatalf("Register with a short deadline: %v", err)
+	}
+	if got := nodeEntries(t, client, a, "n1"); len(got) != 1 {
+		t.Fatalf("the refusals wrote %d entries of n1", len(got)-1)
 	}
 	ns, _ := observer.Nodes(ctxT(t))
 	if len(ns) != 1 || ns[0].Address != holder.Address {
@@ -45,21 +82,23 @@ func TestNodeIDsAreUnique(t *testing.T) {
 	}
 	waitListed(t, observer, "n1")
 
-	// a crashes; its node comes back at the same address within the TTL.
+	// a crashes; its node comes back, elsewhere, within the TTL.
 	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	back := newDisc(t, client, prefix, long...)
-	moved := holder
-	moved.Services = []discovery.ServiceInfo{{Name: "svc", Version: "2.0.0"}}
+	moved := discovery.NodeInfo{ID: "n1", Address: "ws://10.0.0.3:9000/", Services: []discovery.ServiceInfo{{Name: "svc", Version: "2.0.0"}}}
 	if err := back.Register(ctxT(t), moved); err != nil {
-		t.Fatalf("the same node back at its address: %v", err)
+		t.Fatalf("the node back after a crash: %v", err)
 	}
 	waitNode(t, observer, moved)
+	if got := expiries(t, client, back); len(got) != 0 {
+		t.Fatalf("taken over by expiry %v, not because the holder was silent", got)
+	}
 
 	// Once a node is dead (its TTL ran out), anyone may take its id.
 	short := newDisc(t, client, prefix, redisdisc.WithTTL(300*time.Millisecond))
-	if err := short.Register(ctxT(t), discovery.NodeInfo{ID: "n2", Address: "ws://10.0.0.3:9000/"}); err != nil {
+	if err := short.Register(ctxT(t), discovery.NodeInfo{ID: "n2", Address: "ws://10.0.0.4:9000/"}); err != nil {
 		t.Fatal(err)
 	}
 	waitListed(t, observer, "n1", "n2")
@@ -68,14 +107,15 @@ func TestNodeIDsAreUnique(t *testing.T) {
 	}
 	waitListed(t, observer, "n1")
 	other := newDisc(t, client, prefix, long...)
-	if err := other.Register(ctxT(t), discovery.NodeInfo{ID: "n2", Address: "ws://10.0.0.4:9000/"}); err != nil {
+	if err := other.Register(ctxT(t), discovery.NodeInfo{ID: "n2", Address: "ws://10.0.0.5:9000/"}); err != nil {
 		t.Fatalf("the id of a dead node: %v", err)
 	}
 }
 
-// An instance silent past its TTL whose node id was meanwhile taken by
-// another instance gives the id up, with an error in its log, and never
-// overwrites the new holder.
+// An instance silent for longer than 1.5 heartbeats whose node id was
+// meanwhile taken by another instance gives the id up, with an error in
+// its log, and never writes the node again, however many heartbeats it
+// runs afterwards.
 func TestSilentInstanceGivesUpATakenID(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
@@ -84,14 +124,13 @@ func TestSilentInstanceGivesUpATakenID(t *testing.T) {
 	flaky := newClient(t, srv)
 	h := &failHook{match: isScript(redisdisc.BeatScriptSHA)}
 	flaky.AddHook(h)
-	a := newDisc(t, flaky, prefix, redisdisc.WithTTL(300*time.Millisecond), redisdisc.WithLogger(logs.logger()))
+	a := newDisc(t, flaky, prefix, redisdisc.WithTTL(time.Minute), redisdisc.WithLogger(logs.logger()))
 	observer := newDisc(t, client, prefix)
 	if err := a.Register(ctxT(t), discovery.NodeInfo{ID: "n1", Address: "ws://old:1/"}); err != nil {
 		t.Fatal(err)
 	}
 	waitListed(t, observer, "n1")
 	h.remain.Store(1 << 30) // a's heartbeats fail: it is silent
-	waitListed(t, observer)
 	b := newDisc(t, client, prefix, redisdisc.WithTTL(time.Minute))
 	taker := discovery.NodeInfo{ID: "n1", Address: "ws://new:1/", Services: []discovery.ServiceInfo{}}
 	if err := b.Register(ctxT(t), taker); err != nil {
@@ -104,8 +143,17 @@ func TestSilentInstanceGivesUpATakenID(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(300 * time.Millisecond) // several of a's heartbeats
+	waitBeats(t, 3, a)
 	waitNode(t, observer, taker)
+	es := nodeEntries(t, client, a, "n1")
+	if len(es) != 2 || es[0].Node.Address != "ws://old:1/" || es[1].Node.Address != taker.Address || es[0].Rev.Incarnation == es[1].Rev.Incarnation {
+		t.Fatalf("entries of n1: %+v; want a's join, then b's, and nothing after", es)
+	}
+	_, nodes, _, _ := a.Keys()
+	raw, err := client.HGet(ctxT(t), nodes, "n1").Result()
+	if e, derr := redisdisc.DecodeEntry([]byte(raw)); err != nil || derr != nil || e.Rev != es[1].Rev {
+		t.Fatalf("stored entry of n1: %s (%v %v), want b's", raw, err, derr)
+	}
 }
 
 func waitNode(t testing.TB, d discovery.Discovery, want discovery.NodeInfo) {

@@ -34,8 +34,21 @@ type config struct {
 	logger    *slog.Logger
 	blockTime time.Duration
 	opTimeout time.Duration
-	gap       time.Duration // a pause of every heartbeat this long suspends expiry
-	ttlWasSet bool
+	// pause: a pause of every heartbeat of the prefix longer than this
+	// suspends expiry (1.5 heartbeats).
+	pause time.Duration
+	// margin: while Redis fails, a retry comes at the latest this long
+	// before the deadline of this instance's nodes.
+	margin time.Duration
+	// retryMin is the first retry's backoff, and the retry interval in
+	// the last margin before that deadline.
+	retryMin time.Duration
+	// stuckAfter: a reader that has not moved for this long while
+	// changes wait is stuck (two heartbeats, at least 2 s: well past
+	// watermill's pause of 500 ms after a failed read, so that a reader
+	// resuming after an outage is not taken for a stuck one).
+	stuckAfter time.Duration
+	ttlWasSet  bool
 }
 
 func defaultConfig() config {
@@ -79,10 +92,14 @@ func WithHeartbeat(d time.Duration) Option {
 }
 
 // WithTTL sets how long a node of this instance stays active without a
-// heartbeat (default 15 s). It must be longer than the heartbeat; three
-// heartbeats or more is advisable: when every instance loses Redis at once
-// (an outage, a failover), expiry is suspended once Redis answers again
-// only if the pause was longer than TTL minus one heartbeat.
+// heartbeat (default 15 s, or three heartbeats when only WithHeartbeat is
+// given). It must be longer than the heartbeat; 2.5 heartbeats or more
+// (the default is 3) keeps every live node through any Redis outage: an
+// instance that cannot reach Redis retries before its nodes' deadline, so
+// an outage of less than TTL minus one heartbeat never costs it its nodes,
+// and once nobody has reached Redis for 1.5 heartbeats expiry is suspended
+// until the prefix's largest TTL has passed (see the package
+// documentation).
 func WithTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 || d > maxEntryTTL {
@@ -158,6 +175,9 @@ func (c *config) finish() error {
 		c.blockTime = min(c.heartbeat, 2*time.Second)
 	}
 	c.opTimeout = min(max(c.heartbeat, 500*time.Millisecond), 5*time.Second)
-	c.gap = max(c.ttl-c.heartbeat, c.heartbeat*3/2)
+	c.pause = c.heartbeat * 3 / 2
+	c.margin = min(c.heartbeat/2, time.Second)
+	c.retryMin = min(50*time.Millisecond, c.heartbeat/2)
+	c.stuckAfter = max(2*c.heartbeat, 2*time.Second)
 	return nil
 }

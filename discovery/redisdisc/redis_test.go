@@ -83,6 +83,32 @@ func record(t testing.TB, d discovery.Discovery) *recorder {
 	return r
 }
 
+// noStall is the timing of the tests that assert that no live node is
+// reported left: a TTL of 20 heartbeats, so that a machine too loaded to
+// run a heartbeat for a while does not expire a live node.
+var noStall = []redisdisc.Option{redisdisc.WithHeartbeat(100 * time.Millisecond), redisdisc.WithTTL(2 * time.Second)}
+
+// noneLeft asserts that no recorder saw a node leave, once whatever the
+// past can still cause has happened: every instance has heartbeated
+// twice since any grace period ended (so every node whose deadline had
+// passed is expired), and every instance has applied every change Redis
+// numbered (so every announcement that confirms a node a resync did not
+// find is applied, and no such node will leave later).
+func noneLeft(t testing.TB, c redis.UniversalClient, insts []*redisdisc.Discovery, recs ...*recorder) {
+	t.Helper()
+	if got := expiriesAfterOutage(t, c, insts...); len(got) != 0 {
+		t.Fatalf("Redis expired live nodes %v", got)
+	}
+	for _, d := range insts {
+		caughtUp(t, c, d)
+	}
+	for i, r := range recs {
+		if n := r.left.Load(); n != 0 {
+			t.Fatalf("recorder %d saw %d live nodes leave", i, n)
+		}
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
@@ -115,7 +141,7 @@ func TestRedisRestart(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
 	prefix := uniquePrefix(t)
-	a, b := newDisc(t, client, prefix), newDisc(t, client, prefix)
+	a, b := newDisc(t, client, prefix, noStall...), newDisc(t, client, prefix, noStall...)
 	register(t, a, "n1", "svc", "1.0.0")
 	register(t, b, "n2", "svc", "2.0.0")
 	waitListed(t, a, "n1", "n2")
@@ -142,10 +168,7 @@ func TestRedisRestart(t *testing.T) {
 	// again what Redis lost.
 	late := newDisc(t, client, prefix)
 	waitListed(t, late, "n1", "n2")
-	time.Sleep(3 * testTTL)
-	if ra.left.Load() != 0 || rb.left.Load() != 0 {
-		t.Fatalf("a Redis restart made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, ra, rb)
 	waitListed(t, a, "n1", "n2")
 	waitListed(t, b, "n1", "n2")
 	// The stream works again end to end.
@@ -162,8 +185,8 @@ func TestRedisDownTemporarily(t *testing.T) {
 	client := newClient(t, srv)
 	prefix := uniquePrefix(t)
 	var logs logBuffer
-	a := newDisc(t, client, prefix, redisdisc.WithLogger(logs.logger()))
-	b := newDisc(t, client, prefix)
+	a := newDisc(t, client, prefix, append(noStall, redisdisc.WithLogger(logs.logger()))...)
+	b := newDisc(t, client, prefix, noStall...)
 	register(t, a, "n1")
 	register(t, b, "n2")
 	waitListed(t, a, "n1", "n2")
@@ -181,7 +204,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 	if !errors.Is(err, discovery.ErrUnavailable) {
 		t.Fatalf("Register while Redis is down: err = %v, want ErrUnavailable", err)
 	}
-	time.Sleep(3 * testTTL) // without Redis
+	time.Sleep(3 * testTTL) // the outage: longer than two of the nodes' TTLs
 	if got := listed(t, a); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("a's view during the outage = %v, want its last view plus its own n3", got)
 	}
@@ -200,7 +223,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	_, nodesKey, _ := a.Keys()
+	_, nodesKey, _, _ := a.Keys()
 	eventually(t, settle, "snapshot rebuilt", func() string {
 		got, err := client.HKeys(ctxT(t), nodesKey).Result()
 		if err != nil {
@@ -212,10 +235,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(testTTL) // what expired at the outage would be reported by now
-	if ra.left.Load() != 0 || rb.left.Load() != 0 {
-		t.Fatalf("the outage made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, ra, rb)
 	if !strings.Contains(logs.String(), "reachable again") {
 		t.Fatalf("recovery not logged; log:\n%s", logs.String())
 	}
@@ -249,9 +269,10 @@ func TestStartWhileRedisDown(t *testing.T) {
 
 // failHook fails the first n commands whose name and first argument match.
 type failHook struct {
-	match  func(redis.Cmder) bool
-	remain atomic.Int64
-	hits   atomic.Int64
+	match     func(redis.Cmder) bool
+	remain    atomic.Int64
+	hits      atomic.Int64
+	readFails atomic.Int64 // XREADs failed
 }
 
 func (h *failHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -260,6 +281,9 @@ func (h *failHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if h.match(cmd) {
 			h.hits.Add(1)
 			if h.remain.Add(-1) >= 0 {
+				if cmd.Name() == "xread" {
+					h.readFails.Add(1)
+				}
 				err := errors.New("injected failure")
 				cmd.SetErr(err)
 				return err
@@ -315,9 +339,9 @@ func TestHeartbeatRetriesWhenRedisFailsTemporarily(t *testing.T) {
 	flaky := newClient(t, srv)
 	h := &failHook{match: isScript(redisdisc.BeatScriptSHA)}
 	flaky.AddHook(h)
-	a := newDisc(t, flaky, prefix)
+	a := newDisc(t, flaky, prefix, noStall...)
 	register(t, a, "n1")
-	b := newDisc(t, client, prefix)
+	b := newDisc(t, client, prefix, noStall...)
 	waitListed(t, b, "n1")
 	r := record(t, b)
 	// One heartbeat fails, as in the original's test; the retry comes after
@@ -335,10 +359,7 @@ func TestHeartbeatRetriesWhenRedisFailsTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(testTTL) // what expired would be reported by now
-	if r.left.Load() != 0 {
-		t.Fatal("a node whose heartbeats failed briefly was reported left")
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, r)
 	waitListed(t, b, "n1")
 }
 
@@ -529,7 +550,17 @@ func TestStaleSnapshotIgnored(t *testing.T) {
 	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(testTTL + testTTL/2) // > TTL, and nobody is running to notice
+	_, _, alive, _ := a.Keys()
+	deadline, err := client.ZScore(ctxT(t), alive, "dead").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, settle, "the deadline passed, with nobody running to notice", func() string {
+		if now := redisNow(t, client); float64(now) <= deadline {
+			return fmt.Sprintf("%v ms to go", deadline-float64(now))
+		}
+		return ""
+	})
 	b := newDisc(t, client, prefix)
 	if got := listed(t, b); len(got) != 0 {
 		t.Fatalf("new instance lists %v; the node died a TTL ago", got)

@@ -28,35 +28,38 @@ const maxExpiries = 100
 // Discovery is the Redis Streams backend of discovery.Discovery. See the
 // package documentation for the design. It is safe for concurrent use.
 type Discovery struct {
-	client redis.UniversalClient // the caller's unless ownClient
-	cfg    config
-	log    *slog.Logger
-	wmLog  watermill.LoggerAdapter
-	alive  string // the four keys; see scripts.go
-	nodes  string
-	events string
-	meta   string
-	keys   []string // alive, nodes, events, meta: the order of the scripts
-	inc    int64
-	incStr string
-	view   *discovery.View
+	client  redis.UniversalClient // the caller's unless ownClient
+	cfg     config
+	log     *slog.Logger
+	wmLog   watermill.LoggerAdapter
+	alive   string // the four keys; see scripts.go
+	nodes   string
+	events  string
+	meta    string
+	keys    []string // alive, nodes, events, meta: the order of the scripts
+	inc     int64
+	incStr  string
+	started time.Time
+	view    *discovery.View
 
 	watches *discovery.WatchGroup
 
 	// regMu serialises what this instance writes about its own nodes
 	// (announcements, leaves, heartbeats), so that revisions reach Redis in
-	// order and a heartbeat never re-adds a node being deregistered.
-	regMu sync.Mutex
+	// order and a heartbeat never re-adds a node being deregistered. It is
+	// taken within a context, so that a frozen Redis cannot hold a
+	// Deregister or a Close past its deadline.
+	regMu ctxMutex
 
 	mu     sync.Mutex // guards owned, seq, closed, suspect
 	owned  map[string]*ownedNode
 	seq    uint64
 	closed bool
-	// suspect holds the nodes of the view that a resync did not find in
-	// Redis, with when they leave the view (a TTL later) unless an
-	// announcement confirms them first. A node Redis lost (a restart, a
-	// failover) is announced again by its instance within a heartbeat; one
-	// whose leave the reader missed is gone.
+	// suspect holds the nodes of the view that a resync after Redis lost
+	// data did not find in Redis, with when they leave the view (a TTL
+	// later) unless an announcement confirms them first. A node Redis lost
+	// (a restart, a failover) is announced again by its instance within a
+	// heartbeat; one whose leave was lost too is gone.
 	suspect map[string]time.Time
 
 	healthy  atomic.Bool
@@ -73,12 +76,22 @@ type Discovery struct {
 	closeErr error
 
 	// The stream reader. sub and readerDone are owned by the loop
-	// goroutine; lastGen is written by the reader and read by the loop.
+	// goroutine; the reader writes lastGen, skipped and sawLoss, the loop
+	// reads them.
 	sub        *redisstream.Subscriber
 	readerDone chan struct{}
 	lastResync time.Time
-	lastGen    atomic.Int64
+	lastGen    atomic.Int64 // number of the last change applied
+	skipped    atomic.Int64 // changes the reader jumped over since the last sync
+	sawLoss    atomic.Bool  // the change numbers went back: Redis lost changes
+	needResync atomic.Bool  // the last resync failed: the next heartbeat retries it
 	resyncs    atomic.Int64
+
+	// Counters for tests and measurements.
+	beats       atomic.Int64 // successful heartbeats
+	probes      atomic.Int64 // extra heartbeats run at a node's deadline
+	probesSaved atomic.Int64 // probes not run: the node had already left
+	nextRegular atomic.Int64 // the next regular heartbeat, Unix ns
 
 	ownClient bool          // made by Connect: Close closes client
 	xreads    *xreadCounter // ownClient only: XREADs in flight
@@ -89,6 +102,25 @@ type ownedNode struct {
 	payload   []byte
 	announced bool // false while the last announcement has not reached Redis
 }
+
+// ctxMutex is a mutex that can be waited for within a context.
+type ctxMutex chan struct{}
+
+func (m ctxMutex) lock(ctx context.Context) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m ctxMutex) unlock() { <-m }
 
 var _ discovery.Discovery = (*Discovery)(nil)
 
@@ -101,7 +133,10 @@ var _ discovery.Discovery = (*Discovery)(nil)
 // of one prefix lives in one hash slot. New never closes client:
 // watermill-redisstream closes the client it is given, so it gets client
 // behind a wrapper whose Close does nothing. The stream reader's blocking
-// XREAD holds one connection of client's pool.
+// XREAD holds one connection of client's pool. Set ContextTimeoutEnabled in
+// client's options: the instance bounds every Redis round trip with a
+// context, and go-redis honours those bounds only then (Connect does it for
+// the clients it makes).
 func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidOption)
@@ -132,7 +167,9 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		meta:    base + ":meta",
 		inc:     inc,
 		incStr:  strconv.FormatInt(inc, 10),
+		started: time.Now(),
 		view:    discovery.NewView(),
+		regMu:   make(ctxMutex, 1),
 		owned:   make(map[string]*ownedNode),
 		suspect: make(map[string]time.Time),
 		synced:  make(chan struct{}),
@@ -173,21 +210,23 @@ func (d *Discovery) Keys() (events, nodes, alive, meta string) {
 func (d *Discovery) Healthy() bool { return d.healthy.Load() }
 
 // Resyncs returns how many times the instance re-read the whole membership
-// after its start: after an outage, when its stream reader missed entries
-// (the stream was trimmed past it, or a failover lost them), or when Redis
-// lost its data. Each costs one read of every entry.
+// after its start: when its stream reader missed entries (the stream was
+// trimmed past it, or a failover lost them), when Redis lost its data, or
+// when the reader stopped moving. Each costs one read of every entry.
 func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
 
 // Register implements discovery.Discovery. It writes the node to Redis and
 // announces it on the stream (one script) before returning.
 //
-// A node id is held by one instance at a time. If another instance holds
-// the id and its node is alive (its TTL has not run out since its last
-// heartbeat) at another address, Register changes nothing and fails with
-// an error wrapping discovery.ErrDuplicateID that names that address. A
-// holder at the same address is the same node coming back after a crash
-// (its old process no longer holds the address), and is replaced at once;
-// a client-only node (no address) is never taken for another one.
+// A node id is held by one instance at a time. A holder that has
+// heartbeated within 1.5 of its heartbeat intervals (by the Redis clock)
+// is live: a live node beats every interval, so it is never taken over,
+// whatever its address. When another instance holds the id, Register
+// waits, within ctx, until the holder has been silent that long, and then
+// takes the id over: that is a node restarted after a crash, whose old
+// registration has not expired yet. If the holder beats meanwhile, or ctx
+// ends first, Register changes nothing and fails with an error wrapping
+// discovery.ErrDuplicateID that names the holder's address.
 //
 // A node whose entry would exceed MaxEntrySize fails with
 // discovery.ErrInvalidNode. If Redis cannot be reached it returns an error
@@ -203,35 +242,73 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 	}
 	node = node.Clone()
 	node.LastSeen = time.Time{}
-	d.regMu.Lock()
-	defer d.regMu.Unlock()
+	waited := int64(-1) // the holder's last heartbeat when this call waited for it
+	for attempt := 0; ; attempt++ {
+		taken, err := d.register(ctx, node)
+		if taken == nil {
+			return err
+		}
+		if waited >= 0 && taken.last != waited || attempt == 3 {
+			return taken.err(node.ID, waited >= 0 && taken.last != waited)
+		}
+		wait := taken.silentIn + time.Millisecond
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return taken.err(node.ID, false)
+		}
+		d.log.Info("discovery: node id held by a registration that has not been silent long enough to be taken over; waiting",
+			"node", node.ID, "holder", taken.holder.Address, "wait", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return taken.err(node.ID, false)
+		case <-d.stop:
+			t.Stop()
+			return ErrClosed
+		}
+		waited = taken.last
+	}
+}
 
+// register is one attempt of Register: a *takenError when another instance
+// holds the id, else Register's error.
+func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*takenError, error) {
+	if err := d.regMu.lock(ctx); err != nil {
+		return nil, fmt.Errorf("redisdisc: register %q: %w", node.ID, err)
+	}
+	defer d.regMu.unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	prev := d.owned[node.ID]
 	if prev != nil && prev.announced && prev.entry.Node.SameDetails(node) {
 		d.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	op := OpJoin
 	if prev != nil {
 		op = OpUpdate
 	}
 	d.seq++
-	e := Entry{Op: op, Node: node, TTL: d.cfg.ttl, Rev: discovery.Revision{Incarnation: d.inc, Seq: d.seq}}
+	e := Entry{Op: op, Node: node, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat, Rev: discovery.Revision{Incarnation: d.inc, Seq: d.seq}}
 	payload, err := EncodeEntry(e)
 	if err != nil {
 		d.mu.Unlock()
-		return fmt.Errorf("%w: %w", discovery.ErrInvalidNode, err)
+		return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidNode, err)
 	}
 	o := &ownedNode{entry: e, payload: payload}
 	d.owned[node.ID] = o
 	d.mu.Unlock()
 
-	err = d.announce(ctx, o)
+	actx, cancel := context.WithTimeout(ctx, d.cfg.opTimeout)
+	err = d.announce(actx, o)
+	cancel()
 	var taken *takenError
 	switch {
 	case errors.As(err, &taken):
@@ -240,32 +317,42 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 			delete(d.owned, node.ID)
 		}
 		d.mu.Unlock()
-		return taken.err(node.ID)
+		return taken, nil
 	case err != nil:
 		d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
 		d.wake()
-		return fmt.Errorf("%w: register %q (kept; it is announced when Redis is back): %w", ErrUnavailable, node.ID, err)
+		return nil, fmt.Errorf("%w: register %q (kept; it is announced when Redis is back): %w", ErrUnavailable, node.ID, err)
 	}
 	d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
-	return nil
+	return nil, nil
 }
 
-// takenError is putScript's refusal: another live instance holds the id.
+// takenError is putScript's refusal: another instance holds the id and has
+// not been silent long enough to be taken over.
 type takenError struct {
-	holder discovery.NodeInfo
-	ttl    time.Duration // the holder's
-	left   time.Duration // until the holder's deadline
+	holder   discovery.NodeInfo
+	hb       time.Duration // the holder's heartbeat interval
+	left     time.Duration // until the holder's deadline
+	silentIn time.Duration // until the holder counts as silent
+	last     int64         // the holder's last heartbeat, Redis ms
 }
 
 func (e *takenError) Error() string { return "node id taken" }
 
-func (e *takenError) err(id string) error {
+// err is the error Register returns; beat says whether the holder was
+// seen to heartbeat while Register waited.
+func (e *takenError) err(id string, beat bool) error {
 	where := "a client-only node (no address)"
 	if e.holder.Address != "" {
 		where = "the node at " + e.holder.Address
 	}
-	return fmt.Errorf("%w: %q is held by %s, which heartbeated %v ago (if it is gone, its registration expires within %v); stop it or choose another id",
-		discovery.ErrDuplicateID, id, where, max(e.ttl-e.left, 0).Round(time.Millisecond), e.left.Round(time.Millisecond))
+	ago := max(e.hb*3/2-e.silentIn, 0).Round(time.Millisecond)
+	if beat {
+		return fmt.Errorf("%w: %q is held by %s, which heartbeated again while this node waited (%v ago): it is alive; stop it or choose another id",
+			discovery.ErrDuplicateID, id, where, ago)
+	}
+	return fmt.Errorf("%w: %q is held by %s, which heartbeated %v ago and beats every %v (it can be taken over once it has been silent for %v; its registration expires within %v); stop it or choose another id",
+		discovery.ErrDuplicateID, id, where, ago, e.hb, (e.hb * 3 / 2).Round(time.Millisecond), e.left.Round(time.Millisecond))
 }
 
 // announce writes o to Redis and the stream. regMu is held. A refusal is a
@@ -273,22 +360,20 @@ func (e *takenError) err(id string) error {
 func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 	id := o.entry.Node.ID
 	res, err := putScript.Run(ctx, d.client, d.keys,
-		id, o.payload, d.incStr, o.entry.Node.Address, d.cfg.ttl.Milliseconds(),
+		id, o.payload, d.incStr, d.cfg.ttl.Milliseconds(),
 		d.cfg.maxLen, d.cfg.maxAge.Milliseconds(), watermill.NewUUID()).Slice()
 	if err != nil {
 		return err
 	}
-	if len(res) == 3 && res[0] == "taken" {
-		raw, _ := res[1].(string)
-		ms, _ := res[2].(int64)
-		e, derr := DecodeEntry([]byte(raw))
-		if derr != nil {
-			e.Node.ID = id
-		}
-		return &takenError{holder: e.Node, ttl: e.TTL, left: time.Duration(ms) * time.Millisecond}
+	taken, err := parsePut(res)
+	if err != nil {
+		return err
 	}
-	if len(res) != 2 || res[0] != "ok" {
-		return fmt.Errorf("redisdisc: unexpected reply to an announcement: %v", res)
+	if taken != nil {
+		if taken.holder.ID == "" {
+			taken.holder.ID = id
+		}
+		return taken
 	}
 	d.mu.Lock()
 	if d.owned[id] == o {
@@ -298,17 +383,75 @@ func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 	return nil
 }
 
+// parsePut reads putScript's reply: nil for {"ok", gen}, a *takenError for
+// a refusal. Whatever Redis returned, it never panics (see FuzzPutReply).
+func parsePut(res []any) (*takenError, error) {
+	bad := func() (*takenError, error) {
+		return nil, fmt.Errorf("redisdisc: unexpected reply to an announcement: %s", truncate(fmt.Sprint(res)))
+	}
+	if len(res) == 0 {
+		return bad()
+	}
+	switch res[0] {
+	case "ok":
+		if len(res) != 2 {
+			return bad()
+		}
+		if _, ok := res[1].(int64); !ok {
+			return bad()
+		}
+		return nil, nil
+	case "taken":
+		if len(res) != 5 {
+			return bad()
+		}
+		raw, ok1 := res[1].(string)
+		left, ok2 := res[2].(int64)
+		silentIn, ok3 := res[3].(int64)
+		last, ok4 := res[4].(int64)
+		if !ok1 || !ok2 || !ok3 || !ok4 || left < 0 || silentIn < 0 || left > maxEntryTTL.Milliseconds() || silentIn > maxEntryTTL.Milliseconds() {
+			return bad()
+		}
+		t := &takenError{
+			left:     time.Duration(left) * time.Millisecond,
+			silentIn: time.Duration(silentIn) * time.Millisecond,
+			last:     last,
+		}
+		if e, err := DecodeEntry([]byte(raw)); err == nil {
+			t.holder, t.hb = e.Node, e.Heartbeat
+			if t.hb == 0 {
+				t.hb = e.TTL / 3
+			}
+		}
+		return t, nil
+	}
+	return bad()
+}
+
 // Deregister implements discovery.Discovery. The node leaves the local view
-// at once; its removal from Redis, with the leave announcement, is tried up
-// to three times within ctx (once while Redis is known to be unreachable).
-// If that fails the error wraps discovery.ErrUnavailable, and the other
-// instances report the node left when its TTL has passed.
+// and stops being heartbeated at once; its removal from Redis, with the
+// leave announcement, is tried up to three times within ctx (once while
+// Redis is known to be unreachable). If that fails the error wraps
+// discovery.ErrUnavailable, and the other instances report the node left
+// when its TTL has passed.
 func (d *Discovery) Deregister(ctx context.Context, nodeID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d.regMu.Lock()
-	defer d.regMu.Unlock()
+	if err := d.regMu.lock(ctx); err != nil {
+		// A write of this instance is stuck on Redis: drop the node here,
+		// so that nothing heartbeats it; Redis expires it.
+		d.mu.Lock()
+		_, ok := d.owned[nodeID]
+		delete(d.owned, nodeID)
+		d.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		d.view.Remove(nodeID, discovery.Revision{}, time.Now())
+		return fmt.Errorf("%w: deregister %q: %w", ErrUnavailable, nodeID, err)
+	}
+	defer d.regMu.unlock()
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -327,7 +470,7 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 	}
 	delete(d.owned, id)
 	d.seq++
-	leave := Entry{Op: OpLeave, Node: discovery.NodeInfo{ID: id}, TTL: d.cfg.ttl,
+	leave := Entry{Op: OpLeave, Node: discovery.NodeInfo{ID: id}, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat,
 		Rev: discovery.Revision{Incarnation: d.inc, Seq: d.seq}}
 	d.mu.Unlock()
 	d.view.Remove(id, leave.Rev, time.Now())
@@ -341,6 +484,9 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 		attempts = 1
 	}
 	for attempt := 1; ; attempt++ {
+		if err = ctx.Err(); err != nil {
+			break
+		}
 		err = delScript.Run(ctx, d.client, d.keys, id, d.incStr, payload, d.cfg.maxLen, watermill.NewUUID()).Err()
 		if err == nil || attempt == attempts || ctx.Err() != nil {
 			break
@@ -424,22 +570,39 @@ func (d *Discovery) Watch(ctx context.Context) (<-chan discovery.Event, error) {
 	return d.watches.Watch(ctx)
 }
 
-// Close implements discovery.Discovery: it stops the heartbeat loop and the
-// stream reader and waits for them, deregisters this instance's nodes
-// (within a few seconds; if Redis is unreachable the others expire them after
-// their TTL and Close returns an error wrapping discovery.ErrUnavailable), and
-// ends every watch. It never closes the client given to New. Close is
-// idempotent and returns the same error every time.
-//
-// One goroutine is not Close's to wait for: watermill-redisstream's reader
-// runs a blocking XREAD that go-redis cannot interrupt, and watermill does
-// not wait for it. It exits when that XREAD returns: at once when this
-// instance had nodes to deregister (their leave entries wake it), otherwise
-// within the read block time (WithReadBlock, default at most 2 s). An
-// instance made by Connect waits for it (within that time) before it closes
-// its client.
+// Close implements discovery.Discovery: CloseContext with a bound of twice
+// the time one Redis round trip may take (the heartbeat, between 500 ms
+// and 5 s), so at most 10 s.
 func (d *Discovery) Close() error {
-	d.shutdown(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*d.cfg.opTimeout)
+	defer cancel()
+	return d.CloseContext(ctx)
+}
+
+// CloseContext stops the heartbeat loop and the stream reader and waits for
+// them, deregisters this instance's nodes, and ends every watch, within
+// ctx. If Redis cannot be reached (or ctx ends first) the nodes are not
+// deregistered: the others expire them after their TTL, and CloseContext
+// returns an error wrapping discovery.ErrUnavailable. It never closes the
+// client given to New. Close and CloseContext are idempotent and return
+// the same error every time.
+//
+// How closely ctx is kept depends on the client. A client made by Connect
+// is closed when ctx ends, which ends whatever Redis round trip is still
+// waiting (on a frozen or blackholed Redis), so CloseContext returns at
+// ctx's deadline at the latest. With a client given to New, a round trip
+// in flight ends at its own deadline (at most 5 s) only if the client's
+// options set ContextTimeoutEnabled; otherwise go-redis waits for its
+// ReadTimeout, with retries.
+//
+// One goroutine is not CloseContext's to wait for: watermill-redisstream's
+// reader runs a blocking XREAD that go-redis cannot interrupt, and
+// watermill does not wait for it. It exits when that XREAD returns: when
+// a leave entry of this instance wakes it, otherwise within the read block
+// time (WithReadBlock, default at most 2 s). An instance made by Connect
+// waits for it (within ctx) before it closes its client.
+func (d *Discovery) CloseContext(ctx context.Context) error {
+	d.shutdown(ctx, true)
 	return d.closeErr
 }
 
@@ -449,52 +612,79 @@ func (d *Discovery) Close() error {
 // measurements. Later calls fail with ErrClosed; Close after Kill does
 // nothing.
 func (d *Discovery) Kill() error {
-	d.shutdown(false)
+	d.shutdown(context.Background(), false)
 	return nil
 }
 
-func (d *Discovery) shutdown(deregister bool) {
+func (d *Discovery) shutdown(ctx context.Context, deregister bool) {
 	d.once.Do(func() {
 		d.mu.Lock()
 		d.closed = true
 		d.mu.Unlock()
-		// Stop the loop and the reader first: the leave entries written
-		// below then wake the reader's blocking XREAD, and it sees that it
-		// is closing instead of blocking again.
 		d.stopping.Store(true)
 		close(d.stop)
 		d.cancel()
-		d.wg.Wait()
+		// The loop (and with it the reader) stops first: the leave entries
+		// written below then find nothing of this instance left to undo
+		// them, and wake the reader's blocking XREAD, which sees that it is
+		// closing instead of blocking again.
+		stopped := make(chan struct{})
+		go func() {
+			d.wg.Wait()
+			close(stopped)
+		}()
+		clientClosed := false
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			if d.ownClient {
+				// A round trip is waiting on a Redis that does not answer:
+				// closing the client ends it.
+				_ = d.client.Close()
+				clientClosed = true
+			}
+			<-stopped
+		}
 		var errs []error
 		if deregister {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*d.cfg.opTimeout)
-			d.regMu.Lock()
-			d.mu.Lock()
-			ids := make([]string, 0, len(d.owned))
-			for id := range d.owned {
-				ids = append(ids, id)
-			}
-			d.mu.Unlock()
-			slices.Sort(ids)
-			for _, id := range ids {
-				d.mu.Lock()
-				if err := d.deregisterLocked(ctx, id); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			d.regMu.Unlock()
-			cancel()
+			errs = d.deregisterAll(ctx)
 		}
 		d.watches.Close()
 		d.healthy.Store(false)
-		if d.ownClient {
+		if d.ownClient && !clientClosed {
 			// Let watermill's XREAD return before the client closes under
 			// it, which go-redis would report on its global logger.
-			d.xreads.wait(d.cfg.blockTime + d.cfg.opTimeout)
+			d.xreads.wait(ctx, d.cfg.blockTime+d.cfg.opTimeout)
 			_ = d.client.Close()
 		}
 		d.closeErr = errors.Join(errs...)
 	})
+}
+
+// deregisterAll deregisters every node of this instance within ctx.
+func (d *Discovery) deregisterAll(ctx context.Context) []error {
+	d.mu.Lock()
+	ids := make([]string, 0, len(d.owned))
+	for id := range d.owned {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	if err := d.regMu.lock(ctx); err != nil {
+		return []error{fmt.Errorf("%w: deregister %s: %w", ErrUnavailable, strings.Join(ids, ", "), err)}
+	}
+	defer d.regMu.unlock()
+	var errs []error
+	for _, id := range ids {
+		d.mu.Lock()
+		if err := d.deregisterLocked(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 func (d *Discovery) wake() {
@@ -505,29 +695,45 @@ func (d *Discovery) wake() {
 }
 
 // loop is the instance's background goroutine: first snapshot and stream
-// reader, heartbeats, expiry probes, resyncs, and recovery after outages.
+// reader, heartbeats, expiry probes, resyncs, and retries while Redis
+// fails.
+//
+// Regular heartbeats keep one phase, a heartbeat apart, from the first
+// snapshot on: an expiry probe (an extra heartbeat just after a node's
+// deadline) or a retry does not move it, so the instances' heartbeats
+// stay spread over the interval however many nodes die. While Redis fails
+// the loop retries with backoff, but never later than a margin before the
+// deadline of its own nodes (their last heartbeat plus the TTL), and from
+// there on every retryMin: an instance that gets Redis back before its
+// nodes' deadline refreshes them in time.
 func (d *Discovery) loop() {
 	defer d.wg.Done()
 	defer d.stopReader()
-	b := backoff{min: min(50*time.Millisecond, d.cfg.heartbeat/2), max: d.cfg.heartbeat}
+	b := backoff{min: d.cfg.retryMin, max: d.cfg.heartbeat}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	nextBeat := time.Now()
-	synced := false
-	var behind lag
+	var (
+		synced, down bool
+		behind       lag
+		extra        bool      // a heartbeat was asked for (a Register that failed)
+		retry        time.Time // while down or not synced: the next attempt
+		regular      time.Time // the next regular heartbeat
+		probe        time.Time // an extra heartbeat at a node's deadline; zero: none
+		probeID      string    // that node
+		refreshed    = d.started
+	)
 	for {
 		select {
 		case <-d.stop:
 			return
 		case <-d.kick:
-			nextBeat = time.Now()
+			extra = true
 		case <-d.resync:
 			// At most one resync a heartbeat: under a storm of changes a
 			// resync must not add to the load that caused it.
-			if synced && d.healthy.Load() && time.Since(d.lastResync) >= d.cfg.heartbeat {
+			if synced && !down && time.Since(d.lastResync) >= d.cfg.heartbeat {
 				if err := d.resyncNow("the stream reader missed entries"); err != nil {
-					d.log.Debug("discovery: resync failed", "err", err)
-					nextBeat = time.Now()
+					d.log.Debug("discovery: resync failed; retried at the next heartbeat", "err", err)
 				}
 			} else if synced {
 				behind.gap = true // at the next heartbeat
@@ -535,50 +741,95 @@ func (d *Discovery) loop() {
 		case <-timer.C:
 		}
 		now := time.Now()
-		if !now.Before(nextBeat) {
-			var (
-				err  error
-				next time.Time
-			)
+		due := false
+		switch {
+		case !synced || down:
+			due = extra || !now.Before(retry)
+		case extra || !now.Before(regular):
+			due = true
+		case !probe.IsZero() && !now.Before(probe):
+			// Another instance's probe or heartbeat may have expired the
+			// node already: its leave came through the stream.
+			if _, ok := d.view.Get(probeID); ok {
+				due = true
+				d.probes.Add(1)
+			} else {
+				d.probesSaved.Add(1)
+			}
+			probe = time.Time{}
+		}
+		if due {
+			extra = false
+			var err error
 			if !synced {
-				err = d.firstSync()
-				synced = err == nil
-				next = time.Now().Add(d.cfg.heartbeat)
+				if err = d.firstSync(); err == nil {
+					synced = true
+					regular = now.Add(d.cfg.heartbeat)
+				}
 			} else {
 				var r beatResult
-				r, err = d.beat()
-				if err == nil {
-					next = d.afterBeat(r, &behind)
+				if r, err = d.beat(); err == nil {
+					refreshed = now
+					d.beats.Add(1)
+					probe, probeID = d.afterBeat(r, &behind)
 				}
 			}
-			now = time.Now()
+			end := time.Now()
 			switch {
 			case err != nil && d.stopping.Load():
 				return
 			case err != nil:
-				d.down.Store(true)
-				if d.healthy.Swap(false) || b.attempt == 0 {
+				if !down || b.attempt == 0 {
 					d.log.Warn("discovery: redis unavailable; keeping the last view and retrying", "err", err)
 				} else {
 					d.log.Debug("discovery: redis still unavailable", "err", err, "attempt", b.attempt)
 				}
-				nextBeat = now.Add(b.next())
+				down = true
+				d.down.Store(true)
+				d.healthy.Store(false)
+				retry = d.retryAt(end, b.next(), refreshed)
+				probe = time.Time{}
 			default:
-				if !d.healthy.Load() && b.attempt > 0 {
-					d.log.Info("discovery: redis reachable again; re-syncing", "attempts", b.attempt)
-					if err := d.resyncNow("redis was unreachable"); err != nil {
-						d.log.Debug("discovery: re-sync after outage failed", "err", err)
-					}
-					d.reannounce()
+				if down {
+					d.log.Info("discovery: redis reachable again", "attempts", b.attempt)
 				}
-				d.healthy.Store(true)
+				down = false
 				d.down.Store(false)
+				d.healthy.Store(true)
 				b.reset()
-				nextBeat = next
+				for !regular.After(end) {
+					regular = regular.Add(d.cfg.heartbeat)
+				}
+				if !probe.IsZero() && !probe.Before(regular) {
+					probe = time.Time{}
+				}
+				d.nextRegular.Store(regular.UnixNano())
 			}
 		}
-		timer.Reset(max(time.Until(nextBeat), time.Millisecond))
+		wake := regular
+		switch {
+		case !synced || down:
+			wake = retry
+		case !probe.IsZero() && probe.Before(wake):
+			wake = probe
+		}
+		timer.Reset(max(time.Until(wake), time.Millisecond))
 	}
+}
+
+// retryAt is when to try Redis again after a failure at now: after the
+// backoff, but no later than a margin before the deadline of this
+// instance's nodes (refreshed, when their deadlines last moved, plus the
+// TTL), and from then on every retryMin until that deadline.
+func (d *Discovery) retryAt(now time.Time, backoff time.Duration, refreshed time.Time) time.Time {
+	at := now.Add(backoff)
+	deadline := refreshed.Add(d.cfg.ttl)
+	if now.Before(deadline) {
+		if soonest := later(deadline.Add(-d.cfg.margin), now.Add(d.cfg.retryMin)); at.After(soonest) {
+			at = soonest
+		}
+	}
+	return at
 }
 
 // lag is what the loop knows of the stream reader's progress: a change it
@@ -590,33 +841,37 @@ type lag struct {
 	gap          bool
 }
 
-// afterBeat acts on a heartbeat's reply and returns when to beat next: a
-// heartbeat later, or earlier when a node's deadline falls before that (an
-// expiry probe, so that a dead node is reported left when its TTL runs
-// out, not up to a heartbeat later).
-func (d *Discovery) afterBeat(r beatResult, behind *lag) time.Time {
+// afterBeat acts on a heartbeat's reply: it resyncs when Redis lost
+// changes, when the reader reported a gap or stopped moving, or when the
+// last resync failed. It returns when to probe, and which node: just after
+// the earliest deadline (or the end of a grace period), so that a dead
+// node is reported left when its TTL runs out, not up to a heartbeat later.
+func (d *Discovery) afterBeat(r beatResult, behind *lag) (time.Time, string) {
 	localNow := time.Now()
 	d.touch(localNow)
 	if len(r.expired) > 0 {
 		d.log.Debug("discovery: expired nodes", "nodes", r.expired, "now", r.now, "grace", r.grace, "earliest", r.earliest)
 	}
 	// Fewer changes in Redis than the reader had applied before the
-	// heartbeat: Redis lost some. A reader that has not moved for a
-	// heartbeat although changes were waiting lost its way; one that
-	// moves is slow, and is left to catch up.
+	// heartbeat: Redis lost some. A reader that has not moved for a while
+	// although changes were waiting lost its way; one that moves is slow,
+	// and is left to catch up.
 	last := d.lastGen.Load()
 	resync := ""
 	switch {
 	case r.gen < r.applied:
+		d.sawLoss.Store(true)
 		resync = "redis lost changes (a restart, a flush or a failover)"
+	case d.needResync.Load():
+		resync = "the last resync failed"
 	case behind.gap && time.Since(d.lastResync) >= d.cfg.heartbeat:
 		resync = "the stream reader missed entries"
-	case behind.gen > 0 && last < behind.gen && last == behind.applied && localNow.Sub(behind.at) >= d.cfg.heartbeat:
+	case behind.gen > 0 && last < behind.gen && last == behind.applied && localNow.Sub(behind.at) >= d.cfg.stuckAfter:
 		resync = "the stream reader is stuck"
 	}
 	if resync != "" {
 		if err := d.resyncNow(resync); err != nil {
-			d.log.Debug("discovery: resync failed", "err", err)
+			d.log.Debug("discovery: resync failed; retried at the next heartbeat", "err", err)
 		}
 		*behind = lag{}
 		last = d.lastGen.Load()
@@ -627,21 +882,18 @@ func (d *Discovery) afterBeat(r beatResult, behind *lag) time.Time {
 	case behind.gen == 0 || last != behind.applied:
 		*behind = lag{gen: r.gen, applied: last, at: localNow, gap: behind.gap}
 	}
-	next := localNow.Add(d.cfg.heartbeat)
+	if r.earliest < 0 {
+		return time.Time{}, ""
+	}
 	probe := r.earliest
 	if r.grace > r.now && r.grace > probe {
 		probe = r.grace
 	}
-	if r.earliest >= 0 {
-		// Jitter, so that the instances do not all probe at once.
-		at := localNow.Add(time.Duration(probe-r.now)*time.Millisecond + time.Millisecond +
-			rand.N(min(d.cfg.heartbeat/10, 50*time.Millisecond)+1))
-		at = later(at, localNow.Add(d.cfg.heartbeat/10))
-		if at.Before(next) {
-			next = at
-		}
-	}
-	return next
+	// Jitter, so that the instances do not all probe at once; those that
+	// come later find the node gone and skip their probe.
+	at := localNow.Add(time.Duration(probe-r.now)*time.Millisecond + time.Millisecond +
+		rand.N(min(d.cfg.heartbeat/10, 50*time.Millisecond)+1))
+	return later(at, localNow.Add(d.cfg.heartbeat/10)), r.earliestID
 }
 
 // touch moves the last-seen time of every node of the view to now (Redis
@@ -681,12 +933,48 @@ func (d *Discovery) opCtx() (context.Context, context.CancelFunc) {
 // firstSync reads the membership, starts the stream reader right after the
 // snapshot's position and announces what Register could not.
 func (d *Discovery) firstSync() error {
-	if err := d.sync(); err != nil {
+	snap, err := d.sync(true)
+	if err != nil {
 		return err
 	}
 	close(d.synced)
+	d.checkClock(snap)
+	d.checkOldLayout()
 	d.reannounce()
 	return nil
+}
+
+// checkClock warns when this host's clock and Redis's disagree by more
+// than a second: the incarnations that order the registrations of one
+// node id by different instances come from the hosts' clocks.
+func (d *Discovery) checkClock(s snapshot) {
+	skew := time.Duration(s.localNow.UnixMilli()-s.redisNow) * time.Millisecond
+	if skew > time.Second || skew < -time.Second {
+		d.log.Warn("discovery: this host's clock differs from Redis's; a node id registered again from another host may be ordered wrongly if the hosts' clocks disagree as much (see discovery.Revision)",
+			"ahead_of_redis", skew)
+	}
+}
+
+// checkOldLayout warns when the keys of the layout before hash tags (the
+// prefix without braces) exist: instances of that layout do not see this
+// one, nor it them.
+func (d *Discovery) checkOldLayout() {
+	if hashTagged(d.cfg.prefix) == d.cfg.prefix {
+		return // a prefix with a hash tag of its own: the same keys
+	}
+	var found []string
+	for _, suffix := range []string{":nodes", ":events", ":alive"} {
+		ctx, cancel := d.opCtx()
+		n, err := d.client.Exists(ctx, d.cfg.prefix+suffix).Result()
+		cancel()
+		if err == nil && n > 0 {
+			found = append(found, d.cfg.prefix+suffix)
+		}
+	}
+	if len(found) > 0 {
+		d.log.Warn("discovery: keys of the earlier key layout exist under this prefix; nodes still running that version do not see this one, nor it them: stop them all before starting this version, then delete those keys",
+			"keys", found, "now_used", []string{d.nodes, d.events, d.alive, d.meta})
+	}
 }
 
 // resyncNow re-reads the whole membership and restarts the reader after
@@ -695,31 +983,58 @@ func (d *Discovery) resyncNow(why string) error {
 	d.resyncs.Add(1)
 	d.lastResync = time.Now()
 	d.log.Info("discovery: re-reading the membership", "why", why)
-	return d.sync()
+	_, err := d.sync(false)
+	return err
 }
 
 // sync stops the reader, reads the snapshot, makes the view agree with it
 // and starts the reader right after the snapshot's stream position, so
-// that the view is the snapshot plus every later change, once each.
-func (d *Discovery) sync() error {
+// that the view is the snapshot plus every later change, once each. A
+// resync (not first) that fails leaves needResync set, and the next
+// heartbeat tries again (the reader is stopped meanwhile). The watchers
+// learn of a resync through the view: its first event carries the number
+// of changes the reader did not apply one by one (see discovery.Event).
+func (d *Discovery) sync(first bool) (snapshot, error) {
 	d.stopReader()
 	snap, err := d.snapshot()
 	if err != nil {
-		return err
+		if !first {
+			d.needResync.Store(true)
+		}
+		return snap, err
 	}
-	d.apply(snap)
+	lost := d.sawLoss.Swap(false)
+	missed := d.skipped.Swap(0)
+	if last := d.lastGen.Load(); !first {
+		if snap.gen < last {
+			lost = true
+		} else if !lost {
+			missed += snap.gen - last
+		}
+	}
+	if first {
+		missed = 0
+	}
+	d.apply(snap, int(missed), lost)
 	d.lastGen.Store(snap.gen)
-	return d.startReader(snap.pos)
+	if err := d.startReader(snap.pos); err != nil {
+		d.needResync.Store(true)
+		return snap, err
+	}
+	d.needResync.Store(false)
+	return snap, nil
 }
 
 type snapshot struct {
-	gen     int64
-	pos     string
-	nodes   []discovery.NodeInfo
-	ttl     []time.Duration
-	rev     []discovery.Revision
-	seen    []time.Time
-	present map[string]bool
+	redisNow int64     // ms
+	localNow time.Time // when the reply came
+	gen      int64
+	pos      string
+	nodes    []discovery.NodeInfo
+	ttl      []time.Duration
+	rev      []discovery.Revision
+	seen     []time.Time
+	present  map[string]bool
 }
 
 // snapshot reads, in one script, the Redis time, the generation, the
@@ -752,7 +1067,7 @@ func parseSnapshot(res []any, localNow time.Time) (snapshot, []badEntry, error) 
 	}
 	redisNow, _ := res[0].(int64)
 	grace, _ := res[5].(int64)
-	s := snapshot{present: map[string]bool{}}
+	s := snapshot{redisNow: redisNow, localNow: localNow, present: map[string]bool{}}
 	s.gen, _ = res[1].(int64)
 	s.pos, _ = res[2].(string)
 	if s.pos == "" {
@@ -798,16 +1113,34 @@ func parseSnapshot(res []any, localNow time.Time) (snapshot, []badEntry, error) 
 	return s, bad, nil
 }
 
-// apply makes the view agree with s: every node of s is put, and every
-// other node but this instance's own becomes a suspect (see
-// Discovery.suspect).
-func (d *Discovery) apply(s snapshot) {
+// apply makes the view agree with s, as one resync of the view that
+// replaces missed changes (see discovery.View.Resync). Every node of s is
+// put. The other nodes of the view, but this instance's own, are gone:
+// they leave the view at once, unless Redis lost data (lost), when they
+// become suspects (see Discovery.suspect).
+func (d *Discovery) apply(s snapshot, missed int, lost bool) {
+	anns := make([]discovery.Announcement, len(s.nodes))
 	for i, n := range s.nodes {
-		d.view.Put(n, s.ttl[i], s.rev[i], s.seen[i])
+		anns[i] = discovery.Announcement{Node: n, TTL: s.ttl[i], Rev: s.rev[i], Seen: s.seen[i]}
+	}
+	d.mu.Lock()
+	owned := make(map[string]bool, len(d.owned))
+	for id := range d.owned {
+		owned[id] = true
+	}
+	d.mu.Unlock()
+	var drop func(string) bool
+	if !lost {
+		drop = func(id string) bool { return !owned[id] }
 	}
 	now := time.Now()
+	d.view.Resync(anns, missed, drop, now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !lost {
+		clear(d.suspect)
+		return
+	}
 	for _, n := range d.view.Nodes() {
 		switch {
 		case s.present[n.ID]:
@@ -825,31 +1158,34 @@ func (d *Discovery) apply(s snapshot) {
 }
 
 type beatResult struct {
-	applied  int64 // the reader's last change before the heartbeat ran
-	now      int64 // Redis time, ms
-	missing  []string
-	lost     []string
-	expired  []string
-	earliest int64 // the earliest deadline, or -1
-	gen      int64
-	grace    int64
+	applied    int64 // the reader's last change before the heartbeat ran
+	now        int64 // Redis time, ms
+	missing    []string
+	lost       []string
+	expired    []string
+	earliest   int64 // the earliest deadline, or -1
+	earliestID string
+	gen        int64
+	grace      int64
 }
 
 // beat runs the heartbeat script, then announces again the nodes Redis
 // lost and gives up the ones another instance took over.
 func (d *Discovery) beat() (beatResult, error) {
-	d.regMu.Lock()
-	defer d.regMu.Unlock()
+	ctx, cancel := d.opCtx()
+	defer cancel()
+	if err := d.regMu.lock(ctx); err != nil {
+		return beatResult{}, err
+	}
+	defer d.regMu.unlock()
 	d.mu.Lock()
 	args := make([]any, 5, 5+len(d.owned))
-	args[0], args[1], args[2], args[3], args[4] = d.incStr, d.cfg.ttl.Milliseconds(), d.cfg.gap.Milliseconds(), d.cfg.maxLen, maxExpiries
+	args[0], args[1], args[2], args[3], args[4] = d.incStr, d.cfg.ttl.Milliseconds(), d.cfg.pause.Milliseconds(), d.cfg.maxLen, maxExpiries
 	for id := range d.owned {
 		args = append(args, id)
 	}
 	d.mu.Unlock()
 
-	ctx, cancel := d.opCtx()
-	defer cancel()
 	applied := d.lastGen.Load()
 	res, err := beatScript.Run(ctx, d.client, d.keys, args...).Slice()
 	if err != nil {
@@ -895,18 +1231,21 @@ func (d *Discovery) giveUp(id, why string) {
 	}
 }
 
+// parseBeat reads beatScript's reply. Whatever Redis returned, it never
+// panics (see FuzzReplies).
 func parseBeat(res []any) (beatResult, error) {
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return beatResult{}, fmt.Errorf("redisdisc: unexpected heartbeat reply of %d elements", len(res))
 	}
 	var r beatResult
-	var ok [4]bool
+	var ok [5]bool
 	r.now, ok[0] = res[0].(int64)
 	r.earliest, ok[1] = res[4].(int64)
 	r.gen, ok[2] = res[5].(int64)
 	r.grace, ok[3] = res[6].(int64)
-	if ok != [4]bool{true, true, true, true} {
-		return beatResult{}, fmt.Errorf("redisdisc: unexpected heartbeat reply %v", res)
+	r.earliestID, ok[4] = res[7].(string)
+	if ok != [5]bool{true, true, true, true, true} || r.earliest < -1 || r.gen < 0 || r.grace < 0 {
+		return beatResult{}, fmt.Errorf("redisdisc: unexpected heartbeat reply %s", truncate(fmt.Sprint(res)))
 	}
 	strs := func(v any) []string {
 		a, _ := v.([]any)
@@ -925,8 +1264,12 @@ func parseBeat(res []any) (beatResult, error) {
 // reannounce announces the nodes whose last announcement did not reach
 // Redis.
 func (d *Discovery) reannounce() {
-	d.regMu.Lock()
-	defer d.regMu.Unlock()
+	ctx, cancel := d.opCtx()
+	defer cancel()
+	if err := d.regMu.lock(ctx); err != nil {
+		return
+	}
+	defer d.regMu.unlock()
 	d.reannounceLocked()
 }
 
@@ -946,7 +1289,7 @@ func (d *Discovery) reannounceLocked() {
 		var taken *takenError
 		switch {
 		case errors.As(err, &taken):
-			d.giveUp(o.entry.Node.ID, taken.err(o.entry.Node.ID).Error())
+			d.giveUp(o.entry.Node.ID, taken.err(o.entry.Node.ID, false).Error())
 			continue
 		case err != nil:
 			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
@@ -1010,16 +1353,23 @@ func (d *Discovery) stopReader() {
 // applyEntry merges one stream entry into the view. Malformed entries are
 // logged and skipped. The reader starts right after a snapshot, so every
 // entry must carry the next generation; any other means that the reader
-// missed entries (a gap) or that Redis lost some and numbers new ones again
-// (a restart, a failover), and asks the loop for a resync.
+// missed entries (a gap: they are counted, for the resync's Missed) or
+// that Redis lost some and numbers new ones again (a restart, a failover),
+// and asks the loop for a resync.
 func (d *Discovery) applyEntry(msg *message.Message) {
 	if g := msg.Metadata.Get(genKey); g != "" {
-		gen, err := strconv.ParseInt(g, 10, 64)
-		if last := d.lastGen.Swap(gen); err == nil && gen != last+1 {
-			d.log.Debug("discovery: the stream does not follow on from what this instance read", "after", last, "got", gen)
-			select {
-			case d.resync <- struct{}{}:
-			default:
+		if gen, err := strconv.ParseInt(g, 10, 64); err == nil {
+			if last := d.lastGen.Swap(gen); gen != last+1 {
+				if gen > last {
+					d.skipped.Add(gen - last - 1)
+				} else {
+					d.sawLoss.Store(true)
+				}
+				d.log.Debug("discovery: the stream does not follow on from what this instance read", "after", last, "got", gen)
+				select {
+				case d.resync <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}
@@ -1033,8 +1383,14 @@ func (d *Discovery) applyEntry(msg *message.Message) {
 		return
 	}
 	now := time.Now()
-	switch e.Op {
-	case OpLeave:
+	switch {
+	case e.Op == OpLeave && strings.HasPrefix(msg.UUID, expiryUUIDPrefix):
+		// Redis expired the node: in stream order it is gone, whatever
+		// revision the expiry could name.
+		if !d.view.Remove(e.Node.ID, e.Rev, now) {
+			d.view.Remove(e.Node.ID, discovery.Revision{}, now)
+		}
+	case e.Op == OpLeave:
 		d.view.Remove(e.Node.ID, e.Rev, now)
 	default:
 		d.mu.Lock()
@@ -1043,6 +1399,10 @@ func (d *Discovery) applyEntry(msg *message.Message) {
 		d.view.Put(e.Node, e.TTL, e.Rev, now)
 	}
 }
+
+// expiryUUIDPrefix starts the message uuid of the leave beatScript
+// appends for an expiry.
+const expiryUUIDPrefix = "expired:"
 
 func truncate(s string) string {
 	const n = 200

@@ -5,19 +5,54 @@ import (
 	"time"
 )
 
-// FuzzReplies feeds the parsers of the heartbeat and snapshot scripts'
-// replies with arbitrary values of the shapes go-redis returns (int64,
-// string, nested []any, nil), built from the fuzzer's bytes. Nothing Redis
-// returns may panic them.
+// FuzzReplies feeds the parsers of the heartbeat, snapshot and
+// announcement scripts' replies with arbitrary values of the shapes
+// go-redis returns (int64, string, nested []any, nil), built from the
+// fuzzer's bytes. Nothing Redis returns may panic them.
 func FuzzReplies(f *testing.F) {
-	f.Add([]byte{7, 1, 0, 3, 0, 3, 0, 3, 0, 1, 5, 1, 9, 1, 1})
-	f.Add([]byte{6, 1, 1, 2, 3, '0', '-', '0', 3, 4, 2, 2, 'n', '1', 2, 5, 'j', 's', 'o', 'n', '!', 3, 2, 2, 2, 'n', '1', 2, 3, '9', '9', '9', 1, 0})
+	f.Add([]byte{3, 8, 1, 0, 3, 0, 3, 0, 3, 0, 1, 5, 1, 9, 1, 1, 2, 2, 'n', '1'})
+	f.Add([]byte{3, 6, 1, 1, 2, 3, '0', '-', '0', 3, 4, 2, 2, 'n', '1', 2, 5, 'j', 's', 'o', 'n', '!', 3, 2, 2, 2, 'n', '1', 2, 3, '9', '9', '9', 1, 0})
+	f.Add([]byte{3, 5, 2, 5, 't', 'a', 'k', 'e', 'n', 2, 2, '{', '}', 1, 1, 1, 1, 1, 1})
+	f.Add([]byte{3, 2, 2, 2, 'o', 'k', 1, 7})
 	f.Add([]byte(`{"v":1,"op":"join","id":"n1","ttl":1000,"inc":1,"seq":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, _ := build(data, 0)
 		res, _ := v.([]any)
-		_, _ = parseBeat(res)
+		if r, err := parseBeat(res); err == nil && (len(res) != 8 || r.earliest < -1) {
+			t.Fatalf("parseBeat accepted %v", res)
+		}
 		_, _, _ = parseSnapshot(res, time.Unix(0, 0))
+		if taken, err := parsePut(res); err == nil && taken != nil && (taken.left < 0 || taken.silentIn < 0) {
+			t.Fatalf("parsePut accepted %v", res)
+		}
+	})
+}
+
+// FuzzStreamUnmarshal feeds the stream entry unmarshaller and the entry
+// decoder behind it with field maps built from the fuzzer's bytes: field
+// names and values of any shape. It never fails and never panics, and a
+// message it marks well-formed carries the payload given.
+func FuzzStreamUnmarshal(f *testing.F) {
+	f.Add([]byte{3, 6, 2, 7, 'p', 'a', 'y', 'l', 'o', 'a', 'd', 2, 2, '{', '}', 2, 10, 'n', 'e', 't', 'r', 'o', 'n', '_', 'g', 'e', 'n', 2, 1, '3'})
+	f.Add([]byte{3, 2, 2, 1, 'x', 1, 5})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, _ := build(data, 0)
+		list, _ := v.([]any)
+		values := map[string]any{}
+		for i := 0; i+1 < len(list); i += 2 {
+			k, _ := list[i].(string)
+			values[k] = list[i+1]
+		}
+		m, err := unmarshaller{}.Unmarshal(values)
+		if err != nil || m == nil {
+			t.Fatalf("Unmarshal(%v) = %v, %v", values, m, err)
+		}
+		if m.Metadata.Get(malformedKey) == "" {
+			if p, ok := values["payload"].(string); !ok || string(m.Payload) != p {
+				t.Fatalf("Unmarshal(%v): well-formed message with payload %q", values, m.Payload)
+			}
+			_, _ = DecodeEntry(m.Payload)
+		}
 	})
 }
 

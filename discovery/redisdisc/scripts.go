@@ -18,7 +18,8 @@ import "github.com/redis/go-redis/v9"
 //	nodes   hash: node id -> its latest entry (JSON, see Entry)
 //	events  stream: one entry per change, in watermill's format plus netron_gen
 //	meta    hash: gen (generation of the last change), beat (time of the last
-//	        heartbeat or change anyone made), grace (no expiry before this time)
+//	        heartbeat or change anyone made), grace (no expiry before this time),
+//	        maxttl (the largest TTL any instance of the prefix announced, ms)
 
 const luaNow = `
 local t = redis.call('TIME')
@@ -44,38 +45,78 @@ end
 local function incOf(raw)
   return string.match(raw, '"inc":(%d+)')
 end
+-- digits returns s, a string of digits, if it is a positive number of at
+-- most n digits, else "1".
+local function digits(s, n)
+  if s and #s <= n and tonumber(s) > 0 then
+    return s
+  end
+  return '1'
+end
 `
 
-// putScript announces a node (ARGV: id, entry, incarnation, address, ttl
-// ms, max stream length, max stream age ms, uuid). Unless the id is held by
-// a live node of another instance at another address, it stores the entry,
-// sets the node's deadline, appends the entry to the stream and returns
-// {"ok", gen}. Otherwise it changes nothing and returns {"taken", the
-// holder's entry, ms until the holder's deadline}. A holder at the same
-// address is the same node coming back (it could not have bound the
-// address while the old process held it), and a holder past its deadline
-// is dead: both are taken over.
+// luaTiming reads a stored entry's TTL and heartbeat (ms) with cjson
+// (both are small integers, exact in Lua's doubles); a heartbeat the entry
+// does not carry is taken as a third of the TTL.
+const luaTiming = `
+local function timingOf(raw)
+  local ok, e = pcall(cjson.decode, raw)
+  local ttl, hb = 0, 0
+  if ok and type(e) == 'table' then
+    if type(e.ttl) == 'number' then ttl = e.ttl end
+    if type(e.hb) == 'number' then hb = e.hb end
+  end
+  if hb <= 0 then hb = math.floor(ttl / 3) end
+  return ttl, hb
+end
+`
+
+// luaMaxTTL records ttl as the prefix's largest TTL if it is larger; it
+// expects the variable ttl.
+const luaMaxTTL = `
+local maxttl = tonumber(redis.call('HGET', KEYS[4], 'maxttl') or '0')
+if ttl > maxttl then
+  maxttl = ttl
+  redis.call('HSET', KEYS[4], 'maxttl', ttl)
+end
+`
+
+// putScript announces a node (ARGV: id, entry, incarnation, ttl ms, max
+// stream length, max stream age ms, uuid). Unless the id is held by a live
+// node of another instance, it stores the entry, sets the node's deadline,
+// appends the entry to the stream and returns {"ok", gen}. Otherwise it
+// changes nothing and returns {"taken", the holder's entry, ms until the
+// holder's deadline, ms until the holder counts as silent, the holder's
+// last heartbeat (Redis ms)}.
+//
+// A holder is live while it has heartbeated within 1.5 of its heartbeat
+// intervals (by the Redis clock): a live node beats every interval, so it is
+// never taken over, whatever its address. One silent for longer (a
+// crashed process whose registration has not expired yet, or a dead one)
+// is taken over.
 var putScript = redis.NewScript(luaNow + `
-local maxlen = tonumber(ARGV[6])
-` + luaAppend + `
+local maxlen = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[4])
+` + luaAppend + luaTiming + `
 local id = ARGV[1]
 local raw = redis.call('HGET', KEYS[2], id)
 if raw and incOf(raw) ~= ARGV[3] then
   local dl = tonumber(redis.call('ZSCORE', KEYS[1], id) or '0')
   if dl > now then
-    local ok, e = pcall(cjson.decode, raw)
-    local addr = ''
-    if ok and type(e) == 'table' and type(e.addr) == 'string' then addr = e.addr end
-    if addr == '' or addr ~= ARGV[4] then
-      return {'taken', raw, dl - now}
+    local httl, hb = timingOf(raw)
+    local last = dl - httl
+    local silent = last + math.floor(hb * 3 / 2)
+    if now < silent then
+      return {'taken', raw, dl - now, silent - now, last}
     end
   end
 end
+` + luaMaxTTL + `
 redis.call('HSET', KEYS[2], id, ARGV[2])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), id)
+redis.call('ZADD', KEYS[1], now + ttl, id)
 redis.call('HSET', KEYS[4], 'beat', now)
-local gen = append(ARGV[2], ARGV[8])
-local age = tonumber(ARGV[7])
+local gen = append(ARGV[2], ARGV[7])
+local age = tonumber(ARGV[6])
 if age > 0 then
   redis.call('XTRIM', KEYS[3], 'MINID', '~', tostring(now - age) .. '-0')
 end
@@ -100,7 +141,7 @@ append(ARGV[3], ARGV[5])
 return 1
 `)
 
-// beatScript is the heartbeat (ARGV: incarnation, ttl ms, gap ms, max
+// beatScript is the heartbeat (ARGV: incarnation, ttl ms, pause ms, max
 // stream length, max expiries, then the ids of this instance's nodes).
 //
 // It moves the deadline of each node of this instance that Redis holds for
@@ -108,21 +149,26 @@ return 1
 // while this instance was silent) and one held by another incarnation is
 // "lost" (taken over). It then expires every node whose deadline has
 // passed, at most max expiries per run: the entry is removed and a leave
-// entry, the stored entry with op "leave", is appended to the stream, so
-// every instance learns of the death from the stream. Expiry is suspended
-// for a TTL after a beat that finds that nobody has run a heartbeat for
-// longer than gap (Redis was unreachable for everyone, or a failover
-// promoted a replica whose deadlines are stale): the live nodes first get
-// the time to beat again.
+// entry is appended to the stream, so every instance learns of the death
+// from the stream. The leave is the stored entry with op "leave"; for a
+// stored entry that does not start as this package writes them it is built
+// from the id (and the revision, when the entry has one).
+//
+// Expiry is suspended after a beat that finds that nobody has run a
+// heartbeat for longer than pause (1.5 of the caller's heartbeat
+// intervals): every instance lost Redis (an outage, or a failover promoted
+// a replica whose deadlines are stale), and the live nodes first get the
+// time to beat again, until the largest TTL of the prefix (maxttl) has
+// passed.
 //
 // It returns {now, missing, lost, expired, earliest deadline or -1, gen,
-// grace},
-// a reply whose size does not depend on the number of nodes.
+// grace, id of the node with the earliest deadline or ""}, a reply whose
+// size does not depend on the number of nodes.
 var beatScript = redis.NewScript(luaNow + `
 local maxlen = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[2])
 ` + luaAppend + `
 local inc = ARGV[1]
-local ttl = tonumber(ARGV[2])
 local missing, lost, expired = {}, {}, {}
 for i = 6, #ARGV do
   local id = ARGV[i]
@@ -135,11 +181,16 @@ for i = 6, #ARGV do
     redis.call('ZADD', KEYS[1], now + ttl, id)
   end
 end
-local m = redis.call('HMGET', KEYS[4], 'beat', 'grace')
-local last, grace = tonumber(m[1] or '0'), tonumber(m[2] or '0')
-redis.call('HSET', KEYS[4], 'beat', now)
-if last > 0 and now - last > tonumber(ARGV[3]) and grace < now + ttl then
-  grace = now + ttl
+local m = redis.call('HMGET', KEYS[4], 'beat', 'grace', 'maxttl')
+local last, grace, maxttl = tonumber(m[1] or '0'), tonumber(m[2] or '0'), tonumber(m[3] or '0')
+if ttl > maxttl then
+  maxttl = ttl
+  redis.call('HSET', KEYS[4], 'beat', now, 'maxttl', ttl)
+else
+  redis.call('HSET', KEYS[4], 'beat', now)
+end
+if last > 0 and now - last > tonumber(ARGV[3]) and grace < now + maxttl then
+  grace = now + maxttl
   redis.call('HSET', KEYS[4], 'grace', grace)
 end
 if now >= grace then
@@ -148,20 +199,26 @@ if now >= grace then
     local raw = redis.call('HGET', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    local leave, n = nil, 0
     if raw then
-      local leave, n = string.gsub(raw, '^{"v":1,"op":"[a-z]+"', '{"v":1,"op":"leave"', 1)
-      if n == 1 then
-        append(leave, 'expired:' .. id .. ':' .. now)
-      end
+      leave, n = string.gsub(raw, '^{"v":1,"op":"[a-z]+"', '{"v":1,"op":"leave"', 1)
     end
+    if n ~= 1 then
+      local r = raw or ''
+      leave = '{"v":1,"op":"leave","id":' .. cjson.encode(id) ..
+        ',"ttl":' .. digits(string.match(r, '"ttl":(%d+)'), 7) ..
+        ',"inc":' .. digits(incOf(r), 18) ..
+        ',"seq":' .. digits(string.match(r, '"seq":(%d+)'), 18) .. '}'
+    end
+    append(leave, 'expired:' .. id .. ':' .. now)
     expired[#expired + 1] = id
   end
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local earliest = -1
-if first[2] then earliest = tonumber(first[2]) end
+local earliest, eid = -1, ''
+if first[2] then earliest, eid = tonumber(first[2]), first[1] end
 local gen = tonumber(redis.call('HGET', KEYS[4], 'gen') or '0')
-return {now, missing, lost, expired, earliest, gen, grace}
+return {now, missing, lost, expired, earliest, gen, grace, eid}
 `)
 
 // snapshotScript reads everything a starting or resyncing instance needs,

@@ -96,8 +96,8 @@ func TestSentinelFailover(t *testing.T) {
 			DialTimeout:   time.Second,
 		})
 		t.Cleanup(func() { _ = c.Close() })
-		return newDisc(t, c, prefix, redisdisc.WithHeartbeat(100*time.Millisecond), redisdisc.WithTTL(500*time.Millisecond),
-			redisdisc.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		return newDisc(t, c, prefix, append(noStall,
+			redisdisc.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))...)
 	}
 	a, b, c := newInst(), newInst(), newInst()
 	register(t, a, "n1")
@@ -140,13 +140,11 @@ func TestSentinelFailover(t *testing.T) {
 	for _, d := range []*redisdisc.Discovery{a, b, c} {
 		waitListed(t, d, "n1", "n2", "n3", "n4")
 	}
-	// Several TTLs on, nobody alive was reported left...
-	time.Sleep(4 * 500 * time.Millisecond)
-	for i, r := range recs {
-		if n := r.left.Load(); n != 0 {
-			t.Fatalf("instance %d reported %d live nodes left across the failover", i, n)
-		}
-	}
+	// Nobody alive was reported left, now that every grace period is
+	// over and every instance has applied every change...
+	admin := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: testredis.MasterName, SentinelAddrs: s.SentinelAddrs()})
+	t.Cleanup(func() { _ = admin.Close() })
+	noneLeft(t, admin, []*redisdisc.Discovery{a, b, c}, recs...)
 	// ...and a node that dies now is.
 	if err := c.Kill(); err != nil {
 		t.Fatal(err)
