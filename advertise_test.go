@@ -2,6 +2,8 @@ package netron
 
 import (
 	"errors"
+	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"testing"
@@ -10,7 +12,7 @@ import (
 func TestAdvertised(t *testing.T) {
 	lo := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9000}
 	any4 := &net.TCPAddr{IP: net.IPv4zero, Port: 9000}
-	host := hostIP().String()
+	host := hostIP(slog.New(slog.DiscardHandler)).String()
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
@@ -32,13 +34,13 @@ func TestAdvertised(t *testing.T) {
 		{"wss://gw.example.com/netron", any4, false, "wss://gw.example.com/netron"},
 		{"ws://10.0.0.5:9000", any4, false, "ws://10.0.0.5:9000/"},
 	} {
-		got, err := advertised(tc.advertise, tc.addr, tc.tls)
+		got, err := advertised(tc.advertise, tc.addr, tc.tls, slog.New(slog.DiscardHandler))
 		if err != nil || got != tc.want {
 			t.Errorf("advertised(%q, %v, %v) = %q, %v; want %q", tc.advertise, tc.addr, tc.tls, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"http://x:1/", "ws://", "10.0.0.5:0", "10.0.0.5:http", "a b", "user@host", ":9000"} {
-		if got, err := advertised(bad, any4, false); err == nil {
+		if got, err := advertised(bad, any4, false, slog.New(slog.DiscardHandler)); err == nil {
 			t.Errorf("advertised(%q) = %q, want an error", bad, got)
 		}
 	}
@@ -47,7 +49,7 @@ func TestAdvertised(t *testing.T) {
 // The default announced for a node bound to every interface is never a
 // loopback address when the host has another one.
 func TestHostIPIsNotLoopback(t *testing.T) {
-	ip := hostIP()
+	ip := hostIP(slog.New(slog.DiscardHandler))
 	ifs, _ := net.InterfaceAddrs()
 	other := false
 	for _, a := range ifs {
@@ -57,6 +59,91 @@ func TestHostIPIsNotLoopback(t *testing.T) {
 	}
 	if other && ip.IsLoopback() {
 		t.Fatalf("hostIP() = %v although the host has other addresses %v", ip, ifs)
+	}
+}
+
+// chooseHostIP over made-up interface lists: the default route's interface
+// wins whatever its name; without one, real interfaces beat container and
+// VM bridges, IPv4 beats IPv6, running beats no carrier, the lower index
+// breaks ties; loopback, link-local and down interfaces never count.
+func TestChooseHostIP(t *testing.T) {
+	up := net.FlagUp | net.FlagRunning
+	lo := hostIface{name: "lo", index: 1, flags: up | net.FlagLoopback, addrs: ips("127.0.0.1", "::1")}
+	docker := hostIface{name: "docker0", index: 2, flags: up, addrs: ips("172.17.0.1", "fe80::42:1")}
+	bridge := hostIface{name: "br-5e2a", index: 3, flags: up, addrs: ips("172.18.0.1")}
+	eth := hostIface{name: "eth0", index: 4, flags: up, addrs: ips("fe80::1", "10.0.0.5", "2001:db8::5")}
+	wlan := hostIface{name: "wlan0", index: 5, flags: up, addrs: ips("192.168.1.7")}
+	v6only := hostIface{name: "eth1", index: 6, flags: up, addrs: ips("fe80::2", "2001:db8::6")}
+	veth := hostIface{name: "ntv1a", index: 40, flags: up, addrs: ips("10.213.1.1")}
+	dummy := hostIface{name: "eth9", index: 2, flags: up, addrs: ips("10.99.0.1")}
+	down := hostIface{name: "eth2", index: 7, flags: net.FlagBroadcast, addrs: ips("10.1.1.1")}
+	nocarrier := hostIface{name: "eth3", index: 8, flags: net.FlagUp, addrs: ips("10.2.2.2")}
+	for _, tc := range []struct {
+		name     string
+		ifs      []hostIface
+		defaults map[string]uint32
+		want     string
+	}{
+		{"docker0 has a lower index than eth0", []hostIface{lo, docker, bridge, eth}, nil, "10.0.0.5"},
+		{"the default route decides", []hostIface{lo, docker, eth, wlan}, map[string]uint32{"wlan0": 600}, "192.168.1.7"},
+		{"the lowest metric of several default routes", []hostIface{lo, eth, wlan}, map[string]uint32{"wlan0": 600, "eth0": 100}, "10.0.0.5"},
+		{"a veth with the default route beats a lower index", []hostIface{lo, dummy, veth}, map[string]uint32{"ntv1a": 0}, "10.213.1.1"},
+		{"without a default route, the lower index", []hostIface{lo, dummy, veth}, nil, "10.99.0.1"},
+		{"IPv4 before IPv6", []hostIface{lo, v6only, wlan}, nil, "192.168.1.7"},
+		{"a global IPv6 address, not link-local", []hostIface{lo, v6only}, nil, "2001:db8::6"},
+		{"IPv6 default route", []hostIface{lo, wlan, v6only}, map[string]uint32{"eth1": 1024}, "2001:db8::6"},
+		{"a bridge when nothing else", []hostIface{lo, docker}, nil, "172.17.0.1"},
+		{"down interfaces never", []hostIface{lo, down}, map[string]uint32{"eth2": 0}, "127.0.0.1"},
+		{"no carrier ranks lower", []hostIface{lo, nocarrier, wlan}, nil, "192.168.1.7"},
+		{"no carrier rather than loopback", []hostIface{lo, nocarrier}, nil, "10.2.2.2"},
+		{"only loopback", []hostIface{lo}, nil, "127.0.0.1"},
+		{"nothing", nil, nil, "127.0.0.1"},
+	} {
+		got, cands := chooseHostIP(tc.ifs, tc.defaults)
+		if got.String() != tc.want {
+			t.Errorf("%s: chose %v from %v, want %s", tc.name, got, cands, tc.want)
+		}
+		if len(cands) > 0 && !cands[0].ip.Equal(got) {
+			t.Errorf("%s: candidates %v do not start with the choice %v", tc.name, cands, got)
+		}
+	}
+}
+
+func ips(ss ...string) []net.IP {
+	out := make([]net.IP, len(ss))
+	for i, s := range ss {
+		out[i] = net.ParseIP(s)
+	}
+	return out
+}
+
+// The kernel's route tables as Linux prints them: only default routes
+// that are up and not rejecting count, each interface with its lowest
+// metric; malformed lines are skipped.
+func TestParseRoutes(t *testing.T) {
+	v4 := `Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
+eth0	00000000	0102A8C0	0003	0	0	100	00000000	0	0	0
+eth0	0002A8C0	00000000	0001	0	0	100	00FFFFFF	0	0	0
+docker0	000011AC	00000000	0001	0	0	0	0000FFFF	0	0	0
+wlan0	00000000	0101A8C0	0003	0	0	600	00000000	0	0	0
+wlan0	00000000	0101A8C0	0003	0	0	50	00000000	0	0	0
+down0	00000000	0101A8C0	0002	0	0	1	00000000	0	0	0
+rej0	00000000	00000000	0201	0	0	1	00000000	0	0	0
+short	00000000
+bad	00000000	0101A8C0	zz	0	0	1	00000000	0	0	0
+`
+	v6 := `00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth1
+20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth1
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 00000001 00000001 00000000 00000201 rej6
+garbage
+`
+	got := map[string]uint32{}
+	parseRoutesV4(strings.NewReader(v4), got)
+	parseRoutesV6(strings.NewReader(v6), got)
+	want := map[string]uint32{"eth0": 100, "wlan0": 50, "eth1": 1024}
+	if !maps.Equal(got, want) {
+		t.Fatalf("default routes %v, want %v", got, want)
 	}
 }
 
@@ -72,6 +159,11 @@ func TestConfigValidatesAdvertiseAndRedis(t *testing.T) {
 		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{Host: "y", Addrs: "a:1,b:2"}}}, "discovery.redis.addrs"},
 		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{MasterName: "m"}}}, "discovery.redis.masterName"},
 		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{MasterName: "m", Addrs: "s:26379", Cluster: true}}}, "discovery.redis.cluster"},
+		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{Addrs: "a:7000,b:7000", DB: 2}}}, "discovery.redis.addrs"},
+		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{Addrs: "a:7000", Cluster: true, DB: 1}}}, "discovery.redis.addrs"},
+		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{Host: "h", TLSCertFile: "c.pem"}}}, "discovery.redis"},
+		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{Host: "h", TLS: true, TLSCAFile: "/nonexistent/ca.pem"}}}, "discovery.redis"},
+		{Config{Discovery: DiscoveryConfig{Redis: RedisConfig{URL: "rediss://h", TLSCAFile: "/nonexistent/ca.pem"}}}, "discovery.redis.url"},
 	} {
 		err := tc.cfg.Validate()
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field+":") {
@@ -84,6 +176,8 @@ func TestConfigValidatesAdvertiseAndRedis(t *testing.T) {
 		{Addrs: "a:7000, b:7000,c:7000"},
 		{Addrs: "s1:26379,s2:26379", MasterName: "m", SentinelPassword: "x"},
 		{Addrs: "seed:7000", Cluster: true},
+		{Addrs: "s1:26379,s2:26379", MasterName: "m", DB: 2},
+		{Host: "h", TLS: true, TLSServerName: "redis.internal"},
 	}
 	for _, r := range ok {
 		c := Config{Discovery: DiscoveryConfig{Enabled: true, Redis: r}}

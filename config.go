@@ -29,9 +29,13 @@ type Config struct {
 	// discovery and returned by Node.URL: "host", "host:port" (the port
 	// peers dial, when a proxy or NAT maps another to the bound one) or a
 	// ws:// or wss:// URL. Empty: the bound address, except that a node
-	// bound to every interface announces the first IPv4 address (else
-	// global IPv6 address) of an interface that is up and not loopback,
-	// and 127.0.0.1 when there is none.
+	// bound to every interface announces an address of this host: that of
+	// the interface of the default route (on Linux), else of an interface
+	// that is up, not loopback and not a container or VM bridge (docker0,
+	// br-…, virbr0, cni0, …), IPv4 before IPv6; 127.0.0.1 when there is
+	// none. The candidates and the choice are logged at Info. With TLS,
+	// set it to the name the certificate is for: peers check the
+	// certificate against the advertised host.
 	Advertise string `json:"advertise,omitempty" yaml:"advertise,omitempty"`
 	// Port is the WebSocket server port. The server runs when Server is
 	// true or Port is not zero; with Server true and Port 0 it picks a
@@ -217,8 +221,10 @@ type DiscoveryConfig struct {
 //     redis://s1:26379?addr=s2:26379&master_name=mymaster (Sentinel).
 //
 // Password (and Username) authenticate with Redis, or with the master under
-// Sentinel; SentinelPassword with the Sentinels. Every key of one discovery
-// prefix shares a hash slot, so a Cluster serves it from one slot.
+// Sentinel; SentinelPassword with the Sentinels. TLS (or a rediss:// URL)
+// encrypts every connection; see redisdisc.Endpoint for how certificates are
+// checked. Every key of one discovery prefix shares a hash slot, so a
+// Cluster serves it from one slot.
 type RedisConfig struct {
 	Host     string `json:"host,omitempty" yaml:"host,omitempty"`
 	Port     int    `json:"port,omitempty" yaml:"port,omitempty"`
@@ -237,6 +243,19 @@ type RedisConfig struct {
 	Username string `json:"username,omitempty" yaml:"username,omitempty"`
 	// SentinelPassword authenticates with the Sentinels.
 	SentinelPassword string `json:"sentinelPassword,omitempty" yaml:"sentinelPassword,omitempty"`
+	// TLS turns TLS on for every connection to Redis (a rediss:// URL does
+	// too).
+	TLS bool `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// TLSCAFile holds the PEM certificates of the CAs that sign Redis's
+	// certificates (default: the system's).
+	TLSCAFile string `json:"tlsCAFile,omitempty" yaml:"tlsCAFile,omitempty"`
+	// TLSCertFile and TLSKeyFile are a client certificate and its key
+	// (PEM), for a Redis that requires them (tls-auth-clients).
+	TLSCertFile string `json:"tlsCertFile,omitempty" yaml:"tlsCertFile,omitempty"`
+	TLSKeyFile  string `json:"tlsKeyFile,omitempty" yaml:"tlsKeyFile,omitempty"`
+	// TLSServerName is the name Redis's certificates are checked against;
+	// default: the host of each address dialled.
+	TLSServerName string `json:"tlsServerName,omitempty" yaml:"tlsServerName,omitempty"`
 }
 
 // configured reports whether r names a Redis at all.
@@ -266,6 +285,11 @@ func (r RedisConfig) Endpoint() redisdisc.Endpoint {
 		Username:         r.Username,
 		Password:         r.Password,
 		SentinelPassword: r.SentinelPassword,
+		TLS:              r.TLS,
+		CAFile:           r.TLSCAFile,
+		CertFile:         r.TLSCertFile,
+		KeyFile:          r.TLSKeyFile,
+		ServerName:       r.TLSServerName,
 	}
 	if r.Host != "" {
 		port := r.Port
@@ -387,13 +411,20 @@ func (c *Config) Validate() error {
 	case c.Reconnect.Jitter > 1 || math.IsNaN(c.Reconnect.Jitter):
 		return bad("reconnect.jitter", "%v is not a fraction (0-1, negative for none)", c.Reconnect.Jitter)
 	}
-	if c.Discovery.Redis.URL != "" {
-		if _, err := c.Discovery.Redis.Endpoint().Options(); err != nil {
-			return bad("discovery.redis.url", "%s", strings.TrimPrefix(err.Error(), discovery.ErrInvalidOption.Error()+": "))
+	if r := c.Discovery.Redis; r.configured() {
+		if _, err := r.Endpoint().Options(); err != nil {
+			field := "discovery.redis"
+			switch {
+			case r.URL != "":
+				field += ".url"
+			case r.Addrs != "":
+				field += ".addrs"
+			}
+			return bad(field, "%s", strings.TrimPrefix(err.Error(), discovery.ErrInvalidOption.Error()+": "))
 		}
 	}
 	if c.Advertise != "" {
-		if _, err := advertised(c.Advertise, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, false); err != nil {
+		if _, err := advertised(c.Advertise, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, false, slog.New(slog.DiscardHandler)); err != nil {
 			return bad("advertise", "%v", err)
 		}
 	}

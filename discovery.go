@@ -60,13 +60,12 @@ func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 	return d, true, nil
 }
 
-// registerTimeout bounds the registration at Start: a node does not wait
-// longer for an unreachable Redis.
-const registerTimeout = 5 * time.Second
-
 // startDiscovery registers the node and starts following the cluster. A
 // backend that cannot be reached does not stop the node: it runs, and is
 // announced once the backend is back. An id another live node holds does.
+// A node restarted after a crash, whose old registration has not expired
+// yet, waits within ctx until that registration has been silent long
+// enough to be taken over (redisdisc: 1.5 heartbeats).
 func (n *Node) startDiscovery(ctx context.Context) error {
 	if !n.cfg.Discovery.Enabled && n.cfg.DiscoveryBackend == nil {
 		return nil
@@ -76,9 +75,7 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		return fmt.Errorf("netron: discovery: %w", err)
 	}
 	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: n.url}
-	rctx, cancel := context.WithTimeout(ctx, registerTimeout)
-	err = d.Register(rctx, nd.nodeInfo())
-	cancel()
+	err = d.Register(ctx, nd.nodeInfo())
 	switch {
 	case err == nil:
 	case errors.Is(err, discovery.ErrUnavailable) && ctx.Err() == nil:
@@ -157,7 +154,10 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	addrs := map[string]string{}          // node id -> address announced
 	for ev := range watch {
 		if ev.Missed > 0 {
-			n.logger.Warn("netron: discovery: this node fell behind the changes of the cluster; resynchronised", "missed", ev.Missed)
+			n.logger.Warn("netron: discovery: this node did not get some changes of the cluster one by one; resynchronised", "missed", ev.Missed)
+		}
+		if ev.Kind == discovery.ChangesMissed {
+			continue // the count alone: nothing differs
 		}
 		node := ev.Node
 		if node.ID == n.cfg.ID {
@@ -246,26 +246,76 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	}
 }
 
-// close stops following the cluster and deregisters the node at once. A
-// backend that cannot be reached is no reason to fail the stop: the failed
-// deregistration is logged, and the others see the node leave when its TTL
-// has passed.
+// discoveryStopShare bounds the deregistration at Stop, and again the
+// closing of a backend the node made: a quarter of what is left of the
+// stop's budget, at most a second (a second when ctx has no deadline or has
+// ended). Stop says goaway to the peers meanwhile, so a Redis that does
+// not answer costs the stop no more than that.
+func discoveryStopShare(ctx context.Context) time.Duration {
+	share := time.Second
+	if dl, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		share = min(share, time.Until(dl)/4)
+	}
+	return max(share, time.Millisecond)
+}
+
+// close stops following the cluster and deregisters the node at once,
+// within discoveryStopShare(ctx), then closes a backend the node made,
+// within as much again. A backend that cannot be reached is no reason to
+// fail the stop: the failed deregistration is logged, and the others see
+// the node leave when its TTL has passed.
 func (nd *nodeDiscovery) close(ctx context.Context) error {
+	share := discoveryStopShare(ctx)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), share)
+	defer cancel()
 	// The register loop ends first: a registration in flight (an Expose
 	// racing Stop) must not land after the deregistration, where nothing
-	// would remove it from a shared backend.
+	// would remove it from a shared backend. A registration stuck on a
+	// Redis that does not answer holds the backend's writes; the
+	// deregistration then gives up at dctx, and the backend's close ends
+	// the stuck round trip.
 	nd.stop()
-	nd.regWG.Wait()
-	err := nd.d.Deregister(ctx, nd.n.cfg.ID)
+	waitGroup(dctx, &nd.regWG)
+	var errs []error
+	unavailable := func(what string, err error) {
+		if errors.Is(err, discovery.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", err)
+			return
+		}
+		errs = append(errs, err)
+	}
+	if err := nd.d.Deregister(dctx, nd.n.cfg.ID); err != nil {
+		unavailable("deregister", err)
+	}
 	if nd.owned {
-		err = errors.Join(err, nd.d.Close())
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), share)
+		var err error
+		if c, ok := nd.d.(interface{ CloseContext(context.Context) error }); ok {
+			err = c.CloseContext(cctx)
+		} else {
+			err = nd.d.Close()
+		}
+		cancel()
+		if err != nil {
+			unavailable("close discovery cleanly", err)
+		}
 	}
+	nd.regWG.Wait()
 	nd.wg.Wait()
-	if err != nil && errors.Is(err, discovery.ErrUnavailable) {
-		nd.n.logger.Warn("netron: discovery: could not deregister; the others see the node leave when its TTL has passed", "err", err)
-		return nil
+	return errors.Join(errs...)
+}
+
+// waitGroup waits for wg, at most until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
-	return err
 }
 
 // Discovery returns the node's discovery backend, nil when discovery is off.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -194,10 +195,16 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("netron: start: %w", err)
 		}
-		url, err := advertised(n.cfg.Advertise, addr, n.cfg.TLS != nil)
+		url, err := advertised(n.cfg.Advertise, addr, n.cfg.TLS != nil, n.logger)
 		if err != nil { // Validate checked it
 			_ = n.hub.StopAccepting(context.Background())
 			return fmt.Errorf("netron: start: %w", err)
+		}
+		if n.cfg.TLS != nil {
+			if u, perr := neturl.Parse(url); perr == nil && net.ParseIP(u.Hostname()) != nil {
+				n.logger.Warn("netron: TLS is on and the advertised address is an IP address; peers check the certificate against it, so it needs that IP address, or set advertise to the name the certificate is for",
+					"advertise", url)
+			}
 		}
 		n.addr, n.url = addr, url
 		n.logger.Info("netron: listening", "addr", addr.String(), "advertise", url)
@@ -229,14 +236,16 @@ func (n *Node) URL() string {
 	return n.url
 }
 
-// Stop shuts the node down gracefully: it deregisters from discovery (so
-// that others stop sending it work; when discovery cannot be reached that
-// is logged, not returned, and the others see the node leave once its TTL
-// has passed), stops accepting connections, tells its
-// Go peers it is leaving (goaway: their new calls fail fast with
-// peer.ErrGoingAway and go elsewhere), answers new requests with 503, and
-// lets the calls and streams already running finish until ctx ends. Then it
-// closes every connection (calls still pending fail with
+// Stop shuts the node down gracefully: it stops accepting connections,
+// tells its Go peers it is leaving (goaway: their new calls fail fast with
+// peer.ErrGoingAway and go elsewhere) and, at the same time, deregisters
+// from discovery (so that others stop picking it), answers new requests
+// with 503, and lets the calls and streams already running finish until
+// ctx ends. The deregistration gets a quarter of ctx's time, at most a
+// second (and closing a discovery backend the node made as much again);
+// when discovery cannot be reached within it, that is logged, not
+// returned, and the others see the node leave once its TTL has passed.
+// Then Stop closes every connection (calls still pending fail with
 // ErrPeerDisconnected) and waits for every goroutine of the node. Work cut
 // short by ctx is logged, not returned. Stop is idempotent; Close is Stop
 // without the wait.
@@ -250,20 +259,22 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.stopped = true
 	n.mu.Unlock()
 	var err error
+	var discDone chan error
 	if n.disc != nil {
-		dctx := ctx
-		if ctx.Err() != nil {
-			var cancel context.CancelFunc
-			dctx, cancel = context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-		}
-		err = n.disc.close(dctx) // deregister first: others stop calling us
+		// The deregistration (others stop picking this node) runs beside
+		// the goaway (the peers stop calling it now), bounded by a share
+		// of ctx: a Redis that does not answer must not eat the drain.
+		discDone = make(chan error, 1)
+		go func() { discDone <- n.disc.close(ctx) }()
 	}
 	if serr := n.hub.StopAccepting(ctx); serr != nil && ctx.Err() == nil {
 		err = errors.Join(err, serr)
 	}
 	if ctx.Err() == nil {
 		n.drain(ctx)
+	}
+	if discDone != nil {
+		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())

@@ -17,6 +17,7 @@ import (
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/internal/testredis"
+	"github.com/netron-go/netron/rpc"
 )
 
 // redisDiscovery is the discovery configuration of the tests on the
@@ -186,12 +187,16 @@ func TestNodeRunsWithoutRedis(t *testing.T) {
 	}
 }
 
-// A second node registering an id a live node holds at another address
-// fails to start, and the error names the holder's address.
+// A second node registering an id a live node holds fails to start, once
+// the holder has heartbeated while it waited, and the error names the
+// holder's address.
 func TestDuplicateNodeIDRefused(t *testing.T) {
 	srv := testredis.Start(t)
 	host, port := hostPort(t, srv.Addr())
 	dc := redisDiscovery(t, netron.RedisConfig{Host: host, Port: port})
+	// Heartbeats of a second: a holder stalled for half of one (a loaded
+	// machine) is still live; the second waits up to 1.5 s for it to beat.
+	dc.Interval, dc.TTL = time.Second, 3*time.Second
 	first := startNode(t, netron.Config{ID: "twin", Host: "127.0.0.1", Server: true, Discovery: dc})
 	second, err := netron.New(netron.Config{ID: "twin", Host: "127.0.0.1", Server: true, Discovery: dc})
 	if err != nil {
@@ -207,4 +212,145 @@ func TestDuplicateNodeIDRefused(t *testing.T) {
 	if err != nil || len(ns) != 1 || ns[0].Address != first.URL() {
 		t.Fatalf("after the refusal: %+v %v", ns, err)
 	}
+}
+
+// logSignal closes a channel the first time a log message contains a
+// given text; the handlers derived from it (WithAttrs, WithGroup) share it.
+type logSignal struct {
+	slog.Handler
+	*signal
+}
+
+type signal struct {
+	text string
+	once sync.Once
+	ch   chan struct{}
+}
+
+func signalOn(h slog.Handler, text string) *logSignal {
+	return &logSignal{Handler: h, signal: &signal{text: text, ch: make(chan struct{})}}
+}
+
+func (s *logSignal) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, s.text) {
+		s.once.Do(func() { close(s.ch) })
+	}
+	return s.Handler.Handle(ctx, r)
+}
+
+func (s *logSignal) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logSignal{Handler: s.Handler.WithAttrs(as), signal: s.signal}
+}
+
+func (s *logSignal) WithGroup(name string) slog.Handler {
+	return &logSignal{Handler: s.Handler.WithGroup(name), signal: s.signal}
+}
+
+func (s *signal) fired() bool {
+	select {
+	case <-s.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Blocker's Hold runs until the test releases it.
+type Blocker struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+// Hold returns n once released.
+func (b Blocker) Hold(n int) int {
+	close(b.started)
+	<-b.release
+	return n
+}
+
+// Stop while Redis is frozen (it keeps the connections and answers
+// nothing, like a hung host or a network that drops every packet): the
+// goaway reaches the peers while the deregistration still waits for
+// Redis, a call in flight finishes, and Stop returns without an error
+// well inside its budget, the failed deregistration logged. Before, the
+// deregistration came first and took the whole budget and more.
+func TestStopWhileRedisFrozen(t *testing.T) {
+	srv := testredis.Start(t)
+	host, port := hostPort(t, srv.Addr())
+	dc := redisDiscovery(t, netron.RedisConfig{Host: host, Port: port})
+	dc.Interval, dc.TTL = 5*time.Second, 15*time.Second // the defaults
+	var logs logSink
+	deregistered := signalOn(logs.logger().Handler(), "could not deregister")
+	n, err := netron.New(netron.Config{ID: "frozen", Host: "127.0.0.1", Server: true, Discovery: dc, Logger: slog.New(deregistered)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Blocker{started: make(chan struct{}), release: make(chan struct{})}
+	if err := n.Expose("blocker@1.0.0", b); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var callerLogs logSink
+	goaway := signalOn(callerLogs.logger().Handler(), "peer is going away")
+	caller := startNode(t, netron.Config{ID: "caller", Logger: slog.New(goaway)})
+	p, err := caller.Connect(context.Background(), n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := p.Service(context.Background(), "blocker@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		got, err := rpc.Call[int](context.Background(), svc, "hold", 7)
+		if err == nil && got != 7 {
+			err = fmt.Errorf("got %d", got)
+		}
+		result <- err
+	}()
+	<-b.started
+
+	srv.Freeze()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.Stop(ctx) }()
+	select {
+	case <-goaway.ch:
+	case <-ctx.Done():
+		t.Fatalf("no goaway within the stop's budget\nnode:\n%s\ncaller:\n%s", logs.String(), callerLogs.String())
+	}
+	if deregistered.fired() {
+		t.Fatal("the goaway came after the deregistration had given up; it must not wait for Redis")
+	}
+	close(b.release)
+	if err := <-result; err != nil {
+		t.Fatalf("the call in flight: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop with Redis frozen: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Stop used its whole budget")
+	}
+	if !deregistered.fired() {
+		t.Fatalf("the failed deregistration was not logged:\n%s", logs.String())
+	}
+}
+
+// Discovery through a Redis that speaks only TLS, with its CA given in
+// the configuration.
+func TestDiscoveryRedisTLS(t *testing.T) {
+	srv := testredis.Start(t, testredis.WithTLS())
+	host, port := hostPort(t, srv.Addr())
+	dc := redisDiscovery(t, netron.RedisConfig{Host: host, Port: port, TLS: true, TLSCAFile: srv.CAFile()})
+	a := startNode(t, netron.Config{ID: "tls-a", Host: "127.0.0.1", Server: true, Discovery: dc})
+	b := startNode(t, netron.Config{ID: "tls-b", Discovery: dc})
+	waitFor(t, "a seen through TLS", func() bool {
+		ns, _ := b.Discovery().Nodes(context.Background())
+		return len(ns) == 2 && ns[0].ID == "tls-a" && ns[0].Address == a.URL()
+	})
 }

@@ -83,7 +83,9 @@ func runCallerNode(args []string) int {
 
 // netnsPair creates two network namespaces joined by a veth pair, with
 // addresses ipA and ipB of a /24 that exists only between them, and removes
-// them when the test ends. Without the rights to create namespaces it
+// them when the test ends. Each namespace has a second interface with an
+// address that nothing ever dials, to check the choice of the address a
+// node advertises; B's default route goes through the veth, to A. Without the rights to create namespaces it
 // skips the test, except under CI=true, where that is a failure.
 func netnsPair(t *testing.T) (nsA, nsB, ipA, ipB string) {
 	t.Helper()
@@ -120,6 +122,20 @@ func netnsPair(t *testing.T) (nsA, nsB, ipA, ipB string) {
 		{"-n", nsB, "link", "set", "lo", "up"},
 		{"-n", nsA, "link", "set", vA, "up"},
 		{"-n", nsB, "link", "set", vB, "up"},
+		// A second interface in each namespace, made there, so with a lower
+		// index than the veth moved in, and with a carrier (its peer is
+		// up): in A a container bridge's name, which must not be chosen;
+		// in B an ordinary name, but the default route goes through the
+		// veth, which decides.
+		{"-n", nsA, "link", "add", "docker0", "type", "veth", "peer", "name", "dkpeer"},
+		{"-n", nsA, "addr", "add", fmt.Sprintf("172.31.%d.1/24", net3), "dev", "docker0"},
+		{"-n", nsA, "link", "set", "docker0", "up"},
+		{"-n", nsA, "link", "set", "dkpeer", "up"},
+		{"-n", nsB, "link", "add", "eth9", "type", "veth", "peer", "name", "eth9p"},
+		{"-n", nsB, "addr", "add", fmt.Sprintf("10.214.%d.1/24", net3), "dev", "eth9"},
+		{"-n", nsB, "link", "set", "eth9", "up"},
+		{"-n", nsB, "link", "set", "eth9p", "up"},
+		{"-n", nsB, "route", "add", "default", "via", ipA, "dev", vB},
 	} {
 		if err := ip(args...); err != nil {
 			t.Fatal(err)
@@ -130,9 +146,11 @@ func netnsPair(t *testing.T) (nsA, nsB, ipA, ipB string) {
 
 // Two hosts, as two network namespaces joined by a veth pair: Redis and a
 // node in one, a node in the other, each bound to every interface with no
-// advertise setting. Each announces the address of its namespace's
-// interface, not 127.0.0.1, and they find and call each other through
-// discovery; the CLI of each side finds the other's node too.
+// advertise setting. Each announces the address of its namespace's veth,
+// not 127.0.0.1 and not that of the other interface of its namespace
+// (which has the lower index): in A that one is named like a Docker
+// bridge; in B the default route decides. They find and call each other
+// through discovery; the CLI of each side finds the other's node too.
 func TestAcrossNetworkNamespaces(t *testing.T) {
 	nsA, nsB, ipA, ipB := netnsPair(t)
 	srv := testredis.Start(t, testredis.InNetns(nsA, ipA))

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/testredis"
@@ -128,13 +130,14 @@ func (p *proc) listens(t *testing.T) string {
 }
 
 // discoveryConfig writes a configuration file whose discovery is the
-// Redis at addr, under a prefix of the test's own.
-func discoveryConfig(t *testing.T, addr string, ttl time.Duration) string {
+// Redis at addr, under a prefix of the test's own, with heartbeats every
+// interval.
+func discoveryConfig(t *testing.T, addr string, interval, ttl time.Duration) string {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	path := filepath.Join(t.TempDir(), "app.yaml")
 	text := fmt.Sprintf("netron:\n  discovery:\n    enabled: true\n    redis: {host: %q, port: %s}\n"+
-		"    interval: 100ms\n    ttl: %s\n    prefix: %q\nlogger: {level: info}\n", host, port, ttl, "test:"+t.Name())
+		"    interval: %s\n    ttl: %s\n    prefix: %q\nlogger: {level: info}\n", host, port, interval, ttl, "test:"+t.Name())
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +155,19 @@ func freeTCPPort(t *testing.T) string {
 }
 
 // Two netron serve processes with one node id on one Redis: the second
-// fails to start and names the first's address. After a kill -9 of the
-// first, the same node (same address) comes back within the TTL at once.
+// fails to start (a live node heartbeats, so its id is never taken over)
+// and names the first's address. After a kill -9 of the first, the same
+// node started again at once takes its id over as soon as the old
+// registration has been silent for 1.5 heartbeats, long before its TTL.
 func TestServeProcessesUniqueIDs(t *testing.T) {
 	srv := testredis.Start(t)
-	cfg := discoveryConfig(t, srv.Addr(), 30*time.Second)
+	cfg := discoveryConfig(t, srv.Addr(), time.Second, 30*time.Second)
 	portA := freeTCPPort(t)
 	a := startCLI(t, "", "serve", "--config", cfg, "--id", "twin", "--host", "127.0.0.1", "--port", portA)
 	urlA := a.listens(t)
 
 	code, stdout, stderr := runCLI(t, "", "serve", "--config", cfg, "--id", "twin", "--host", "127.0.0.1", "--port", "0")
-	if code != exitFailure || !strings.Contains(stderr, "node id in use") || !strings.Contains(stderr, urlA) {
+	if code != exitFailure || !strings.Contains(stderr, "node id in use") || !strings.Contains(stderr, urlA) || !strings.Contains(stderr, "alive") {
 		t.Fatalf("second holder: exit %d\nstdout: %s\nstderr: %s\nwant exit 1 naming %s", code, stdout, stderr, urlA)
 	}
 
@@ -179,6 +184,16 @@ func TestServeProcessesUniqueIDs(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(stdout), &nodes) != nil || len(nodes) != 1 || nodes[0].ID != "twin" || nodes[0].Address != urlA {
 		t.Fatalf("nodes: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
+	// Taken over from a silent registration, not after its expiry: the
+	// stream has the two joins and no leave.
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	if n, err := rc.XLen(context.Background(), "{test:"+t.Name()+"}:events").Result(); err != nil || n != 2 {
+		t.Fatalf("%d stream entries (%v), want the two joins", n, err)
+	}
+	if !strings.Contains(back.stderr.String(), "waiting") {
+		t.Fatalf("the node back did not wait for the old registration to fall silent:\n%s", back.stderr)
+	}
 	if err := back.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +206,7 @@ func TestServeProcessesUniqueIDs(t *testing.T) {
 // deregistration that could not be made is logged.
 func TestServeStopsDuringRedisOutage(t *testing.T) {
 	srv := testredis.Start(t)
-	cfg := discoveryConfig(t, srv.Addr(), 15*time.Second)
+	cfg := discoveryConfig(t, srv.Addr(), 100*time.Millisecond, 15*time.Second)
 	p := startCLI(t, "", "serve", "--config", cfg, "--id", "stopper", "--host", "127.0.0.1", "--port", "0")
 	p.listens(t)
 	code, stdout, stderr := runCLI(t, "", "nodes", "--discovery", cfg)
@@ -217,7 +232,7 @@ func TestServeStopsDuringRedisOutage(t *testing.T) {
 // reported left; after SIGCONT it announces itself again and is back.
 func TestServeStoppedAndContinued(t *testing.T) {
 	srv := testredis.Start(t)
-	cfg := discoveryConfig(t, srv.Addr(), time.Second)
+	cfg := discoveryConfig(t, srv.Addr(), 100*time.Millisecond, time.Second)
 	p := startCLI(t, "", "serve", "--config", cfg, "--id", "pauser", "--host", "127.0.0.1", "--port", "0")
 	url := p.listens(t)
 	obs, err := redisdisc.Connect(srv.Addr(), "", 0, redisdisc.WithPrefix("test:"+t.Name()),
