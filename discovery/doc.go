@@ -45,9 +45,14 @@
 // watcher further behind than that stops receiving changes one by one and,
 // once it has taken the queue, is resynchronised: one event per node whose
 // state differs from what it was told, the first carrying the number of
-// changes it missed (Event.Missed). Memory per watcher is therefore bounded
-// by WatchBuffer plus the number of nodes, and a watcher that falls that far
-// behind loses intermediate states, never the final one, and is told so.
+// changes it missed (Event.Missed; a ChangesMissed event of its own when
+// nothing differs). A backend that cannot read some changes one by one
+// (redisdisc, when its stream was trimmed past its reader or Redis lost
+// data) resynchronises its view the same way, through View.Resync, and its
+// watchers get the count the same way. Memory per watcher is therefore
+// bounded by WatchBuffer plus the number of nodes, and a watcher that
+// misses changes loses intermediate states, never the final one, and is
+// told how many.
 //
 // # Concurrency
 //

@@ -36,3 +36,6 @@ func (d *Discovery) AppliedGen() int64 { return d.lastGen.Load() }
 
 // Heartbeat returns the instance's heartbeat interval.
 func (d *Discovery) Heartbeat() time.Duration { return d.cfg.heartbeat }
+
+// Incarnation returns the instance's incarnation, as its scripts send it.
+func (d *Discovery) Incarnation() string { return d.incStr }
