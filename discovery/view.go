@@ -12,9 +12,10 @@ import (
 // snapshot read while a newer update was in flight) never overwrites a newer
 // one.
 type Revision struct {
-	// Incarnation identifies the registering instance; an instance created
-	// later has a larger one (backends use a strictly increasing clock
-	// reading).
+	// Incarnation identifies the registering instance; an instance that
+	// registers later has a larger one: a clock reading, strictly
+	// increasing within the process for Memory (NewIncarnation), the
+	// Redis clock when the instance first reached Redis for redisdisc.
 	Incarnation int64
 	// Seq counts the announcements of that instance.
 	Seq uint64

@@ -3,7 +3,7 @@
 // Sentinel-managed master or a Redis Cluster; Redis 6.2 or later, tested on
 // 7.0), using Redis Streams via watermill-redisstream and go-redis.
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: pw})
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: pw, ContextTimeoutEnabled: true})
 //	d, err := redisdisc.New(rdb, redisdisc.WithPrefix("netron:discovery"))
 //	...
 //	defer d.Close()               // deregisters, stops; never closes rdb
@@ -16,7 +16,8 @@
 // (redis.NewFailoverClient: master name and sentinel addresses) or Redis
 // Cluster (redis.NewClusterClient: seed addresses); set
 // ContextTimeoutEnabled in its options, so that the deadlines the instance
-// gives its round trips hold on a Redis that stops answering.
+// gives its round trips hold on a Redis that stops answering (New logs a
+// warning when a client's options lack it).
 // ConnectUniversal makes one from redis.UniversalOptions (and sets
 // ContextTimeoutEnabled), ParseURL reads those options from a URL
 // (redis://, rediss://, with addr=, master_name=, cluster=), and Endpoint
@@ -35,7 +36,8 @@
 //	{prefix}:nodes   hash: node id -> its latest entry (the snapshot)
 //	{prefix}:alive   sorted set: node id -> deadline (last heartbeat + its TTL; ms, Redis clock)
 //	{prefix}:meta    hash: gen (number of the last change), beat (last heartbeat), grace,
-//	                 maxttl (the largest TTL announced under the prefix)
+//	                 maxttl (the largest TTL announced under the prefix),
+//	                 incs (incarnations handed out)
 //
 // An entry is a small JSON document with a schema version, the node's
 // details, its TTL, its instance's heartbeat and a revision (see Entry).
@@ -90,12 +92,16 @@
 // that fails is tried again at the next heartbeat.
 //
 // Revisions (instance incarnation, sequence) order the entries of one node,
-// so a replayed or stale copy never overwrites a newer one. An
-// incarnation is the clock of the instance's host when it started (Unix
-// ns): the registrations of one node id by instances on different hosts
-// are ordered right as long as the hosts' clocks agree to within the time
-// between the two starts. An instance whose clock differs from Redis's by
-// more than a second logs a warning at start.
+// so a replayed or stale copy never overwrites a newer one. An instance
+// gets its incarnation from Redis when it first reaches it (its first
+// Register or its first snapshot, whichever comes first): the Redis clock
+// (TIME) in Unix nanoseconds, to the microsecond, whose last three digits
+// are a count of the incarnations handed out under the prefix, so that
+// two instances never share one. The clocks of the hosts play no part: a
+// node id registered again by an instance on another host, whose clock
+// may be behind, is ordered after the instance that held it before. (A
+// Register made before the instance reached Redis is kept, and announced
+// with the incarnation once Redis answers.)
 //
 // # Node ids
 //

@@ -1,6 +1,9 @@
 package redisdisc
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Script hashes, for fault injection in tests (EVALSHA's first argument).
 var (
@@ -38,4 +41,4 @@ func (d *Discovery) AppliedGen() int64 { return d.lastGen.Load() }
 func (d *Discovery) Heartbeat() time.Duration { return d.cfg.heartbeat }
 
 // Incarnation returns the instance's incarnation, as its scripts send it.
-func (d *Discovery) Incarnation() string { return d.incStr }
+func (d *Discovery) Incarnation() string { return strconv.FormatInt(d.inc.Load(), 10) }

@@ -3,6 +3,7 @@ package redisdisc_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,13 +63,25 @@ func TestNodeIDsAreUnique(t *testing.T) {
 			t.Fatalf("Register(%+v) of a live node's id: %v, want ErrDuplicateID naming %s", n, err, holder.Address)
 		}
 	}
-	// A deadline shorter than the wait for silence: refused at once.
-	ctx, cancel := context.WithTimeout(ctxT(t), 50*time.Millisecond)
-	err := b.Register(ctx, discovery.NodeInfo{ID: "n1", Address: "ws://10.0.0.2:9000/"})
-	cancel()
-	if !errors.Is(err, discovery.ErrDuplicateID) || !strings.Contains(err.Error(), holder.Address) {
-		t.Fatalf("Register with a short deadline: %v", err)
+	// A deadline shorter than the wait for the holder's silence (here a
+	// holder that beats every minute: 90 s): refused at once, not at the
+	// deadline; a retry never goes past the caller's deadline.
+	slow := newDisc(t, client, prefix, redisdisc.WithHeartbeat(time.Minute), redisdisc.WithTTL(time.Hour))
+	slowHolder := discovery.NodeInfo{ID: "n9", Address: "ws://10.0.0.9:9000/"}
+	if err := slow.Register(ctxT(t), slowHolder); err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Second)
+	err := b.Register(ctx, discovery.NodeInfo{ID: "n9", Address: "ws://10.0.0.2:9000/"})
+	waited := ctx.Err() != nil
+	cancel()
+	if !errors.Is(err, discovery.ErrDuplicateID) || !strings.Contains(err.Error(), slowHolder.Address) || waited {
+		t.Fatalf("Register with a deadline shorter than the wait: %v (waited for the deadline: %v)", err, waited)
+	}
+	if err := slow.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitListed(t, observer, "n1")
 	if got := nodeEntries(t, client, a, "n1"); len(got) != 1 {
 		t.Fatalf("the refusals wrote %d entries of n1", len(got)-1)
 	}
@@ -170,4 +183,77 @@ func waitNode(t testing.TB, d discovery.Discovery, want discovery.NodeInfo) {
 		}
 		return "not there or not up to date"
 	})
+}
+
+// storedRev returns the revision of the entry Redis holds for node id.
+func storedRev(t testing.TB, c redis.UniversalClient, d *redisdisc.Discovery, id string) discovery.Revision {
+	t.Helper()
+	_, nodes, _, _ := d.Keys()
+	raw, err := c.HGet(ctxT(t), nodes, id).Result()
+	if err != nil {
+		t.Fatalf("entry of %s: %v", id, err)
+	}
+	e, err := redisdisc.DecodeEntry([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Rev
+}
+
+// An instance's incarnation comes from Redis when the instance first
+// reaches it: the Redis clock in nanoseconds, to the microsecond, whose
+// last three digits count the incarnations handed out under the prefix.
+// So instances that reach Redis later have larger ones whatever the
+// clocks of their hosts, and an instance that registered while Redis was
+// down announces its node, once Redis is back, with the incarnation it
+// got then.
+func TestIncarnationFromRedis(t *testing.T) {
+	srv := testredis.Start(t)
+	client := newClient(t, srv)
+	prefix := uniquePrefix(t)
+	srv.Stop()
+	early := newDisc(t, client, prefix)
+	if err := early.Register(ctxT(t), discovery.NodeInfo{ID: "early"}); !errors.Is(err, discovery.ErrUnavailable) {
+		t.Fatalf("Register with Redis down: %v", err)
+	}
+	if inc := early.Incarnation(); inc != "0" {
+		t.Fatalf("an incarnation %s without Redis", inc)
+	}
+	srv.Restart(t)
+	before := redisNow(t, client)
+	a := newDisc(t, client, prefix)
+	register(t, a, "a")
+	waitListed(t, a, "a", "early")
+	b := newDisc(t, client, prefix)
+	register(t, b, "b")
+	after := redisNow(t, client)
+
+	incOf := func(d *redisdisc.Discovery) int64 {
+		inc, err := strconv.ParseInt(d.Incarnation(), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inc
+	}
+	// early and a reached Redis in either order (early retries with
+	// backoff), b after both.
+	counts := map[int64]bool{}
+	for i, d := range []*redisdisc.Discovery{early, a, b} {
+		inc := incOf(d)
+		if ms := inc / 1_000_000; ms < before-settle.Milliseconds() || ms > after {
+			t.Errorf("incarnation %d: %d ms, not the Redis clock between %d and %d", i, ms, before, after)
+		}
+		counts[inc%1000] = true
+	}
+	if !counts[1] || !counts[2] || !counts[3] {
+		t.Errorf("the incarnations end in %v, want the counts 1, 2 and 3", counts)
+	}
+	if incOf(b)%1000 != 3 || incOf(b) <= incOf(a) || incOf(b) <= incOf(early) {
+		t.Errorf("b, the last to reach Redis, has %d; a %d, early %d", incOf(b), incOf(a), incOf(early))
+	}
+	for id, d := range map[string]*redisdisc.Discovery{"early": early, "a": a, "b": b} {
+		if rev := storedRev(t, client, d, id); rev.Incarnation != incOf(d) {
+			t.Errorf("node %s stored with incarnation %d, its instance's is %d", id, rev.Incarnation, incOf(d))
+		}
+	}
 }

@@ -639,3 +639,58 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("Connect with a bad option: %v", err)
 	}
 }
+
+// A client that does not honour its commands' deadlines (its options lack
+// ContextTimeoutEnabled) is used, with a warning: Deregister and Close
+// cannot keep their deadlines on a Redis that stops answering.
+func TestWarnsWithoutContextTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+		warn   bool
+	}{
+		{"plain", redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), true},
+		{"cluster", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), true},
+		{"with deadlines", redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true}), false},
+		{"cluster with deadlines", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true}), false},
+	} {
+		var logs logBuffer
+		d, err := redisdisc.New(tc.client, redisdisc.WithLogger(logs.logger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = d.Kill()
+		_ = tc.client.Close()
+		if got := strings.Contains(logs.String(), "ContextTimeoutEnabled"); got != tc.warn {
+			t.Errorf("%s: warned %v, want %v; log:\n%s", tc.name, got, tc.warn, logs.String())
+		}
+	}
+}
+
+// Close while Redis is down leaves the nodes to expire, and its error
+// joins one error per node, errors.Is finding ErrUnavailable in the whole
+// and in each.
+func TestCloseWhileRedisDownJoinsErrors(t *testing.T) {
+	srv := testredis.Start(t)
+	client := newClient(t, srv)
+	d := newDisc(t, client, uniquePrefix(t))
+	register(t, d, "n1")
+	register(t, d, "n2")
+	srv.Stop()
+	err := d.CloseContext(ctxT(t))
+	if !errors.Is(err, discovery.ErrUnavailable) {
+		t.Fatalf("CloseContext with Redis down: %v, want ErrUnavailable", err)
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) != 2 {
+		t.Fatalf("CloseContext: %v, want one error per node", err)
+	}
+	for i, part := range j.Unwrap() {
+		if id := fmt.Sprint("n", i+1); !errors.Is(part, discovery.ErrUnavailable) || !strings.Contains(part.Error(), `"`+id+`"`) {
+			t.Errorf("part %d: %v, want ErrUnavailable naming %s", i, part, id)
+		}
+	}
+	if again := d.Close(); again != err {
+		t.Errorf("Close after CloseContext: %v, want the same error", again)
+	}
+}

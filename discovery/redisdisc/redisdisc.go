@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -37,8 +38,6 @@ type Discovery struct {
 	events  string
 	meta    string
 	keys    []string // alive, nodes, events, meta: the order of the scripts
-	inc     int64
-	incStr  string
 	started time.Time
 	view    *discovery.View
 
@@ -51,7 +50,12 @@ type Discovery struct {
 	// Deregister or a Close past its deadline.
 	regMu ctxMutex
 
-	mu     sync.Mutex // guards owned, seq, closed, suspect
+	// inc is the instance's incarnation (see Discovery.incarnation), 0
+	// until it first reached Redis; incMu serialises getting it.
+	inc   atomic.Int64
+	incMu ctxMutex
+
+	mu     sync.Mutex // guards owned (and their entries), seq, closed, suspect
 	owned  map[string]*ownedNode
 	seq    uint64
 	closed bool
@@ -98,9 +102,8 @@ type Discovery struct {
 }
 
 type ownedNode struct {
-	entry     Entry
-	payload   []byte
-	announced bool // false while the last announcement has not reached Redis
+	entry     Entry // its incarnation is 0 until the instance reached Redis
+	announced bool  // false while the last announcement has not reached Redis
 }
 
 // ctxMutex is a mutex that can be waited for within a context.
@@ -136,7 +139,8 @@ var _ discovery.Discovery = (*Discovery)(nil)
 // XREAD holds one connection of client's pool. Set ContextTimeoutEnabled in
 // client's options: the instance bounds every Redis round trip with a
 // context, and go-redis honours those bounds only then (Connect does it for
-// the clients it makes).
+// the clients it makes); New logs a warning when a client's options do
+// not set it.
 func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidOption)
@@ -155,7 +159,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 	}
 	log := cfg.logger.With("component", "discovery", "backend", "redis", "prefix", cfg.prefix)
 	base := hashTagged(cfg.prefix)
-	inc := discovery.NewIncarnation()
 	d := &Discovery{
 		client:  client,
 		cfg:     cfg,
@@ -165,11 +168,10 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		nodes:   base + ":nodes",
 		events:  base + ":events",
 		meta:    base + ":meta",
-		inc:     inc,
-		incStr:  strconv.FormatInt(inc, 10),
 		started: time.Now(),
 		view:    discovery.NewView(),
 		regMu:   make(ctxMutex, 1),
+		incMu:   make(ctxMutex, 1),
 		owned:   make(map[string]*ownedNode),
 		suspect: make(map[string]time.Time),
 		synced:  make(chan struct{}),
@@ -178,11 +180,26 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		stop:    make(chan struct{}),
 	}
 	d.keys = []string{d.alive, d.nodes, d.events, d.meta}
+	if on, known := contextTimeouts(client); known && !on {
+		log.Warn("discovery: the redis client's options do not set ContextTimeoutEnabled; a Redis that stops answering then holds Deregister and Close past their deadlines, for the client's read timeout and retries")
+	}
 	d.watches = d.view.NewWatchGroup()
 	d.stopCtx, d.cancel = context.WithCancel(context.Background())
 	d.wg.Add(1)
 	go d.loop()
 	return d, nil
+}
+
+// contextTimeouts reports whether client honours the deadlines of its
+// commands' contexts (ContextTimeoutEnabled), when its options say.
+func contextTimeouts(client redis.UniversalClient) (on, known bool) {
+	switch c := client.(type) {
+	case *redis.Client: // a single server, or Sentinel's failover client
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled, true
+	}
+	return false, false
 }
 
 // hashTagged returns prefix as the common part of the keys: as it is when
@@ -296,18 +313,17 @@ func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*tak
 		op = OpUpdate
 	}
 	d.seq++
-	e := Entry{Op: op, Node: node, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat, Rev: discovery.Revision{Incarnation: d.inc, Seq: d.seq}}
-	payload, err := EncodeEntry(e)
-	if err != nil {
+	e := Entry{Op: op, Node: node, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat, Rev: discovery.Revision{Incarnation: d.inc.Load(), Seq: d.seq}}
+	if err := fits(e); err != nil {
 		d.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidNode, err)
 	}
-	o := &ownedNode{entry: e, payload: payload}
+	o := &ownedNode{entry: e}
 	d.owned[node.ID] = o
 	d.mu.Unlock()
 
 	actx, cancel := context.WithTimeout(ctx, d.cfg.opTimeout)
-	err = d.announce(actx, o)
+	err := d.announce(actx, o)
 	cancel()
 	var taken *takenError
 	switch {
@@ -319,12 +335,72 @@ func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*tak
 		d.mu.Unlock()
 		return taken, nil
 	case err != nil:
-		d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
+		d.view.Put(node, d.cfg.ttl, d.revOf(o), time.Now())
 		d.wake()
 		return nil, fmt.Errorf("%w: register %q (kept; it is announced when Redis is back): %w", ErrUnavailable, node.ID, err)
 	}
-	d.view.Put(node, d.cfg.ttl, e.Rev, time.Now())
+	d.view.Put(node, d.cfg.ttl, d.revOf(o), time.Now())
 	return nil, nil
+}
+
+// fits checks that e, whose incarnation may not be known yet, encodes
+// within MaxEntrySize with any incarnation.
+func fits(e Entry) error {
+	e.Rev.Incarnation = math.MaxInt64 // the longest
+	_, err := EncodeEntry(e)
+	return err
+}
+
+// revOf returns the revision of o's entry.
+func (d *Discovery) revOf(o *ownedNode) discovery.Revision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return o.entry.Rev
+}
+
+// incarnation returns the instance's incarnation, which orders its
+// entries after those of every instance that reached Redis before it. It
+// asks Redis the first time (see incScript): the Redis clock, in Unix
+// nanoseconds to the microsecond, whose last three digits are the
+// prefix's count of incarnations handed out. So the registrations of one
+// node id by instances on different hosts are ordered by when each
+// instance first reached Redis, whatever the clocks of the hosts.
+func (d *Discovery) incarnation(ctx context.Context) (int64, error) {
+	if inc := d.inc.Load(); inc != 0 {
+		return inc, nil
+	}
+	if err := d.incMu.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer d.incMu.unlock()
+	if inc := d.inc.Load(); inc != 0 {
+		return inc, nil
+	}
+	res, err := incScript.Run(ctx, d.client, d.keys).Slice()
+	if err != nil {
+		return 0, err
+	}
+	inc, err := parseInc(res)
+	if err != nil {
+		return 0, err
+	}
+	d.inc.Store(inc)
+	return inc, nil
+}
+
+// parseInc reads incScript's reply, {seconds, microseconds, count}, as an
+// incarnation: seconds and microseconds in nanoseconds, plus the count
+// modulo 1000. Whatever Redis returned, it never panics (see FuzzReplies).
+func parseInc(res []any) (int64, error) {
+	if len(res) == 3 {
+		sec, ok1 := res[0].(int64)
+		usec, ok2 := res[1].(int64)
+		n, ok3 := res[2].(int64)
+		if ok1 && ok2 && ok3 && sec > 0 && sec < math.MaxInt64/1_000_000_000 && usec >= 0 && usec < 1_000_000 && n > 0 {
+			return sec*1_000_000_000 + usec*1000 + n%1000, nil
+		}
+	}
+	return 0, fmt.Errorf("redisdisc: unexpected reply for an incarnation: %s", truncate(fmt.Sprint(res)))
 }
 
 // takenError is putScript's refusal: another instance holds the id and has
@@ -355,12 +431,25 @@ func (e *takenError) err(id string, beat bool) error {
 		discovery.ErrDuplicateID, id, where, ago, e.hb, (e.hb * 3 / 2).Round(time.Millisecond), e.left.Round(time.Millisecond))
 }
 
-// announce writes o to Redis and the stream. regMu is held. A refusal is a
-// *takenError.
+// announce writes o to Redis and the stream, with the instance's
+// incarnation (which it gets first, the first time). regMu is held. A
+// refusal is a *takenError.
 func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
-	id := o.entry.Node.ID
+	inc, err := d.incarnation(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	o.entry.Rev.Incarnation = inc
+	e := o.entry
+	d.mu.Unlock()
+	payload, err := EncodeEntry(e)
+	if err != nil {
+		return err
+	}
+	id := e.Node.ID
 	res, err := putScript.Run(ctx, d.client, d.keys,
-		id, o.payload, d.incStr, d.cfg.ttl.Milliseconds(),
+		id, payload, strconv.FormatInt(inc, 10), d.cfg.ttl.Milliseconds(),
 		d.cfg.maxLen, d.cfg.maxAge.Milliseconds(), watermill.NewUUID()).Slice()
 	if err != nil {
 		return err
@@ -384,7 +473,7 @@ func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 }
 
 // parsePut reads putScript's reply: nil for {"ok", gen}, a *takenError for
-// a refusal. Whatever Redis returned, it never panics (see FuzzPutReply).
+// a refusal. Whatever Redis returned, it never panics (see FuzzReplies).
 func parsePut(res []any) (*takenError, error) {
 	bad := func() (*takenError, error) {
 		return nil, fmt.Errorf("redisdisc: unexpected reply to an announcement: %s", truncate(fmt.Sprint(res)))
@@ -470,10 +559,14 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 	}
 	delete(d.owned, id)
 	d.seq++
+	inc := d.inc.Load()
 	leave := Entry{Op: OpLeave, Node: discovery.NodeInfo{ID: id}, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat,
-		Rev: discovery.Revision{Incarnation: d.inc, Seq: d.seq}}
+		Rev: discovery.Revision{Incarnation: inc, Seq: d.seq}}
 	d.mu.Unlock()
 	d.view.Remove(id, leave.Rev, time.Now())
+	if inc == 0 {
+		return nil // the instance never reached Redis: nothing of it is there
+	}
 
 	payload, err := EncodeEntry(leave)
 	if err != nil {
@@ -487,7 +580,7 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		err = delScript.Run(ctx, d.client, d.keys, id, d.incStr, payload, d.cfg.maxLen, watermill.NewUUID()).Err()
+		err = delScript.Run(ctx, d.client, d.keys, id, strconv.FormatInt(inc, 10), payload, d.cfg.maxLen, watermill.NewUUID()).Err()
 		if err == nil || attempt == attempts || ctx.Err() != nil {
 			break
 		}
@@ -932,27 +1025,21 @@ func (d *Discovery) opCtx() (context.Context, context.CancelFunc) {
 
 // firstSync reads the membership, starts the stream reader right after the
 // snapshot's position and announces what Register could not.
+// It gets the instance's incarnation first: its heartbeats send it.
 func (d *Discovery) firstSync() error {
-	snap, err := d.sync(true)
+	ctx, cancel := d.opCtx()
+	_, err := d.incarnation(ctx)
+	cancel()
 	if err != nil {
 		return err
 	}
+	if _, err := d.sync(true); err != nil {
+		return err
+	}
 	close(d.synced)
-	d.checkClock(snap)
 	d.checkOldLayout()
 	d.reannounce()
 	return nil
-}
-
-// checkClock warns when this host's clock and Redis's disagree by more
-// than a second: the incarnations that order the registrations of one
-// node id by different instances come from the hosts' clocks.
-func (d *Discovery) checkClock(s snapshot) {
-	skew := time.Duration(s.localNow.UnixMilli()-s.redisNow) * time.Millisecond
-	if skew > time.Second || skew < -time.Second {
-		d.log.Warn("discovery: this host's clock differs from Redis's; a node id registered again from another host may be ordered wrongly if the hosts' clocks disagree as much (see discovery.Revision)",
-			"ahead_of_redis", skew)
-	}
 }
 
 // checkOldLayout warns when the keys of the layout before hash tags (the
@@ -1026,8 +1113,7 @@ func (d *Discovery) sync(first bool) (snapshot, error) {
 }
 
 type snapshot struct {
-	redisNow int64     // ms
-	localNow time.Time // when the reply came
+	redisNow int64 // ms
 	gen      int64
 	pos      string
 	nodes    []discovery.NodeInfo
@@ -1067,7 +1153,7 @@ func parseSnapshot(res []any, localNow time.Time) (snapshot, []badEntry, error) 
 	}
 	redisNow, _ := res[0].(int64)
 	grace, _ := res[5].(int64)
-	s := snapshot{redisNow: redisNow, localNow: localNow, present: map[string]bool{}}
+	s := snapshot{redisNow: redisNow, present: map[string]bool{}}
 	s.gen, _ = res[1].(int64)
 	s.pos, _ = res[2].(string)
 	if s.pos == "" {
@@ -1180,7 +1266,7 @@ func (d *Discovery) beat() (beatResult, error) {
 	defer d.regMu.unlock()
 	d.mu.Lock()
 	args := make([]any, 5, 5+len(d.owned))
-	args[0], args[1], args[2], args[3], args[4] = d.incStr, d.cfg.ttl.Milliseconds(), d.cfg.pause.Milliseconds(), d.cfg.maxLen, maxExpiries
+	args[0], args[1], args[2], args[3], args[4] = strconv.FormatInt(d.inc.Load(), 10), d.cfg.ttl.Milliseconds(), d.cfg.pause.Milliseconds(), d.cfg.maxLen, maxExpiries
 	for id := range d.owned {
 		args = append(args, id)
 	}
@@ -1204,9 +1290,7 @@ func (d *Discovery) beat() (beatResult, error) {
 				d.seq++
 				e := o.entry
 				e.Op, e.Rev.Seq = OpJoin, d.seq
-				if payload, err := EncodeEntry(e); err == nil {
-					d.owned[id] = &ownedNode{entry: e, payload: payload}
-				}
+				d.owned[id] = &ownedNode{entry: e}
 			}
 		}
 		d.mu.Unlock()
@@ -1295,7 +1379,7 @@ func (d *Discovery) reannounceLocked() {
 			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
 			return
 		}
-		d.view.Put(o.entry.Node, o.entry.TTL, o.entry.Rev, time.Now())
+		d.view.Put(o.entry.Node, o.entry.TTL, d.revOf(o), time.Now())
 		d.log.Debug("discovery: node announced again", "node", o.entry.Node.ID)
 	}
 }

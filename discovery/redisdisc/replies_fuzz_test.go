@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// FuzzReplies feeds the parsers of the heartbeat, snapshot and
-// announcement scripts' replies with arbitrary values of the shapes
+// FuzzReplies feeds the parsers of the heartbeat, snapshot, announcement
+// and incarnation scripts' replies with arbitrary values of the shapes
 // go-redis returns (int64, string, nested []any, nil), built from the
 // fuzzer's bytes. Nothing Redis returns may panic them.
 func FuzzReplies(f *testing.F) {
@@ -14,6 +14,7 @@ func FuzzReplies(f *testing.F) {
 	f.Add([]byte{3, 6, 1, 1, 2, 3, '0', '-', '0', 3, 4, 2, 2, 'n', '1', 2, 5, 'j', 's', 'o', 'n', '!', 3, 2, 2, 2, 'n', '1', 2, 3, '9', '9', '9', 1, 0})
 	f.Add([]byte{3, 5, 2, 5, 't', 'a', 'k', 'e', 'n', 2, 2, '{', '}', 1, 1, 1, 1, 1, 1})
 	f.Add([]byte{3, 2, 2, 2, 'o', 'k', 1, 7})
+	f.Add([]byte{3, 3, 1, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00, 1, 0, 0, 0, 0, 0, 1, 0xe2, 0x40, 1, 0, 0, 0, 0, 0, 0, 0, 9})
 	f.Add([]byte(`{"v":1,"op":"join","id":"n1","ttl":1000,"inc":1,"seq":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, _ := build(data, 0)
@@ -24,6 +25,9 @@ func FuzzReplies(f *testing.F) {
 		_, _, _ = parseSnapshot(res, time.Unix(0, 0))
 		if taken, err := parsePut(res); err == nil && taken != nil && (taken.left < 0 || taken.silentIn < 0) {
 			t.Fatalf("parsePut accepted %v", res)
+		}
+		if inc, err := parseInc(res); err == nil && inc <= 0 {
+			t.Fatalf("parseInc(%v) = %d", res, inc)
 		}
 	})
 }

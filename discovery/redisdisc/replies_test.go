@@ -148,6 +148,38 @@ func TestParsePut(t *testing.T) {
 	}
 }
 
+// The incarnation's reply: {seconds, microseconds, count} makes Unix
+// nanoseconds whose last three digits are the count; anything else, an
+// incarnation that would not fit in an int64 included, is an error.
+func TestParseInc(t *testing.T) {
+	inc, err := parseInc([]any{int64(1_700_000_000), int64(123_456), int64(4_321)})
+	if err != nil || inc != 1_700_000_000_123_456_321 {
+		t.Fatalf("parseInc = %d, %v", inc, err)
+	}
+	if inc, err := parseInc([]any{int64(1), int64(0), int64(1)}); err != nil || inc != 1_000_000_001 {
+		t.Fatalf("smallest: %d, %v", inc, err)
+	}
+	for name, res := range map[string][]any{
+		"nil":              nil,
+		"empty":            {},
+		"truncated":        {int64(1_700_000_000), int64(1)},
+		"oversized":        {int64(1_700_000_000), int64(1), int64(1), int64(1)},
+		"strings":          {"1700000000", "1", "1"},
+		"zero seconds":     {int64(0), int64(1), int64(1)},
+		"negative seconds": {int64(-1), int64(1), int64(1)},
+		"seconds overflow": {int64(9_223_372_037), int64(0), int64(1)},
+		"microseconds 1e6": {int64(1_700_000_000), int64(1_000_000), int64(1)},
+		"negative micros":  {int64(1_700_000_000), int64(-1), int64(1)},
+		"zero count":       {int64(1_700_000_000), int64(1), int64(0)},
+		"count a list":     {int64(1_700_000_000), int64(1), []any{}},
+		"nested":           {[]any{int64(1)}, int64(1), int64(1)},
+	} {
+		if inc, err := parseInc(res); err == nil {
+			t.Errorf("parseInc(%s) = %d, want an error", name, inc)
+		}
+	}
+}
+
 // The stream unmarshaller never fails: a bad entry becomes a message
 // marked malformed, which the reader logs and skips.
 func TestUnmarshaller(t *testing.T) {

@@ -275,10 +275,11 @@ func TestFailedResyncIsRetried(t *testing.T) {
 	}
 }
 
-// An expired node whose stored entry this package did not write (another
-// field order, or not JSON at all) still gets a leave on the stream, built
-// from its id and whatever revision the entry has; an instance that
-// listed it reports it left.
+// An expired node gets a leave on the stream with its id, TTL and exact
+// revision (an incarnation of 19 digits included, which Lua's doubles
+// would round), whatever its stored entry: one this package wrote,
+// another field order, no JSON at all, or none; an instance that listed
+// it reports it left.
 func TestExpiryOfAForeignEntryIsOnTheStream(t *testing.T) {
 	srv := testredis.Start(t)
 	prefix := uniquePrefix(t)
@@ -289,19 +290,41 @@ func TestExpiryOfAForeignEntryIsOnTheStream(t *testing.T) {
 	}
 	_, nodes, alive, _ := a.Keys()
 	ctx := ctxT(t)
-	soon := float64(redisNow(t, admin) + 300)
-	admin.HSet(ctx, nodes, "reordered", `{"op":"join","v":1,"id":"reordered","ttl":1000,"inc":5,"seq":7}`)
-	admin.ZAdd(ctx, alive, redis.Z{Score: soon, Member: "reordered"})
-	admin.HSet(ctx, nodes, "garbage", "not json")
-	admin.ZAdd(ctx, alive, redis.Z{Score: soon, Member: "garbage"})
-	admin.ZAdd(ctx, alive, redis.Z{Score: soon, Member: "orphan"}) // no entry
+	entries := map[string]string{
+		"native":    `{"v":1,"op":"update","id":"native","addr":"ws://h:1/","ttl":1000,"hb":300,"inc":1796686000783283001,"seq":12}`,
+		"reordered": `{"op":"join","v":1,"id":"reordered","ttl":1000,"inc":5,"seq":7}`,
+		"garbage":   "not json",
+		"orphan":    "", // a deadline without an entry
+	}
+	// Alive until the test has seen them listed: an hour.
+	later := float64(redisNow(t, admin) + time.Hour.Milliseconds())
+	for id, raw := range entries {
+		if raw != "" {
+			admin.HSet(ctx, nodes, id, raw)
+		}
+		admin.ZAdd(ctx, alive, redis.Z{Score: later, Member: id})
+	}
 	b := newDisc(t, admin, prefix)
-	waitListed(t, b, "reordered") // read from the snapshot
+	waitListed(t, b, "native", "reordered") // from the snapshot
 	r := record(t, b)
 	<-r.evs
+	<-r.evs
+	// Their deadlines pass: the next heartbeat expires them.
+	past := float64(redisNow(t, admin) - 1)
+	for id := range entries {
+		admin.ZAdd(ctx, alive, redis.Z{Score: past, Member: id})
+	}
 	waitListed(t, b)
-	if ev := <-r.evs; ev.Kind != discovery.NodeLeft || ev.Node.ID != "reordered" {
-		t.Fatalf("event %v %s", ev.Kind, ev.Node.ID)
+	left := map[string]bool{}
+	for range 2 {
+		ev := <-r.evs
+		if ev.Kind != discovery.NodeLeft {
+			t.Fatalf("event %v %s", ev.Kind, ev.Node.ID)
+		}
+		left[ev.Node.ID] = true
+	}
+	if !left["native"] || !left["reordered"] {
+		t.Fatalf("left: %v", left)
 	}
 	events, _, _, _ := a.Keys()
 	xs, err := admin.XRange(ctx, events, "-", "+").Result()
@@ -316,12 +339,15 @@ func TestExpiryOfAForeignEntryIsOnTheStream(t *testing.T) {
 		}
 		leaves[e.Node.ID] = e
 	}
-	if e := leaves["reordered"]; e.Op != redisdisc.OpLeave || e.Rev != (discovery.Revision{Incarnation: 5, Seq: 7}) || e.TTL != time.Second {
-		t.Fatalf("leave of reordered: %+v", e)
-	}
-	for _, id := range []string{"garbage", "orphan"} {
-		if e := leaves[id]; e.Op != redisdisc.OpLeave {
-			t.Fatalf("no leave for %s: %+v", id, leaves)
+	for id, want := range map[string]redisdisc.Entry{
+		"native":    {Op: redisdisc.OpLeave, TTL: time.Second, Rev: discovery.Revision{Incarnation: 1796686000783283001, Seq: 12}},
+		"reordered": {Op: redisdisc.OpLeave, TTL: time.Second, Rev: discovery.Revision{Incarnation: 5, Seq: 7}},
+		"garbage":   {Op: redisdisc.OpLeave, TTL: time.Millisecond, Rev: discovery.Revision{Incarnation: 1, Seq: 1}},
+		"orphan":    {Op: redisdisc.OpLeave, TTL: time.Millisecond, Rev: discovery.Revision{Incarnation: 1, Seq: 1}},
+	} {
+		got := leaves[id]
+		if got.Op != want.Op || got.TTL != want.TTL || got.Rev != want.Rev || got.Node.ID != id {
+			t.Errorf("leave of %s: %+v, want %+v", id, got, want)
 		}
 	}
 }

@@ -141,10 +141,11 @@ func scaleRun(b *testing.B, n int) {
 	w := &wire{commands: map[string]int64{}}
 	client := func() *redis.Client {
 		c := redis.NewClient(&redis.Options{
-			Addr:       srv.Addr(),
-			Dialer:     w.dial,
-			MaxRetries: -1,
-			PoolSize:   4,
+			Addr:                  srv.Addr(),
+			Dialer:                w.dial,
+			MaxRetries:            -1,
+			PoolSize:              4,
+			ContextTimeoutEnabled: true,
 		})
 		c.AddHook(w)
 		b.Cleanup(func() { _ = c.Close() })

@@ -19,7 +19,8 @@ import "github.com/redis/go-redis/v9"
 //	events  stream: one entry per change, in watermill's format plus netron_gen
 //	meta    hash: gen (generation of the last change), beat (time of the last
 //	        heartbeat or change anyone made), grace (no expiry before this time),
-//	        maxttl (the largest TTL any instance of the prefix announced, ms)
+//	        maxttl (the largest TTL any instance of the prefix announced, ms),
+//	        incs (incarnations handed out, see incScript)
 
 const luaNow = `
 local t = redis.call('TIME')
@@ -45,14 +46,6 @@ end
 local function incOf(raw)
   return string.match(raw, '"inc":(%d+)')
 end
--- digits returns s, a string of digits, if it is a positive number of at
--- most n digits, else "1".
-local function digits(s, n)
-  if s and #s <= n and tonumber(s) > 0 then
-    return s
-  end
-  return '1'
-end
 `
 
 // luaTiming reads a stored entry's TTL and heartbeat (ms) with cjson
@@ -68,6 +61,39 @@ local function timingOf(raw)
   end
   if hb <= 0 then hb = math.floor(ttl / 3) end
   return ttl, hb
+end
+`
+
+// luaLeave builds the leave entry of an expired node from its id and its
+// stored entry, raw (nil when there is none), for any stored entry, this
+// package's or not, even one that is not JSON: cjson encodes the id and the
+// TTL (read with cjson, 1 ms when the entry has none in range), and the
+// revision follows as the digits of the entry's "inc" and "seq" (1 when
+// missing or out of range), copied, not decoded: Lua's numbers, doubles,
+// would round an incarnation of 19 digits. DecodeEntry reads every leave
+// it builds (see TestExpiryOfAForeignEntryIsOnTheStream).
+const luaLeave = `
+-- int64 returns s, a string of digits, if it is a number from 1 to
+-- 2^63 - 1 without leading zeros, else "1".
+local function int64(s)
+  if s and #s >= 1 and #s <= 19 and string.sub(s, 1, 1) ~= '0' and
+     (#s < 19 or s <= '9223372036854775807') then
+    return s
+  end
+  return '1'
+end
+local function leaveOf(id, raw)
+  local ttl = 1
+  if raw then
+    local ok, e = pcall(cjson.decode, raw)
+    if ok and type(e) == 'table' and type(e.ttl) == 'number' and e.ttl >= 1 and e.ttl <= 86400000 then
+      ttl = math.floor(e.ttl)
+    end
+  end
+  local r = raw or ''
+  local head = cjson.encode({v = 1, op = 'leave', id = id, ttl = ttl})
+  return string.sub(head, 1, -2) .. ',"inc":' .. int64(incOf(r)) ..
+    ',"seq":' .. int64(string.match(r, '"seq":(%d+)')) .. '}'
 end
 `
 
@@ -150,9 +176,8 @@ return 1
 // "lost" (taken over). It then expires every node whose deadline has
 // passed, at most max expiries per run: the entry is removed and a leave
 // entry is appended to the stream, so every instance learns of the death
-// from the stream. The leave is the stored entry with op "leave"; for a
-// stored entry that does not start as this package writes them it is built
-// from the id (and the revision, when the entry has one).
+// from the stream. The leave carries the node's id, TTL and revision (see
+// luaLeave), like the leave of a deregistration.
 //
 // Expiry is suspended after a beat that finds that nobody has run a
 // heartbeat for longer than pause (1.5 of the caller's heartbeat
@@ -167,7 +192,7 @@ return 1
 var beatScript = redis.NewScript(luaNow + `
 local maxlen = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[2])
-` + luaAppend + `
+` + luaAppend + luaLeave + `
 local inc = ARGV[1]
 local missing, lost, expired = {}, {}, {}
 for i = 6, #ARGV do
@@ -199,18 +224,7 @@ if now >= grace then
     local raw = redis.call('HGET', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
-    local leave, n = nil, 0
-    if raw then
-      leave, n = string.gsub(raw, '^{"v":1,"op":"[a-z]+"', '{"v":1,"op":"leave"', 1)
-    end
-    if n ~= 1 then
-      local r = raw or ''
-      leave = '{"v":1,"op":"leave","id":' .. cjson.encode(id) ..
-        ',"ttl":' .. digits(string.match(r, '"ttl":(%d+)'), 7) ..
-        ',"inc":' .. digits(incOf(r), 18) ..
-        ',"seq":' .. digits(string.match(r, '"seq":(%d+)'), 18) .. '}'
-    end
-    append(leave, 'expired:' .. id .. ':' .. now)
+    append(leaveOf(id, raw), 'expired:' .. id .. ':' .. now)
     expired[#expired + 1] = id
   end
 end
@@ -219,6 +233,18 @@ local earliest, eid = -1, ''
 if first[2] then earliest, eid = tonumber(first[2]), first[1] end
 local gen = tonumber(redis.call('HGET', KEYS[4], 'gen') or '0')
 return {now, missing, lost, expired, earliest, gen, grace, eid}
+`)
+
+// incScript hands a starting instance its incarnation: {seconds,
+// microseconds} of the Redis clock (TIME) and the prefix's count of
+// incarnations handed out (meta incs), which keeps two instances that ask
+// within one microsecond apart. The instance makes them one number, Unix
+// nanoseconds on the Redis clock (see parseInc): the parts are returned
+// apart because Lua's numbers, doubles, cannot hold it exactly.
+var incScript = redis.NewScript(`
+local t = redis.call('TIME')
+local n = redis.call('HINCRBY', KEYS[4], 'incs', 1)
+return {tonumber(t[1]), tonumber(t[2]), n}
 `)
 
 // snapshotScript reads everything a starting or resyncing instance needs,

@@ -22,7 +22,7 @@ func TestClusterSuite(t *testing.T) {
 		prefix := uniquePrefix(t)
 		return discoverytest.Cluster{
 			New: func(t *testing.T) discovery.Discovery {
-				c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), MaxRetries: -1})
+				c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), MaxRetries: -1, ContextTimeoutEnabled: true})
 				t.Cleanup(func() { _ = c.Close() })
 				return newDisc(t, c, prefix, redisdisc.WithHeartbeat(cfg.Heartbeat), redisdisc.WithTTL(cfg.TTL))
 			},
@@ -90,10 +90,11 @@ func TestSentinelFailover(t *testing.T) {
 	}()
 	newInst := func() *redisdisc.Discovery {
 		c := redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:    testredis.MasterName,
-			SentinelAddrs: s.SentinelAddrs(),
-			MaxRetries:    -1,
-			DialTimeout:   time.Second,
+			MasterName:            testredis.MasterName,
+			SentinelAddrs:         s.SentinelAddrs(),
+			MaxRetries:            -1,
+			DialTimeout:           time.Second,
+			ContextTimeoutEnabled: true,
 		})
 		t.Cleanup(func() { _ = c.Close() })
 		return newDisc(t, c, prefix, append(noStall,
