@@ -277,12 +277,21 @@ func (nd *nodeDiscovery) close(ctx context.Context) error {
 	nd.stop()
 	waitGroup(dctx, &nd.regWG)
 	var errs []error
+	// Each part of a joined error (CloseContext joins one per node) is
+	// judged alone: an unreachable backend is logged, anything else
+	// returned, never hidden behind the other.
 	unavailable := func(what string, err error) {
-		if errors.Is(err, discovery.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", err)
-			return
+		var down []error
+		for _, e := range errorParts(err) {
+			if errors.Is(e, discovery.ErrUnavailable) || errors.Is(e, context.DeadlineExceeded) {
+				down = append(down, e)
+			} else {
+				errs = append(errs, e)
+			}
 		}
-		errs = append(errs, err)
+		if len(down) > 0 {
+			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", errors.Join(down...))
+		}
 	}
 	if err := nd.d.Deregister(dctx, nd.n.cfg.ID); err != nil {
 		unavailable("deregister", err)
@@ -303,6 +312,21 @@ func (nd *nodeDiscovery) close(ctx context.Context) error {
 	nd.regWG.Wait()
 	nd.wg.Wait()
 	return errors.Join(errs...)
+}
+
+// errorParts splits err into the errors it joins (errors.Join, or any
+// error with Unwrap() []error), recursively; another error is its own only
+// part.
+func errorParts(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, errorParts(e)...)
+	}
+	return out
 }
 
 // waitGroup waits for wg, at most until ctx ends.

@@ -238,13 +238,13 @@ func (n *Node) URL() string {
 
 // Stop shuts the node down gracefully: it stops accepting connections,
 // tells its Go peers it is leaving (goaway: their new calls fail fast with
-// peer.ErrGoingAway and go elsewhere) and, at the same time, deregisters
-// from discovery (so that others stop picking it), answers new requests
-// with 503, and lets the calls and streams already running finish until
-// ctx ends. The deregistration gets a quarter of ctx's time, at most a
-// second (and closing a discovery backend the node made as much again);
-// when discovery cannot be reached within it, that is logged, not
-// returned, and the others see the node leave once its TTL has passed.
+// peer.ErrGoingAway and go elsewhere), then deregisters from discovery (so
+// that others stop picking it) while it answers new requests with 503 and
+// lets the calls and streams already running finish until ctx ends. The
+// deregistration gets a quarter of ctx's time, at most a second (and
+// closing a discovery backend the node made as much again); when discovery
+// cannot be reached within it, that is logged, not returned, and the
+// others see the node leave once its TTL has passed.
 // Then Stop closes every connection (calls still pending fail with
 // ErrPeerDisconnected) and waits for every goroutine of the node. Work cut
 // short by ctx is logged, not returned. Stop is idempotent; Close is Stop
@@ -259,25 +259,43 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.stopped = true
 	n.mu.Unlock()
 	var err error
-	var discDone chan error
-	if n.disc != nil {
-		// The deregistration (others stop picking this node) runs beside
-		// the goaway (the peers stop calling it now), bounded by a share
-		// of ctx: a Redis that does not answer must not eat the drain.
-		discDone = make(chan error, 1)
-		go func() { discDone <- n.disc.close(ctx) }()
-	}
+	share := discoveryStopShare(ctx)
 	if serr := n.hub.StopAccepting(ctx); serr != nil && ctx.Err() == nil {
 		err = errors.Join(err, serr)
 	}
+	var conns []*peer.Conn
+	goaways := closedChan
 	if ctx.Err() == nil {
-		n.drain(ctx)
+		conns, goaways = n.goAway(ctx)
+	}
+	var discDone chan error
+	if n.disc != nil {
+		// The peers hear goaway first: they stop calling this node now.
+		// Then the deregistration (others stop picking it) runs beside the
+		// drain, bounded by a share of ctx: a Redis that does not answer
+		// must not eat the drain. A peer whose outbound queue is full,
+		// whose goaway waits for room, holds it back for that share at
+		// most.
+		discDone = make(chan error, 1)
+		go func() {
+			t := time.NewTimer(share)
+			select {
+			case <-goaways:
+			case <-t.C:
+			}
+			t.Stop()
+			discDone <- n.disc.close(ctx)
+		}()
+	}
+	if ctx.Err() == nil {
+		n.drain(ctx, conns)
 	}
 	if discDone != nil {
 		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
+	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)
 	}
@@ -292,15 +310,38 @@ func (n *Node) Close() error {
 	return n.Stop(ctx)
 }
 
-// drain says goaway to the peers and waits for the requests and outbound
-// streams in flight, until ctx ends.
-func (n *Node) drain(ctx context.Context) {
+// closedChan is a channel that is closed.
+var closedChan = func() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// goAway says goaway to every connected peer, to each in a goroutine of
+// its own (a connection whose outbound queue is full waits for room, until
+// ctx ends or it closes), and returns the connections and a channel closed
+// once every goaway has been handed over.
+func (n *Node) goAway(ctx context.Context) ([]*peer.Conn, <-chan struct{}) {
 	conns := n.hub.Conns()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		if err := c.GoAway(ctx, "node stopping"); err != nil {
-			n.logger.Debug("netron: goaway not sent", "peer", c.ID(), "err", err)
-		}
+		wg.Go(func() {
+			if err := c.GoAway(ctx, "node stopping"); err != nil {
+				n.logger.Debug("netron: goaway not sent", "peer", c.ID(), "err", err)
+			}
+		})
 	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return conns, done
+}
+
+// drain waits for the requests and outbound streams in flight on conns,
+// until ctx ends.
+func (n *Node) drain(ctx context.Context, conns []*peer.Conn) {
 	if err := n.server.Drain(ctx); err != nil {
 		n.logger.Warn("netron: stop: requests still running when the deadline came", "err", err)
 		return

@@ -21,13 +21,15 @@ import (
 )
 
 // redisDiscovery is the discovery configuration of the tests on the
-// Redis at r, with a prefix of their own and short timing.
+// Redis at r, with a prefix of their own and short timing: a TTL of 15
+// heartbeats, so that a loaded machine that delays some beats does not
+// make a live node expire.
 func redisDiscovery(t testing.TB, r netron.RedisConfig) netron.DiscoveryConfig {
 	return netron.DiscoveryConfig{
 		Enabled:  true,
 		Redis:    r,
 		Interval: 100 * time.Millisecond,
-		TTL:      500 * time.Millisecond,
+		TTL:      1500 * time.Millisecond,
 		Prefix:   "test:" + t.Name(),
 	}
 }
