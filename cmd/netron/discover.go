@@ -93,15 +93,56 @@ func (c *clientFlags) members(ctx context.Context) ([]discovery.NodeInfo, error)
 
 // open connects to the node the command is for: nodeURL when the command
 // line named one, else, with --discovery, the node --node names by id, or
-// the best node offering service (highest matching version first), or the
-// only node of the cluster; else --node.
+// the best node offering service (highest matching version first, the
+// next when one does not answer), or the only node of the cluster; else
+// --node. With --wait it waits, for that long, for discovery to list such
+// a node, as it waits for a node to listen. Reading discovery, waiting and
+// every attempt keep one deadline, --timeout plus --wait: trying the next
+// node never goes past what the caller allowed.
 func (c *clientFlags) open(ctx context.Context, nodeURL, service string) (*client, error) {
 	if nodeURL != "" || c.discovery == "" || isURL(c.node) && c.nodeGiven() {
 		return c.connect(ctx, nodeURL)
 	}
-	nodes, err := c.members(ctx)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+c.wait)
+	defer cancel()
+	d, err := c.openDiscovery()
 	if err != nil {
 		return nil, err
+	}
+	defer d.Close()
+	until := time.Now().Add(c.wait)
+	for {
+		nodes, err := c.candidates(ctx, d, service)
+		if err == nil {
+			return c.connectFirst(ctx, nodes)
+		}
+		var nf notFound
+		if !errors.As(err, &nf) || !time.Now().Before(until) {
+			return nil, err
+		}
+		if refusedHook != nil {
+			refusedHook()
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// notFound is the error of candidates when discovery lists no node the
+// command could use (yet: --wait waits for one).
+type notFound struct{ msg string }
+
+func (e notFound) Error() string { return e.msg }
+
+// candidates returns the nodes discovery lists that the command may use,
+// in the order to try them (see open).
+func (c *clientFlags) candidates(ctx context.Context, d discovery.Discovery, service string) ([]discovery.NodeInfo, error) {
+	nodes, err := d.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	var servers []discovery.NodeInfo
 	for _, n := range nodes {
@@ -112,50 +153,57 @@ func (c *clientFlags) open(ctx context.Context, nodeURL, service string) (*clien
 	if c.nodeGiven() {
 		for _, n := range servers {
 			if n.ID == c.node {
-				return c.connect(ctx, n.Address)
+				return []discovery.NodeInfo{n}, nil
 			}
 		}
-		return nil, fmt.Errorf("discovery lists no node %q (it has %s)", c.node, idList(servers))
+		return nil, notFound{fmt.Sprintf("discovery lists no node %q (it has %s)", c.node, idList(servers))}
 	}
 	if service != "" {
-		return c.openService(ctx, servers, service)
+		name, rng, _ := strings.Cut(service, "@")
+		if rng == "latest" {
+			rng = ""
+		}
+		if err := discovery.ValidateRange(rng); err != nil {
+			return nil, usageError("%q: %v", service, err)
+		}
+		view := discovery.NewView()
+		for _, n := range servers {
+			view.Put(n, time.Minute, discovery.Revision{Incarnation: 1, Seq: 1}, time.Now())
+		}
+		offering, _ := view.Find(name, rng)
+		if len(offering) == 0 {
+			return nil, notFound{"no node in discovery offers " + service}
+		}
+		return offering, nil
 	}
 	switch len(servers) {
 	case 0:
-		return nil, errors.New("discovery lists no node with an address")
+		return nil, notFound{"discovery lists no node with an address"}
 	case 1:
-		return c.connect(ctx, servers[0].Address)
+		return servers, nil
 	}
 	return nil, usageError("discovery lists %d nodes (%s): name one with --node ID", len(servers), idList(servers))
 }
 
-// openService connects to the first node of nodes offering service
-// ("name", "name@1.2.3", "name@^1") that answers, highest version first.
-func (c *clientFlags) openService(ctx context.Context, nodes []discovery.NodeInfo, service string) (*client, error) {
-	name, rng, _ := strings.Cut(service, "@")
-	if rng == "latest" {
-		rng = ""
-	}
-	if err := discovery.ValidateRange(rng); err != nil {
-		return nil, usageError("%q: %v", service, err)
-	}
-	view := discovery.NewView()
-	for _, n := range nodes {
-		view.Put(n, time.Minute, discovery.Revision{Incarnation: 1, Seq: 1}, time.Now())
-	}
-	offering, _ := view.Find(name, rng)
+// connectFirst connects to the first of nodes that answers, within ctx:
+// once ctx has ended the others are not tried.
+func (c *clientFlags) connectFirst(ctx context.Context, nodes []discovery.NodeInfo) (*client, error) {
 	var errs []error
-	for _, n := range offering {
+	for _, n := range nodes {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("%s at %s: not tried: %w", n.ID, n.Address, ctx.Err()))
+			continue
+		}
 		cl, err := c.connect(ctx, n.Address)
 		if err == nil {
 			return cl, nil
 		}
 		errs = append(errs, fmt.Errorf("%s at %s: %w", n.ID, n.Address, err))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(nodes) == 1 {
+		return nil, errors.Unwrap(errs[0])
 	}
-	return nil, fmt.Errorf("no node in discovery offers %s", service)
+	return nil, errors.Join(errs...)
 }
 
 func isURL(s string) bool { return strings.HasPrefix(s, "ws://") || strings.HasPrefix(s, "wss://") }

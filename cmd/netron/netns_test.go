@@ -43,7 +43,7 @@ func runCallerNode(args []string) int {
 	defer stop()
 	n, err := netron.New(netron.Config{ID: id, Port: 9000, Discovery: netron.DiscoveryConfig{
 		Enabled: true, Redis: netron.RedisConfig{Host: host, Port: port},
-		Interval: 100 * time.Millisecond, TTL: time.Second, Prefix: prefix,
+		Interval: 100 * time.Millisecond, TTL: 1500 * time.Millisecond, Prefix: prefix,
 	}})
 	if err == nil {
 		err = n.Expose(own, nsGreeter{id})

@@ -158,7 +158,8 @@ func freeTCPPort(t *testing.T) string {
 // fails to start (a live node heartbeats, so its id is never taken over)
 // and names the first's address. After a kill -9 of the first, the same
 // node started again at once takes its id over as soon as the old
-// registration has been silent for 1.5 heartbeats, long before its TTL.
+// registration has been silent for 1.5 heartbeats (it waits for that, if
+// it starts sooner), long before its TTL of 30 s: no leave on the stream.
 func TestServeProcessesUniqueIDs(t *testing.T) {
 	srv := testredis.Start(t)
 	cfg := discoveryConfig(t, srv.Addr(), time.Second, 30*time.Second)
@@ -190,9 +191,6 @@ func TestServeProcessesUniqueIDs(t *testing.T) {
 	defer rc.Close()
 	if n, err := rc.XLen(context.Background(), "{test:"+t.Name()+"}:events").Result(); err != nil || n != 2 {
 		t.Fatalf("%d stream entries (%v), want the two joins", n, err)
-	}
-	if !strings.Contains(back.stderr.String(), "waiting") {
-		t.Fatalf("the node back did not wait for the old registration to fall silent:\n%s", back.stderr)
 	}
 	if err := back.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
