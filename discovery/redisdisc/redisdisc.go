@@ -51,9 +51,8 @@ type Discovery struct {
 	regMu ctxMutex
 
 	// inc is the instance's incarnation (see Discovery.incarnation), 0
-	// until it first reached Redis; incMu serialises getting it.
-	inc   atomic.Int64
-	incMu ctxMutex
+	// until it first reached Redis.
+	inc atomic.Int64
 
 	mu     sync.Mutex // guards owned (and their entries), seq, closed, suspect
 	owned  map[string]*ownedNode
@@ -171,7 +170,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Discovery, error) {
 		started: time.Now(),
 		view:    discovery.NewView(),
 		regMu:   make(ctxMutex, 1),
-		incMu:   make(ctxMutex, 1),
 		owned:   make(map[string]*ownedNode),
 		suspect: make(map[string]time.Time),
 		synced:  make(chan struct{}),
@@ -322,9 +320,7 @@ func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*tak
 	d.owned[node.ID] = o
 	d.mu.Unlock()
 
-	actx, cancel := context.WithTimeout(ctx, d.cfg.opTimeout)
-	err := d.announce(actx, o)
-	cancel()
+	err := d.announce(ctx, o)
 	var taken *takenError
 	switch {
 	case errors.As(err, &taken):
@@ -365,14 +361,11 @@ func (d *Discovery) revOf(o *ownedNode) discovery.Revision {
 // prefix's count of incarnations handed out. So the registrations of one
 // node id by instances on different hosts are ordered by when each
 // instance first reached Redis, whatever the clocks of the hosts.
+//
+// Callers that ask at once (the first Register and the first snapshot)
+// do not wait for each other: each asks Redis, and the first answer
+// stored is the incarnation (the other costs a count).
 func (d *Discovery) incarnation(ctx context.Context) (int64, error) {
-	if inc := d.inc.Load(); inc != 0 {
-		return inc, nil
-	}
-	if err := d.incMu.lock(ctx); err != nil {
-		return 0, err
-	}
-	defer d.incMu.unlock()
 	if inc := d.inc.Load(); inc != 0 {
 		return inc, nil
 	}
@@ -384,8 +377,10 @@ func (d *Discovery) incarnation(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	d.inc.Store(inc)
-	return inc, nil
+	if d.inc.CompareAndSwap(0, inc) {
+		return inc, nil
+	}
+	return d.inc.Load(), nil
 }
 
 // parseInc reads incScript's reply, {seconds, microseconds, count}, as an
@@ -432,13 +427,18 @@ func (e *takenError) err(id string, beat bool) error {
 }
 
 // announce writes o to Redis and the stream, with the instance's
-// incarnation (which it gets first, the first time). regMu is held. A
-// refusal is a *takenError.
+// incarnation (which it gets first, the first time), each round trip
+// within the operation timeout. regMu is held. A refusal is a
+// *takenError.
 func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
-	inc, err := d.incarnation(ctx)
+	ictx, cancel := context.WithTimeout(ctx, d.cfg.opTimeout)
+	inc, err := d.incarnation(ictx)
+	cancel()
 	if err != nil {
 		return err
 	}
+	ctx, cancel = context.WithTimeout(ctx, d.cfg.opTimeout)
+	defer cancel()
 	d.mu.Lock()
 	o.entry.Rev.Incarnation = inc
 	e := o.entry
