@@ -22,9 +22,7 @@ func TestWatchOverflowResyncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-ch; ev.Kind != NodeJoined || ev.Node.ID != "a" {
-		t.Fatalf("initial event %v %s", ev.Kind, ev.Node.ID)
-	}
+	held(t, v)
 	// Not reading: 4 changes are queued, the next 5 are counted.
 	for i := range 9 {
 		v.Put(NodeInfo{ID: "a", Address: fmt.Sprint(i + 2)}, time.Minute, rev(uint64(i+2)), now)
@@ -38,6 +36,9 @@ func TestWatchOverflowResyncs(t *testing.T) {
 	w.mu.Unlock()
 	if queued != 4 || missed != 8 {
 		t.Fatalf("queued %d, missed %d; want 4 and 8", queued, missed)
+	}
+	if ev := <-ch; ev.Kind != NodeJoined || ev.Node.ID != "a" {
+		t.Fatalf("initial event %v %s", ev.Kind, ev.Node.ID)
 	}
 	for i := range 4 {
 		ev := <-ch
@@ -59,6 +60,28 @@ func TestWatchOverflowResyncs(t *testing.T) {
 	v.Remove("b", rev(2), now)
 	if ev := <-ch; ev.Kind != NodeLeft || ev.Node.ID != "b" || ev.Missed != 0 {
 		t.Fatalf("after the resync: %v %+v missed %d", ev.Kind, ev.Node, ev.Missed)
+	}
+}
+
+// held waits until the goroutine of v's only watch has taken every queued
+// event and waits to hand one to the consumer, which is not reading: from
+// then on, changes queue up to the watch's limit, whatever the pace of
+// that goroutine. The watch must have an event to hand over.
+func held(t *testing.T, v *View) {
+	t.Helper()
+	w := v.watcherForTest(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch's goroutine has not taken its first event within 30 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -86,16 +109,18 @@ func TestWatchOverflowWithNothingChanged(t *testing.T) {
 	defer g.Close()
 	now := time.Now()
 	rev := func(seq uint64) Revision { return Revision{Incarnation: 1, Seq: seq} }
+	v.Put(NodeInfo{ID: "s"}, time.Minute, rev(1), now) // the event the watch holds
 	ch, err := g.Watch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	held(t, v)
 	for i := range 3 { // 2 queued, then 4 counted
 		id := fmt.Sprint("n", i)
 		v.Put(NodeInfo{ID: id}, time.Minute, rev(1), now)
 		v.Remove(id, rev(2), now)
 	}
-	for _, want := range []string{"joined n0 0", "left n0 0", "missed  4"} {
+	for _, want := range []string{"joined s 0", "joined n0 0", "left n0 0", "missed  4"} {
 		ev := <-ch
 		if got := fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed); got != want {
 			t.Fatalf("event %q, want %q", got, want)
@@ -166,14 +191,16 @@ func TestViewResyncDuringOverflow(t *testing.T) {
 	defer g.Close()
 	now := time.Now()
 	rev := func(seq uint64) Revision { return Revision{Incarnation: 1, Seq: seq} }
+	v.Put(NodeInfo{ID: "s"}, time.Minute, rev(1), now) // the event the watch holds
 	ch, err := g.Watch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	held(t, v)
 	v.Put(NodeInfo{ID: "a"}, time.Minute, rev(1), now) // queued
 	v.Put(NodeInfo{ID: "b"}, time.Minute, rev(1), now) // overflow: 1
 	v.Resync([]Announcement{{Node: NodeInfo{ID: "c"}, TTL: time.Minute, Rev: rev(1), Seen: now}}, 5, nil, now)
-	for _, want := range []string{"joined a 0", "joined b 7", "joined c 0"} {
+	for _, want := range []string{"joined s 0", "joined a 0", "joined b 7", "joined c 0"} {
 		ev := <-ch
 		if got := fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed); got != want {
 			t.Fatalf("event %q, want %q", got, want)
