@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -108,11 +110,14 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 	return nil
 }
 
-// nodeInfo is what this node announces.
+// nodeInfo is what this node announces: its services in the order of
+// their qualified names, so that the same services make the same
+// announcement (and a re-registration of them is no change).
 func (nd *nodeDiscovery) nodeInfo() discovery.NodeInfo {
 	defs := nd.n.reg.Definitions()
 	info := discovery.NodeInfo{ID: nd.n.cfg.ID, Address: nd.url}
-	for _, d := range defs {
+	for _, qn := range slices.Sorted(maps.Keys(defs)) {
+		d := defs[qn]
 		info.Services = append(info.Services, discovery.ServiceInfo{Name: d.Meta.Name, Version: d.Meta.Version})
 	}
 	return info
@@ -277,21 +282,14 @@ func (nd *nodeDiscovery) close(ctx context.Context) error {
 	nd.stop()
 	waitGroup(dctx, &nd.regWG)
 	var errs []error
-	// Each part of a joined error (CloseContext joins one per node) is
-	// judged alone: an unreachable backend is logged, anything else
-	// returned, never hidden behind the other.
+	// errors.Is looks into joined errors too: CloseContext joins one
+	// error per node, each wrapping ErrUnavailable.
 	unavailable := func(what string, err error) {
-		var down []error
-		for _, e := range errorParts(err) {
-			if errors.Is(e, discovery.ErrUnavailable) || errors.Is(e, context.DeadlineExceeded) {
-				down = append(down, e)
-			} else {
-				errs = append(errs, e)
-			}
+		if errors.Is(err, discovery.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", err)
+			return
 		}
-		if len(down) > 0 {
-			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", errors.Join(down...))
-		}
+		errs = append(errs, err)
 	}
 	if err := nd.d.Deregister(dctx, nd.n.cfg.ID); err != nil {
 		unavailable("deregister", err)
@@ -312,21 +310,6 @@ func (nd *nodeDiscovery) close(ctx context.Context) error {
 	nd.regWG.Wait()
 	nd.wg.Wait()
 	return errors.Join(errs...)
-}
-
-// errorParts splits err into the errors it joins (errors.Join, or any
-// error with Unwrap() []error), recursively; another error is its own only
-// part.
-func errorParts(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, errorParts(e)...)
-	}
-	return out
 }
 
 // waitGroup waits for wg, at most until ctx ends.

@@ -356,3 +356,29 @@ func TestDiscoveryRedisTLS(t *testing.T) {
 		return len(ns) == 2 && ns[0].ID == "tls-a" && ns[0].Address == a.URL()
 	})
 }
+
+// A node announces its services in the order of their qualified names,
+// whatever order it exposed them in, so that the same services make the
+// same announcement (and re-registering them changes nothing).
+func TestAnnouncedServicesSorted(t *testing.T) {
+	mem := discovery.NewMemory(discovery.WithHub(discovery.NewHub()))
+	t.Cleanup(func() { mem.Close() })
+	n := startNode(t, netron.Config{ID: "sorted", Host: "127.0.0.1", Server: true, DiscoveryBackend: mem})
+	for _, qn := range []string{"zeta@1.0.0", "alpha@2.0.0", "mid@1.0.0", "alpha@1.0.0"} {
+		if err := n.Expose(qn, Greeter{"sorted"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "alpha@1.0.0 alpha@2.0.0 mid@1.0.0 zeta@1.0.0"
+	var got string
+	waitFor(t, "the four services announced in order", func() bool {
+		ns, _ := mem.Nodes(context.Background())
+		got = ""
+		for _, n := range ns {
+			for _, s := range n.Services {
+				got = strings.TrimSpace(got + " " + s.Name + "@" + s.Version)
+			}
+		}
+		return got == want
+	})
+}
