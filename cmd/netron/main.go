@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/netron-go/netron/discovery/redisdisc"
 )
 
 // Exit codes.
@@ -17,12 +20,22 @@ const (
 )
 
 func main() {
+	quietGoRedis()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// quietGoRedis silences go-redis's process-wide logger, which would print
+// a line of its own on stderr for every dial that fails: the commands
+// report what failed themselves, and serve sends go-redis's lines to its
+// logger. It is set once, at the start of the process, before any client
+// exists: go-redis reads it without a lock.
+func quietGoRedis() {
+	redisdisc.SetGoRedisLogger(slog.New(slog.DiscardHandler), slog.LevelDebug)
 }
 
 // command is one subcommand.

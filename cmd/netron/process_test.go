@@ -30,6 +30,7 @@ func init() {
 	var code int
 	switch {
 	case os.Getenv("NETRON_TEST_RUN_CLI") == "1":
+		quietGoRedis() // as main does
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()
