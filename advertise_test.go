@@ -1,12 +1,22 @@
 package netron
 
 import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
 	"maps"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdvertised(t *testing.T) {
@@ -191,5 +201,74 @@ func TestConfigValidatesAdvertiseAndRedis(t *testing.T) {
 	}
 	if o, _ := (RedisConfig{Addrs: "a:7000, b:7000,c:7000"}).Endpoint().Options(); len(o.Addrs) != 3 || o.Addrs[1] != "b:7000" {
 		t.Errorf("addrs split: %v", o.Addrs)
+	}
+}
+
+// hostIP logs the address it chose (and the candidates, when there are
+// any but loopback).
+func TestHostIPLogsItsChoice(t *testing.T) {
+	var logs bytes.Buffer
+	ip := hostIP(slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "chosen="+ip.String()) {
+		t.Fatalf("hostIP chose %v and logged:\n%s", ip, logs.String())
+	}
+	if !ip.IsLoopback() && !strings.Contains(logs.String(), "candidates=") {
+		t.Fatalf("no candidates logged:\n%s", logs.String())
+	}
+}
+
+// selfSigned returns a certificate for localhost and 127.0.0.1, signed by
+// its own key.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// A node with TLS announces wss://. When the address it announces is a
+// bare IP it warns that peers check the certificate against that IP; not
+// when advertise names the host the certificate is for.
+func TestTLSWithBareIPWarns(t *testing.T) {
+	cert := selfSigned(t)
+	for _, tc := range []struct {
+		advertise string
+		url       string
+		warn      bool
+	}{
+		{"", "wss://127.0.0.1:", true},
+		{"localhost", "wss://localhost:", false},
+	} {
+		var logs bytes.Buffer
+		n, err := New(Config{ID: "tls", Host: "127.0.0.1", Server: true, Advertise: tc.advertise,
+			TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		url := n.URL()
+		_ = n.Close()
+		if !strings.HasPrefix(url, tc.url) {
+			t.Errorf("advertise %q: URL %s, want %s…", tc.advertise, url, tc.url)
+		}
+		if got := strings.Contains(logs.String(), "TLS is on and the advertised address is an IP address"); got != tc.warn {
+			t.Errorf("advertise %q: warned %v, want %v:\n%s", tc.advertise, got, tc.warn, logs.String())
+		}
 	}
 }

@@ -229,7 +229,9 @@ type RedisConfig struct {
 	Host     string `json:"host,omitempty" yaml:"host,omitempty"`
 	Port     int    `json:"port,omitempty" yaml:"port,omitempty"`
 	Password string `json:"password,omitempty" yaml:"password,omitempty"`
-	DB       int    `json:"db,omitempty" yaml:"db,omitempty"`
+	// DB is the database of a single server or a Sentinel master; a Redis
+	// Cluster has only database 0, and Validate refuses another with one.
+	DB int `json:"db,omitempty" yaml:"db,omitempty"`
 	// URL is a redis:// or rediss:// URL, instead of the fields above.
 	URL string `json:"url,omitempty" yaml:"url,omitempty"`
 	// Addrs are the Cluster seeds, or the Sentinels' addresses, separated
