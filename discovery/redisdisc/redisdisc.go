@@ -241,7 +241,8 @@ func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
 // takes the id over: that is a node restarted after a crash, whose old
 // registration has not expired yet. If the holder beats meanwhile, or ctx
 // ends first, Register changes nothing and fails with an error wrapping
-// discovery.ErrDuplicateID that names the holder's address.
+// discovery.ErrDuplicateID that names the holder's address; a wait that
+// would outlast ctx's deadline is not started: Register fails at once.
 //
 // A node whose entry would exceed MaxEntrySize fails with
 // discovery.ErrInvalidNode. If Redis cannot be reached it returns an error
