@@ -71,16 +71,29 @@ func TestRedisFlushed(t *testing.T) {
 	waitListed(t, b, "n1", "n2", "n3", "n4")
 }
 
-// events drains what the recorder has received so far, as "kind id
-// missed" strings.
-func (r *recorder) drain() []string {
+// take returns the recorder's next n events as "kind id missed" strings
+// joined by ", ", waiting up to 30 s for each (a bound, not a guess: they
+// pass through the watch's goroutine and the recorder's), then " + more"
+// for each event already waiting after them, which the callers' wants
+// never have.
+func (r *recorder) take(t testing.TB, n int) string {
+	t.Helper()
 	var out []string
-	for {
+	for len(out) < n {
 		select {
 		case ev := <-r.evs:
 			out = append(out, fmt.Sprintf("%v %s %d", ev.Kind, ev.Node.ID, ev.Missed))
+		case <-time.After(30 * time.Second):
+			return strings.Join(out, ", ") + " (no more within 30 s)"
+		}
+	}
+	got := strings.Join(out, ", ")
+	for {
+		select {
+		case ev := <-r.evs:
+			got += fmt.Sprintf(" + more: %v %s %d", ev.Kind, ev.Node.ID, ev.Missed)
 		default:
-			return out
+			return got
 		}
 	}
 }
@@ -139,8 +152,7 @@ func TestWatcherGetsTheChurnOfItsOutage(t *testing.T) {
 	register(t, a, "n2")
 	waitListed(t, w, "n1", "n2")
 	caughtUp(t, newClient(t, srv), w)
-	got := strings.Join(r.drain(), ", ")
-	if want := "joined short 0, left short 0, joined n2 0"; got != want {
+	if got, want := r.take(t, 3), "joined short 0, left short 0, joined n2 0"; got != want {
 		t.Fatalf("events after the outage: %s; want %s", got, want)
 	}
 	if w.Resyncs() != resyncs {
@@ -215,8 +227,7 @@ func TestResyncReportsWhatItSkipped(t *testing.T) {
 	if skipped != 7 {
 		t.Fatalf("%d changes while away, want 7", skipped)
 	}
-	got := strings.Join(r.drain(), ", ")
-	if want := "joined after 0, joined keep 7"; got != want {
+	if got, want := r.take(t, 2), "joined after 0, joined keep 7"; got != want {
 		t.Fatalf("events: %s; want %s", got, want)
 	}
 }
@@ -231,8 +242,7 @@ func TestResyncWithNothingChangedReportsWhatItSkipped(t *testing.T) {
 		}
 	})
 	waitListed(t, w, "after", "n1")
-	got := strings.Join(r.drain(), ", ")
-	if want := fmt.Sprintf("joined after 0, missed  %d", skipped); got != want {
+	if got, want := r.take(t, 2), fmt.Sprintf("joined after 0, missed  %d", skipped); got != want {
 		t.Fatalf("events: %s; want %s", got, want)
 	}
 }

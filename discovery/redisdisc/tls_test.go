@@ -19,7 +19,10 @@ import (
 func TestTLS(t *testing.T) {
 	srv := testredis.Start(t, testredis.WithTLS())
 	prefix := uniquePrefix(t)
-	opts := []redisdisc.Option{redisdisc.WithPrefix(prefix), redisdisc.WithHeartbeat(100 * time.Millisecond)}
+	// Heartbeats of 5 s give each round trip 5 s: a TLS handshake on a
+	// loaded machine under the race detector may take a good part of the
+	// 500 ms a short heartbeat allows. Nothing here waits for a heartbeat.
+	opts := []redisdisc.Option{redisdisc.WithPrefix(prefix), redisdisc.WithHeartbeat(5 * time.Second)}
 	connect := func(e redisdisc.Endpoint) *redisdisc.Discovery {
 		t.Helper()
 		d, err := redisdisc.ConnectEndpoint(e, opts...)
