@@ -33,6 +33,10 @@ type config struct {
 	maxAge    time.Duration
 	logger    *slog.Logger
 	blockTime time.Duration
+	// opTimeout bounds one Redis round trip of the instance (the
+	// heartbeat, from 2 s to 5 s): a Redis slower than that is taken as
+	// unreachable. The floor is generous, so that a loaded machine (a
+	// short heartbeat, TLS handshakes, the race detector) is not.
 	opTimeout time.Duration
 	// pause: a pause of every heartbeat of the prefix longer than this
 	// suspends expiry (1.5 heartbeats).
@@ -174,7 +178,7 @@ func (c *config) finish() error {
 	if c.blockTime == 0 {
 		c.blockTime = min(c.heartbeat, 2*time.Second)
 	}
-	c.opTimeout = min(max(c.heartbeat, 500*time.Millisecond), 5*time.Second)
+	c.opTimeout = min(max(c.heartbeat, 2*time.Second), 5*time.Second)
 	c.pause = c.heartbeat * 3 / 2
 	c.margin = min(c.heartbeat/2, time.Second)
 	c.retryMin = min(50*time.Millisecond, c.heartbeat/2)

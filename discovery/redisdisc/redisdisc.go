@@ -665,8 +665,8 @@ func (d *Discovery) Watch(ctx context.Context) (<-chan discovery.Event, error) {
 }
 
 // Close implements discovery.Discovery: CloseContext with a bound of twice
-// the time one Redis round trip may take (the heartbeat, between 500 ms
-// and 5 s), so at most 10 s.
+// the time one Redis round trip may take (the heartbeat, between 2 s and
+// 5 s), so at most 10 s.
 func (d *Discovery) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.cfg.opTimeout)
 	defer cancel()
