@@ -40,12 +40,19 @@
 //
 // Watch first delivers a NodeJoined for every node active when it is called,
 // so a watcher's picture is complete without a separate Nodes call, then
-// each change. The channel is unbuffered; the backend never waits for a
-// watcher. Instead, while a watcher is behind, its pending changes are kept
-// per node, and the changes of one node merge into a single event that takes
-// the watcher from what it last received to the node's current state. Memory
-// per watcher is therefore bounded by the number of nodes, and a slow
-// watcher loses intermediate states, never the final one.
+// every change, in order. The channel is unbuffered; the backend never waits
+// for a watcher. Instead each watch queues up to WatchBuffer changes; a
+// watcher further behind than that stops receiving changes one by one and,
+// once it has taken the queue, is resynchronised: one event per node whose
+// state differs from what it was told, the first carrying the number of
+// changes it missed (Event.Missed; a ChangesMissed event of its own when
+// nothing differs). A backend that cannot read some changes one by one
+// (redisdisc, when its stream was trimmed past its reader or Redis lost
+// data) resynchronises its view the same way, through View.Resync, and its
+// watchers get the count the same way. Memory per watcher is therefore
+// bounded by WatchBuffer plus the number of nodes, and a watcher that
+// misses changes loses intermediate states, never the final one, and is
+// told how many.
 //
 // # Concurrency
 //

@@ -115,7 +115,7 @@ func Call[T any](ctx context.Context, s *Service, method string, args ...any) (T
 	if err != nil {
 		return out, err
 	}
-	if err := r.Decode(&out); err != nil {
+	if err := r.decodeInto(&out); err != nil {
 		return out, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
 	}
 	return out, nil

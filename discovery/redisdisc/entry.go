@@ -35,12 +35,12 @@ const (
 )
 
 // Entry is one presence announcement. It is the JSON payload of a stream
-// entry on <prefix>:events and the value of a field of the <prefix>:nodes
+// entry on {prefix}:events and the value of a field of the {prefix}:nodes
 // hash, for example:
 //
 //	{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",
 //	 "svcs":[{"name":"calculator","version":"1.2.0"}],"meta":{"zone":"a"},
-//	 "ttl":15000,"inc":1732680000123456789,"seq":1}
+//	 "ttl":15000,"hb":5000,"inc":1732680000123456789,"seq":1}
 type Entry struct {
 	// Op is what happened.
 	Op Op
@@ -50,6 +50,11 @@ type Entry struct {
 	// TTL is how long receivers keep the node active without hearing from
 	// it; each node announces its own.
 	TTL time.Duration
+	// Heartbeat is the interval of the announcing instance's heartbeats
+	// (0: not announced; then a third of the TTL is assumed). Another
+	// instance may take the node id over once the node has been silent
+	// for 1.5 of them.
+	Heartbeat time.Duration
 	// Rev orders the entries of one node id.
 	Rev discovery.Revision
 }
@@ -63,6 +68,7 @@ type wireEntry struct {
 	Svcs []discovery.ServiceInfo `json:"svcs,omitempty"`
 	Meta map[string]string       `json:"meta,omitempty"`
 	TTL  int64                   `json:"ttl"`
+	HB   int64                   `json:"hb,omitempty"`
 	Inc  int64                   `json:"inc"`
 	Seq  uint64                  `json:"seq"`
 }
@@ -78,6 +84,7 @@ func EncodeEntry(e Entry) ([]byte, error) {
 		Svcs: e.Node.Services,
 		Meta: e.Node.Metadata,
 		TTL:  e.TTL.Milliseconds(),
+		HB:   e.Heartbeat.Milliseconds(),
 		Inc:  e.Rev.Incarnation,
 		Seq:  e.Rev.Seq,
 	}
@@ -97,8 +104,8 @@ func EncodeEntry(e Entry) ([]byte, error) {
 // DecodeEntry parses and validates one entry. It is strict: it rejects input
 // over MaxEntrySize, invalid JSON, unknown fields, trailing data, a schema
 // version other than EntryVersion, an unknown op, a node that would not pass
-// discovery.ValidateNode (a leave needs only the id), a TTL outside 1 ms–24 h
-// and a zero revision. Every error wraps ErrMalformedEntry. It never panics,
+// discovery.ValidateNode (a leave needs only the id), a TTL outside 1 ms–24 h,
+// a heartbeat that is negative or not below the TTL, and a zero revision. Every error wraps ErrMalformedEntry. It never panics,
 // whatever the input (see FuzzDecodeEntry).
 func DecodeEntry(b []byte) (Entry, error) {
 	if len(b) == 0 {
@@ -120,9 +127,10 @@ func DecodeEntry(b []byte) (Entry, error) {
 		return Entry{}, err
 	}
 	e := Entry{
-		Op:  w.Op,
-		TTL: time.Duration(w.TTL) * time.Millisecond,
-		Rev: discovery.Revision{Incarnation: w.Inc, Seq: w.Seq},
+		Op:        w.Op,
+		TTL:       time.Duration(w.TTL) * time.Millisecond,
+		Heartbeat: time.Duration(w.HB) * time.Millisecond,
+		Rev:       discovery.Revision{Incarnation: w.Inc, Seq: w.Seq},
 		Node: discovery.NodeInfo{
 			ID:       w.ID,
 			Address:  w.Addr,
@@ -158,6 +166,9 @@ func (w *wireEntry) validate() error {
 	}
 	if ttl := time.Duration(w.TTL) * time.Millisecond; w.TTL <= 0 || w.TTL > maxEntryTTL.Milliseconds() || ttl < minEntryTTL {
 		return fmt.Errorf("%w: ttl %d ms outside 1 ms..24 h", ErrMalformedEntry, w.TTL)
+	}
+	if w.HB < 0 || w.HB >= w.TTL {
+		return fmt.Errorf("%w: heartbeat %d ms not below the ttl %d ms", ErrMalformedEntry, w.HB, w.TTL)
 	}
 	if w.Inc <= 0 || w.Seq == 0 {
 		return fmt.Errorf("%w: missing revision (inc %d, seq %d)", ErrMalformedEntry, w.Inc, w.Seq)

@@ -15,4 +15,5 @@ var (
 	ErrClosed        = discovery.ErrClosed
 	ErrUnavailable   = discovery.ErrUnavailable
 	ErrInvalidOption = discovery.ErrInvalidOption
+	ErrDuplicateID   = discovery.ErrDuplicateID
 )

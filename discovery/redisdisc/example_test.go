@@ -17,7 +17,7 @@ import (
 // this example is compiled but not run.)
 func Example() {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: ""})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: "", ContextTimeoutEnabled: true})
 	defer rdb.Close() // the backend never closes it
 
 	d, err := redisdisc.New(rdb,

@@ -33,9 +33,12 @@ type Server struct {
 	withStack bool
 	sem       chan struct{}
 	perPeer   int32
-	authz     rpc.Authorizer
+	authz     Authorizer
+	authn     peer.Authenticator // for the authenticate task (coretasks.go)
+	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
-	streams   *streamcore.Manager
+	unsubRefs func() // see refs.go
+	streams   *stream.Manager
 
 	mu    sync.RWMutex
 	tasks map[string]ConnTaskFunc
@@ -124,8 +127,13 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	s.drainCh = make(chan struct{})
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
-	unsub, err := bus.NewTopic[transport.Inbound](b, transport.TopicRequests).SubscribeFunc(s.dispatch)
+	s.handleCoreTasks()
+	if err := s.watchDisconnects(b); err != nil {
+		return nil, err
+	}
+	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
 	if err != nil {
+		s.unsubRefs()
 		return nil, err
 	}
 	s.unsub = unsub
@@ -172,6 +180,7 @@ func (s *Server) Close() error {
 		close(s.closed)
 		s.startMu.Unlock()
 		s.unsub()
+		s.unsubRefs()
 	})
 	s.wg.Wait()
 	return nil
@@ -634,7 +643,11 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n, acct)
+		res, err := s.call(ctx, conn, dec, n, acct)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, conn, rt.e, p)
+		}
+		return res, err
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -651,15 +664,11 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 		}
 		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }), s.logger)
 	case wire.TypeGet, wire.TypeSet:
-		if n < 2 {
-			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
+		res, err := s.property(ctx, conn, p.Type(), dec, n)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, conn, rt.e, p)
 		}
-		target, _ := wire.DecodeString(dec)
-		prop, _ := wire.DecodeString(dec)
-		if s.reg.target(target) == nil {
-			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
-		}
-		return nil, notFound("Property", prop, fmt.Sprintf("Property '%s' not found", prop))
+		return res, err
 	}
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
@@ -673,7 +682,7 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
-	e := s.reg.target(target)
+	e := s.reg.targetFor(conn, target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
@@ -681,11 +690,18 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
 	}
+	if e.relay != nil && s.allowed(ctx, conn, e.qn, name) {
+		return relayTo{e}, nil // published by a peer (exposure.go)
+	}
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
+	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
+	if err != nil {
+		return nil, err
+	}
+	return s.reg.result(conn, e, result)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -724,6 +740,16 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			}
 			in = append(in, v)
 			continue
+		}
+		if refParam(t) {
+			if x, ok := wire.NextExt(dec); ok && x == wire.ExtReference {
+				v, err := env.reference(dec, t, e, m, i)
+				if err != nil {
+					return nil, err
+				}
+				in = append(in, v)
+				continue
+			}
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {
