@@ -272,7 +272,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	if serr := n.hub.StopAccepting(ctx); serr != nil && ctx.Err() == nil {
 		err = errors.Join(err, serr)
 	}
-	var conns []*peer.Conn
+	var conns []*transport.Conn
 	goaways := closedChan
 	if ctx.Err() == nil {
 		conns, goaways = n.goAway(ctx)
@@ -330,7 +330,7 @@ var closedChan = func() <-chan struct{} {
 // its own (a connection whose outbound queue is full waits for room, until
 // ctx ends or it closes), and returns the connections and a channel closed
 // once every goaway has been handed over.
-func (n *Node) goAway(ctx context.Context) ([]*peer.Conn, <-chan struct{}) {
+func (n *Node) goAway(ctx context.Context) ([]*transport.Conn, <-chan struct{}) {
 	conns := n.hub.Conns()
 	var wg sync.WaitGroup
 	for _, c := range conns {
@@ -350,7 +350,7 @@ func (n *Node) goAway(ctx context.Context) ([]*peer.Conn, <-chan struct{}) {
 
 // drain waits for the requests and outbound streams in flight on conns,
 // until ctx ends.
-func (n *Node) drain(ctx context.Context, conns []*peer.Conn) {
+func (n *Node) drain(ctx context.Context, conns []*transport.Conn) {
 	if err := n.server.Drain(ctx); err != nil {
 		n.logger.Warn("netron: stop: requests still running when the deadline came", "err", err)
 		return

@@ -2,9 +2,9 @@ package netron
 
 import (
 	"context"
+	"github.com/netron-go/netron/internal/rpccore"
 
 	"github.com/netron-go/netron/peer"
-	"github.com/netron-go/netron/rpc"
 )
 
 // EventPropertyChange is emitted when a property exposed with the tag
@@ -30,7 +30,7 @@ func (n *Node) allowRemoteExposure() {
 // watchProperties emits EventPropertyChange for the changes of notify
 // properties.
 func (n *Node) watchProperties() {
-	n.reg.OnPropertyChange(func(c rpc.PropertyChange) {
+	n.reg.OnPropertyChange(func(c rpccore.PropertyChange) {
 		if n.isStopped() {
 			return
 		}
@@ -62,7 +62,7 @@ func (c *Config) authenticator() peer.Authenticator {
 // published until UnexposeService, Unexpose here, or the connection
 // closes.
 func (p *Peer) ExposeService(ctx context.Context, qualifiedName string) error {
-	conn, err := p.ActiveConn()
+	conn, err := p.activeConn()
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (p *Peer) ExposeService(ctx context.Context, qualifiedName string) error {
 
 // UnexposeService withdraws a service ExposeService published on the peer.
 func (p *Peer) UnexposeService(ctx context.Context, qualifiedName string) error {
-	conn, err := p.ActiveConn()
+	conn, err := p.activeConn()
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,13 @@ func init() {
 		Describe:    func(def wire.Definition) any { return describe(def) },
 		FromWire:    func(v any) error { return fromWire(v) },
 		PublicValue: publicValue,
-		NewResult:   func(raw []byte, max int64) any { return Result{raw: raw, max: max} },
+		IsCellType:  isCellType,
+		CellOf:      cellOf,
+		RefOf:       refOf,
+		HeldService: func(def wire.Definition, h rpclink.Handle, hold rpclink.Held) any {
+			return newHeldService(def, h, hold)
+		},
+		NewResult: func(raw []byte, max int64) any { return Result{raw: raw, max: max} },
 		NewArgs: func(dec *msgpack.Decoder, n int, argErr func(error) error) any {
 			return &Args{dec: dec, n: n, argErr: argErr}
 		},

@@ -343,7 +343,7 @@ func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 // does not resolve ranges, is asked for the bare name and its answer kept
 // when its version is in the range (Titan reports only the highest
 // version of a service: a lower one in the range cannot be found).
-func (c *Client) QueryInterface(ctx context.Context, conn *peer.Conn, spec string) (*Service, error) {
+func (c *Client) QueryInterface(ctx context.Context, conn *transport.Conn, spec string) (*rpc.Service, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
 		b = wire.AppendString(b, "query_interface")

@@ -31,7 +31,7 @@ func (r *Registry) Local(spec string, logger *slog.Logger) (*rpc.Service, error)
 			return c.Remote(e.relay, e.def), nil
 		}
 	}
-	return &Service{def: e.def, inv: localInvoker{reg: r, logger: logger}}, nil
+	return newService(e.def, localInvoker{reg: r, logger: logger}), nil
 }
 
 type localInvoker struct {

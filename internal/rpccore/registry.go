@@ -78,7 +78,7 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 		return wire.Definition{}, err
 	}
 	if len(methods) == 0 && len(props) == 0 {
-		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", ErrInvalidService, v)
+		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", rpc.ErrInvalidService, v)
 	}
 	qn := name + "@" + ver.String()
 	defID := uuid.NewString()
@@ -100,7 +100,7 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 
 // add registers e and tells the watchers. With replace, a service of
 // the same qualified name for which replace reports true is removed
-// first (and the watchers told); any other is ErrAlreadyExposed.
+// first (and the watchers told); any other is rpc.ErrAlreadyExposed.
 func (r *Registry) add(e *exposed, replace func(old *exposed) bool) error {
 	name, qn, defID := e.name, e.qn, e.defID
 	r.notifyMu.Lock()
@@ -111,7 +111,7 @@ func (r *Registry) add(e *exposed, replace func(old *exposed) bool) error {
 	r.mu.Lock()
 	if _, dup := r.byQN[qn]; dup {
 		r.mu.Unlock()
-		return fmt.Errorf("%w: %s", ErrAlreadyExposed, qn)
+		return fmt.Errorf("%w: %s", rpc.ErrAlreadyExposed, qn)
 	}
 	r.byQN[qn] = e
 	r.byDef[defID] = e
@@ -143,7 +143,7 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	defer r.notifyMu.Unlock()
 	e := r.lookupQN(qn)
 	if e == nil {
-		return fmt.Errorf("%w: %s", ErrNotExposed, qn)
+		return fmt.Errorf("%w: %s", rpc.ErrNotExposed, qn)
 	}
 	r.removeLocked(e)
 	return nil

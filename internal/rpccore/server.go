@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/peer"
 	"log/slog"
 	"reflect"
 	"runtime/debug"
@@ -33,12 +34,12 @@ type Server struct {
 	withStack bool
 	sem       chan struct{}
 	perPeer   int32
-	authz     Authorizer
+	authz     rpc.Authorizer
 	authn     peer.Authenticator // for the authenticate task (coretasks.go)
 	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
 	unsubRefs func() // see refs.go
-	streams   *stream.Manager
+	streams   *streamcore.Manager
 
 	mu    sync.RWMutex
 	tasks map[string]ConnTaskFunc
@@ -131,7 +132,7 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	if err := s.watchDisconnects(b); err != nil {
 		return nil, err
 	}
-	unsub, err := bus.NewTopic[peer.Inbound](b, peer.TopicRequests).SubscribeFunc(s.dispatch)
+	unsub, err := bus.NewTopic[transport.Inbound](b, transport.TopicRequests).SubscribeFunc(s.dispatch)
 	if err != nil {
 		s.unsubRefs()
 		return nil, err

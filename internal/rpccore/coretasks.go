@@ -1,13 +1,15 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/rpc"
 	"net/http"
 	"strings"
 
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 )
 
 // The core tasks of Titan's Netron that this server answers besides
@@ -36,7 +38,7 @@ func WithAuthenticator(a peer.Authenticator) ServerOption {
 // catalogue of a peer is not one: it follows the peer's events), so it
 // answers 0, as Titan nodes do in practice (capture 2 #116, #119). Its
 // argument is checked as Titan reads it: a string pattern, or a map.
-func invalidateCache(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+func invalidateCache(_ context.Context, _ *transport.Conn, args *rpc.Args) (any, error) {
 	if args.Len() > 0 {
 		var arg any
 		if err := args.Next(&arg); err != nil {
@@ -49,13 +51,13 @@ func invalidateCache(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
 // exposureDisabled answers expose_service and unexpose_service with the
 // 403 of a Titan node without allowRemoteServiceExposure (capture 2 #127,
 // #131): a peer cannot publish its services through this node.
-func exposureDisabled(task string) TaskFunc {
-	return func(_ context.Context, conn *peer.Conn, _ *Args) (any, error) {
+func exposureDisabled(task string) ConnTaskFunc {
+	return func(_ context.Context, conn *transport.Conn, _ *rpc.Args) (any, error) {
 		id := ""
 		if conn != nil {
 			id = conn.ID()
 		}
-		return nil, &Error{Code: 403, Name: "TitanError",
+		return nil, &rpc.Error{Code: 403, Name: "TitanError",
 			Message: fmt.Sprintf("Core task '%s' is disabled for remote peers. Set Netron option 'allowRemoteServiceExposure: true' to allow federated peers to publish or withdraw services, and gate with an AuthorizationManager.", task),
 			Details: map[string]any{"task": task, "peerId": id}}
 	}
@@ -91,9 +93,9 @@ type credentials struct {
 // Authenticator it answers 503 "Authentication not configured" (capture 2
 // #123). The connection's identity stays the one of its upgrade: a node
 // with an Authenticator admits only peers that passed it there.
-func (s *Server) authenticate(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+func (s *Server) authenticate(_ context.Context, _ *transport.Conn, args *rpc.Args) (any, error) {
 	if s.authn == nil {
-		return nil, &Error{Code: 503, Name: "TitanError", Message: "Authentication not configured",
+		return nil, &rpc.Error{Code: 503, Name: "TitanError", Message: "Authentication not configured",
 			Details: map[string]any{"hint": "Call netron.configureAuth() to set up authentication"}}
 	}
 	var c credentials

@@ -1,17 +1,18 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/rpc"
 	"io"
 	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
-	"github.com/netron-go/netron/stream"
 )
 
 // Streams through a service a peer published (exposure.go): the node
@@ -26,7 +27,7 @@ import (
 // this node's id (what a Titan node needs to find the sender). It returns
 // the new data and the pumps to start once the CALL is sent; without
 // stream arguments, data itself and none.
-func (s *Server) relayedArgs(conn, to *peer.Conn, data []byte) ([]byte, []*relayPump, error) {
+func (s *Server) relayedArgs(conn, to *transport.Conn, data []byte) ([]byte, []*relayPump, error) {
 	if s.streams == nil || !hasStreamArg(data) {
 		return data, nil, nil
 	}
@@ -83,8 +84,8 @@ func (s *Server) relayedArgs(conn, to *peer.Conn, data []byte) ([]byte, []*relay
 
 // relayPump copies the stream in to out.
 type relayPump struct {
-	in  *stream.Inbound
-	out *stream.Outbound
+	in  *streamcore.Inbound
+	out *streamcore.Outbound
 }
 
 // start runs the copy on the stream's own goroutine (Outbound.Start).
@@ -118,9 +119,9 @@ func (p *relayPump) abort(err error) {
 // relayedResult turns the StreamReference that the publisher from
 // answered into a stream from this node to conn, which copies the
 // publisher's stream chunk by chunk once the reply is out.
-func (s *Server) relayedResult(conn, from *peer.Conn, e *exposed, res []byte) (any, error) {
+func (s *Server) relayedResult(conn, from *transport.Conn, e *exposed, res []byte) (any, error) {
 	if s.streams == nil {
-		return nil, &Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s: a stream result, and this node has no streams", e.qn)}
+		return nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("%s: a stream result, and this node has no streams", e.qn)}
 	}
 	ref, err := streamRefOf(res)
 	if err != nil {

@@ -1,17 +1,18 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/rpc"
 	"regexp"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/uuid"
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 )
 
 // Remote service exposure: a connected peer publishes one of its services
@@ -57,7 +58,7 @@ type exposedMeta struct {
 // titanServiceName is Titan's rule for a name a defId may be.
 var titanServiceName = regexp.MustCompile(`^[\w.-]+$`)
 
-func (s *Server) exposeService(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
+func (s *Server) exposeService(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	var meta exposedMeta
 	if args.Len() == 0 {
 		return nil, badRequest("ArgumentCount", "expose_service takes the service's meta", nil)
@@ -77,7 +78,7 @@ func (s *Server) exposeService(ctx context.Context, conn *peer.Conn, args *Args)
 		return nil, badRequest("Malformed", "expose_service is a task for peers", nil)
 	}
 	if s.authz != nil && !s.authz.Authorize(ctx, conn.Identity(), qn, "expose_service") {
-		return nil, &Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s may not expose %s", conn.ID(), qn),
+		return nil, &rpc.Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s may not expose %s", conn.ID(), qn),
 			Details: map[string]any{"task": "expose_service", "peerId": conn.ID()}}
 	}
 	if meta.Properties == nil {
@@ -92,12 +93,12 @@ func (s *Server) exposeService(ctx context.Context, conn *peer.Conn, args *Args)
 		def: wire.Definition{ID: id, PeerID: conn.ID(), Meta: wire.ServiceMeta{
 			Name: meta.Name, Version: ver.String(), Properties: meta.Properties, Methods: meta.Methods}},
 	}
-	conflict := &Error{Code: 409, Name: "TitanError", Message: fmt.Sprintf("Service '%s' already exposed by a different peer", meta.Name), Details: map[string]any{}}
+	conflict := &rpc.Error{Code: 409, Name: "TitanError", Message: fmt.Sprintf("Service '%s' already exposed by a different peer", meta.Name), Details: map[string]any{}}
 	if !s.reg.replaceRelayed(conn, meta.Name) {
 		return nil, conflict
 	}
 	err = s.reg.add(e, func(old *exposed) bool { return old.relay == conn })
-	if errors.Is(err, ErrAlreadyExposed) {
+	if errors.Is(err, rpc.ErrAlreadyExposed) {
 		return nil, conflict
 	}
 	if err != nil {
@@ -111,7 +112,7 @@ func (s *Server) exposeService(ctx context.Context, conn *peer.Conn, args *Args)
 	return e.def, nil
 }
 
-func (s *Server) unexposeService(ctx context.Context, conn *peer.Conn, args *Args) (any, error) {
+func (s *Server) unexposeService(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	if conn == nil {
 		return nil, badRequest("Malformed", "unexpose_service is a task for peers", nil)
 	}
@@ -127,11 +128,11 @@ func (s *Server) unexposeService(ctx context.Context, conn *peer.Conn, args *Arg
 		return nil, notFound("Service", name, fmt.Sprintf("Service with id %s not found", name))
 	}
 	if e.relay != conn {
-		return nil, &Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s does not own service definition %s", conn.ID(), e.defID),
+		return nil, &rpc.Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s does not own service definition %s", conn.ID(), e.defID),
 			Details: map[string]any{"task": "unexpose_service", "peerId": conn.ID(), "ownerPeerId": e.def.PeerID}}
 	}
 	if s.authz != nil && !s.authz.Authorize(ctx, conn.Identity(), e.qn, "unexpose_service") {
-		return nil, &Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s may not unexpose %s", conn.ID(), e.qn),
+		return nil, &rpc.Error{Code: 403, Name: "TitanError", Message: fmt.Sprintf("Peer %s may not unexpose %s", conn.ID(), e.qn),
 			Details: map[string]any{"task": "unexpose_service", "peerId": conn.ID()}}
 	}
 	s.reg.notifyMu.Lock()
@@ -142,7 +143,7 @@ func (s *Server) unexposeService(ctx context.Context, conn *peer.Conn, args *Arg
 
 // relayedByName finds the service name ("name@version", or a bare name:
 // the one conn published, else the highest version) for unexpose_service.
-func (r *Registry) relayedByName(conn *peer.Conn, name string) *exposed {
+func (r *Registry) relayedByName(conn *transport.Conn, name string) *exposed {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if e := r.byQN[name]; e != nil {
@@ -165,7 +166,7 @@ func (r *Registry) relayedByName(conn *peer.Conn, name string) *exposed {
 // name, a name another peer published is a conflict (false), and what
 // conn published under that name before, in any version, is withdrawn.
 // Services of this node with that name stay.
-func (r *Registry) replaceRelayed(conn *peer.Conn, name string) bool {
+func (r *Registry) replaceRelayed(conn *transport.Conn, name string) bool {
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
 	r.mu.RLock()
@@ -188,7 +189,7 @@ func (r *Registry) replaceRelayed(conn *peer.Conn, name string) bool {
 }
 
 // dropRelayed withdraws the services conn published (it closed).
-func (r *Registry) dropRelayed(conn *peer.Conn) {
+func (r *Registry) dropRelayed(conn *transport.Conn) {
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
 	r.mu.RLock()
@@ -217,12 +218,12 @@ func (e *relayedError) Error() string { return "rpc: error relayed from the serv
 // forward sends the request p (CALL, GET or SET) for the published
 // service e to its peer, the target rewritten to e's id, and returns its
 // answer as it came.
-func (s *Server) forward(ctx context.Context, conn *peer.Conn, e *exposed, p *wire.Packet) (any, error) {
+func (s *Server) forward(ctx context.Context, conn *transport.Conn, e *exposed, p *wire.Packet) (any, error) {
 	s.mu.RLock()
 	c := s.relay
 	s.mu.RUnlock()
 	if c == nil {
-		return nil, &Error{Code: 503, Name: "TitanError", Message: "remote exposure is off"}
+		return nil, &rpc.Error{Code: 503, Name: "TitanError", Message: "remote exposure is off"}
 	}
 	data, err := retarget(p.Data, e.defID)
 	if err != nil {
@@ -245,7 +246,7 @@ func (s *Server) forward(ctx context.Context, conn *peer.Conn, e *exposed, p *wi
 	})
 	switch {
 	case err != nil:
-		return nil, &Error{Code: 503, Name: "TitanError", Message: fmt.Sprintf("%s: its peer %s did not answer: %v", e.qn, e.def.PeerID, err),
+		return nil, &rpc.Error{Code: 503, Name: "TitanError", Message: fmt.Sprintf("%s: its peer %s did not answer: %v", e.qn, e.def.PeerID, err),
 			Details: map[string]any{"reason": "Relay"}}
 	case isErr:
 		return nil, &relayedError{data: res}
@@ -334,7 +335,7 @@ func hasStreamArg(data []byte) bool {
 // returns the answer's data as it came, and whether it is an error.
 // sent is told whether the request went out, before the answer is
 // awaited.
-func (c *Client) forward(ctx context.Context, conn *peer.Conn, t wire.Type, data []byte, sent func(bool)) ([]byte, bool, error) {
+func (c *Client) forward(ctx context.Context, conn *transport.Conn, t wire.Type, data []byte, sent func(bool)) ([]byte, bool, error) {
 	deadline := c.deadline(ctx)
 	id, ps, ch, err := c.send(ctx, deadline, deadline, conn, t, func(b []byte) ([]byte, error) { return append(b, data...), nil })
 	sent(err == nil)
@@ -370,7 +371,7 @@ func relayedToWire(err error) (any, bool) {
 // Unpublish, the service's Unexpose or the connection's close. It fails
 // with the node's error: 403 when the node does not allow it, 409 when
 // another peer published the name there.
-func (c *Client) Publish(ctx context.Context, conn *peer.Conn, reg *Registry, qualifiedName string) (wire.Definition, error) {
+func (c *Client) Publish(ctx context.Context, conn *transport.Conn, reg *Registry, qualifiedName string) (wire.Definition, error) {
 	e, err := reg.resolve(qualifiedName)
 	if err != nil {
 		return wire.Definition{}, err
@@ -386,10 +387,10 @@ func (c *Client) Publish(ctx context.Context, conn *peer.Conn, reg *Registry, qu
 	}
 	var def wire.Definition
 	if err := wire.UnmarshalMax(data, &def, conn.MaxDecodeMemory()); err != nil {
-		return wire.Definition{}, fmt.Errorf("%w: expose_service: %w", ErrMalformedResult, err)
+		return wire.Definition{}, fmt.Errorf("%w: expose_service: %w", rpc.ErrMalformedResult, err)
 	}
 	if def.ID == "" || !reg.alias(def.ID, e) {
-		return wire.Definition{}, fmt.Errorf("%w: expose_service answered the id %q, which this node cannot take", ErrMalformedResult, def.ID)
+		return wire.Definition{}, fmt.Errorf("%w: expose_service answered the id %q, which this node cannot take", rpc.ErrMalformedResult, def.ID)
 	}
 	context.AfterFunc(conn.Context(), func() { reg.unalias(def.ID, e) })
 	return def, nil
@@ -398,7 +399,7 @@ func (c *Client) Publish(ctx context.Context, conn *peer.Conn, reg *Registry, qu
 // Unpublish withdraws a service Publish published on the node on conn
 // (the unexpose_service task, with the service's bare name: the key a
 // Titan node has it under, which a Go node takes too).
-func (c *Client) Unpublish(ctx context.Context, conn *peer.Conn, reg *Registry, qualifiedName string) error {
+func (c *Client) Unpublish(ctx context.Context, conn *transport.Conn, reg *Registry, qualifiedName string) error {
 	e, err := reg.resolve(qualifiedName)
 	if err != nil {
 		return err

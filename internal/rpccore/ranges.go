@@ -1,13 +1,14 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/rpc"
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/netron-go/netron/peer"
+	"github.com/netron-go/netron/internal/transport"
 )
 
 // rangeFallback resolves a version range on a peer that does not: a Titan
@@ -15,11 +16,11 @@ import (
 // (its highest version), and answers a range with 404. When err is that
 // answer to spec, a range, from a plain Netron peer (no Go extensions),
 // it asks for the bare name and keeps the answer if its version satisfies
-// the range; otherwise it fails with ErrServiceNotFound naming the
+// the range; otherwise it fails with rpc.ErrServiceNotFound naming the
 // version the peer has. ok is false when err is not such an answer.
-func (c *Client) rangeFallback(ctx context.Context, conn *peer.Conn, spec string, err error) (svc *Service, ok bool, _ error) {
-	var re *Error
-	if !errors.As(err, &re) || !errors.Is(err, ErrServiceNotFound) || re.Details["serviceName"] != spec || conn.Extensions().Version > 0 {
+func (c *Client) rangeFallback(ctx context.Context, conn *transport.Conn, spec string, err error) (svc *rpc.Service, ok bool, _ error) {
+	var re *rpc.Error
+	if !errors.As(err, &re) || !errors.Is(err, rpc.ErrServiceNotFound) || re.Details["serviceName"] != spec || conn.Extensions().Version > 0 {
 		return nil, false, nil
 	}
 	sp, perr := parseSpec(spec)
@@ -34,7 +35,7 @@ func (c *Client) rangeFallback(ctx context.Context, conn *peer.Conn, spec string
 	if verr == nil && sp.rng.Check(v) {
 		return bare, true, nil
 	}
-	return nil, true, &Error{Code: 404, Name: "TitanError",
+	return nil, true, &rpc.Error{Code: 404, Name: "TitanError",
 		Message:   fmt.Sprintf("Service '%s' not found: the peer offers %s (a Titan peer reports only the highest version of a service)", spec, bare.QualifiedName()),
 		Details:   map[string]any{"serviceName": spec},
 		Available: []string{bare.Version()},
