@@ -42,7 +42,7 @@ func TestRemoteExposure(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := cp.Service(ctx, "clientsvc") // by the bare name, as Titan clients ask
-	if err != nil || svc.Definition().ID != def.ID || svc.Definition().PeerID != "exposer" {
+	if err != nil || svc.Description().ID != def.ID || svc.Description().PeerID != "exposer" {
 		t.Fatalf("lookup: %v %+v", err, svc)
 	}
 
@@ -270,7 +270,7 @@ func TestExposeServiceGoToGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := cp.Service(ctx, "greeter")
-	if err != nil || svc.Definition().PeerID != "b" {
+	if err != nil || svc.Description().PeerID != "b" {
 		t.Fatalf("lookup: %v", err)
 	}
 	if s, err := rpc.Call[string](ctx, svc, "greet", "C"); err != nil || s != "hi C from B" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -25,18 +26,25 @@ func ExampleProperty() {
 	c := &Counter{}
 	c.Label.Set("visits")
 	c.Temp.Get = func() float64 { return 21.5 }
-	reg := rpc.NewRegistry("node")
-	def, _ := reg.Expose("counter@1.0.0", c)
-	fmt.Printf("%+v %+v\n", def.Meta.Properties["count"], def.Meta.Properties["label"])
-	svc, _ := reg.Local("counter", nil)
+	n, err := netron.New(netron.Config{ID: "node"})
+	if err != nil {
+		panic(err)
+	}
+	defer n.Close()
+	if err := n.Expose("counter@1.0.0", c); err != nil {
+		panic(err)
+	}
+	svc, _ := n.Service(ctx, "counter") // this node's own service: no network
+	d := svc.Description()
+	fmt.Printf("%+v %+v\n", d.Properties["count"], d.Properties["label"])
 	_ = svc.Set(ctx, "count", 40)
-	n, _ := rpc.Call[int](ctx, svc, "bump", 2)
+	v, _ := rpc.Call[int](ctx, svc, "bump", 2)
 	label, _ := rpc.Get[string](ctx, svc, "label")
-	fmt.Println(n, label)
-	err := svc.Set(ctx, "label", "x")
+	fmt.Println(v, label)
+	err = svc.Set(ctx, "label", "x")
 	fmt.Println(errors.Is(err, rpc.ErrPropertyReadOnly))
 	// Output:
-	// {Type:Number Readonly:false} {Type:String Readonly:true}
+	// {Type:Number ReadOnly:false} {Type:String ReadOnly:true}
 	// 42 visits
 	// true
 }
@@ -80,18 +88,23 @@ func (s *Shop) Checkout(c *Cart) (Receipt, error) {
 // passes it back by reference.
 func ExampleChild() {
 	ctx := context.Background()
-	reg := rpc.NewRegistry("node")
-	_, _ = reg.Expose("shop@1.0.0", &Shop{carts: map[string]*Cart{}})
-	shop, _ := reg.Local("shop", nil)
+	n, err := netron.New(netron.Config{ID: "node"})
+	if err != nil {
+		panic(err)
+	}
+	defer n.Close()
+	if err := n.Expose("shop@1.0.0", &Shop{carts: map[string]*Cart{}}); err != nil {
+		panic(err)
+	}
+	shop, _ := n.Service(ctx, "shop")
 	cart, _ := rpc.Call[*rpc.Service](ctx, shop, "cart", "ann")
-	fmt.Println(cart.QualifiedName(), cart.Definition().ParentID == shop.Definition().ID)
+	fmt.Println(cart.QualifiedName(), cart.Description().ParentID == shop.Description().ID)
 	_, _ = rpc.Call[int](ctx, cart, "add", 3)
 	r, _ := rpc.Call[Receipt](ctx, shop, "checkout", cart)
-	fmt.Printf("%+v %d\n", r, reg.Children())
-	_ = cart.Release(ctx)
-	fmt.Println(reg.Children())
+	fmt.Printf("%+v\n", r)
+	fmt.Println(cart.Release(ctx))
 	// Output:
 	// cart@1.0.0 true
-	// {User:ann Items:3} 1
-	// 0
+	// {User:ann Items:3}
+	// <nil>
 }

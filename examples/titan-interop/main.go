@@ -192,8 +192,8 @@ func client(ctx context.Context, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	def := svc.Definition()
-	fmt.Fprintf(out, "%s: properties counter %+v, label %+v\n", svc.QualifiedName(), def.Meta.Properties["counter"], def.Meta.Properties["label"])
+	def := svc.Description()
+	fmt.Fprintf(out, "%s: properties counter %+v, label %+v\n", svc.QualifiedName(), def.Properties["counter"], def.Properties["label"])
 
 	counter, err := rpc.Get[int](ctx, svc, "counter")
 	if err != nil {
@@ -222,7 +222,7 @@ func client(ctx context.Context, url string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "getChild: %s, parent is interop = %v, same id twice = %v\n", kid.QualifiedName(),
-		kid.Definition().ParentID == def.ID, again.Definition().ID == kid.Definition().ID)
+		kid.Description().ParentID == def.ID, again.Description().ID == kid.Description().ID)
 	hello, err := rpc.Call[string](ctx, kid, "hello", "go")
 	if err != nil {
 		return err

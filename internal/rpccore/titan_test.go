@@ -1,9 +1,11 @@
-package rpc
+package rpccore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/internal/transport"
+	"github.com/netron-go/netron/rpc"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,16 +14,15 @@ import (
 
 	"github.com/netron-go/netron/bus"
 	"github.com/netron-go/netron/internal/wire"
-	"github.com/netron-go/netron/peer"
 )
 
 // propSvc has a writable, a read-only and a computed property, and
 // methods that use them.
 type propSvc struct {
-	Counter Property[int]    `netron:"counter,notify"`
-	Label   Property[string] `netron:"label,readonly"`
-	Temp    PropertyFunc[float64]
-	Hidden  Property[int] `netron:"-"`
+	Counter rpc.Property[int]    `netron:"counter,notify"`
+	Label   rpc.Property[string] `netron:"label,readonly"`
+	Temp    rpc.PropertyFunc[float64]
+	Hidden  rpc.Property[int] `netron:"-"`
 }
 
 func (s *propSvc) Bump(n int) int { return s.Counter.Update(func(v int) int { return v + n }) }
@@ -57,29 +58,29 @@ func TestPropertiesDefinition(t *testing.T) {
 			X int `netron:"x"`
 		}{},
 		&struct {
-			X Property[int] `netron:"x,bogus"`
+			X rpc.Property[int] `netron:"x,bogus"`
 		}{},
 		&struct {
-			X Property[int] `netron:"bad-name"`
+			X rpc.Property[int] `netron:"bad-name"`
 		}{},
 		&struct {
-			X Property[func()] `netron:"x"`
+			X rpc.Property[func()] `netron:"x"`
 		}{},
 		struct {
-			X Property[int]
+			X rpc.Property[int]
 		}{},
 	} {
-		if _, err := NewRegistry("n").Expose("bad@1.0.0", bad); !errors.Is(err, ErrInvalidService) {
-			t.Errorf("Expose(%T) = %v, want ErrInvalidService", bad, err)
+		if _, err := NewRegistry("n").Expose("bad@1.0.0", bad); !errors.Is(err, rpc.ErrInvalidService) {
+			t.Errorf("Expose(%T) = %v, want rpc.ErrInvalidService", bad, err)
 		}
 	}
-	if _, err := NewRegistry("n").Expose("clash@1.0.0", &clashSvc{}); !errors.Is(err, ErrInvalidService) {
+	if _, err := NewRegistry("n").Expose("clash@1.0.0", &clashSvc{}); !errors.Is(err, rpc.ErrInvalidService) {
 		t.Errorf("a property named like a method: %v", err)
 	}
 }
 
 type clashSvc struct {
-	X Property[int] `netron:"bump"`
+	X rpc.Property[int] `netron:"bump"`
 }
 
 func (*clashSvc) Bump() {}
@@ -97,30 +98,30 @@ func TestPropertiesRemoteAndLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, svc := range map[string]*Service{"remote": remote, "local": local} {
+	for name, svc := range map[string]*rpc.Service{"remote": remote, "local": local} {
 		t.Run(name, func(t *testing.T) {
 			if err := svc.Set(ctx, "counter", 41); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := Call[int](ctx, svc, "bump", 1); err != nil || n != 42 {
+			if n, err := rpc.Call[int](ctx, svc, "bump", 1); err != nil || n != 42 {
 				t.Fatalf("bump = %v, %v", n, err)
 			}
-			if n, err := Get[int](ctx, svc, "counter"); err != nil || n != 42 {
+			if n, err := rpc.Get[int](ctx, svc, "counter"); err != nil || n != 42 {
 				t.Fatalf("counter = %v, %v", n, err)
 			}
-			if s, err := Get[string](ctx, svc, "label"); err != nil || s != "fixed" {
+			if s, err := rpc.Get[string](ctx, svc, "label"); err != nil || s != "fixed" {
 				t.Fatalf("label = %q, %v", s, err)
 			}
-			if f, err := Get[float64](ctx, svc, "temp"); err != nil || f != 21.5 {
+			if f, err := rpc.Get[float64](ctx, svc, "temp"); err != nil || f != 21.5 {
 				t.Fatalf("temp = %v, %v", f, err)
 			}
-			if err := svc.Set(ctx, "label", "x"); !errors.Is(err, ErrPropertyReadOnly) {
+			if err := svc.Set(ctx, "label", "x"); !errors.Is(err, rpc.ErrPropertyReadOnly) {
 				t.Fatalf("set readonly: %v", err)
 			}
-			if _, err := svc.Get(ctx, "hidden"); !errors.Is(err, ErrPropertyNotFound) {
+			if _, err := svc.Get(ctx, "hidden"); !errors.Is(err, rpc.ErrPropertyNotFound) {
 				t.Fatalf("get hidden: %v", err)
 			}
-			if err := svc.Set(ctx, "counter", "nan"); !errors.Is(err, ErrArgumentType) {
+			if err := svc.Set(ctx, "counter", "nan"); !errors.Is(err, rpc.ErrArgumentType) {
 				t.Fatalf("set wrong type: %v", err)
 			}
 			if impl.Counter.Get() != 42 || impl.Label.Get() != "fixed" {
@@ -137,7 +138,7 @@ func TestPropertiesRemoteAndLocal(t *testing.T) {
 }
 
 // servePairReg is servePair returning the server's registry too.
-func servePairReg(t *testing.T, spec string, impl any) (*Service, *Registry) {
+func servePairReg(t *testing.T, spec string, impl any) (*rpc.Service, *Registry) {
 	t.Helper()
 	n := newTestNode(t)
 	if _, err := n.reg.Expose(spec, impl); err != nil {
@@ -158,13 +159,13 @@ type testNode struct {
 	srv  *Server
 	addr string
 	sb   *bus.Bus
-	hub  *peer.Hub
+	hub  *transport.Hub
 }
 
 type testClient struct {
-	conn   *peer.Conn
+	conn   *transport.Conn
 	client *Client
-	hub    *peer.Hub
+	hub    *transport.Hub
 }
 
 func newTestNode(t testing.TB) *testNode {
@@ -175,7 +176,7 @@ func newTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := peer.NewHub(sb, "server", peer.WithKeepAlive(-1, 0))
+	hub := transport.NewHub(sb, "server", transport.WithKeepAlive(-1, 0))
 	addr, err := hub.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +201,7 @@ func (n *testNode) dial(t testing.TB) *testClient {
 		t.Fatal(err)
 	}
 	id := fmt.Sprintf("client-%d", clientSeq.Add(1))
-	hub := peer.NewHub(cb, id, peer.WithKeepAlive(-1, 0))
+	hub := transport.NewHub(cb, id, transport.WithKeepAlive(-1, 0))
 	conn, err := hub.Dial(ctx, n.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +223,7 @@ type shop struct {
 
 type cart struct {
 	User  string
-	Items Property[int] `netron:"items"`
+	Items rpc.Property[int] `netron:"items"`
 }
 
 func (c *cart) Add(n int) int { return c.Items.Update(func(v int) int { return v + n }) }
@@ -231,7 +232,7 @@ type other struct{}
 
 func (other) Ping() string { return "pong" }
 
-func (s *shop) Cart(user string) Ref {
+func (s *shop) Cart(user string) rpc.Ref {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.carts[user]
@@ -239,19 +240,19 @@ func (s *shop) Cart(user string) Ref {
 		c = &cart{User: user}
 		s.carts[user] = c
 	}
-	return Child("cart@1.0.0", c)
+	return rpc.Child("cart@1.0.0", c)
 }
 
-func (s *shop) NewCart() (Ref, error) { return Child("cart@1.0.0", &cart{User: "anon"}), nil }
+func (s *shop) NewCart() (rpc.Ref, error) { return rpc.Child("cart@1.0.0", &cart{User: "anon"}), nil }
 
-func (s *shop) Other() Ref { return Child("other@1.0.0", &other{}) }
+func (s *shop) Other() rpc.Ref { return rpc.Child("other@1.0.0", &other{}) }
 
 // Checkout takes a cart by reference.
 func (s *shop) Checkout(c *cart) string { return fmt.Sprintf("%s:%d", c.User, c.Items.Get()) }
 
 // Describe takes any service by reference, as a handle.
-func (s *shop) Describe(ctx context.Context, svc *Service) (string, error) {
-	n, err := Get[int](ctx, svc, "items")
+func (s *shop) Describe(ctx context.Context, svc *rpc.Service) (string, error) {
+	n, err := rpc.Get[int](ctx, svc, "items")
 	return fmt.Sprintf("%s %d", svc.QualifiedName(), n), err
 }
 
@@ -273,50 +274,50 @@ func TestChildServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, svc := range map[string]*Service{"remote": svc, "local": local} {
+	for name, svc := range map[string]*rpc.Service{"remote": svc, "local": local} {
 		t.Run(name, func(t *testing.T) {
-			a, err := Call[*Service](ctx, svc, "cart", name)
+			a, err := rpc.Call[*rpc.Service](ctx, svc, "cart", name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := a.Definition()
+			d := serviceDef(a)
 			if d.ParentID != parent.ID || d.Meta.Name != "cart" || d.PeerID != "server" || d.Meta.Properties["items"].Type != "Number" {
 				t.Fatalf("child definition %+v", d)
 			}
-			a2, err := Call[*Service](ctx, svc, "cart", name)
-			if err != nil || a2.Definition().ID != d.ID {
+			a2, err := rpc.Call[*rpc.Service](ctx, svc, "cart", name)
+			if err != nil || serviceDef(a2).ID != d.ID {
 				t.Fatalf("the same cart again: %v %v", a2, err)
 			}
-			if n, err := Call[int](ctx, a, "add", 2); err != nil || n != 2 {
+			if n, err := rpc.Call[int](ctx, a, "add", 2); err != nil || n != 2 {
 				t.Fatalf("add = %v, %v", n, err)
 			}
 			if err := a.Set(ctx, "items", 5); err != nil {
 				t.Fatal(err)
 			}
-			if s, err := Call[string](ctx, svc, "checkout", a); err != nil || s != name+":5" {
+			if s, err := rpc.Call[string](ctx, svc, "checkout", a); err != nil || s != name+":5" {
 				t.Fatalf("checkout = %q, %v", s, err)
 			}
-			if s, err := Call[string](ctx, svc, "describe", a); err != nil || s != "cart@1.0.0 5" {
+			if s, err := rpc.Call[string](ctx, svc, "describe", a); err != nil || s != "cart@1.0.0 5" {
 				t.Fatalf("describe = %q, %v", s, err)
 			}
-			o, err := Call[*Service](ctx, svc, "other")
+			o, err := rpc.Call[*rpc.Service](ctx, svc, "other")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Call[string](ctx, svc, "checkout", o); !errors.Is(err, ErrArgumentType) {
+			if _, err := rpc.Call[string](ctx, svc, "checkout", o); !errors.Is(err, rpc.ErrArgumentType) {
 				t.Fatalf("checkout of another type: %v", err)
 			}
-			if _, err := Call[string](ctx, svc, "checkout", wire.Reference{DefID: "01a21b02-7d17-7a1e-b886-6ca282306fc1"}); !errors.Is(err, ErrNotFound) || Code(err) != 404 {
+			if _, err := rpc.Call[string](ctx, svc, "checkout", wire.Reference{DefID: "01a21b02-7d17-7a1e-b886-6ca282306fc1"}); !errors.Is(err, rpc.ErrNotFound) || rpc.Code(err) != 404 {
 				t.Fatalf("checkout of an unknown id: %v", err)
 			}
-			if _, err := Call[string](ctx, svc, "checkout", wire.Reference{}); !errors.Is(err, ErrBadRequest) {
+			if _, err := rpc.Call[string](ctx, svc, "checkout", wire.Reference{}); !errors.Is(err, rpc.ErrBadRequest) {
 				t.Fatalf("checkout of an empty reference: %v", err)
 			}
 			// Two handles on ann's cart: the first release keeps it.
 			if err := a.Release(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Call[int](ctx, a2, "add", 1); err != nil {
+			if _, err := rpc.Call[int](ctx, a2, "add", 1); err != nil {
 				t.Fatalf("after one release: %v", err)
 			}
 			before := n.reg.Children()
@@ -329,15 +330,15 @@ func TestChildServices(t *testing.T) {
 			if got := n.reg.Children(); got != before-2 {
 				t.Fatalf("children %d after releasing two, want %d", got, before-2)
 			}
-			if _, err := Call[int](ctx, a2, "add", 1); !errors.Is(err, ErrServiceNotFound) {
+			if _, err := rpc.Call[int](ctx, a2, "add", 1); !errors.Is(err, rpc.ErrServiceNotFound) {
 				t.Fatalf("a released child: %v", err)
 			}
-			nc, err := Call[*Service](ctx, svc, "newCart")
+			nc, err := rpc.Call[*rpc.Service](ctx, svc, "newCart")
 			if err != nil {
 				t.Fatal(err)
 			}
-			nc2, err := Call[*Service](ctx, svc, "newCart")
-			if err != nil || nc2.Definition().ID == nc.Definition().ID {
+			nc2, err := rpc.Call[*rpc.Service](ctx, svc, "newCart")
+			if err != nil || serviceDef(nc2).ID == serviceDef(nc).ID {
 				t.Fatalf("two new carts share an id: %v", err)
 			}
 			_ = nc.Release(ctx)
@@ -362,18 +363,18 @@ func TestChildOfAnotherConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child, err := Call[*Service](ctx, sa, "cart", "ann")
+	child, err := rpc.Call[*rpc.Service](ctx, sa, "cart", "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stolen := b.client.Remote(b.conn, child.Definition())
-	if _, err := Call[int](ctx, stolen, "add", 1); !errors.Is(err, ErrServiceNotFound) {
+	stolen := b.client.Remote(b.conn, serviceDef(child))
+	if _, err := rpc.Call[int](ctx, stolen, "add", 1); !errors.Is(err, rpc.ErrServiceNotFound) {
 		t.Fatalf("a child over another connection: %v", err)
 	}
-	if _, err := b.client.RunTask(ctx, b.conn, "unref_service", child.Definition().ID); err != nil {
+	if _, err := b.client.RunTask(ctx, b.conn, "unref_service", serviceDef(child).ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Call[int](ctx, child, "add", 1); err != nil {
+	if _, err := rpc.Call[int](ctx, child, "add", 1); err != nil {
 		t.Fatalf("another connection's unref released it: %v", err)
 	}
 }
@@ -403,7 +404,7 @@ func TestChildrenReleasedOnDisconnect(t *testing.T) {
 				return
 			}
 			for range each {
-				if _, err := Call[*Service](ctx, svc, "newCart"); err != nil {
+				if _, err := rpc.Call[*rpc.Service](ctx, svc, "newCart"); err != nil {
 					errs <- err
 					return
 				}
@@ -459,11 +460,11 @@ func TestPropertiesConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := Get[int](ctx, svc, "counter"); err != nil {
+				if _, err := rpc.Get[int](ctx, svc, "counter"); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := Call[int](ctx, svc, "bump", 1); err != nil {
+				if _, err := rpc.Call[int](ctx, svc, "bump", 1); err != nil {
 					errs <- err
 					return
 				}
@@ -480,8 +481,8 @@ func TestPropertiesConcurrent(t *testing.T) {
 // titanQueryInterface is query_interface as a Titan node answers it: an
 // exact "name@version", or a bare name for the highest version; a range
 // is 404 (H1 19-34).
-func titanQueryInterface(reg *Registry) TaskFunc {
-	return func(_ context.Context, _ *peer.Conn, args *Args) (any, error) {
+func titanQueryInterface(reg *Registry) ConnTaskFunc {
+	return func(_ context.Context, _ *transport.Conn, args *rpc.Args) (any, error) {
 		var name string
 		if err := args.Next(&name); err != nil {
 			return nil, err
@@ -520,11 +521,11 @@ func TestRangeAgainstTitanRules(t *testing.T) {
 	}
 	// ~1.2 matches 1.2.0, but the peer reports only 1.5.0.
 	_, err := c.client.QueryInterface(ctx, c.conn, "calc@~1.2")
-	var re *Error
-	if !errors.Is(err, ErrServiceNotFound) || !errors.As(err, &re) || len(re.Available) != 1 || re.Available[0] != "1.5.0" || !strings.Contains(err.Error(), "available: 1.5.0") || !strings.Contains(re.Message, "highest version") {
+	var re *rpc.Error
+	if !errors.Is(err, rpc.ErrServiceNotFound) || !errors.As(err, &re) || len(re.Available) != 1 || re.Available[0] != "1.5.0" || !strings.Contains(err.Error(), "available: 1.5.0") || !strings.Contains(re.Message, "highest version") {
 		t.Fatalf("~1.2: %v", err)
 	}
-	if _, err := c.client.QueryInterface(ctx, c.conn, "nosuch@^1"); !errors.Is(err, ErrServiceNotFound) {
+	if _, err := c.client.QueryInterface(ctx, c.conn, "nosuch@^1"); !errors.Is(err, rpc.ErrServiceNotFound) {
 		t.Fatalf("nosuch: %v", err)
 	}
 }
