@@ -19,10 +19,7 @@ func init() {
 		IsCellType:  isCellType,
 		CellOf:      cellOf,
 		RefOf:       refOf,
-		HeldService: func(def wire.Definition, h rpclink.Handle, hold rpclink.Held) any {
-			return newHeldService(def, h, hold)
-		},
-		NewResult: func(raw []byte, max int64) any { return Result{raw: raw, max: max} },
+		NewResult:   func(raw []byte, max int64) any { return Result{raw: raw, max: max} },
 		NewArgs: func(dec *msgpack.Decoder, n int, argErr func(error) error) any {
 			return &Args{dec: dec, n: n, argErr: argErr}
 		},

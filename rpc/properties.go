@@ -22,10 +22,10 @@ import (
 //		Label rpc.Property[string] `netron:"label,readonly"`
 //	}
 //
-// The field's tag names the property (default: the field's WireName) and
-// takes the options readonly (peers cannot SET it: they get 403) and
-// notify (every change is reported to the registry's OnPropertyChange
-// watchers; a node emits it as the event property:change). The tag "-"
+// The field's tag names the property (default: the field's name in
+// lowerCamel, as methods are named) and takes the options readonly (peers
+// cannot SET it: they get 403) and notify (the node emits every change as
+// the event property:change, netron.EventPropertyChange). The tag "-"
 // leaves the field out. The service's methods read and write it with Get,
 // Set and Update; every access is safe for concurrent use with the others
 // and with peers' GET and SET. The zero value holds T's zero value. A

@@ -34,7 +34,7 @@ type Ref struct {
 
 // Child returns a Ref that hands out v as the service qualifiedName
 // ("cart@1.0.0"). v must have callable methods or properties (see
-// Registry.Expose).
+// Node.Expose).
 func Child(qualifiedName string, v any) Ref { return Ref{qn: qualifiedName, v: v} }
 
 // EncodeMsgpack sends a service handle as a Reference (ext 108) to its

@@ -90,9 +90,6 @@ type Funcs struct {
 	CellOf func(ptr any) PropertyCell
 	// RefOf returns the qualified name and value of an rpc.Ref.
 	RefOf func(v any) (qualifiedName string, value any, ok bool)
-	// HeldService returns a *rpc.Service for the child service def that
-	// calls through h and holds held.
-	HeldService func(def wire.Definition, h Handle, held Held) any
 	// NewArgs returns an *rpc.Args of the n values of dec; argErr turns a
 	// decoding error into the error Args.Next returns.
 	NewArgs func(dec *msgpack.Decoder, n int, argErr func(error) error) any
