@@ -40,7 +40,8 @@
 //	                 incs (incarnations handed out)
 //
 // An entry is a small JSON document with a schema version, the node's
-// details, its TTL, its instance's heartbeat and a revision (see Entry).
+// details, its TTL, its instance's heartbeat and a revision (its JSON form is
+// documented in entry.go; it is not part of the API).
 // Stream entries are written in watermill-redisstream's format (plus a
 // netron_gen field), so any watermill subscriber can consume the
 // announcements too.
@@ -162,7 +163,7 @@
 // discovery.ErrUnavailable; the registration is kept and announced when
 // Redis is back. Nothing Redis returns can crash the instance: malformed
 // entries, in the stream or in the hash, are logged at Warn and skipped
-// (DecodeEntry is strict and fuzzed).
+// (decodeEntry is strict and fuzzed).
 //
 // # Client ownership and logging
 //

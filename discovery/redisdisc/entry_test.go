@@ -144,3 +144,20 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeEntryDocumented decodes the entry of the package doc, and
+// rejects one without a TTL (it was ExampleDecodeEntry while the codec was
+// exported).
+func TestDecodeEntryDocumented(t *testing.T) {
+	e, err := redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",` +
+		`"svcs":[{"name":"calculator","version":"1.2.0"}],"ttl":15000,"inc":1732680000123456789,"seq":1}`))
+	if err != nil || e.Op != redisdisc.OpJoin || e.Node.ID != "node-1" || e.Node.Address != "10.0.0.5:9000" ||
+		len(e.Node.Services) != 1 || e.Node.Services[0] != (discovery.ServiceInfo{Name: "calculator", Version: "1.2.0"}) ||
+		e.TTL != 15*time.Second || e.Rev.Incarnation != 1732680000123456789 || e.Rev.Seq != 1 {
+		t.Fatalf("%+v, %v", e, err)
+	}
+	_, err = redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1"}`))
+	if !errors.Is(err, redisdisc.ErrMalformedEntry) || err.Error() != "redisdisc: malformed entry: ttl 0 ms outside 1 ms..24 h" {
+		t.Fatalf("no ttl: %v", err)
+	}
+}

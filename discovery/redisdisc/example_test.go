@@ -47,16 +47,3 @@ func Example() {
 		fmt.Println(n.ID, n.Address)
 	}
 }
-
-// Entries are the JSON documents on the stream and in the hash.
-func ExampleDecodeEntry() {
-	e, err := redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",` +
-		`"svcs":[{"name":"calculator","version":"1.2.0"}],"ttl":15000,"inc":1732680000123456789,"seq":1}`))
-	fmt.Println(e.Op, e.Node.ID, e.Node.Address, e.Node.Services, e.TTL, err)
-
-	_, err = redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1"}`))
-	fmt.Println(err)
-	// Output:
-	// join node-1 10.0.0.5:9000 [{calculator 1.2.0}] 15s <nil>
-	// redisdisc: malformed entry: ttl 0 ms outside 1 ms..24 h
-}

@@ -42,3 +42,32 @@ func (d *Discovery) Heartbeat() time.Duration { return d.cfg.heartbeat }
 
 // Incarnation returns the instance's incarnation, as its scripts send it.
 func (d *Discovery) Incarnation() string { return strconv.FormatInt(d.inc.Load(), 10) }
+
+// The entry codec, for entry_test.go, FuzzDecodeEntry and the tests that
+// read or write Redis directly; users never see it.
+type (
+	Entry   = entry
+	EntryOp = entryOp
+)
+
+const (
+	EntryVersion = entryVersion
+	MaxEntrySize = maxEntrySize
+	OpJoin       = opJoin
+	OpUpdate     = opUpdate
+	OpLeave      = opLeave
+)
+
+var (
+	EncodeEntry       = encodeEntry
+	DecodeEntry       = decodeEntry
+	ErrMalformedEntry = errMalformedEntry
+)
+
+// Keys returns the Redis keys the instance uses: the stream, the hash of
+// entries, the sorted set of deadlines and the hash of counters. For the
+// default prefix they are {netron:discovery}:events, …:nodes, …:alive and
+// …:meta.
+func (d *Discovery) Keys() (events, nodes, alive, meta string) {
+	return d.events, d.nodes, d.alive, d.meta
+}

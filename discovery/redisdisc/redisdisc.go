@@ -101,7 +101,7 @@ type Discovery struct {
 }
 
 type ownedNode struct {
-	entry     Entry // its incarnation is 0 until the instance reached Redis
+	entry     entry // its incarnation is 0 until the instance reached Redis
 	announced bool  // false while the last announcement has not reached Redis
 }
 
@@ -212,14 +212,6 @@ func hashTagged(prefix string) string {
 	return "{" + prefix + "}"
 }
 
-// Keys returns the Redis keys the instance uses: the stream, the hash of
-// entries, the sorted set of deadlines and the hash of counters. For the
-// default prefix they are {netron:discovery}:events, …:nodes, …:alive and
-// …:meta.
-func (d *Discovery) Keys() (events, nodes, alive, meta string) {
-	return d.events, d.nodes, d.alive, d.meta
-}
-
 // Healthy reports whether the last Redis round trip of the background loop
 // succeeded. While it is false the instance keeps its last view.
 func (d *Discovery) Healthy() bool { return d.healthy.Load() }
@@ -244,7 +236,7 @@ func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
 // discovery.ErrDuplicateID that names the holder's address; a wait that
 // would outlast ctx's deadline is not started: Register fails at once.
 //
-// A node whose entry would exceed MaxEntrySize fails with
+// A node whose entry would exceed maxEntrySize fails with
 // discovery.ErrInvalidNode. If Redis cannot be reached it returns an error
 // wrapping discovery.ErrUnavailable, but the registration is kept: the
 // background loop announces it as soon as Redis is back (and then logs an
@@ -307,12 +299,12 @@ func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*tak
 		d.mu.Unlock()
 		return nil, nil
 	}
-	op := OpJoin
+	op := opJoin
 	if prev != nil {
-		op = OpUpdate
+		op = opUpdate
 	}
 	d.seq++
-	e := Entry{Op: op, Node: node, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat, Rev: discovery.Revision{Incarnation: d.inc.Load(), Seq: d.seq}}
+	e := entry{Op: op, Node: node, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat, Rev: discovery.Revision{Incarnation: d.inc.Load(), Seq: d.seq}}
 	if err := fits(e); err != nil {
 		d.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w", discovery.ErrInvalidNode, err)
@@ -341,10 +333,10 @@ func (d *Discovery) register(ctx context.Context, node discovery.NodeInfo) (*tak
 }
 
 // fits checks that e, whose incarnation may not be known yet, encodes
-// within MaxEntrySize with any incarnation.
-func fits(e Entry) error {
+// within maxEntrySize with any incarnation.
+func fits(e entry) error {
 	e.Rev.Incarnation = math.MaxInt64 // the longest
-	_, err := EncodeEntry(e)
+	_, err := encodeEntry(e)
 	return err
 }
 
@@ -444,7 +436,7 @@ func (d *Discovery) announce(ctx context.Context, o *ownedNode) error {
 	o.entry.Rev.Incarnation = inc
 	e := o.entry
 	d.mu.Unlock()
-	payload, err := EncodeEntry(e)
+	payload, err := encodeEntry(e)
 	if err != nil {
 		return err
 	}
@@ -507,7 +499,7 @@ func parsePut(res []any) (*takenError, error) {
 			silentIn: time.Duration(silentIn) * time.Millisecond,
 			last:     last,
 		}
-		if e, err := DecodeEntry([]byte(raw)); err == nil {
+		if e, err := decodeEntry([]byte(raw)); err == nil {
 			t.holder, t.hb = e.Node, e.Heartbeat
 			if t.hb == 0 {
 				t.hb = e.TTL / 3
@@ -561,7 +553,7 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 	delete(d.owned, id)
 	d.seq++
 	inc := d.inc.Load()
-	leave := Entry{Op: OpLeave, Node: discovery.NodeInfo{ID: id}, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat,
+	leave := entry{Op: opLeave, Node: discovery.NodeInfo{ID: id}, TTL: d.cfg.ttl, Heartbeat: d.cfg.heartbeat,
 		Rev: discovery.Revision{Incarnation: inc, Seq: d.seq}}
 	d.mu.Unlock()
 	d.view.Remove(id, leave.Rev, time.Now())
@@ -569,7 +561,7 @@ func (d *Discovery) deregisterLocked(ctx context.Context, id string) error {
 		return nil // the instance never reached Redis: nothing of it is there
 	}
 
-	payload, err := EncodeEntry(leave)
+	payload, err := encodeEntry(leave)
 	if err != nil {
 		return err
 	}
@@ -1182,9 +1174,9 @@ func parseSnapshot(res []any, localNow time.Time) (snapshot, []badEntry, error) 
 		if !ok || s.present[id] {
 			continue
 		}
-		e, err := DecodeEntry([]byte(raw))
-		if err == nil && (e.Node.ID != id || e.Op == OpLeave) {
-			err = fmt.Errorf("%w: entry of %q (op %s) stored under %q", ErrMalformedEntry, e.Node.ID, e.Op, id)
+		e, err := decodeEntry([]byte(raw))
+		if err == nil && (e.Node.ID != id || e.Op == opLeave) {
+			err = fmt.Errorf("%w: entry of %q (op %s) stored under %q", errMalformedEntry, e.Node.ID, e.Op, id)
 		}
 		if err != nil {
 			bad = append(bad, badEntry{id: id, raw: raw, err: err})
@@ -1290,7 +1282,7 @@ func (d *Discovery) beat() (beatResult, error) {
 				// A new revision: the others may have seen it leave.
 				d.seq++
 				e := o.entry
-				e.Op, e.Rev.Seq = OpJoin, d.seq
+				e.Op, e.Rev.Seq = opJoin, d.seq
 				d.owned[id] = &ownedNode{entry: e}
 			}
 		}
@@ -1462,20 +1454,20 @@ func (d *Discovery) applyEntry(msg *message.Message) {
 		d.log.Warn("discovery: skipping malformed stream entry", "err", why, "uuid", msg.UUID)
 		return
 	}
-	e, err := DecodeEntry(msg.Payload)
+	e, err := decodeEntry(msg.Payload)
 	if err != nil {
 		d.log.Warn("discovery: skipping malformed stream entry", "err", err, "uuid", msg.UUID, "payload", truncate(string(msg.Payload)))
 		return
 	}
 	now := time.Now()
 	switch {
-	case e.Op == OpLeave && strings.HasPrefix(msg.UUID, expiryUUIDPrefix):
+	case e.Op == opLeave && strings.HasPrefix(msg.UUID, expiryUUIDPrefix):
 		// Redis expired the node: in stream order it is gone, whatever
 		// revision the expiry could name.
 		if !d.view.Remove(e.Node.ID, e.Rev, now) {
 			d.view.Remove(e.Node.ID, discovery.Revision{}, now)
 		}
-	case e.Op == OpLeave:
+	case e.Op == opLeave:
 		d.view.Remove(e.Node.ID, e.Rev, now)
 	default:
 		d.mu.Lock()

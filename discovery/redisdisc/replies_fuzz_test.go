@@ -55,7 +55,7 @@ func FuzzStreamUnmarshal(f *testing.F) {
 			if p, ok := values["payload"].(string); !ok || string(m.Payload) != p {
 				t.Fatalf("Unmarshal(%v): well-formed message with payload %q", values, m.Payload)
 			}
-			_, _ = DecodeEntry(m.Payload)
+			_, _ = decodeEntry(m.Payload)
 		}
 	})
 }

@@ -15,7 +15,7 @@ import "github.com/redis/go-redis/v9"
 // Redis Cluster: 1 = alive, 2 = nodes, 3 = events, 4 = meta.
 //
 //	alive   sorted set: node id -> deadline (ms, Redis clock): last heartbeat + the node's TTL
-//	nodes   hash: node id -> its latest entry (JSON, see Entry)
+//	nodes   hash: node id -> its latest entry (JSON, see entry)
 //	events  stream: one entry per change, in watermill's format plus netron_gen
 //	meta    hash: gen (generation of the last change), beat (time of the last
 //	        heartbeat or change anyone made), grace (no expiry before this time),
@@ -70,7 +70,7 @@ end
 // TTL (read with cjson, 1 ms when the entry has none in range), and the
 // revision follows as the digits of the entry's "inc" and "seq" (1 when
 // missing or out of range), copied, not decoded: Lua's numbers, doubles,
-// would round an incarnation of 19 digits. DecodeEntry reads every leave
+// would round an incarnation of 19 digits. decodeEntry reads every leave
 // it builds (see TestExpiryOfAForeignEntryIsOnTheStream).
 const luaLeave = `
 -- int64 returns s, a string of digits, if it is a number from 1 to
