@@ -308,7 +308,7 @@ func (env callEnv) reference(dec *msgpack.Decoder, t reflect.Type, e *exposed, m
 
 // heldRef is a handle's hold on a child service.
 type heldRef struct {
-	inv handleOf
+	inv rpclink.Handle
 	id  string
 }
 
@@ -328,10 +328,7 @@ type holdCount struct{ live, replies int }
 
 type childHoldsKey struct{}
 
-// handleOf is an invoker that can hand out child services.
-type handleOf = rpclink.Handle
-
-func holdsOf(inv handleOf) *childHolds {
+func holdsOf(inv rpclink.Handle) *childHolds {
 	switch x := inv.(type) {
 	case remoteInvoker:
 		if v, ok := x.conn.Value(childHoldsKey{}); ok {
@@ -345,7 +342,7 @@ func holdsOf(inv handleOf) *childHolds {
 	return nil
 }
 
-func holdChild(inv handleOf, id string) *heldRef {
+func holdChild(inv rpclink.Handle, id string) *heldRef {
 	h := holdsOf(inv)
 	if h == nil {
 		return nil
