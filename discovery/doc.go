@@ -26,9 +26,18 @@
 //     the Redis backend (Memory.Kill simulates a crash).
 //   - redisdisc: Redis Streams, for nodes in different processes and hosts.
 //
-// Both pass the same behaviour suite, package discoverytest. View and
-// WatchGroup are the building blocks both are made of, exported for other
-// backends.
+// Both pass the same behaviour suite, package discoverytest.
+//
+// # Writing a backend
+//
+// A backend of your own (Config.DiscoveryBackend of package netron) is
+// built from the same kit as these two, which is exported for that
+// purpose and not needed otherwise: View holds the nodes a backend knows,
+// with their TTLs, and orders their announcements by Revision (stamp each
+// with an Incarnation, NewIncarnation for a process-local clock, and a
+// Seq); View.NewWatchGroup gives every Watch its ordered event channel;
+// ValidateNode checks what Register is given. discoverytest.Run runs the
+// behaviour suite against it.
 //
 // # Versions
 //
