@@ -27,8 +27,9 @@ func fromWire(v any) *Error {
 		return &Error{Code: 500, Name: "Error", Message: x, Thrown: x}
 	case nil, wire.Undefined:
 		return &Error{Code: 500, Name: "Error", Message: "error without data"}
-	default:
-		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x), Thrown: x}
+	default: // a thrown value: no wire type inside it (see publicValue)
+		msg := fmt.Sprint(x)
+		return &Error{Code: 500, Name: "Error", Message: msg, Thrown: publicValue(x)}
 	}
 }
 

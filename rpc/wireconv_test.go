@@ -48,3 +48,19 @@ func TestPublicInto(t *testing.T) {
 		t.Fatalf("reference: %#v", m["r"])
 	}
 }
+
+// TestThrownValueIsPublic: a value a peer threw holds no wire type
+// (undefined inside it becomes nil, a nested error an *Error).
+func TestThrownValueIsPublic(t *testing.T) {
+	e := fromWire(map[string]any{"u": wire.Undefined{}, "err": wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: "inner"}})
+	m, ok := e.Thrown.(map[string]any)
+	if !ok {
+		t.Fatalf("thrown %T", e.Thrown)
+	}
+	if v, ok := m["u"]; !ok || v != nil {
+		t.Fatalf("undefined became %#v", v)
+	}
+	if inner, ok := m["err"].(*Error); !ok || inner.Message != "inner" {
+		t.Fatalf("nested error became %#v", m["err"])
+	}
+}
