@@ -33,10 +33,16 @@ type identityKey struct{}
 
 // IdentityFrom returns the identity of the peer whose request ctx belongs
 // to. Handlers of calls get a context derived from their connection's,
-// so a service method reads its caller with IdentityFrom(ctx).
+// so a service method reads its caller with IdentityFrom(ctx). It is the
+// connection's identity when it is asked (Conn.Identity): the
+// authenticate task can give an anonymous connection one (SetIdentity).
 func IdentityFrom(ctx context.Context) (*Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(*Identity)
-	return id, ok
+	c, _ := ctx.Value(identityKey{}).(*Conn)
+	if c == nil {
+		return nil, false
+	}
+	id := c.Identity()
+	return id, id != nil
 }
 
 // An Authenticator decides at the WebSocket upgrade, before the handshake

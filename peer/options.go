@@ -34,6 +34,7 @@ const (
 type config struct {
 	logger            *slog.Logger
 	auth              Authenticator
+	anonymous         bool // anonymous.go
 	token             string
 	tlsServer         *tls.Config
 	tlsClient         *tls.Config
