@@ -13,7 +13,9 @@ import (
 // when the question is whether the peer may see the service at all (the
 // query_interface and abilities tasks). A nil identity is a peer that did
 // not authenticate (the hub has no authenticator). Calls by the node
-// itself (local calls) are not checked.
+// itself (local calls) are not checked, nor are the requests of an
+// anonymous peer (peer.WithAnonymous), which WithAnonymous's policy
+// decides.
 //
 // To a refused peer a service or method is indistinguishable from one that
 // does not exist: it gets the same 404 error, so it learns nothing of what
@@ -103,6 +105,9 @@ func (a *ACL) Authorize(_ context.Context, id *peer.Identity, service, method st
 
 // allowed reports whether the request's peer may use service/method.
 func (s *Server) allowed(ctx context.Context, conn *peer.Conn, service, method string) bool {
+	if conn != nil && conn.Anonymous() {
+		return s.auth.anonymousAllowed(service, method)
+	}
 	if s.authz == nil || conn == nil {
 		return true
 	}
