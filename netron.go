@@ -123,6 +123,8 @@ func New(cfg Config) (*Node, error) {
 		rpc.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
 		rpc.WithAuthorizer(cfg.Authorizer),
 		rpc.WithAuthenticator(cfg.authenticator()),
+		rpc.WithAnonymous(cfg.Auth.anonymousPolicy()),
+		rpc.WithAuthFailureLimit(cfg.Auth.MaxFailures),
 	)
 	if err != nil {
 		n.streams.Close()
