@@ -40,7 +40,7 @@ func aliceAuth(calls *atomic.Int32) peer.Authenticator {
 func anonServer(t *testing.T, calls *atomic.Int32, maxFailures int) *netron.Node {
 	t.Helper()
 	server := startNode(t, netron.Config{ID: "srv", Host: "127.0.0.1", Server: true, Authenticator: aliceAuth(calls),
-		Auth: netron.AuthConfig{AllowAnonymous: true, AnonymousQuery: []string{"public"}, AnonymousCall: []string{"open@1.0.0"}, MaxFailures: maxFailures}})
+		Auth: netron.AuthConfig{AllowAnonymous: true, AnonymousQuery: "public", AnonymousCall: "nosuch, open@1.0.0", MaxFailures: maxFailures}})
 	for _, svc := range []string{"public@1.0.0", "open@1.0.0", "private@1.0.0"} {
 		if err := server.Expose(svc, WhoAmI{}); err != nil {
 			t.Fatal(err)

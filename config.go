@@ -320,12 +320,13 @@ type AuthConfig struct {
 	// else answers 401 "Authentication required". Needs Token, HMACKey or
 	// Config.Authenticator. Off by default. See docs/titan.md.
 	AllowAnonymous bool `json:"allowAnonymous,omitempty" yaml:"allowAnonymous,omitempty"`
-	// AnonymousQuery lists the services an anonymous peer may look up
-	// (query_interface): names, name@version, or "*" for all.
-	AnonymousQuery []string `json:"anonymousQuery,omitempty" yaml:"anonymousQuery,omitempty"`
-	// AnonymousCall lists the services whose methods and properties an
-	// anonymous peer may use, in the same form.
-	AnonymousCall []string `json:"anonymousCall,omitempty" yaml:"anonymousCall,omitempty"`
+	// AnonymousQuery lists, separated by commas, the services an
+	// anonymous peer may look up (query_interface): names, name@version,
+	// or "*" for all. (A string, not a slice: Config stays comparable.)
+	AnonymousQuery string `json:"anonymousQuery,omitempty" yaml:"anonymousQuery,omitempty"`
+	// AnonymousCall lists, in the same form, the services whose methods
+	// and properties an anonymous peer may use.
+	AnonymousCall string `json:"anonymousCall,omitempty" yaml:"anonymousCall,omitempty"`
 	// MaxFailures is how many failed authenticate tasks a connection may
 	// run before it is closed (after the reply to the last). Default 5.
 	MaxFailures int `json:"maxFailures,omitempty" yaml:"maxFailures,omitempty"`
@@ -333,7 +334,16 @@ type AuthConfig struct {
 
 // anonymousPolicy is the rpc policy of AnonymousQuery and AnonymousCall.
 func (a AuthConfig) anonymousPolicy() rpc.AnonymousPolicy {
-	return rpc.AnonymousPolicy{Query: a.AnonymousQuery, Call: a.AnonymousCall}
+	list := func(s string) []string {
+		var out []string
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return rpc.AnonymousPolicy{Query: list(a.AnonymousQuery), Call: list(a.AnonymousCall)}
 }
 
 func (a AuthConfig) options() []peer.Option {
