@@ -313,6 +313,38 @@ type AuthConfig struct {
 	Token     string `json:"token,omitempty" yaml:"token,omitempty"`
 	HMACKey   string `json:"hmacKey,omitempty" yaml:"hmacKey,omitempty"`
 	DialToken string `json:"dialToken,omitempty" yaml:"dialToken,omitempty"`
+	// AllowAnonymous admits peers whose upgrade carries no credentials
+	// (a wrong token is still refused with 401), for Titan clients that
+	// authenticate with the authenticate task instead: until it succeeds
+	// they may run only that task, abilities and unref_service, look up
+	// AnonymousQuery and AnonymousCall, and call AnonymousCall; anything
+	// else answers 401 "Authentication required". Needs Token, HMACKey or
+	// Config.Authenticator. Off by default. See docs/titan.md.
+	AllowAnonymous bool `json:"allowAnonymous,omitempty" yaml:"allowAnonymous,omitempty"`
+	// AnonymousQuery lists, separated by commas, the services an
+	// anonymous peer may look up (query_interface): names, name@version,
+	// or "*" for all. (A string, not a slice: Config stays comparable.)
+	AnonymousQuery string `json:"anonymousQuery,omitempty" yaml:"anonymousQuery,omitempty"`
+	// AnonymousCall lists, in the same form, the services whose methods
+	// and properties an anonymous peer may use.
+	AnonymousCall string `json:"anonymousCall,omitempty" yaml:"anonymousCall,omitempty"`
+	// MaxFailures is how many failed authenticate tasks a connection may
+	// run before it is closed (after the reply to the last). Default 5.
+	MaxFailures int `json:"maxFailures,omitempty" yaml:"maxFailures,omitempty"`
+}
+
+// anonymousPolicy is the rpc policy of AnonymousQuery and AnonymousCall.
+func (a AuthConfig) anonymousPolicy() rpc.AnonymousPolicy {
+	list := func(s string) []string {
+		var out []string
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return rpc.AnonymousPolicy{Query: list(a.AnonymousQuery), Call: list(a.AnonymousCall)}
 }
 
 func (a AuthConfig) options() []transport.Option {
@@ -322,6 +354,9 @@ func (a AuthConfig) options() []transport.Option {
 		opts = append(opts, transport.WithAuthenticator(peer.HMACToken([]byte(a.HMACKey))))
 	case a.Token != "":
 		opts = append(opts, transport.WithAuthenticator(peer.SharedToken(a.Token)))
+	}
+	if a.AllowAnonymous {
+		opts = append(opts, transport.WithAnonymous(true))
 	}
 	switch {
 	case a.DialToken != "":
@@ -371,6 +406,10 @@ func (c *Config) Validate() error {
 		return bad("maxConcurrentRequestsPerPeer", "must not be negative")
 	case c.Auth.HMACKey != "" && len(c.Auth.HMACKey) < 16:
 		return bad("auth.hmacKey", "shorter than 16 bytes")
+	case c.Auth.AllowAnonymous && c.Auth.Token == "" && c.Auth.HMACKey == "" && c.Authenticator == nil:
+		return bad("auth.allowAnonymous", "needs auth.token, auth.hmacKey or an Authenticator")
+	case c.Auth.MaxFailures < 0:
+		return bad("auth.maxFailures", "must not be negative")
 	case c.MaxConcurrentRequests < 0:
 		return bad("maxConcurrentRequests", "must not be negative")
 	case c.MaxSubscriptionsPerPeer < 0:

@@ -124,6 +124,8 @@ func New(cfg Config) (*Node, error) {
 		rpccore.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
 		rpccore.WithAuthorizer(cfg.Authorizer),
 		rpccore.WithAuthenticator(cfg.authenticator()),
+		rpccore.WithAnonymous(cfg.Auth.anonymousPolicy()),
+		rpccore.WithAuthFailureLimit(cfg.Auth.MaxFailures),
 	)
 	if err != nil {
 		n.streams.Close()

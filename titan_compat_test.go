@@ -301,7 +301,7 @@ func TestCoreTasks(t *testing.T) {
 // Titan's map, {success, context} or {success: false, error}.
 func TestAuthenticateTask(t *testing.T) {
 	const token = "s3cret-token"
-	server := startNode(t, netron.Config{ID: "srv", Host: "127.0.0.1", Server: true, Auth: netron.AuthConfig{Token: token}})
+	server := startNode(t, netron.Config{ID: "srv", Host: "127.0.0.1", Server: true, Auth: netron.AuthConfig{Token: token, MaxFailures: 10}})
 	client := startNode(t, netron.Config{ID: "cli", Auth: netron.AuthConfig{DialToken: token}})
 	ctx := context.Background()
 	p, err := client.Connect(ctx, server.URL())

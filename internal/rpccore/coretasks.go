@@ -66,9 +66,11 @@ func exposureDisabled(task string) ConnTaskFunc {
 // authResult is the answer of the authenticate task, with Titan's keys
 // in Titan's order.
 type authResult struct {
-	Success bool         `msgpack:"success"`
-	Context *authContext `msgpack:"context,omitempty"`
-	Error   string       `msgpack:"error,omitempty"`
+	Success  bool           `msgpack:"success"`
+	Context  *authContext   `msgpack:"context,omitempty"`
+	Error    string         `msgpack:"error,omitempty"`
+	last     bool           // the connection's last allowed failure: close it (anonymous.go)
+	identity *peer.Identity // on success
 }
 
 type authContext struct {
@@ -91,32 +93,55 @@ type credentials struct {
 // answers a map, {success: true, context: {userId, roles, permissions}}
 // or {success: false, error}, never an error response; without an
 // Authenticator it answers 503 "Authentication not configured" (capture 2
-// #123). The connection's identity stays the one of its upgrade: a node
-// with an Authenticator admits only peers that passed it there.
-func (s *Server) authenticate(_ context.Context, _ *transport.Conn, args *rpc.Args) (any, error) {
+// #123). On success the identity becomes the connection's (SetIdentity,
+// before the reply is written: the peer's requests sent after the reply
+// see it); a failure leaves it as it was, and the connection is closed
+// after its WithAuthFailureLimit-th failure.
+func (s *Server) authenticate(_ context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	if s.authn == nil {
 		return nil, &rpc.Error{Code: 503, Name: "TitanError", Message: "Authentication not configured",
 			Details: map[string]any{"hint": "Call netron.configureAuth() to set up authentication"}}
 	}
+	if conn == nil {
+		return s.checkCredentials(args), nil
+	}
+	tries := authFailuresOf(conn)
+	n := tries.Add(1) // an attempt counts as failed until it succeeds
+	if n > s.auth.limit() {
+		return authResult{Error: "Too many failed authentications", last: true}, nil
+	}
+	res := s.checkCredentials(args)
+	if res.Success {
+		tries.Add(-1)
+		conn.SetIdentity(res.identity)
+	} else {
+		res.last = n == s.auth.limit()
+	}
+	return res, nil
+}
+
+// checkCredentials runs the authenticate task's credentials through the
+// Authenticator.
+func (s *Server) checkCredentials(args *rpc.Args) authResult {
 	var c credentials
 	if args.Len() == 0 || args.Next(&c) != nil {
-		return authResult{Error: "Credentials must be an object"}, nil
+		return authResult{Error: "Credentials must be an object"}
 	}
 	r, _ := http.NewRequest(http.MethodGet, "/", nil)
 	switch {
 	case c.Token != nil && *c.Token != "":
 		if strings.TrimSpace(*c.Token) == "" {
-			return authResult{Error: "Token cannot be empty"}, nil
+			return authResult{Error: "Token cannot be empty"}
 		}
 		r.Header.Set("Authorization", "Bearer "+*c.Token)
 	case c.Username == nil:
-		return authResult{Error: "Username must be a string"}, nil
+		return authResult{Error: "Username must be a string"}
 	case *c.Username == "":
-		return authResult{Error: "Username cannot be empty"}, nil
+		return authResult{Error: "Username cannot be empty"}
 	case c.Password == nil:
-		return authResult{Error: "Password must be a string"}, nil
+		return authResult{Error: "Password must be a string"}
 	case *c.Password == "":
-		return authResult{Error: "Password cannot be empty"}, nil
+		return authResult{Error: "Password cannot be empty"}
 	default:
 		r.SetBasicAuth(*c.Username, *c.Password)
 	}
@@ -129,7 +154,7 @@ func (s *Server) authenticate(_ context.Context, _ *transport.Conn, args *rpc.Ar
 				msg = "Invalid credentials"
 			}
 		}
-		return authResult{Error: msg}, nil
+		return authResult{Error: msg}
 	}
-	return authResult{Success: true, Context: &authContext{UserID: id.Subject, Roles: []string{}, Permissions: []string{}}}, nil
+	return authResult{Success: true, Context: &authContext{UserID: id.Subject, Roles: []string{}, Permissions: []string{}}, identity: id}
 }

@@ -36,6 +36,7 @@ type Server struct {
 	perPeer   int32
 	authz     rpc.Authorizer
 	authn     peer.Authenticator // for the authenticate task (coretasks.go)
+	auth      authPolicy         // anonymous peers, failed authentications (anonymous.go)
 	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
 	unsubRefs func() // see refs.go
@@ -625,6 +626,7 @@ func (s *Server) serve(j *job) {
 		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
 		conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", strikes))
 	}
+	s.closeAfterAuth(conn, result)
 }
 
 // handle decodes and runs the request p, its data decoded through acct.
@@ -632,6 +634,11 @@ func (s *Server) serve(j *job) {
 // decoded, before its method runs (a TASK decodes its arguments as it
 // runs: serve shrinks it after).
 func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+	if conn.Anonymous() {
+		if err := s.refuseAnonymous(conn, p); err != nil {
+			return nil, err
+		}
+	}
 	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
 	return s.handleData(ctx, conn, p, dec, acct)

@@ -33,7 +33,8 @@ type Conn struct {
 	id         string
 	serverSide bool
 	remoteAddr string
-	identity   *peer.Identity
+	identity   atomic.Pointer[peer.Identity] // see SetIdentity
+	anonymous  bool                          // admitted without credentials (WithAnonymous)
 
 	outTopic *bus.Topic[Outbound]
 	unsubOut func()
@@ -125,7 +126,7 @@ func (c *Conn) ID() string { return c.id }
 
 // Identity returns who the peer authenticated as, or nil when the hub
 // has no authenticator (and no verified client certificate).
-func (c *Conn) Identity() *peer.Identity { return c.identity }
+func (c *Conn) Identity() *peer.Identity { return c.identity.Load() }
 
 // RemoteAddr returns the remote network address as the transport saw it.
 func (c *Conn) RemoteAddr() string { return c.remoteAddr }

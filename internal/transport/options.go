@@ -35,6 +35,7 @@ const (
 type config struct {
 	logger            *slog.Logger
 	auth              peer.Authenticator
+	anonymous         bool // anonymous.go
 	token             string
 	tlsServer         *tls.Config
 	tlsClient         *tls.Config
