@@ -121,6 +121,6 @@ func authFailuresOf(conn *transport.Conn) *atomic.Int32 {
 func (s *Server) closeAfterAuth(conn *transport.Conn, result any) {
 	if r, ok := result.(authResult); ok && r.last {
 		s.logger.Warn("netron: closing a connection after too many failed authentications", "peer", conn.ID(), "limit", s.auth.limit())
-		conn.ClosePolicy(fmt.Sprintf("%d failed authentications", s.auth.limit()))
+		conn.ClosePolicyAfterWrites(fmt.Sprintf("%d failed authentications", s.auth.limit()))
 	}
 }

@@ -624,7 +624,7 @@ func (s *Server) serve(j *job) {
 	}
 	if strikes >= maxBudgetStrikes {
 		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
-		conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", strikes))
+		conn.ClosePolicyAfterWrites(fmt.Sprintf("%d requests over their decode budget", strikes))
 	}
 	s.closeAfterAuth(conn, result)
 }

@@ -54,6 +54,7 @@ type Conn struct {
 	wbatch  []Outbound
 	writing bool
 	wclosed bool
+	closeAfter string // ClosePolicyAfterWrites's reason, until the queue is written
 	wroom   chan struct{} // closed when the queue has room again; nil without waiters
 	waiting atomic.Int32  // senders waiting for room (see Waiting)
 
@@ -584,6 +585,10 @@ func (c *Conn) checkWrite() {
 func (c *Conn) stopWritingLocked() {
 	c.writing = false
 	c.dropQueued()
+	if reason := c.closeAfter; reason != "" && !c.wclosed {
+		c.closeAfter = ""
+		c.hub.goTracked(func() { c.ClosePolicy(reason) })
+	}
 }
 
 // dropQueued releases what is queued once the connection has closed.
@@ -639,6 +644,24 @@ func (c *Conn) Close() error {
 // refuses.
 func (c *Conn) ClosePolicy(reason string) {
 	c.shutdown(fmt.Errorf("%w: %s", peer.ErrPolicy, reason), websocket.StatusPolicyViolation, reason)
+}
+
+// ClosePolicyAfterWrites is ClosePolicy once what is queued now, and what
+// is queued before the writer runs out of packets, has been written: the
+// answer that made the node close (the last failed authentication's, the
+// last refused request's) reaches the peer before the close frame.
+func (c *Conn) ClosePolicyAfterWrites(reason string) {
+	if reason == "" {
+		reason = "policy violation"
+	}
+	c.wmu.Lock()
+	if c.writing || len(c.wq) > 0 {
+		c.closeAfter = reason // the writer closes when it stops (stopWritingLocked)
+		c.wmu.Unlock()
+		return
+	}
+	c.wmu.Unlock()
+	c.ClosePolicy(reason)
 }
 
 // CloseWithError closes the connection, telling the peer why.
