@@ -28,7 +28,9 @@ type Error struct {
 	// Details are TitanError details (e.g. {"resource":"Method"}).
 	Details map[string]any
 	// Fields are custom fields: a JS error's own fields (code, meta, …) or
-	// a TitanError's extras.
+	// a TitanError's extras. From a peer, Details, Fields and Thrown hold
+	// values as Result.Decode decodes into any (undefined is nil, a nested
+	// error an *Error, a service a ServiceDescription).
 	Fields map[string]any
 	// Stack is the remote stack trace, when the peer sent one.
 	Stack string

@@ -78,7 +78,7 @@ func causeFromWire(v any, depth int) *Error {
 	}
 	switch x := v.(type) {
 	case wire.TitanError:
-		e := &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
+		e := &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: publicMap(x.Details), Fields: publicMap(x.Extras), Stack: x.Stack}
 		e.Cause = causeFromWire(x.Cause, depth+1)
 		return e
 	case map[string]any:

@@ -16,7 +16,7 @@ func fromWire(v any) *Error {
 	case *wire.TitanError:
 		return fromWire(*x)
 	case wire.JSError:
-		e := &Error{Code: 500, Kind: JSKind(x.Kind), Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
+		e := &Error{Code: 500, Kind: JSKind(x.Kind), Name: x.Name, Message: x.Message, Fields: publicMap(x.Fields), Stack: x.Stack}
 		if c, ok := numericCode(x.Fields["code"]); ok {
 			e.Code = c
 		}
@@ -92,6 +92,13 @@ func publicValue(v any) any {
 		}
 	}
 	return v
+}
+
+// publicMap is publicValue of the details or fields of an error from a
+// peer.
+func publicMap(m map[string]any) map[string]any {
+	publicValue(m)
+	return m
 }
 
 // publicInto applies publicValue to every interface value inside *v (v a
