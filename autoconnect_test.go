@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -327,4 +330,37 @@ func TestLookupPeerOfLeftNodeNotRedialled(t *testing.T) {
 		t.Fatalf("the lookup's peer ended with %v", err)
 	}
 	waitFor(t, "no reconnect loop", func() bool { return netron.ReconnectLoops(caller) == 0 })
+}
+
+// A node whose first auto-connect fails (here: its first upgrade is
+// answered 503) is dialled again with the reconnect backoff, although
+// discovery reports nothing new about it.
+func TestAutoConnectRetriesAFailedDial(t *testing.T) {
+	ctx := context.Background()
+	memory, caller := autoConnectCluster(t)
+	late := startNode(t, netron.Config{ID: "late"}) // serves through the handler below
+	var upgrades atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upgrades.Add(1) == 1 {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		late.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/"
+	if err := memory(time.Minute).Register(ctx, discovery.NodeInfo{ID: "late", Address: url}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "an auto-connect retried after its first dial failed", func() bool {
+		for _, p := range caller.Peers() {
+			if p.ID() == "late" && p.Err() == nil {
+				return true
+			}
+		}
+		return false
+	})
+	if n := upgrades.Load(); n < 2 {
+		t.Fatalf("%d upgrades, want the refused one and a later one", n)
+	}
 }

@@ -204,9 +204,12 @@ type DiscoveryConfig struct {
 	// Prefix is the Redis key prefix. Default "netron:discovery".
 	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
 	// AutoConnect connects to every node discovery reports, and to a node
-	// again at its new address when it moves. A peer it dialled gives up
-	// reconnecting once its node has left discovery and an attempt fails;
-	// peers from Node.Connect are never stopped by discovery.
+	// again at its new address when it moves; a failed dial is tried again
+	// with the Reconnect backoff while the node stays where it was
+	// announced (not at all when Reconnect is disabled). A peer it
+	// dialled gives up reconnecting once its node has left discovery and
+	// an attempt fails; peers from Node.Connect are never stopped by
+	// discovery.
 	AutoConnect bool `json:"autoConnect,omitempty" yaml:"autoConnect,omitempty"`
 }
 

@@ -24,9 +24,13 @@ type nodeDiscovery struct {
 	owned bool
 	dirty chan struct{}
 	url   string         // where peers reach this node; "" for a client-only node
-	wg    sync.WaitGroup // the watch loop
+	wg    sync.WaitGroup // the watch loop and the auto-connect retries
 	regWG sync.WaitGroup // the register loop
 	stop  context.CancelFunc
+
+	// The auto-connect retries running, by node id (only the watch loop
+	// starts and cancels them; see autoConnect).
+	retries map[string]context.CancelFunc
 }
 
 // discoveryBackend builds the backend the configuration asks for: Redis
@@ -177,6 +181,7 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		case discovery.NodeLeft:
 			delete(known, node.ID)
 			delete(addrs, node.ID)
+			nd.stopRetry(node.ID)
 			for _, rc := range n.reconnects.found(node.ID) {
 				rc.nodeLeft()
 			}
@@ -224,32 +229,88 @@ func (nd *nodeDiscovery) follow(node discovery.NodeInfo) {
 }
 
 // autoConnect connects to node when AutoConnect is set, unless a peer of
-// it is connected, or reconnects to its address.
+// it is connected, or reconnects to its address. A failed dial is tried
+// again with the backoff of Config.Reconnect (unless reconnection is
+// disabled), in a goroutine of its own, until it succeeds, the node leaves
+// or moves, or this node stops: a node announced before it accepts, or a
+// network that fails for a moment, is not left unconnected until its
+// address changes.
 func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInfo) {
 	n := nd.n
 	if !n.cfg.Discovery.AutoConnect || node.Address == "" {
 		return
 	}
+	nd.stopRetry(node.ID)
+	err := nd.dial(ctx, node)
+	if err == nil {
+		return
+	}
+	n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "address", node.Address, "err", err)
+	if n.cfg.Reconnect.Disabled || ctx.Err() != nil {
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	if nd.retries == nil {
+		nd.retries = map[string]context.CancelFunc{}
+	}
+	nd.retries[node.ID] = cancel
+	nd.wg.Go(func() {
+		defer cancel()
+		b := backoff{pol: n.cfg.Reconnect.policy()}
+		for {
+			d, ok := b.next()
+			if !ok {
+				n.logger.Warn("netron: discovery: auto-connect gave up", "node", node.ID, "address", node.Address, "attempts", b.attempt+1)
+				return
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-rctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			err := nd.dial(rctx, node)
+			if err == nil || rctx.Err() != nil {
+				return
+			}
+			n.logger.Debug("netron: discovery: auto-connect failed again", "node", node.ID, "address", node.Address, "err", err)
+		}
+	})
+}
+
+// stopRetry ends the auto-connect retries of the node id, if any.
+func (nd *nodeDiscovery) stopRetry(id string) {
+	if cancel := nd.retries[id]; cancel != nil {
+		cancel()
+		delete(nd.retries, id)
+	}
+}
+
+// dial connects to node at its address unless a peer of it is connected,
+// or reconnects to that address (nil then too).
+func (nd *nodeDiscovery) dial(ctx context.Context, node discovery.NodeInfo) error {
+	n := nd.n
 	if p := n.reconnects.find(node.ID, node.Address); p != nil {
 		p.rc.nodeJoined() // it reconnects by itself
-		return
+		return nil
 	}
 	for _, p := range n.Peers() {
 		// A peer discovery dialled to the old address does not count:
 		// its connection may be half-open, and nothing would dial the new
 		// address later.
 		if p.ID() == node.ID && p.Err() == nil && !(p.rc != nil && p.rc.isFound() && p.rc.url != node.Address) {
-			return
+			return nil
 		}
 	}
 	p, err := n.Connect(ctx, node.Address)
 	if err != nil {
-		n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
-		return
+		return err
 	}
 	if p.rc != nil {
 		p.rc.markFound()
 	}
+	return nil
 }
 
 // discoveryStopShare bounds the deregistration at Stop, and again the
