@@ -35,6 +35,11 @@ type Cluster struct {
 	Masters []*Server
 }
 
+// setupBound is how long a topology may take to form: an upper bound
+// for a machine loaded by the rest of the suite, far from the seconds it
+// takes on a quiet one.
+const setupBound = 3 * time.Minute
+
 // StartCluster starts masters redis-servers with --cluster-enabled yes,
 // joins them into one cluster with every slot assigned, and waits until
 // each reports cluster_state:ok. The servers stop when the test ends.
@@ -48,17 +53,17 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	for range masters {
 		c.Masters = append(c.Masters, Start(t,
 			func(c *config) { c.cluster = true },
-			WithArgs("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")))
+			WithArgs("--cluster-enabled", "yes", "--cluster-node-timeout", "15000")))
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), setupBound)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("testredis: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	for _, m := range c.Masters {
-		waitFor(t, time.Minute, fmt.Sprintf("cluster_state:ok on %s", m.Addr()), func() error {
+		waitFor(t, setupBound, fmt.Sprintf("cluster_state:ok on %s", m.Addr()), func() error {
 			info, err := command(m.Addr(), "CLUSTER", "INFO")
 			if err != nil {
 				return err
@@ -100,7 +105,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	s := &Sentinel{Master: Start(t)}
 	s.Replica = Start(t, WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(s.Master.port)))
-	waitFor(t, time.Minute, "the replica in sync", func() error {
+	waitFor(t, setupBound, "the replica in sync", func() error {
 		info, err := command(s.Replica.Addr(), "INFO", "replication")
 		if err != nil {
 			return err
@@ -118,7 +123,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 		s.Sentinels = append(s.Sentinels, Start(t, func(c *config) { c.sentinel = conf }))
 	}
 	for _, sen := range s.Sentinels {
-		waitFor(t, time.Minute, "sentinel "+sen.Addr()+" to know the replica and the other sentinels", func() error {
+		waitFor(t, setupBound, "sentinel "+sen.Addr()+" to know the replica and the other sentinels", func() error {
 			r, err := command(sen.Addr(), "SENTINEL", "REPLICAS", MasterName)
 			if err != nil {
 				return err
