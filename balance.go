@@ -79,10 +79,10 @@ type OutlierDetection struct {
 
 // The defaults of OutlierDetection.
 const (
-	DefaultConsecutiveFailures = 5
-	DefaultBaseEjectionTime    = 30 * time.Second
-	DefaultMaxEjectionTime     = 300 * time.Second
-	DefaultMaxEjectionPercent  = 10
+	defaultConsecutiveFailures = 5
+	defaultBaseEjectionTime    = 30 * time.Second
+	defaultMaxEjectionTime     = 300 * time.Second
+	defaultMaxEjectionPercent  = 10
 )
 
 func (od OutlierDetection) engine() rpccore.Outlier {
@@ -90,10 +90,10 @@ func (od OutlierDetection) engine() rpccore.Outlier {
 		return rpccore.Outlier{}
 	}
 	o := rpccore.Outlier{
-		ConsecutiveFailures: cmpOr(od.ConsecutiveFailures, DefaultConsecutiveFailures),
-		BaseEjectionTime:    cmpOr(od.BaseEjectionTime, DefaultBaseEjectionTime),
-		MaxEjectionTime:     cmpOr(od.MaxEjectionTime, DefaultMaxEjectionTime),
-		MaxEjectionPercent:  cmpOr(od.MaxEjectionPercent, DefaultMaxEjectionPercent),
+		ConsecutiveFailures: cmpOr(od.ConsecutiveFailures, defaultConsecutiveFailures),
+		BaseEjectionTime:    cmpOr(od.BaseEjectionTime, defaultBaseEjectionTime),
+		MaxEjectionTime:     cmpOr(od.MaxEjectionTime, defaultMaxEjectionTime),
+		MaxEjectionPercent:  cmpOr(od.MaxEjectionPercent, defaultMaxEjectionPercent),
 	}
 	return o
 }

@@ -52,10 +52,6 @@ type Outlier struct {
 // instance.
 const MaxAttempts = 5
 
-// ErrNoInstance is the error of a balanced call when no instance of its
-// service can be called (every one is ejected, reconnecting or gone).
-var ErrNoInstance = errors.New("rpc: no instance of the service can be called")
-
 // Pool is the instances of one service that a node balances its calls
 // over: at most one per node, each reached through a ConnSource. It is
 // safe for concurrent use.
@@ -216,7 +212,7 @@ func (p *Pool) Handle(policy Policy) (*rpc.Service, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if len(p.eps) == 0 {
-		return nil, ErrNoInstance
+		return nil, rpc.ErrNoInstance
 	}
 	return newService(p.eps[0].def, &balanced{p: p, policy: policy}), nil
 }
@@ -228,7 +224,7 @@ func (p *Pool) Pin(policy Policy) (*rpc.Service, error) {
 	var rr atomic.Uint64
 	e := p.pick(policy, &rr, nil)
 	if e == nil {
-		return nil, ErrNoInstance
+		return nil, rpc.ErrNoInstance
 	}
 	e.inflight.Add(-1) // pick counted a call
 	return newService(e.def, e.via), nil
@@ -363,7 +359,7 @@ func (p *Pool) ejectLocked(e *endpoint, now time.Time) {
 // alive.
 func isAnswer(err error) bool {
 	var re *rpc.Error
-	return errors.As(err, &re)
+	return errors.As(err, &re) || errors.Is(err, rpc.ErrStreamResult)
 }
 
 // instanceFailure reports whether err says something about the instance:
@@ -444,9 +440,9 @@ func (b *balanced) attempt(ctx context.Context, method string, upload bool, call
 		tried = append(tried, e)
 	}
 	if last == nil {
-		return ErrNoInstance
+		return rpc.ErrNoInstance
 	}
-	return fmt.Errorf("%w (last failure: %w)", ErrNoInstance, last)
+	return fmt.Errorf("%w (last failure: %w)", rpc.ErrNoInstance, last)
 }
 
 // bound gives ctx the client's request timeout when it has no deadline:
