@@ -49,14 +49,14 @@ type Conn struct {
 
 	// The outbound queue (see Send and enqueue). The sender holding the
 	// writer role (writing) owns wbatch.
-	wmu     sync.Mutex
-	wq      []Outbound
-	wbatch  []Outbound
-	writing bool
-	wclosed bool
-	closeAfter string // ClosePolicyAfterWrites's reason, until the queue is written
-	wroom   chan struct{} // closed when the queue has room again; nil without waiters
-	waiting atomic.Int32  // senders waiting for room (see Waiting)
+	wmu        sync.Mutex
+	wq         []Outbound
+	wbatch     []Outbound
+	writing    bool
+	wclosed    bool
+	closeAfter string        // ClosePolicyAfterWrites's reason, until the queue is written
+	wroom      chan struct{} // closed when the queue has room again; nil without waiters
+	waiting    atomic.Int32  // senders waiting for room (see Waiting)
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
