@@ -79,6 +79,7 @@ type endpoint struct {
 	ejected  atomic.Bool  // mirrors out, for a lock-free pick
 
 	mu         sync.Mutex
+	removed    bool      // no longer in the pool: its outcomes change nothing
 	failures   int       // in a row
 	out        bool      // ejected
 	until      time.Time // end of the ejection
@@ -137,6 +138,7 @@ func (p *Pool) Join(ctx context.Context, node string, src ConnSource, qn string)
 // dropLocked forgets e's ejection in the pool's count.
 func (p *Pool) dropLocked(e *endpoint) {
 	e.mu.Lock()
+	e.removed = true
 	if e.out {
 		e.out = false
 		e.ejected.Store(false)
@@ -222,12 +224,18 @@ func (p *Pool) Handle(policy Policy) (*rpc.Service, error) {
 // the pool's load.
 func (p *Pool) Pin(policy Policy) (*rpc.Service, error) {
 	var rr atomic.Uint64
-	e := p.pick(policy, &rr, nil)
-	if e == nil {
-		return nil, rpc.ErrNoInstance
+	var tried []*endpoint
+	for {
+		e := p.pick(policy, &rr, tried)
+		if e == nil {
+			return nil, rpc.ErrNoInstance
+		}
+		p.done(e, context.Canceled, false) // no call: what pick counted (and a probe it began) is undone
+		if !e.ejected.Load() {
+			return newService(e.def, e.via), nil
+		}
+		tried = append(tried, e) // not pinned to an instance on probation
 	}
-	e.inflight.Add(-1) // pick counted a call
-	return newService(e.def, e.via), nil
 }
 
 // pick returns an instance to call and counts the call in its load: the
@@ -308,6 +316,9 @@ func (p *Pool) done(e *endpoint, err error, answered bool) {
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.removed {
+		return
+	}
 	switch {
 	case failed:
 		e.failures++
