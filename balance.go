@@ -314,7 +314,7 @@ func (n *Node) joinOnce(ctx context.Context, pl *pool, node discovery.NodeInfo, 
 	return nil
 }
 
-// observe follows a discovery change in every pool: a node that joined
+// observeForPools follows a discovery change in every pool: a node that joined
 // or now offers a pool's service is connected to and added (in a
 // goroutine of the node's), one that left or stopped offering it is
 // removed at once.
