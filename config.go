@@ -114,6 +114,9 @@ type Config struct {
 	EventQueueSize int `json:"eventQueueSize,omitempty" yaml:"eventQueueSize,omitempty"`
 	// Discovery configures discovery and presence.
 	Discovery DiscoveryConfig `json:"discovery,omitempty" yaml:"discovery,omitempty"`
+	// OutlierDetection configures the ejection of instances whose calls
+	// keep failing, in the handles Service balances over discovery.
+	OutlierDetection OutlierDetection `json:"outlierDetection,omitempty" yaml:"outlierDetection,omitempty"`
 	// StreamWindow is the flow-control window of one stream, in bytes,
 	// between Go peers: how far a producer may run ahead of its consumer,
 	// and so the memory one stream holds. Default 1 MiB.
@@ -445,6 +448,14 @@ func (c *Config) Validate() error {
 		return bad("discovery.redis.masterName", "needs the Sentinels' addresses in discovery.redis.addrs")
 	case c.Discovery.Redis.MasterName != "" && c.Discovery.Redis.Cluster:
 		return bad("discovery.redis.cluster", "a Sentinel master (masterName) is not a Cluster")
+	case c.OutlierDetection.ConsecutiveFailures < 0:
+		return bad("outlierDetection.consecutiveFailures", "must not be negative")
+	case c.OutlierDetection.BaseEjectionTime < 0:
+		return bad("outlierDetection.baseEjectionTime", "must not be negative")
+	case c.OutlierDetection.MaxEjectionTime < 0:
+		return bad("outlierDetection.maxEjectionTime", "must not be negative")
+	case c.OutlierDetection.MaxEjectionPercent < 0 || c.OutlierDetection.MaxEjectionPercent > 100:
+		return bad("outlierDetection.maxEjectionPercent", "%d is not a percentage", c.OutlierDetection.MaxEjectionPercent)
 	case c.Reconnect.BaseDelay < 0:
 		return bad("reconnect.baseDelay", "must not be negative")
 	case c.Reconnect.MaxDelay < 0:

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/rpccore"
-	"github.com/netron-go/netron/rpc"
 )
 
 // nodeDiscovery keeps this node registered in discovery, and turns what
@@ -177,6 +175,7 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		for _, s := range node.Services {
 			names = append(names, s.Name+"@"+s.Version)
 		}
+		n.observeForPools(ctx, ev)
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)
@@ -461,38 +460,4 @@ func (n *Node) peerByIDOnce(ctx context.Context, id, addr string) (*Peer, error)
 		p.rc.markFound() // it follows discovery: it stops once its node has left
 	}
 	return p, err
-}
-
-// findService resolves spec ("name", "name@1.2.3", "name@^1") through
-// discovery: the node with the highest matching version wins, reusing a
-// connection when there is one.
-func (n *Node) findService(ctx context.Context, spec string) (*rpc.Service, error) {
-	name, rng, _ := strings.Cut(spec, "@")
-	if rng == "latest" {
-		rng = ""
-	}
-	nodes, err := n.disc.d.Find(ctx, name, rng)
-	if err != nil {
-		return nil, fmt.Errorf("netron: discovery: %w", err)
-	}
-	var errs []error
-	for _, node := range nodes {
-		if node.ID == n.cfg.ID || node.ClientOnly() {
-			continue
-		}
-		p, err := n.peerByID(ctx, node.ID, node.Address)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		svc, err := p.Service(ctx, spec)
-		if err == nil {
-			return svc, nil
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("netron: service %s: %w", spec, errors.Join(errs...))
-	}
-	return nil, fmt.Errorf("netron: service %s: no node offers it: %w", spec, rpc.ErrServiceNotFound)
 }

@@ -45,7 +45,9 @@
 //
 // Discovery: with Config.Discovery enabled the node registers itself and
 // its services (in-memory, or on Redis Streams), and Node.Service finds a
-// service by name and semver range on any node of the cluster. With
+// service by name and semver range on the nodes of the cluster and
+// balances its calls over them (WithBalancer, WithPinned,
+// Config.OutlierDetection; see docs/balancing.md). With
 // AutoConnect it also connects to every node that joins, or comes back at
 // another address. A peer dialled because discovery named its node (by
 // AutoConnect or a lookup) gives up reconnecting once its node has left

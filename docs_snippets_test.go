@@ -60,8 +60,18 @@ func docsDiscovery(ctx context.Context) {
 		Enabled: true,                                  // in-memory registry of the process…
 		Redis:   netron.RedisConfig{Host: "127.0.0.1"}, // …or Redis Streams
 	}})
-	svc, _ := node.Service(ctx, "orders@^1") // finds a node, connects or reuses, returns the service
+	svc, _ := node.Service(ctx, "orders@^1") // every node offering orders@^1, balanced
 	_ = svc
+}
+
+// docs/balancing.md.
+func docsBalancing(ctx context.Context, node *netron.Node, store any) error {
+	calc, err := node.Service(ctx, "calculator@^1")                                           // power of two choices
+	inTurn, err := node.Service(ctx, "calculator@^1", netron.WithBalancer(netron.RoundRobin)) // in turn
+	pinned, err := node.Service(ctx, "calculator@^1", netron.WithPinned())                    // one instance for good
+	_, _, _ = calc, inTurn, pinned
+	node.Expose("kv@1.0.0", store, rpc.Idempotent("get", "put"))
+	return err
 }
 
 // README, "Applications and the command line".

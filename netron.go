@@ -44,7 +44,8 @@ type Node struct {
 	// one service come in the order of its changes.
 	exposeMu sync.Mutex
 
-	disc *nodeDiscovery // nil when discovery is off
+	disc  *nodeDiscovery // nil when discovery is off
+	pools pools          // the services found through discovery (balance.go)
 
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
@@ -305,6 +306,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
+	n.pools.wg.Wait() // the pools' joins end with n.ctx
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
 	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
@@ -385,12 +387,16 @@ func (n *Node) drain(ctx context.Context, conns []*transport.Conn) {
 // stream.Source, a last parameter *stream.Writer[T], parameters
 // *stream.Reader[T] (see package rpc).
 //
+// opts configure the service: rpc.Idempotent marks methods that callers
+// balancing over several instances may run again elsewhere (see
+// docs/balancing.md).
+//
 // Subscribers of service:expose (EventServiceExpose) learn of it, on this
 // node and on peers.
-func (n *Node) Expose(qualifiedName string, v any) error {
+func (n *Node) Expose(qualifiedName string, v any, opts ...rpc.ExposeOption) error {
 	n.exposeMu.Lock()
 	defer n.exposeMu.Unlock()
-	_, err := n.reg.Expose(qualifiedName, v)
+	_, err := n.reg.Expose(qualifiedName, v, opts...)
 	return err
 }
 
@@ -405,12 +411,23 @@ func (n *Node) Unexpose(qualifiedName string) error {
 // range such as "name@^1". Calls run without the network.
 //
 // With discovery on, a service this node does not offer is looked up in
-// discovery: the node offering the highest matching version is called,
-// over the connection to it if there is one, else a new one (concurrent
-// lookups of one node share it). A connection made this way follows
-// discovery: once its node has left, it stops reconnecting at its first
-// failed attempt, and its service handles fail with ErrPeerDisconnected.
-func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
+// discovery, and the handle balances its calls over every node that
+// offers a matching version: the instances of the highest matching
+// version that can be called, picked by the balancer (WithBalancer;
+// power of two choices by default), or one instance for good
+// (WithPinned). The handle follows discovery: a node that joins gets
+// calls once connected, one that leaves gets none; instances whose calls
+// keep failing in transit are ejected for a while (Config.OutlierDetection);
+// a call that never reached its instance, or of a method marked
+// rpc.Idempotent that failed in transit, runs again on another instance
+// within ctx's deadline (else the request timeout). A stream, and a child
+// service a result hands out, stay on the instance that made them. See
+// docs/balancing.md.
+//
+// Connections made this way follow discovery: once their node has left
+// they stop reconnecting at their first failed attempt. Handles of one
+// spec share its instances and their load.
+func (n *Node) Service(ctx context.Context, spec string, opts ...ServiceOption) (*rpc.Service, error) {
 	svc, err := n.reg.Local(spec, n.logger)
 	if err == nil || !errors.Is(err, rpc.ErrServiceNotFound) {
 		return svc, err
@@ -418,7 +435,13 @@ func (n *Node) Service(ctx context.Context, spec string) (*rpc.Service, error) {
 	if n.disc == nil {
 		return nil, withAvailable(err, spec, slices.Collect(maps.Keys(n.reg.Definitions())))
 	}
-	return n.findService(ctx, spec)
+	var o serviceOptions
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return n.balancedService(ctx, spec, o)
 }
 
 // Connect dials a node at a ws:// URL, runs the handshake and exchanges

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/rpc"
 )
 
 // Module is a part of an application with a lifecycle. Start runs when the
@@ -521,14 +522,16 @@ func (f *funcModule) Stop(ctx context.Context) error {
 // ("calculator@1.0.0") on the Netron of p when it starts, and unexposes it
 // when it stops: the Go counterpart of a Titan @Service class in a module.
 // Accessing the Netron creates it, so it starts with the application.
-func Expose(p NetronProvider, qualifiedName string, v any) Module {
-	return &exposeModule{p: p, name: qualifiedName, v: v}
+// opts are Node.Expose's (rpc.Idempotent).
+func Expose(p NetronProvider, qualifiedName string, v any, opts ...rpc.ExposeOption) Module {
+	return &exposeModule{p: p, name: qualifiedName, v: v, opts: opts}
 }
 
 type exposeModule struct {
 	p    NetronProvider
 	name string
 	v    any
+	opts []rpc.ExposeOption
 	node *netron.Node
 }
 
@@ -539,7 +542,7 @@ func (e *exposeModule) Start(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := node.Expose(e.name, e.v); err != nil {
+	if err := node.Expose(e.name, e.v, e.opts...); err != nil {
 		return err
 	}
 	e.node = node

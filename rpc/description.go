@@ -49,13 +49,11 @@ type MethodDescription struct {
 	// Result is the result's type in Titan's notation ("number",
 	// "string", "void", …).
 	Result string `json:"result" msgpack:"result"`
-
-	// Issue #20 adds here, announced by Go nodes only (false for plain
-	// Netron peers), without changing the fields above:
-	//
-	//	// Idempotent reports that the method may be retried on another
-	//	// instance of the service.
-	//	Idempotent bool `json:"idempotent,omitempty"`
+	// Idempotent reports that the method may run again on another
+	// instance of the service when a call of it failed in transit (see
+	// Idempotent, the ExposeOption). Announced by Go nodes only: false for
+	// plain Netron peers.
+	Idempotent bool `json:"idempotent,omitempty" msgpack:"idempotent,omitempty"`
 }
 
 // ArgumentDescription describes one parameter of a method.
@@ -79,7 +77,7 @@ func describe(def wire.Definition) ServiceDescription {
 	if len(def.Meta.Methods) > 0 {
 		d.Methods = make(map[string]MethodDescription, len(def.Meta.Methods))
 		for name, m := range def.Meta.Methods {
-			md := MethodDescription{Result: m.Type, Arguments: make([]ArgumentDescription, len(m.Arguments))}
+			md := MethodDescription{Result: m.Type, Idempotent: m.Idempotent, Arguments: make([]ArgumentDescription, len(m.Arguments))}
 			for i, a := range m.Arguments {
 				md.Arguments[i] = ArgumentDescription{Index: a.Index, Type: a.Type}
 			}

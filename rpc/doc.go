@@ -23,7 +23,7 @@
 // they return calls a remote or a local service alike;
 // Call[T] decodes a typed result, and Service.Description returns the
 // ServiceDescription its node announced (methods with their argument and
-// result types, properties). Values decoded into empty interfaces are
+// result types, whether they are Idempotent, properties). Values decoded into empty interfaces are
 // plain Go values (see Result.Decode), never the codec's own types.
 //
 // Streams: a method that returns a receivable channel, an

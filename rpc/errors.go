@@ -230,6 +230,12 @@ var (
 	// ErrInvalidTask: Node.HandleTask was given an empty name, a nil
 	// handler, or the name of a task the node answers itself.
 	ErrInvalidTask = errors.New("rpc: invalid task")
+	// ErrNoInstance: a call of a service handle balanced over several
+	// instances (Node.Service through discovery) found none to call:
+	// every one is ejected, reconnecting or gone, or each that was tried
+	// failed before the call reached it. The error of the last attempt is
+	// wrapped too.
+	ErrNoInstance = errors.New("rpc: no instance of the service can be called")
 )
 
 // NewError returns an *Error with a code, for handlers that want the

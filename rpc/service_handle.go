@@ -46,11 +46,18 @@ func (s *Service) Methods() []string {
 // Call calls method with args and returns its undecoded result. ctx bounds
 // the call; without a deadline the client's request timeout applies.
 func (s *Service) Call(ctx context.Context, method string, args ...any) (Result, error) {
-	data, err := s.h.Invoke(ctx, s.def.ID, method, args)
+	h := s.h
+	var data []byte
+	var err error
+	if r, ok := h.(rpclink.Router); ok {
+		data, h, err = r.Route(ctx, method, args)
+	} else {
+		data, err = h.Invoke(ctx, s.def.ID, method, args)
+	}
 	if err != nil {
 		return Result{}, s.callError(method, err)
 	}
-	return Result{raw: data, max: s.h.DecodeMax(), h: s.h}, nil
+	return Result{raw: data, max: h.DecodeMax(), h: h}, nil
 }
 
 // callError names what was called in err: an *Error from the peer gets

@@ -30,8 +30,9 @@ type serviceJSON struct {
 }
 
 type method struct {
-	Arguments []string `json:"arguments"`
-	Returns   string   `json:"returns"`
+	Arguments  []string `json:"arguments"`
+	Returns    string   `json:"returns"`
+	Idempotent bool     `json:"idempotent,omitempty"`
 }
 
 func runServices(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -94,7 +95,11 @@ func methodLines(d rpc.ServiceDescription) []string {
 		for i, a := range m.Arguments {
 			args[i] = a.Type
 		}
-		out = append(out, fmt.Sprintf("%s(%s): %s", name, strings.Join(args, ", "), m.Result))
+		idem := ""
+		if m.Idempotent {
+			idem = " (idempotent)"
+		}
+		out = append(out, fmt.Sprintf("%s(%s): %s%s", name, strings.Join(args, ", "), m.Result, idem))
 	}
 	for name, p := range d.Properties {
 		ro := ""
@@ -114,7 +119,7 @@ func toServiceJSON(d rpc.ServiceDescription) serviceJSON {
 		for _, a := range m.Arguments {
 			args = append(args, a.Type)
 		}
-		s.Methods[name] = method{Arguments: args, Returns: m.Result}
+		s.Methods[name] = method{Arguments: args, Returns: m.Result, Idempotent: m.Idempotent}
 	}
 	if len(d.Properties) > 0 {
 		s.Properties = map[string]string{}

@@ -106,6 +106,9 @@ type pendingSet struct {
 	armed  time.Time
 	slack  time.Duration
 	sweeps int // passes so far, for tests
+	// orphaned is how many calls were waiting for their reply when the
+	// connection closed (and failed because of it).
+	orphaned int
 }
 
 // sweepSlack is how late, at most, the sweep fails a call, as a fraction
@@ -164,6 +167,7 @@ func (c *Client) onDisconnect(_ context.Context, ev transport.ConnEvent) {
 	ps.closed = true
 	calls := ps.calls
 	ps.calls = nil
+	ps.orphaned += len(calls)
 	ps.await(-len(calls))
 	if ps.sweep != nil {
 		ps.sweep.Stop()
@@ -174,17 +178,36 @@ func (c *Client) onDisconnect(_ context.Context, ev transport.ConnEvent) {
 	}
 }
 
+// Orphaned returns how many calls on conn were waiting for their reply
+// when it closed: the calls its closing failed.
+func (c *Client) Orphaned(conn *transport.Conn) int {
+	ps := c.pendingOf(conn)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.orphaned
+}
+
 // Request sends a request of type t on conn whose data is appended by
 // build, and waits for the response. It returns the response data (one
 // msgpack value), or an *rpc.Error when the peer answered with an error, or
 // the connection's error when it closed, or the context's error.
 func (c *Client) Request(ctx context.Context, conn *transport.Conn, t wire.Type, build func([]byte) ([]byte, error)) ([]byte, error) {
+	return c.request(ctx, conn, t, build, nil)
+}
+
+// request is Request that sets *sent (when sent is not nil) once the
+// request is in the connection's outbound queue: an error with *sent
+// false is of a request the peer never saw.
+func (c *Client) request(ctx context.Context, conn *transport.Conn, t wire.Type, build func([]byte) ([]byte, error), sent *bool) ([]byte, error) {
 	// The wait for room in a full outbound queue counts against the
 	// timeout too.
 	deadline := c.deadline(ctx)
 	id, ps, ch, err := c.send(ctx, deadline, deadline, conn, t, build)
 	if err != nil {
 		return nil, err
+	}
+	if sent != nil {
+		*sent = true
 	}
 	select {
 	case r := <-ch:
@@ -398,6 +421,10 @@ func (c *Client) RunTask(ctx context.Context, conn *transport.Conn, name string,
 type remoteInvoker struct {
 	c    *Client
 	conn *transport.Conn
+	// sent, when not nil, is set once a request is queued on conn (see
+	// Client.request); a balanced call reads it to know whether a failed
+	// call may run elsewhere. Calls with uploads never set it.
+	sent *bool
 }
 
 // Invoke is Service.Call: a method that produces a stream fails with
@@ -420,12 +447,12 @@ func (r remoteInvoker) invoke(ctx context.Context, target, method string, args [
 	if hasSources(args) {
 		return r.c.callWithUploads(ctx, r.conn, target, method, args)
 	}
-	return r.c.Request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
+	return r.c.request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2+len(args))
 		b = wire.AppendString(b, target)
 		b = wire.AppendString(b, method)
 		return appendArgs(b, args)
-	})
+	}, r.sent)
 }
 
 func (r remoteInvoker) PeerID() string { return r.conn.ID() }

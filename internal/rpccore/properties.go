@@ -220,20 +220,20 @@ func setError(conn *transport.Conn, e *exposed, name string, err error) error {
 }
 
 func (r remoteInvoker) GetProperty(ctx context.Context, target, name string) ([]byte, error) {
-	return r.c.Request(ctx, r.conn, wire.TypeGet, func(b []byte) ([]byte, error) {
+	return r.c.request(ctx, r.conn, wire.TypeGet, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
 		b = wire.AppendString(b, target)
 		return wire.AppendString(b, name), nil
-	})
+	}, r.sent)
 }
 
 func (r remoteInvoker) SetProperty(ctx context.Context, target, name string, v any) error {
-	_, err := r.c.Request(ctx, r.conn, wire.TypeSet, func(b []byte) ([]byte, error) {
+	_, err := r.c.request(ctx, r.conn, wire.TypeSet, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 3)
 		b = wire.AppendString(b, target)
 		b = wire.AppendString(b, name)
 		return appendArgs(b, []any{v})
-	})
+	}, r.sent)
 	return err
 }
 

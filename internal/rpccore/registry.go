@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/netron-go/netron/internal/rpclink"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
@@ -64,7 +65,9 @@ func (r *Registry) OnChange(f func(ServiceChange)) {
 // Expose makes v callable as the service qualifiedName ("name@1.2.3"). Its
 // exported methods become callable under their WireName; see the package
 // documentation for which methods qualify.
-func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) {
+//
+// opts may mark methods idempotent (rpc.Idempotent): their metadata says so.
+func (r *Registry) Expose(qualifiedName string, v any, opts ...rpc.ExposeOption) (wire.Definition, error) {
 	name, ver, err := ParseQualified(qualifiedName)
 	if err != nil {
 		return wire.Definition{}, err
@@ -79,6 +82,13 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	}
 	if len(methods) == 0 && len(props) == 0 {
 		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", rpc.ErrInvalidService, v)
+	}
+	for _, m := range rpclink.Get().ExposeConfig(opts) {
+		md := methods[WireName(m)]
+		if md == nil {
+			return wire.Definition{}, fmt.Errorf("%w: %s: %q marked idempotent is not a method of %T", rpc.ErrInvalidService, qualifiedName, m, v)
+		}
+		md.idempotent = true
 	}
 	qn := name + "@" + ver.String()
 	defID := uuid.NewString()

@@ -36,6 +36,8 @@ type method struct {
 	// readers counts the *stream.Reader[T] parameters (wire arguments
 	// that carry a StreamReference).
 	readers int
+	// idempotent: marked so at Expose (rpc.Idempotent).
+	idempotent bool
 }
 
 // streaming reports whether the method's reply is a stream.
@@ -196,7 +198,7 @@ func definitionOf(defID, peerID string, name, version string, methods map[string
 	sort.Strings(names)
 	for _, n := range names {
 		m := methods[n]
-		meta := wire.MethodMeta{Type: "undefined", Arguments: make([]wire.ArgumentMeta, len(m.args))}
+		meta := wire.MethodMeta{Type: "undefined", Arguments: make([]wire.ArgumentMeta, len(m.args)), Idempotent: m.idempotent}
 		if m.hasOut {
 			meta.Type = jsType(m.fn.Type().Out(0))
 		}

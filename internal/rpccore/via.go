@@ -50,6 +50,12 @@ func (c *Client) RemoteVia(src ConnSource, def wire.Definition) *rpc.Service {
 }
 
 func (c *Client) remoteVia(src ConnSource, conn *transport.Conn, def wire.Definition) *rpc.Service {
+	return newService(def, c.newVia(src, conn, def))
+}
+
+// newVia returns the invoker of a service that calls through src, def
+// being valid on conn (nil: none yet).
+func (c *Client) newVia(src ConnSource, conn *transport.Conn, def wire.Definition) *viaInvoker {
 	v := &viaInvoker{c: c, src: src, qn: def.Meta.Name, sem: make(chan struct{}, 1)}
 	if def.Meta.Version != "" {
 		v.qn += "@" + def.Meta.Version
@@ -57,7 +63,7 @@ func (c *Client) remoteVia(src ConnSource, conn *transport.Conn, def wire.Defini
 	if conn != nil {
 		v.b.Store(&binding{conn: conn, id: def.ID})
 	}
-	return newService(def, v)
+	return v
 }
 
 // viaInvoker calls a service through whatever connection its source has.

@@ -41,6 +41,16 @@ type Handle interface {
 	DecodeMax() int64
 }
 
+// Router is a Handle that picks, for each call, the handle that serves it
+// (a service balanced over several instances). A Result keeps the handle
+// that served its call: a child service it hands out lives there.
+type Router interface {
+	Handle
+	// Route calls method like Invoke and returns the handle that served
+	// the call (nil when it failed).
+	Route(ctx context.Context, method string, args []any) ([]byte, Handle, error)
+}
+
 // Held is a hold on a child service (see Handle.Hold).
 type Held interface {
 	Release(ctx context.Context) error
@@ -90,6 +100,9 @@ type Funcs struct {
 	CellOf func(ptr any) PropertyCell
 	// RefOf returns the qualified name and value of an rpc.Ref.
 	RefOf func(v any) (qualifiedName string, value any, ok bool)
+	// ExposeConfig applies a []rpc.ExposeOption and returns the methods
+	// it marks idempotent, as the caller named them.
+	ExposeConfig func(opts any) (idempotent []string)
 	// NewArgs returns an *rpc.Args of the n values of dec; argErr turns a
 	// decoding error into the error Args.Next returns.
 	NewArgs func(dec *msgpack.Decoder, n int, argErr func(error) error) any

@@ -288,7 +288,11 @@ func appendMeta(b []byte, m *ServiceMeta) []byte {
 	for _, name := range slices.Sorted(maps.Keys(m.Methods)) {
 		mm := m.Methods[name]
 		b = AppendString(b, name)
-		b = AppendMapHeader(b, 2)
+		if mm.Idempotent {
+			b = AppendMapHeader(b, 3)
+		} else {
+			b = AppendMapHeader(b, 2)
+		}
 		b = AppendString(b, "type")
 		b = AppendString(b, mm.Type)
 		b = AppendString(b, "arguments")
@@ -299,6 +303,10 @@ func appendMeta(b []byte, m *ServiceMeta) []byte {
 			b = appendInt(b, int64(a.Index))
 			b = AppendString(b, "type")
 			b = AppendString(b, a.Type)
+		}
+		if mm.Idempotent {
+			b = AppendString(b, "idempotent")
+			b = appendBool(b, true)
 		}
 	}
 	for _, k := range [...]string{"contract", "transports", "_transports", "transportConfig"} {
@@ -1087,6 +1095,8 @@ func (c *cursor) methods(m *ServiceMeta) (err error) {
 			mm.Type, err = c.str(k)
 		case "arguments":
 			mm.Arguments, err = c.arguments()
+		case "idempotent":
+			mm.Idempotent, err = c.bool(k)
 		default:
 			err = c.skip(k)
 		}

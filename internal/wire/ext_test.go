@@ -23,6 +23,10 @@ func extValues() []any {
 		calcDef,
 		propsDef,
 		Definition{ID: "child", ParentID: "parent", PeerID: "p", Meta: ServiceMeta{Name: "n", Version: "2.0.0"}},
+		Definition{ID: "i", PeerID: "p", Meta: ServiceMeta{Name: "n", Version: "1.0.0", Methods: map[string]MethodMeta{
+			"get": {Type: "Number", Arguments: []ArgumentMeta{{Index: 0, Type: "String"}}, Idempotent: true},
+			"put": {Type: "undefined"},
+		}}},
 		Definition{},
 		TitanError{
 			Name: "TitanError", Code: 409, Message: "version conflict",
@@ -209,6 +213,9 @@ func TestExtDecodeLenient(t *testing.T) {
 				"m": {Type: "V", Arguments: []ArgumentMeta{{Index: 1, Type: "X"}}},
 				"n": {},
 			}}}},
+		{"Definition: an idempotent method (ours; Titan has no such key)",
+			x(ExtDefinition, "a0a0a0"+"81"+"a76d6574686f647381"+"a16d"+"83"+"a474797065a156"+"a9617267756d656e747390"+"aa6964656d706f74656e74c3"),
+			Definition{Meta: ServiceMeta{Methods: map[string]MethodMeta{"m": {Type: "V", Idempotent: true}}}}},
 		{"Definition: properties with extra keys and undefined readonly",
 			x(ExtDefinition, "a0a0a0"+"81"+"aa70726f70657274696573"+"82"+"a170"+"83"+"a474797065a153"+"a8726561646f6e6c79"+undef+"a178c0"+"a171"+"c0"),
 			Definition{Meta: ServiceMeta{Properties: map[string]PropertyMeta{"p": {Type: "S"}, "q": {}}}}},
@@ -252,6 +259,7 @@ func TestExtDecodeMalformed(t *testing.T) {
 		{"Definition: argument index 2.5", x(ExtDefinition, methodsM+"9181a5696e646578cb4004000000000000"), ErrBadExt},
 		{"Definition: argument index out of int32", x(ExtDefinition, methodsM+"9181a5696e646578cf0000000100000000"), ErrBadExt},
 		{"Definition: argument is a string", x(ExtDefinition, methodsM+"91a0"), ErrBadExt},
+		{"Definition: idempotent is a string", x(ExtDefinition, methodsM[:len(methodsM)-len("a9617267756d656e7473")]+"aa6964656d706f74656e74a3796573"), ErrBadExt},
 		{"Definition: readonly is a string", x(ExtDefinition, "a0a0a081aa70726f7065727469657381a17081a8726561646f6e6c79a3796573"), ErrBadExt},
 		{"Definition: meta key is a map", x(ExtDefinition, "a0a0a08180c0"), ErrBadExt},
 		{"Definition: trailing c1 in the payload", x(ExtDefinition, "a0a0a080c1"), ErrBadMsgpack},

@@ -84,6 +84,11 @@ type PropertyMeta struct {
 type MethodMeta struct {
 	Type      string         `msgpack:"type"`
 	Arguments []ArgumentMeta `msgpack:"arguments"`
+	// Idempotent is ours (Titan's method metadata has no such key and
+	// ignores it): a caller may run the method again on another instance
+	// of the service when a call of it failed in transit. On the wire only
+	// when true, as a third key "idempotent": true.
+	Idempotent bool `msgpack:"idempotent,omitempty"`
 }
 
 // ArgumentMeta describes one argument of a method.
