@@ -162,6 +162,10 @@ type Config struct {
 	TLS *tls.Config `json:"-" yaml:"-"`
 	// DialTLS is the TLS configuration for dialling wss:// peers.
 	DialTLS *tls.Config `json:"-" yaml:"-"`
+	// BusJSON makes the payloads of the Watermill messages the node
+	// publishes on its bus JSON instead of msgpack (MetaEncoding says
+	// which); for handlers that do not read msgpack.
+	BusJSON bool `json:"busJson,omitempty" yaml:"busJson,omitempty"`
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger `json:"-" yaml:"-"`
 	// Reconnect configures how peers this node dialled (Connect) reconnect

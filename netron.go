@@ -46,6 +46,8 @@ type Node struct {
 
 	disc *nodeDiscovery // nil when discovery is off
 
+	inject busState // Watermill injection: counters, running calls
+
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
 	dialMu sync.Mutex
@@ -73,7 +75,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	logger = logger.With("node", cfg.ID)
 	n := &Node{cfg: cfg, logger: logger}
-	n.bus = bus.New(bus.WithLogger(logger))
+	n.bus = nodeBus(n)
 	ka := cfg.KeepAliveInterval
 	if ka == 0 {
 		ka = transport.DefaultKeepAliveInterval
@@ -149,6 +151,17 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	unsubCalls, err := n.watchCalls()
+	if err != nil {
+		n.ev.close(context.Background())
+		n.cancel()
+		n.client.Close()
+		n.server.Close()
+		n.streams.Close()
+		n.bus.Close()
+		return nil, err
+	}
+	n.ev.unsubs = append(n.ev.unsubs, unsubCalls)
 	n.watchProperties()
 	n.allowRemoteExposure()
 	return n, nil
@@ -158,7 +171,16 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) ID() string { return n.cfg.ID }
 
 // Bus returns the node's bus: every packet, connection and event of the
-// node travels on it as a typed message (see package peer for the topics).
+// node travels on it as a typed message, and a Watermill subscriber sees
+// each as a self-describing message (see docs/bus.md for the topic map
+// and the metadata). Give a Watermill Router a Scope of it (Bus.Scope), so
+// that the Router's Close does not close the bus. Watermill subscriptions
+// drop their oldest message when they fall behind (bus.DropOldest,
+// counted by Scope.Dropped): an observer never slows the node, unless it
+// asks for bus.Block through its Scope. The topics of connections and
+// internal events are read-only for Watermill publishers
+// (bus.ErrReadOnly); TopicEvents and TopicCalls take injected events and
+// calls.
 func (n *Node) Bus() *bus.Bus { return n.bus }
 
 // Handler returns the http.Handler that accepts peers, for mounting in a

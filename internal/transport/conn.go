@@ -49,14 +49,14 @@ type Conn struct {
 
 	// The outbound queue (see Send and enqueue). The sender holding the
 	// writer role (writing) owns wbatch.
-	wmu     sync.Mutex
-	wq      []Outbound
-	wbatch  []Outbound
-	writing bool
-	wclosed bool
-	closeAfter string // ClosePolicyAfterWrites's reason, until the queue is written
-	wroom   chan struct{} // closed when the queue has room again; nil without waiters
-	waiting atomic.Int32  // senders waiting for room (see Waiting)
+	wmu        sync.Mutex
+	wq         []Outbound
+	wbatch     []Outbound
+	writing    bool
+	wclosed    bool
+	closeAfter string        // ClosePolicyAfterWrites's reason, until the queue is written
+	wroom      chan struct{} // closed when the queue has room again; nil without waiters
+	waiting    atomic.Int32  // senders waiting for room (see Waiting)
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
@@ -268,6 +268,12 @@ func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error 
 	}
 	if err := c.waitRoom(ctx, deadline); err != nil {
 		return err
+	}
+	// The node-wide tap sees the frame before the writer can release it.
+	// With nobody listening this is a lookup; a listener's policy decides
+	// whether it can hold the sender up (a node's taps drop instead).
+	if err := c.hub.outbound.Publish(ctx, Sent{Conn: c, Frame: o.Frame}); err != nil && c.Err() == nil {
+		c.hub.cfg.logger.Debug("netron: an outbound packet did not reach every listener of the outbound tap", "peer", c.id, "err", err)
 	}
 	c.enqueue(ctx, o)
 	o.queued = true // the writer's subscription skips it
