@@ -29,6 +29,11 @@ type BusStats struct {
 	// foreign (each is logged, at most once a second); for TopicEvents,
 	// once per typed subscriber of the topic (the node has one).
 	Rejected uint64
+	// ClusterSent and ClusterReceived count the events this node
+	// published to the cluster (Config.ClusterEvents) and emitted from
+	// it; ClusterDuplicates the redelivered ones it dropped; ClusterMissed
+	// the gaps it found in another node's sequence (trimmed or lost).
+	ClusterSent, ClusterReceived, ClusterDuplicates, ClusterMissed uint64
 }
 
 // busState is the node's side of Watermill injection.
@@ -42,11 +47,16 @@ type busState struct {
 
 // BusStats returns the counts of injected messages.
 func (n *Node) BusStats() BusStats {
-	return BusStats{
+	s := BusStats{
 		Events:   n.inject.events.Load(),
 		Calls:    n.inject.calls.Load(),
 		Rejected: n.inject.rejected.Load(),
 	}
+	if b := n.cluster.Load(); b != nil {
+		s.ClusterSent, s.ClusterReceived = b.sent.Load(), b.received.Load()
+		s.ClusterDuplicates, s.ClusterMissed = b.duplicates.Load(), b.missed.Load()
+	}
+	return s
 }
 
 // nodeBus returns the bus of a node configured by cfg: its marshaler

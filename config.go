@@ -162,6 +162,9 @@ type Config struct {
 	TLS *tls.Config `json:"-" yaml:"-"`
 	// DialTLS is the TLS configuration for dialling wss:// peers.
 	DialTLS *tls.Config `json:"-" yaml:"-"`
+	// ClusterEvents carries events between the nodes of a cluster through
+	// a Watermill backend (Redis Streams on Discovery.Redis, built in).
+	ClusterEvents ClusterEventsConfig `json:"clusterEvents,omitempty" yaml:"clusterEvents,omitempty"`
 	// BusJSON makes the payloads of the Watermill messages the node
 	// publishes on its bus JSON instead of msgpack (MetaEncoding says
 	// which); for handlers that do not read msgpack.
@@ -446,6 +449,12 @@ func (c *Config) Validate() error {
 		return bad("discovery.redis.masterName", "needs the Sentinels' addresses in discovery.redis.addrs")
 	case c.Discovery.Redis.MasterName != "" && c.Discovery.Redis.Cluster:
 		return bad("discovery.redis.cluster", "a Sentinel master (masterName) is not a Cluster")
+	case c.ClusterEvents.Enabled && (c.ClusterEvents.Publisher == nil) != (c.ClusterEvents.Subscriber == nil):
+		return bad("clusterEvents", "give both a Publisher and a Subscriber, or neither")
+	case c.ClusterEvents.Enabled && c.ClusterEvents.Publisher == nil && !c.Discovery.Redis.configured():
+		return bad("clusterEvents", "the built-in backend needs discovery.redis (or give a Publisher and a Subscriber)")
+	case c.ClusterEvents.MaxLen < 0:
+		return bad("clusterEvents.maxLen", "must not be negative")
 	case c.Reconnect.BaseDelay < 0:
 		return bad("reconnect.baseDelay", "must not be negative")
 	case c.Reconnect.MaxDelay < 0:

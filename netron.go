@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,8 @@ type Node struct {
 
 	disc *nodeDiscovery // nil when discovery is off
 
-	inject busState // Watermill injection: counters, running calls
+	inject  busState                      // Watermill injection: counters, running calls
+	cluster atomic.Pointer[clusterBridge] // nil unless Config.ClusterEvents.Enabled
 
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
@@ -248,7 +250,24 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	if err := n.startCluster(ctx); err != nil {
+		if n.disc != nil {
+			_ = n.disc.close(context.Background())
+		}
+		if n.addr != nil {
+			_ = n.hub.StopAccepting(context.Background())
+		}
+		return err
+	}
 	n.started = true
+	return nil
+}
+
+// closeCluster stops the cluster-wide events, if on.
+func (n *Node) closeCluster() error {
+	if b := n.cluster.Load(); b != nil {
+		b.close()
+	}
 	return nil
 }
 
@@ -327,7 +346,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
-	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
+	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.closeCluster(), n.bus.Close())
 	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)
