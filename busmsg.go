@@ -178,6 +178,8 @@ func (m *nodeMarshaler) Marshal(topic string, v any) (*message.Message, error) {
 		return m.event(name, m.n.cfg.ID, nil, []any{v})
 	case ServiceDiscovered:
 		return m.event(EventServiceDiscovered, m.n.cfg.ID, nil, []any{v})
+	case NodeChange:
+		return m.presenceMessage(v)
 	}
 	return bus.JSONMarshaler{}.Marshal(topic, v)
 }
@@ -205,7 +207,7 @@ func (m *nodeMarshaler) Unmarshal(msg *message.Message, v any) error {
 		*v = ev
 		return nil
 	case *transport.Inbound, *transport.ConnEvent, *transport.Sent, *transport.Outbound,
-		*PeerEvent, *ServiceEvent, *NodeEvent, *ServiceDiscovered:
+		*PeerEvent, *ServiceEvent, *NodeEvent, *ServiceDiscovered, *NodeChange:
 		err := fmt.Errorf("%w: a %T cannot come from a Watermill message", ErrInvalidMessage, v)
 		m.n.rejectMessage("internal", msg, err)
 		return err

@@ -173,6 +173,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		for _, s := range node.Services {
 			names = append(names, s.Name+"@"+s.Version)
 		}
+		if c, ok := presenceOf(ev, names); ok {
+			_ = n.ev.publishPresence(ctx, c)
+		}
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)
