@@ -87,6 +87,19 @@ func runRouter(t *testing.T, r *message.Router) {
 	})
 }
 
+type busCounter struct{}
+
+func (busCounter) Count(n int) <-chan int {
+	ch := make(chan int)
+	go func() {
+		defer close(ch)
+		for i := range n {
+			ch <- i
+		}
+	}()
+	return ch
+}
+
 // A Router attached to real nodes sees every kind of traffic as
 // self-describing messages: connections, calls, replies (in and out), and
 // events emitted locally and received from a peer.
@@ -149,6 +162,30 @@ func TestBusSelfDescribingTraffic(t *testing.T) {
 	sum = 0
 	if err := netron.DecodeResult(in, &sum); err != nil || sum != 5 || in.Metadata.Get(netron.MetaKind) != netron.KindReply {
 		t.Fatalf("client's reply %d, %v, %v", sum, err, in.Metadata)
+	}
+
+	// Streams: the chunks a method returns arrive as KindStream messages.
+	if err := server.Expose("counter@1.0.0", busCounter{}); err != nil {
+		t.Fatal(err)
+	}
+	csvc, err := p.Service(ctx, "counter@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []int
+	for v, err := range rpc.Stream[int](ctx, csvc, "count", 3) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, v)
+	}
+	if len(chunks) != 3 {
+		t.Fatalf("chunks %v", chunks)
+	}
+	sm := ct.find(t, netron.TopicStreams, netron.MetaKind, netron.KindStream, netron.MetaPacket, "STREAM", netron.MetaStreamIndex, "1")
+	var chunk int
+	if err := netron.DecodeResult(sm, &chunk); err != nil || chunk != 1 || sm.Metadata.Get(netron.MetaStreamID) == "" {
+		t.Fatalf("stream chunk %d, %v, %v", chunk, err, sm.Metadata)
 	}
 
 	// Events: emitted on the server (its TopicEvents) and received by the

@@ -26,8 +26,9 @@ type BusStats struct {
 	// outcome).
 	Calls uint64
 	// Rejected is how many injected messages were dropped as malformed or
-	// foreign (each is logged, at most once a second); for TopicEvents,
-	// once per typed subscriber of the topic (the node has one).
+	// foreign (logged at most once a second). Events and Rejected count a
+	// message on TopicEvents once per typed subscriber of that topic: the
+	// node has one, and each Subscribe[Event] adds one.
 	Rejected uint64
 	// ClusterSent and ClusterReceived count the events this node
 	// published to the cluster (Config.ClusterEvents) and emitted from
@@ -112,7 +113,9 @@ func decodeCall(msg *message.Message) (injectedCall, error) {
 	if c.corr == "" {
 		c.corr = msg.UUID
 	}
-	if c.replyTo == "" {
+	if c.replyTo == "" || c.replyTo == TopicCalls {
+		// A reply on TopicCalls would be published from inside its own
+		// topic's publish (a deadlock), and is no call anyway.
 		c.replyTo = TopicReplies
 	}
 	if k := msg.Metadata.Get(MetaKind); k != "" && k != KindCall {

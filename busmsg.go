@@ -48,7 +48,7 @@ const (
 // MetaEncoding; the others as the kind has them.
 const (
 	// MetaKind says what the message is: KindCall, KindReply, KindEvent,
-	// KindStream, KindPeer or KindTask.
+	// KindStream, KindPeer, KindTask, KindExt, KindPing or KindPresence.
 	MetaKind = "netron.kind"
 	// MetaPeer is the peer a packet came from or goes to, the peer that
 	// connected or disconnected, the peer an event came from; on an
@@ -104,6 +104,7 @@ const (
 	KindPeer   = "peer"   // a connection opened or closed
 	KindTask   = "task"   // a TASK request other than emit
 	KindExt    = "ext"    // an extension packet between Go peers
+	KindPing   = "ping"   // a keep-alive PING or its answer
 )
 
 // Values of MetaEncoding.
@@ -284,6 +285,8 @@ func (m *nodeMarshaler) packet(p wire.Packet, dir string, c *transport.Conn) (*m
 		msg = m.newMessage(KindStream)
 		msg.Metadata.Set(MetaStreamID, strconv.FormatUint(uint64(p.StreamID), 10))
 		msg.Metadata.Set(MetaStreamIndex, strconv.FormatUint(uint64(p.StreamIndex), 10))
+	case t == wire.TypePing:
+		msg = m.newMessage(KindPing)
 	case !p.IsRequest():
 		msg = m.newMessage(KindReply)
 		if p.IsError() {
