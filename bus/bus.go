@@ -145,9 +145,10 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 // messages not yet delivered, with the Bus's subscriber policy
 // (WithSubscriberPolicy): with Block, the default, a publisher waits while
 // that buffer is full; with a drop policy the subscription loses messages
-// instead. A Scope (Bus.Scope) chooses buffer and policy per owner. One goroutine per subscription does the
-// delivery. The channel is closed, and the subscription removed, when ctx
-// ends or the Bus is closed; messages still buffered are then discarded.
+// instead. A Scope (Bus.Scope) chooses buffer and policy per owner. One
+// goroutine per subscription does the delivery. The channel is closed,
+// and the subscription removed, when ctx ends or the Bus is closed;
+// messages still buffered are then discarded.
 func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	ms, err := b.subscribeMessages(ctx, topic, nil, subConfig{buffer: b.cfg.bufferSize, policy: b.cfg.subPolicy, name: callerName(1)})
 	if err != nil {

@@ -270,8 +270,9 @@ func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error 
 		return err
 	}
 	// The node-wide tap sees the frame before the writer can release it.
-	// With nobody listening this is a lookup; a listener's policy decides
-	// whether it can hold the sender up (a node's taps drop instead).
+	// With nobody listening this costs a few atomic loads; a listener's
+	// policy decides whether it can hold the sender up (a node's taps
+	// drop instead).
 	if err := c.hub.outbound.Publish(ctx, Sent{Conn: c, Frame: o.Frame}); err != nil && c.Err() == nil {
 		c.hub.cfg.logger.Debug("netron: an outbound packet did not reach every listener of the outbound tap", "peer", c.id, "err", err)
 	}
