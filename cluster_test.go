@@ -187,3 +187,25 @@ func clusterPublisher(t *testing.T, srv *testredis.Server) message.Publisher {
 	})
 	return pub
 }
+
+// The built-in stream stays bounded: MaxLen 100, 2,000 events.
+func TestClusterEventsRedisBounded(t *testing.T) {
+	srv := testredis.Start(t)
+	stream := "test:" + t.Name()
+	cfg := redisClusterConfig("bounded", srv, stream)
+	cfg.ClusterEvents.MaxLen = 100
+	n := startNode(t, cfg)
+	for i := range 2000 {
+		if err := n.Emit(context.Background(), "cl:event", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "2,000 events published", func() bool { return n.BusStats().ClusterSent == 2000 })
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer client.Close()
+	// XADD MAXLEN ~ trims whole macro nodes (100 entries by default):
+	// the stream holds MaxLen plus less than one node.
+	if l, err := client.XLen(context.Background(), stream).Result(); err != nil || l < 100 || l > 300 {
+		t.Fatalf("stream length %d, %v; want about 100", l, err)
+	}
+}
