@@ -165,6 +165,13 @@ type Config struct {
 	TLS *tls.Config `json:"-" yaml:"-"`
 	// DialTLS is the TLS configuration for dialling wss:// peers.
 	DialTLS *tls.Config `json:"-" yaml:"-"`
+	// ClusterEvents carries events between the nodes of a cluster through
+	// a Watermill backend (Redis Streams on Discovery.Redis, built in).
+	ClusterEvents ClusterEventsConfig `json:"clusterEvents,omitempty" yaml:"clusterEvents,omitempty"`
+	// BusJSON makes the payloads of the Watermill messages the node
+	// publishes on its bus JSON instead of msgpack (MetaEncoding says
+	// which); for handlers that do not read msgpack.
+	BusJSON bool `json:"busJson,omitempty" yaml:"busJson,omitempty"`
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger `json:"-" yaml:"-"`
 	// Reconnect configures how peers this node dialled (Connect) reconnect
@@ -456,6 +463,12 @@ func (c *Config) Validate() error {
 		return bad("outlierDetection.maxEjectionTime", "must not be negative")
 	case c.OutlierDetection.MaxEjectionPercent < 0 || c.OutlierDetection.MaxEjectionPercent > 100:
 		return bad("outlierDetection.maxEjectionPercent", "%d is not a percentage", c.OutlierDetection.MaxEjectionPercent)
+	case c.ClusterEvents.Enabled && (c.ClusterEvents.Publisher == nil) != (c.ClusterEvents.Subscriber == nil):
+		return bad("clusterEvents", "give both a Publisher and a Subscriber, or neither")
+	case c.ClusterEvents.Enabled && c.ClusterEvents.Publisher == nil && !c.Discovery.Redis.configured():
+		return bad("clusterEvents", "the built-in backend needs discovery.redis (or give a Publisher and a Subscriber)")
+	case c.ClusterEvents.MaxLen < 0:
+		return bad("clusterEvents.maxLen", "must not be negative")
 	case c.Reconnect.BaseDelay < 0:
 		return bad("reconnect.baseDelay", "must not be negative")
 	case c.Reconnect.MaxDelay < 0:

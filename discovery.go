@@ -176,6 +176,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 			names = append(names, s.Name+"@"+s.Version)
 		}
 		n.observeForPools(ctx, ev)
+		if c, ok := presenceOf(ev, names); ok {
+			_ = n.ev.publishPresence(ctx, c)
+		}
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)

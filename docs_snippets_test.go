@@ -1,6 +1,6 @@
 package netron_test
 
-// The go blocks of README.md and docs/cli.md, as code that compiles: the
+// The go blocks of README.md, docs/cli.md and docs/bus.md, as code that compiles: the
 // docs test (internal/docstest) fails when a block is not found here (or
 // in another .go file), so a block cannot drift from the API. The
 // functions are not run; the examples and tests run the same calls.
@@ -8,6 +8,10 @@ package netron_test
 import (
 	"context"
 	"fmt"
+	"log"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/app"
@@ -110,3 +114,27 @@ func (m *Monitor) Start(context.Context) error {
 }
 
 func (m *Monitor) Stop(context.Context) error { return nil }
+
+// docs/bus.md, "Attaching Watermill".
+func docsBusObserve(ctx context.Context, node *netron.Node) {
+	r, _ := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	sc := node.Bus().Scope()
+	r.AddNoPublisherHandler("calls", netron.TopicRequests, sc, func(m *message.Message) error {
+		if m.Metadata.Get(netron.MetaKind) == netron.KindCall {
+			args, _ := netron.DecodeArgs(m)
+			log.Println(m.Metadata.Get(netron.MetaPeer), m.Metadata.Get(netron.MetaService),
+				m.Metadata.Get(netron.MetaMethod), args)
+		}
+		return nil
+	})
+	go r.Run(ctx)
+}
+
+// docs/bus.md, "Cluster-wide events".
+func docsClusterEvents() *netron.Node {
+	node, _ := netron.New(netron.Config{
+		Discovery:     netron.DiscoveryConfig{Redis: netron.RedisConfig{Host: "127.0.0.1"}},
+		ClusterEvents: netron.ClusterEventsConfig{Enabled: true}, // Redis Streams on Discovery.Redis
+	})
+	return node
+}

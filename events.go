@@ -1053,8 +1053,9 @@ func (n *Node) Events(name string, opts ...bus.SubOption) (*Subscription[Event],
 // Subscribe returns a subscription to the typed events E of node n,
 // received from its channel C: PeerEvent (connections opened and closed),
 // ServiceEvent (services exposed and unexposed), NodeEvent (nodes joining
-// and leaving), ServiceDiscovered, or Event (every event of the node, in
-// its generic form). The buffer is DefaultEventBuffer (1024) events and a
+// and leaving), NodeChange (every change discovery reports: joins,
+// updates, leaves), ServiceDiscovered, or Event (every event of the node,
+// in its generic form). The buffer is DefaultEventBuffer (1024) events and a
 // full buffer drops its oldest event (DefaultEventPolicy) unless
 // bus.WithBuffer and bus.WithPolicy say otherwise.
 func Subscribe[E any](n *Node, opts ...bus.SubOption) (*Subscription[E], error) {
@@ -1068,6 +1069,8 @@ func Subscribe[E any](n *Node, opts ...bus.SubOption) (*Subscription[E], error) 
 		topic = TopicNodeEvents
 	case ServiceDiscovered:
 		topic = TopicServiceDiscovered
+	case NodeChange:
+		topic = TopicPresence
 	case Event:
 		topic = TopicEvents
 	default:

@@ -119,9 +119,10 @@ func Example_bus() {
 	}
 	_ = n.Emit(ctx, "order:created", "A-17", 3)
 	msg := <-msgs
-	fmt.Println(string(msg.Payload))
+	ev, err := netron.DecodeEvent(msg)
 	msg.Ack()
-	// Output: {"Name":"order:created","Args":["A-17",3],"Source":"bus-node"}
+	fmt.Println(msg.Metadata.Get(netron.MetaKind), msg.Metadata.Get(netron.MetaEvent), ev.Args, ev.Source, err)
+	// Output: event order:created [A-17 3] bus-node <nil>
 }
 
 // Typed events of a node: connections opening and closing as PeerEvents.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +48,9 @@ type Node struct {
 	disc  *nodeDiscovery // nil when discovery is off
 	pools pools          // the services found through discovery (balance.go)
 
+	inject  busState                      // Watermill injection: counters, running calls
+	cluster atomic.Pointer[clusterBridge] // nil unless Config.ClusterEvents.Enabled
+
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
 	dialMu sync.Mutex
@@ -74,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	logger = logger.With("node", cfg.ID)
 	n := &Node{cfg: cfg, logger: logger}
-	n.bus = bus.New(bus.WithLogger(logger))
+	n.bus = nodeBus(n)
 	ka := cfg.KeepAliveInterval
 	if ka == 0 {
 		ka = transport.DefaultKeepAliveInterval
@@ -150,6 +154,17 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	unsubCalls, err := n.watchCalls()
+	if err != nil {
+		n.ev.close(context.Background())
+		n.cancel()
+		n.client.Close()
+		n.server.Close()
+		n.streams.Close()
+		n.bus.Close()
+		return nil, err
+	}
+	n.ev.unsubs = append(n.ev.unsubs, unsubCalls)
 	n.watchProperties()
 	n.allowRemoteExposure()
 	return n, nil
@@ -159,7 +174,16 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) ID() string { return n.cfg.ID }
 
 // Bus returns the node's bus: every packet, connection and event of the
-// node travels on it as a typed message (see package peer for the topics).
+// node travels on it as a typed message, and a Watermill subscriber sees
+// each as a self-describing message (see docs/bus.md for the topic map
+// and the metadata). Give a Watermill Router a Scope of it (Bus.Scope), so
+// that the Router's Close does not close the bus. Watermill subscriptions
+// drop their oldest message when they fall behind (bus.DropOldest,
+// counted by Scope.Dropped): an observer never slows the node, unless it
+// asks for bus.Block through its Scope. The topics of connections and
+// internal events are read-only for Watermill publishers
+// (bus.ErrReadOnly); TopicEvents and TopicCalls take injected events and
+// calls.
 func (n *Node) Bus() *bus.Bus { return n.bus }
 
 // Handler returns the http.Handler that accepts peers, for mounting in a
@@ -227,7 +251,24 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	if err := n.startCluster(ctx); err != nil {
+		if n.disc != nil {
+			_ = n.disc.close(context.Background())
+		}
+		if n.addr != nil {
+			_ = n.hub.StopAccepting(context.Background())
+		}
+		return err
+	}
 	n.started = true
+	return nil
+}
+
+// closeCluster stops the cluster-wide events, if on.
+func (n *Node) closeCluster() error {
+	if b := n.cluster.Load(); b != nil {
+		b.close()
+	}
 	return nil
 }
 
@@ -307,7 +348,7 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 	n.cancel()
 	n.pools.wg.Wait() // the pools' joins end with n.ctx
-	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
+	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.closeCluster(), n.bus.Close())
 	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ type Bus struct {
 
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	// gen counts the topics created; a Topic that found no subscribers
+	// remembers it and skips the lookup until it changes.
+	gen atomic.Uint64
 }
 
 var (
@@ -108,7 +113,8 @@ func (b *Bus) Done() <-chan struct{} { return b.done }
 // closed, and the context's error, wrapped, when a context ended the wait;
 // in that case the message has reached the subscribers before the full one
 // and not those after it, and later messages are not published.
-// Publishing to a topic with no subscribers does nothing.
+// Publishing to a topic with no subscribers does nothing. A topic closed
+// to Watermill publishers (WithReadOnly) returns ErrReadOnly.
 func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -117,6 +123,9 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 		if m == nil {
 			return ErrNilMessage
 		}
+	}
+	if b.readOnly(topic) {
+		return fmt.Errorf("%w: %q", ErrReadOnly, topic)
 	}
 	tp := b.lookup(topic)
 	if tp == nil {
@@ -133,16 +142,29 @@ func (b *Bus) Publish(topic string, msgs ...*message.Message) error {
 // cancelled when the subscription ends.
 //
 // The subscription buffers up to the Bus's buffer size (WithBufferSize)
-// messages not yet delivered, with the Block policy: a publisher waits
-// while that buffer is full. One goroutine per subscription does the
-// delivery. The channel is closed, and the subscription removed, when ctx
-// ends or the Bus is closed; messages still buffered are then discarded.
+// messages not yet delivered, with the Bus's subscriber policy
+// (WithSubscriberPolicy): with Block, the default, a publisher waits while
+// that buffer is full; with a drop policy the subscription loses messages
+// instead. A Scope (Bus.Scope) chooses buffer and policy per owner. One
+// goroutine per subscription does the delivery. The channel is closed,
+// and the subscription removed, when ctx ends or the Bus is closed;
+// messages still buffered are then discarded.
 func (b *Bus) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	ms, err := b.subscribeMessages(ctx, topic, nil, callerName(1))
+	ms, err := b.subscribeMessages(ctx, topic, nil, subConfig{buffer: b.cfg.bufferSize, policy: b.cfg.subPolicy, name: callerName(1)})
 	if err != nil {
 		return nil, err
 	}
 	return ms.out, nil
+}
+
+// readOnly reports whether topic is closed to Watermill publishers.
+func (b *Bus) readOnly(topic string) bool {
+	for _, p := range b.cfg.readOnly {
+		if strings.HasPrefix(topic, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup returns the live topic called name, or nil if it has no
@@ -167,6 +189,7 @@ func (b *Bus) addSink(name string, mk func(*topic) sink, start func()) (*topic, 
 	if tp == nil {
 		tp = newTopic(b, name)
 		b.topics[name] = tp
+		b.gen.Add(1)
 	}
 	s := mk(tp)
 	old := tp.sinks()

@@ -42,8 +42,9 @@
 // default (256 messages), WithBuffer overrides it for one typed
 // subscription. When a buffer is full, the subscription's Policy decides:
 //
-//   - Block (the default, and the only policy of Watermill subscriptions):
-//     the publisher waits for room. This is backpressure: because the
+//   - Block (the default; for Watermill subscriptions, unless
+//     WithSubscriberPolicy or the Scope says otherwise): the publisher
+//     waits for room. This is backpressure: because the
 //     publisher holds the topic's lock, a slow Block subscriber slows the
 //     whole topic down to its pace. The wait ends with the publisher's
 //     context (the ctx of Topic.Publish, or each message's Context() for
@@ -54,6 +55,7 @@
 //
 // Dropped messages are counted (Subscription.Dropped) and reported by a
 // warning on the Bus's logger, at most once per second per subscription.
+// Watermill subscriptions count their drops per Scope (Scope.Dropped).
 // Choose Block for traffic that must not be lost (RPC, streams) and a drop
 // policy for traffic where the latest value matters more than every value
 // (presence, metrics). A goroutine that drains a Block subscription must
@@ -66,6 +68,12 @@
 // Watermill Router closes the publisher and subscriber it was given when
 // it stops: give it a Scope (Bus.Scope) to keep that from closing the
 // whole Bus.
+//
+// # Read-only topics
+//
+// WithReadOnly closes topics to Watermill publishers (ErrReadOnly): a
+// topic whose typed values point at live state (a connection) must not be
+// fed a message decoded from outside.
 //
 // All methods of Bus, Topic, Subscription and Scope may be called
 // concurrently.

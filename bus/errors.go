@@ -16,6 +16,10 @@ var (
 	// No message of that call is delivered.
 	ErrNilMessage = errors.New("bus: nil message")
 
+	// ErrReadOnly is returned by Bus.Publish and Scope.Publish for a topic
+	// closed to Watermill publishers (WithReadOnly).
+	ErrReadOnly = errors.New("bus: topic is read-only for Watermill publishers")
+
 	// ErrNilMarshal is reported (logged) when a Marshaler returns a nil
 	// message and no error.
 	ErrNilMarshal = errors.New("bus: marshaler returned nil message")

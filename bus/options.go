@@ -25,6 +25,8 @@ type config struct {
 	bufferSize      int
 	marshaler       Marshaler
 	redeliveryDelay time.Duration
+	subPolicy       Policy   // of Watermill subscriptions
+	readOnly        []string // topic prefixes closed to Watermill publishers
 }
 
 func defaultConfig() config {
@@ -90,6 +92,37 @@ func WithRedeliveryDelay(d time.Duration) Option {
 	})
 }
 
+// WithSubscriberPolicy sets the policy of every Watermill subscription
+// (Bus.Subscribe, and Scope.Subscribe unless the Scope says otherwise):
+// Block unless set. With DropNewest or DropOldest a Watermill subscriber
+// that falls behind loses messages (counted by Scope.Dropped, logged at
+// most once a second) instead of holding up the publisher: what a node's
+// bus uses, so that an observer cannot slow the traffic it observes. An
+// invalid policy is ignored.
+func WithSubscriberPolicy(p Policy) Option {
+	return optionFunc(func(c *config) {
+		if p >= Block && p <= DropOldest {
+			c.subPolicy = p
+		}
+	})
+}
+
+// WithReadOnly closes the topics whose names start with one of prefixes
+// to Watermill publishers: Bus.Publish (and Scope.Publish) on them
+// returns ErrReadOnly and delivers nothing. Typed publishes (Topic.Publish,
+// Publish) are not affected. Use it for topics whose typed values point
+// at live state that no message from outside can stand for: a node closes
+// its connection and internal event topics this way.
+func WithReadOnly(prefixes ...string) Option {
+	return optionFunc(func(c *config) {
+		for _, p := range prefixes {
+			if p != "" {
+				c.readOnly = append(c.readOnly, p)
+			}
+		}
+	})
+}
+
 // Policy says what a publisher does when a subscription's buffer is full.
 type Policy int
 
@@ -137,13 +170,17 @@ func (b *Bus) subConfig(opts []SubOption, defaultName string) (subConfig, error)
 			o.applySub(&sc)
 		}
 	}
+	return sc, sc.check()
+}
+
+func (sc subConfig) check() error {
 	if sc.buffer < 0 {
-		return sc, fmt.Errorf("%w: buffer size %d", ErrInvalidOption, sc.buffer)
+		return fmt.Errorf("%w: buffer size %d", ErrInvalidOption, sc.buffer)
 	}
 	if sc.policy < Block || sc.policy > DropOldest {
-		return sc, fmt.Errorf("%w: %v", ErrInvalidOption, sc.policy)
+		return fmt.Errorf("%w: %v", ErrInvalidOption, sc.policy)
 	}
-	return sc, nil
+	return nil
 }
 
 // SubOption configures one subscription; pass it to Subscribe.

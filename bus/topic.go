@@ -189,6 +189,10 @@ type Topic[T any] struct {
 	bus  *Bus
 	name string
 	tp   atomic.Pointer[topic]
+	// miss is the Bus's topic generation plus one when the last lookup
+	// found no subscribers (0: no such lookup): until a topic is created
+	// a publish needs no lookup.
+	miss atomic.Uint64
 }
 
 // NewTopic returns a handle on the topic called name of b, carrying
@@ -211,9 +215,15 @@ func (t *Topic[T]) resolve() *topic {
 	if tp != nil && !tp.dead.Load() {
 		return tp
 	}
+	g := t.bus.gen.Load()
+	if t.miss.Load() == g+1 {
+		return nil
+	}
 	tp = t.bus.lookup(t.name)
 	if tp != nil {
 		t.tp.Store(tp)
+	} else {
+		t.miss.Store(g + 1)
 	}
 	return tp
 }

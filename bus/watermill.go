@@ -12,9 +12,10 @@ import (
 // msgSink is a Watermill subscription: publishers put messages in buf, and
 // one goroutine (run) hands them out one at a time, waiting for each Ack.
 type msgSink struct {
-	tp    *topic
-	name  string
-	scope *Scope // nil unless made through a Scope
+	tp     *topic
+	name   string
+	policy Policy
+	scope  *Scope // nil unless made through a Scope
 
 	buf chan *message.Message
 	out chan *message.Message
@@ -33,18 +34,38 @@ func (s *msgSink) deliver(e *envelope) error {
 	if err != nil {
 		n := s.dropped.Add(1)
 		s.tp.bus.warnUndeliverable(&s.warn, s.tp.name, s.name, err, n)
+		s.countDrop()
 		return nil
 	}
-	return offerBlock(e.ctx, s.buf, m, s.ctx.Done(), s.tp.bus)
+	if s.policy == Block {
+		return offerBlock(e.ctx, s.buf, m, s.ctx.Done(), s.tp.bus)
+	}
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	if !offerDrop(s.buf, m, s.policy) {
+		n := s.dropped.Add(1)
+		s.tp.bus.warnDropped(&s.warn, s.tp.name, s.name, s.policy, n)
+		s.countDrop()
+	}
+	return nil
+}
+
+// countDrop adds a dropped message to the Scope's count.
+func (s *msgSink) countDrop() {
+	if s.scope != nil {
+		s.scope.dropped.Add(1)
+	}
 }
 
 // subscribeMessages creates a Watermill subscription to topic name.
-func (b *Bus) subscribeMessages(ctx context.Context, name string, sc *Scope, subName string) (*msgSink, error) {
+func (b *Bus) subscribeMessages(ctx context.Context, name string, sc *Scope, cfg subConfig) (*msgSink, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	ms := &msgSink{
-		name:   subName,
+		name:   cfg.name,
+		policy: cfg.policy,
 		scope:  sc,
-		buf:    make(chan *message.Message, b.cfg.bufferSize),
+		buf:    make(chan *message.Message, cfg.buffer),
 		out:    make(chan *message.Message),
 		ctx:    sctx,
 		cancel: cancel,
@@ -135,6 +156,9 @@ func (s *msgSink) handOut(m *message.Message) bool {
 // otherwise close the whole Bus.
 type Scope struct {
 	bus *Bus
+	cfg subConfig // of its subscriptions; name empty unless WithName
+
+	dropped atomic.Uint64
 
 	mu     sync.Mutex
 	subs   map[*msgSink]struct{}
@@ -147,10 +171,29 @@ var (
 	_ message.Subscriber = (*Scope)(nil)
 )
 
-// Scope returns a new Scope of b.
-func (b *Bus) Scope() *Scope {
-	return &Scope{bus: b, subs: make(map[*msgSink]struct{})}
+// Scope returns a new Scope of b. Its subscriptions have the Bus's buffer
+// size and subscriber policy (WithBufferSize, WithSubscriberPolicy)
+// unless opts say otherwise: WithBuffer, WithPolicy and WithName apply to
+// every subscription made through it. An option the Bus cannot accept (a
+// negative buffer) makes Subscribe fail with ErrInvalidOption.
+//
+// On a node's bus, whose subscriber policy drops, WithPolicy(Block) asks
+// for every message: that subscriber then slows the node down to its
+// pace.
+func (b *Bus) Scope(opts ...SubOption) *Scope {
+	sc := subConfig{buffer: b.cfg.bufferSize, policy: b.cfg.subPolicy}
+	for _, o := range opts {
+		if o != nil {
+			o.applySub(&sc)
+		}
+	}
+	return &Scope{bus: b, cfg: sc, subs: make(map[*msgSink]struct{})}
 }
+
+// Dropped returns how many messages the Scope's subscriptions have
+// discarded: by a drop policy while full, or because a typed value could
+// not be marshaled.
+func (sc *Scope) Dropped() uint64 { return sc.dropped.Load() }
 
 // Publish is Bus.Publish. It keeps working after the Scope's Close, until
 // the Bus closes.
@@ -166,7 +209,14 @@ func (sc *Scope) Subscribe(ctx context.Context, topic string) (<-chan *message.M
 	if sc.closed {
 		return nil, ErrClosed
 	}
-	ms, err := sc.bus.subscribeMessages(ctx, topic, sc, callerName(1))
+	cfg := sc.cfg
+	if cfg.name == "" {
+		cfg.name = callerName(1)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	ms, err := sc.bus.subscribeMessages(ctx, topic, sc, cfg)
 	if err != nil {
 		return nil, err
 	}

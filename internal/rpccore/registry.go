@@ -272,3 +272,13 @@ func (r *Registry) Definitions() map[string]wire.Definition {
 	}
 	return out
 }
+
+// QualifiedName returns the qualified name of the service a CALL
+// addresses by target (a definition id or a name, as target resolves it),
+// or "" when this node has no such service.
+func (r *Registry) QualifiedName(target string) string {
+	if e := r.target(target); e != nil {
+		return e.qn
+	}
+	return ""
+}

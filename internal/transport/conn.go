@@ -269,6 +269,13 @@ func (c *Conn) queue(ctx context.Context, deadline time.Time, o Outbound) error 
 	if err := c.waitRoom(ctx, deadline); err != nil {
 		return err
 	}
+	// The node-wide tap sees the frame before the writer can release it.
+	// With nobody listening this costs a few atomic loads; a listener's
+	// policy decides whether it can hold the sender up (a node's taps
+	// drop instead).
+	if err := c.hub.outbound.Publish(ctx, Sent{Conn: c, Frame: o.Frame}); err != nil && c.Err() == nil {
+		c.hub.cfg.logger.Debug("netron: an outbound packet did not reach every listener of the outbound tap", "peer", c.id, "err", err)
+	}
 	c.enqueue(ctx, o)
 	o.queued = true // the writer's subscription skips it
 	if err := c.outTopic.Publish(ctx, o); err != nil && c.Err() == nil {

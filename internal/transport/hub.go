@@ -35,6 +35,7 @@ type Hub struct {
 
 	requests, responses, streams *bus.Topic[Inbound]
 	connected, disconnected      *bus.Topic[ConnEvent]
+	outbound                     *bus.Topic[Sent]
 
 	mem *Memory
 
@@ -64,6 +65,7 @@ func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
 		streams:      bus.NewTopic[Inbound](b, TopicStreams),
 		connected:    bus.NewTopic[ConnEvent](b, TopicConnected),
 		disconnected: bus.NewTopic[ConnEvent](b, TopicDisconnected),
+		outbound:     bus.NewTopic[Sent](b, TopicOutbound),
 		conns:        make(map[*Conn]struct{}),
 		mem:          newMemory(cfg.inboundMemory, cfg.readLimit, cfg.maxDecodeMemory),
 	}

@@ -4,9 +4,11 @@ import (
 	"github.com/netron-go/netron/internal/wire"
 )
 
-// Bus topics on which a Hub publishes what its connections receive, and on
-// which it announces connections. Each Conn also has an outbound topic of
-// its own (Conn.OutboundTopic), whose packets the connection writes.
+// Bus topics on which a Hub publishes what its connections receive and
+// send, and on which it announces connections. Each Conn also has an
+// outbound topic of its own (Conn.OutboundTopic), whose packets the
+// connection writes; TopicOutbound is the node-wide view of what all of
+// them send.
 const (
 	// TopicRequests carries Inbound requests (impulse bit set) of types
 	// GET, SET, CALL and TASK. PING is answered by the connection itself.
@@ -21,7 +23,20 @@ const (
 	// TopicDisconnected carries a ConnEvent once a connection has closed
 	// and every resource it held is released.
 	TopicDisconnected = "netron.peer.disconnected"
+	// TopicOutbound carries a Sent for every packet a connection queues
+	// for writing, published before the writer can take it. Nothing
+	// consumes it inside the node: it is the tap for observers.
+	TopicOutbound = "netron.peer.outbound"
 )
+
+// Sent is a packet on its way to a peer, as TopicOutbound shows it. Frame
+// is the encoded packet; it is valid only during the publish (the
+// connection releases it once written): a subscriber that keeps it must
+// copy it.
+type Sent struct {
+	Conn  *Conn
+	Frame []byte
+}
 
 // Inbound is a packet received from a peer. Packet.Data aliases the frame
 // it arrived in, which is not reused.
