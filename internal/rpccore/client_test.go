@@ -2,6 +2,7 @@ package rpccore
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -44,88 +45,94 @@ func TestPendingIDsAfterWrap(t *testing.T) {
 
 // One timer per connection times out its calls: each call gets
 // errNoResponse once its deadline has passed, not before, and calls
-// without a deadline are left alone.
+// without a deadline are left alone. It runs in a synctest bubble: the
+// deadlines are on the bubble's clock, so a loaded machine cannot make
+// the earlier and the later one pass together.
 func TestPendingSweep(t *testing.T) {
-	ps := &pendingSet{calls: make(map[uint32]pending)}
-	id := uint32(0)
-	next := func() uint32 { id++; return id }
-	start := time.Now()
-	late, early, never := make(chan response, 1), make(chan response, 1), make(chan response, 1)
-	// The later deadline first: the sweep must be moved earlier.
-	lateID, _ := ps.reserve(next, late, start.Add(200*time.Millisecond))
-	ps.reserve(next, early, start.Add(50*time.Millisecond))
-	ps.reserve(next, never, time.Time{})
-	wait := func(ch chan response, at time.Duration) {
-		t.Helper()
-		select {
-		case r := <-ch:
-			if r.err != errNoResponse {
-				t.Fatalf("got %+v, want errNoResponse", r)
+	synctest.Test(t, func(t *testing.T) {
+		ps := &pendingSet{calls: make(map[uint32]pending)}
+		id := uint32(0)
+		next := func() uint32 { id++; return id }
+		start := time.Now()
+		late, early, never := make(chan response, 1), make(chan response, 1), make(chan response, 1)
+		// The later deadline first: the sweep must be moved earlier.
+		lateID, _ := ps.reserve(next, late, start.Add(200*time.Millisecond))
+		ps.reserve(next, early, start.Add(50*time.Millisecond))
+		ps.reserve(next, never, time.Time{})
+		wait := func(ch chan response, at time.Duration) {
+			t.Helper()
+			select {
+			case r := <-ch:
+				if r.err != errNoResponse {
+					t.Fatalf("got %+v, want errNoResponse", r)
+				}
+				if d := time.Since(start); d < at {
+					t.Fatalf("timed out after %v, before its deadline %v", d, at)
+				}
+			case <-time.After(at + 5*time.Second):
+				t.Fatalf("not timed out %v after its deadline", 5*time.Second)
 			}
-			if d := time.Since(start); d < at {
-				t.Fatalf("timed out after %v, before its deadline %v", d, at)
-			}
-		case <-time.After(at + 5*time.Second):
-			t.Fatalf("not timed out %v after its deadline", 5*time.Second)
 		}
-	}
-	wait(early, 50*time.Millisecond)
-	select {
-	case r := <-late:
-		t.Fatalf("the later call timed out with the earlier one: %+v", r)
-	default:
-	}
-	wait(late, 200*time.Millisecond)
-	if _, ok := ps.calls[lateID]; ok {
-		t.Fatal("a timed-out call stayed in the set")
-	}
+		wait(early, 50*time.Millisecond)
+		select {
+		case r := <-late:
+			t.Fatalf("the later call timed out with the earlier one: %+v", r)
+		default:
+		}
+		wait(late, 200*time.Millisecond)
+		if _, ok := ps.calls[lateID]; ok {
+			t.Fatal("a timed-out call stayed in the set")
+		}
 
-	// A deadline taken away (uploads running) and given back.
-	start = time.Now()
-	ps.setDeadline(3, never, start.Add(time.Hour))
-	ps.setDeadline(3, never, time.Time{})
-	ps.setDeadline(3, never, start.Add(30*time.Millisecond))
-	wait(never, 30*time.Millisecond)
+		// A deadline taken away (uploads running) and given back.
+		start = time.Now()
+		ps.setDeadline(3, never, start.Add(time.Hour))
+		ps.setDeadline(3, never, time.Time{})
+		ps.setDeadline(3, never, start.Add(30*time.Millisecond))
+		wait(never, 30*time.Millisecond)
 
-	select {
-	case r := <-never:
-		t.Fatalf("a second response: %+v", r)
-	case <-time.After(100 * time.Millisecond):
-	}
+		select {
+		case r := <-never:
+			t.Fatalf("a second response: %+v", r)
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
 }
 
 // With slack, one pass of the sweep fails every call due within the
 // slack: calls that keep timing out do not cost a pass each.
 func TestPendingSweepBatches(t *testing.T) {
-	ps := &pendingSet{calls: make(map[uint32]pending), slack: 100 * time.Millisecond}
-	id := uint32(0)
-	next := func() uint32 { id++; return id }
-	start := time.Now()
-	const n = 1000
-	chs := make([]chan response, n)
-	deadlines := make([]time.Time, n)
-	for i := range n {
-		chs[i] = make(chan response, 1)
-		deadlines[i] = start.Add(50*time.Millisecond + time.Duration(i)*50*time.Microsecond) // over 50 ms
-		ps.reserve(next, chs[i], deadlines[i])
-	}
-	for i, ch := range chs {
-		select {
-		case r := <-ch:
-			if r.err != errNoResponse {
-				t.Fatalf("call %d: got %+v, want errNoResponse", i, r)
-			}
-			if time.Now().Before(deadlines[i]) {
-				t.Fatalf("call %d timed out before its deadline", i)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("call %d not timed out", i)
+	synctest.Test(t, func(t *testing.T) { // the bubble's clock: reserving 1000 calls takes no time
+		ps := &pendingSet{calls: make(map[uint32]pending), slack: 100 * time.Millisecond}
+		id := uint32(0)
+		next := func() uint32 { id++; return id }
+		start := time.Now()
+		const n = 1000
+		chs := make([]chan response, n)
+		deadlines := make([]time.Time, n)
+		for i := range n {
+			chs[i] = make(chan response, 1)
+			deadlines[i] = start.Add(50*time.Millisecond + time.Duration(i)*50*time.Microsecond) // over 50 ms
+			ps.reserve(next, chs[i], deadlines[i])
 		}
-	}
-	ps.mu.Lock()
-	sweeps := ps.sweeps
-	ps.mu.Unlock()
-	if sweeps != 1 {
-		t.Fatalf("%d passes of the sweep for %d calls due within its slack, want 1", sweeps, n)
-	}
+		for i, ch := range chs {
+			select {
+			case r := <-ch:
+				if r.err != errNoResponse {
+					t.Fatalf("call %d: got %+v, want errNoResponse", i, r)
+				}
+				if time.Now().Before(deadlines[i]) {
+					t.Fatalf("call %d timed out before its deadline", i)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("call %d not timed out", i)
+			}
+		}
+		ps.mu.Lock()
+		sweeps := ps.sweeps
+		ps.mu.Unlock()
+		if sweeps != 1 {
+			t.Fatalf("%d passes of the sweep for %d calls due within its slack, want 1", sweeps, n)
+		}
+	})
 }
