@@ -32,6 +32,7 @@ type Conn struct {
 	ws         *websocket.Conn
 	id         string
 	serverSide bool
+	compressed bool // permessage-deflate negotiated (WithCompression)
 	remoteAddr string
 	identity   atomic.Pointer[peer.Identity] // see SetIdentity
 	anonymous  bool                          // admitted without credentials (WithAnonymous)
@@ -49,14 +50,14 @@ type Conn struct {
 
 	// The outbound queue (see Send and enqueue). The sender holding the
 	// writer role (writing) owns wbatch.
-	wmu     sync.Mutex
-	wq      []Outbound
-	wbatch  []Outbound
-	writing bool
-	wclosed bool
-	closeAfter string // ClosePolicyAfterWrites's reason, until the queue is written
-	wroom   chan struct{} // closed when the queue has room again; nil without waiters
-	waiting atomic.Int32  // senders waiting for room (see Waiting)
+	wmu        sync.Mutex
+	wq         []Outbound
+	wbatch     []Outbound
+	writing    bool
+	wclosed    bool
+	closeAfter string        // ClosePolicyAfterWrites's reason, until the queue is written
+	wroom      chan struct{} // closed when the queue has room again; nil without waiters
+	waiting    atomic.Int32  // senders waiting for room (see Waiting)
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
@@ -134,6 +135,10 @@ func (c *Conn) RemoteAddr() string { return c.remoteAddr }
 
 // ServerSide reports whether the remote peer dialled us.
 func (c *Conn) ServerSide() bool { return c.serverSide }
+
+// Compressed reports whether the connection negotiated permessage-deflate
+// (see WithCompression): both sides offered or accepted it.
+func (c *Conn) Compressed() bool { return c.compressed }
 
 // Memory returns the node's bound on the memory held for its peers'
 // requests (see WithInboundMemory), shared by every connection of the hub.

@@ -178,13 +178,14 @@ func (h *Hub) remove(c *Conn) {
 // outSeq numbers outbound topics process-wide: hubs may share a bus.
 var outSeq atomic.Uint64
 
-func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *peer.Identity, reserved bool) (*Conn, error) {
+func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *peer.Identity, reserved, compressed bool) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
 	c := &Conn{
 		hub:        h,
 		ws:         ws,
 		id:         id,
 		serverSide: serverSide,
+		compressed: compressed,
 		remoteAddr: remoteAddr,
 		done:       make(chan struct{}),
 		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(outSeq.Add(1), 10)),
@@ -315,7 +316,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify:   true,
+		CompressionMode:      h.cfg.compression,
+		CompressionThreshold: h.cfg.compressThreshold,
+	})
 	if err != nil {
 		h.unreserve()
 		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
@@ -325,9 +330,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != "" && r.Header.Get(GoPeerHeader) == "" {
 		when = helloAfterPong
 	}
-	if err := h.accept(ws, id, r.RemoteAddr, ident, when); err != nil {
+	if err := h.accept(ws, id, r.RemoteAddr, ident, when, negotiatedDeflate(w.Header())); err != nil {
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
+}
+
+// negotiatedDeflate reports whether the headers of a 101 response agree on
+// permessage-deflate (coder/websocket has checked them by then).
+func negotiatedDeflate(h http.Header) bool {
+	return strings.HasPrefix(strings.TrimSpace(h.Get("Sec-WebSocket-Extensions")), "permessage-deflate")
 }
 
 // isUpgrade reports whether r asks for a WebSocket upgrade.
@@ -390,7 +401,7 @@ const helloPongWait = time.Second
 
 // accept runs the server side of the handshake of an upgrade whose place
 // reserve took.
-func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Identity, when int) (err error) {
+func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Identity, when int, compressed bool) (err error) {
 	reserved := true
 	defer func() {
 		if reserved {
@@ -431,7 +442,7 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Iden
 			id = uuid.NewString()
 		}
 	}
-	c, err := h.newConn(ws, id, remoteAddr, true, ident, true)
+	c, err := h.newConn(ws, id, remoteAddr, true, ident, true, compressed)
 	if err != nil {
 		h.mem.Release(firstHeld)
 		status := websocket.StatusTryAgainLater
@@ -499,7 +510,11 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	if h.cfg.token != "" {
 		hdr.Set("Authorization", "Bearer "+h.cfg.token)
 	}
-	opts := &websocket.DialOptions{HTTPHeader: hdr}
+	opts := &websocket.DialOptions{
+		HTTPHeader:           hdr,
+		CompressionMode:      h.cfg.compression,
+		CompressionThreshold: h.cfg.compressThreshold,
+	}
 	if h.cfg.tlsClient != nil {
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: h.cfg.tlsClient}}
 	}
@@ -530,7 +545,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", peer.ErrHandshake, rawURL, err)
 	}
-	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false)
+	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false, negotiatedDeflate(resp.Header))
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err
