@@ -418,7 +418,7 @@ func (h *eventHub) receive(ctx context.Context, conn *transport.Conn, data []byt
 	// handler has taken the event or it was dropped (eventCharge).
 	charge := &eventCharge{}
 	charge.acct.Reset(conn, conn.MaxDecodeMemory())
-	name, args, err := parseEvent(data, kind, p.ev.routes.any, &charge.acct)
+	name, args, err := parseEvent(data, kind, p.ev.routes.any, &charge.acct, charge.args[:0])
 	charge.acct.Shrink()
 	if err != nil || name == "" {
 		charge.acct.Release()
@@ -450,8 +450,8 @@ func (h *eventHub) receive(ctx context.Context, conn *transport.Conn, data []byt
 // packet decoder checks that), through acct (nil: the default budget). It
 // returns the canonical name and the arguments, or an empty name when
 // wanted says nobody wants the event (its arguments are then not
-// decoded).
-func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.Account) (string, []any, error) {
+// decoded). The arguments go into buf when they fit.
+func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.Account, buf []any) (string, []any, error) {
 	if !hasKind(data, kind) {
 		return "", nil, fmt.Errorf("%w: not [%q, name, ...args]", ErrInvalidEvent, kind)
 	}
@@ -477,7 +477,12 @@ func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.A
 	if !wanted(name) {
 		return "", nil, nil
 	}
-	args := make([]any, n-2)
+	args := buf[:0]
+	if cap(args) >= n-2 {
+		args = args[:n-2]
+	} else {
+		args = make([]any, n-2)
+	}
 	for i := range args {
 		if err := wire.DecodeArg(dec, reflect.ValueOf(&args[i]).Elem()); err != nil {
 			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i+1, err)
