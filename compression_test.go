@@ -246,4 +246,3 @@ func BenchmarkCompression(b *testing.B) {
 		}
 	}
 }
-

@@ -26,15 +26,15 @@ type method struct {
 	// fn is the method's func (receiver first) and rcvr its receiver:
 	// calling through a method value (Value.Method) allocates the
 	// receiver's closure on every call.
-	fn     reflect.Value
-	rcvr   reflect.Value
+	fn   reflect.Value
+	rcvr reflect.Value
 	// argBlock, for a method of two or more wire arguments, is a struct
 	// of their types: one allocation holds them all (see invoke).
 	argBlock reflect.Type
-	hasCtx bool
-	args   []reflect.Type
-	hasOut bool
-	hasErr bool
+	hasCtx   bool
+	args     []reflect.Type
+	hasOut   bool
+	hasErr   bool
 	// source: the result is a stream (a channel, an iter.Seq2 or a
 	// stream.Source), sent as a StreamReference and then chunks.
 	source bool

@@ -38,6 +38,10 @@ type Hub struct {
 
 	mem *Memory
 
+	// dialClient is the HTTP client Dial upgrades with: its connections
+	// are frameWriters (see dialTransport).
+	dialClient *http.Client
+
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
 	pending int // upgrades in their handshake, counted with conns against maxPeers
@@ -66,6 +70,7 @@ func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
 		disconnected: bus.NewTopic[ConnEvent](b, TopicDisconnected),
 		conns:        make(map[*Conn]struct{}),
 		mem:          newMemory(cfg.inboundMemory, cfg.readLimit, cfg.maxDecodeMemory),
+		dialClient:   &http.Client{Transport: dialTransport(cfg.tlsClient)},
 	}
 }
 
@@ -376,7 +381,7 @@ func (h *Hub) readFirst(ctx context.Context, ws *websocket.Conn) (frame []byte, 
 		ws.CloseNow()
 		return nil, 0, fmt.Errorf("%w: no first message: %w", peer.ErrHandshake, err)
 	}
-	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes)
+	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes, 0)
 	switch {
 	case err != nil:
 		ws.CloseNow()
@@ -512,18 +517,20 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	}
 	opts := &websocket.DialOptions{
 		HTTPHeader:           hdr,
+		HTTPClient:           h.dialClient,
 		CompressionMode:      h.cfg.compression,
 		CompressionThreshold: h.cfg.compressThreshold,
 	}
-	if h.cfg.tlsClient != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: h.cfg.tlsClient}}
-	}
-	ws, resp, err := websocket.Dial(ctx, u.String(), opts)
+	slot := &dialSlot{}
+	ws, resp, err := websocket.Dial(context.WithValue(ctx, dialSlotKey{}, slot), u.String(), opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			return nil, fmt.Errorf("%w: dial %s: the server rejected our credentials", peer.ErrUnauthenticated, rawURL)
 		}
 		return nil, fmt.Errorf("peer: dial %s: %w", rawURL, err)
+	}
+	if slot.w != nil {
+		slot.w.start() // frames from now on (see frameWriter)
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
 	typ, msg, err := ws.Read(ctx)
