@@ -161,8 +161,13 @@ func framePayloadLen(h []byte) uint64 {
 }
 
 // dialSlot carries the frameWriter of a Dial from the HTTP transport's
-// dial back to Dial, which starts it once the handshake is over.
-type dialSlot struct{ w *frameWriter }
+// dial back to Dial, which starts it once the handshake is over. secure:
+// the URL is wss://, so a connection from DialContext is a proxy's tunnel
+// that TLS runs over, not frames, and is not wrapped.
+type dialSlot struct {
+	w      *frameWriter
+	secure bool
+}
 
 type dialSlotKey struct{}
 
@@ -172,12 +177,13 @@ type dialSlotKey struct{}
 // a refused upgrade closes its connection instead of leaving it idle.
 func dialTransport(tlsCfg *tls.Config) *http.Transport {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	wrap := func(ctx context.Context, c net.Conn) net.Conn {
-		w := &frameWriter{Conn: c}
-		if s, ok := ctx.Value(dialSlotKey{}).(*dialSlot); ok {
-			s.w = w
+	wrap := func(ctx context.Context, c net.Conn, tunnel bool) net.Conn {
+		s, ok := ctx.Value(dialSlotKey{}).(*dialSlot)
+		if !ok || tunnel && s.secure {
+			return c
 		}
-		return w
+		s.w = &frameWriter{Conn: c}
+		return s.w
 	}
 	return &http.Transport{
 		Proxy:             http.ProxyFromEnvironment,
@@ -187,7 +193,7 @@ func dialTransport(tlsCfg *tls.Config) *http.Transport {
 			if err != nil {
 				return nil, err
 			}
-			return wrap(ctx, c), nil
+			return wrap(ctx, c, true), nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
@@ -213,7 +219,7 @@ func dialTransport(tlsCfg *tls.Config) *http.Transport {
 				c.Close()
 				return nil, err
 			}
-			return wrap(ctx, tc), nil
+			return wrap(ctx, tc, false), nil
 		},
 	}
 }

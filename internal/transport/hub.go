@@ -521,7 +521,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		CompressionMode:      h.cfg.compression,
 		CompressionThreshold: h.cfg.compressThreshold,
 	}
-	slot := &dialSlot{}
+	slot := &dialSlot{secure: u.Scheme == "wss"}
 	ws, resp, err := websocket.Dial(context.WithValue(ctx, dialSlotKey{}, slot), u.String(), opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
