@@ -185,8 +185,7 @@ func dialTransport(tlsCfg *tls.Config) *http.Transport {
 		s.w = &frameWriter{Conn: c}
 		return s.w
 	}
-	return &http.Transport{
-		Proxy:             http.ProxyFromEnvironment,
+	t := &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
@@ -222,4 +221,10 @@ func dialTransport(tlsCfg *tls.Config) *http.Transport {
 			return wrap(ctx, tc, false), nil
 		},
 	}
+	if tlsCfg == nil {
+		// As before this transport: the default client's proxy from
+		// the environment; with WithDialTLS, none.
+		t.Proxy = http.ProxyFromEnvironment
+	}
+	return t
 }
