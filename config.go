@@ -177,6 +177,33 @@ type Config struct {
 	// Reconnect configures how peers this node dialled (Connect) reconnect
 	// when their connection drops. On by default.
 	Reconnect ReconnectConfig `json:"reconnect,omitempty" yaml:"reconnect,omitempty"`
+	// Compression turns WebSocket permessage-deflate on. Off by default.
+	Compression CompressionConfig `json:"compression,omitempty" yaml:"compression,omitempty"`
+}
+
+// CompressionConfig configures WebSocket permessage-deflate (RFC 7692).
+// With Enabled, the node offers it when it dials and accepts it from
+// peers that offer it (Titan's ws with perMessageDeflate, browsers, Go
+// nodes with it enabled); a peer that does not offer it, or a node without
+// it, connects uncompressed, so it is decided per connection
+// (Peer.Compressed). Each message is deflated on its own (no context
+// takeover: a pooled compressor, no per-connection state), and only
+// messages of at least Threshold bytes. The limits (MaxPacketSize,
+// MaxInboundMemory, the decode budget) apply to the inflated bytes.
+//
+// It pays where bandwidth is scarce and messages are large and
+// compressible: JSON-like records, text. On a fast link it costs more CPU
+// than it saves, and data that is already compressed or random does not
+// shrink at all (docs/benchmarks.md, "Compression": a call returning 100
+// records puts 5.7× fewer bytes on the wire for ~20 % more CPU, about 9 µs
+// per KiB saved, which is worth it below ~1 Gbit/s; a 64 KiB random chunk
+// costs 10 % more CPU for nothing). Leave it off between nodes on one LAN
+// and for streams of compressed media.
+type CompressionConfig struct {
+	Enabled bool `json:"enabled,omitempty" yaml:"enabled,omitempty"`
+	// Threshold is the least size, in bytes, of a message that is
+	// compressed; smaller ones are sent as they are. Default 512.
+	Threshold int `json:"threshold,omitempty" yaml:"threshold,omitempty"`
 }
 
 // ReconnectConfig configures the reconnection of dialled peers (see
@@ -475,6 +502,8 @@ func (c *Config) Validate() error {
 		return bad("reconnect.maxDelay", "must not be negative")
 	case c.Reconnect.BaseDelay > 0 && c.Reconnect.MaxDelay > 0 && c.Reconnect.MaxDelay < c.Reconnect.BaseDelay:
 		return bad("reconnect.maxDelay", "%s is shorter than reconnect.baseDelay %s", c.Reconnect.MaxDelay, c.Reconnect.BaseDelay)
+	case c.Compression.Threshold < 0:
+		return bad("compression.threshold", "must not be negative")
 	case c.Reconnect.MaxAttempts < 0:
 		return bad("reconnect.maxAttempts", "must not be negative")
 	case c.Reconnect.Jitter > 1 || math.IsNaN(c.Reconnect.Jitter):

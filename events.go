@@ -295,6 +295,9 @@ type target struct {
 type eventCharge struct {
 	acct wire.Account
 	refs atomic.Int32
+	// args holds the arguments of an event of up to two (Event.Args
+	// points into it): one allocation for both.
+	args [2]any
 }
 
 // done gives back a reference; the last gives the memory back.
@@ -659,6 +662,9 @@ type encodedArgs struct {
 	n    int
 	b    []byte
 	err  error
+	// buf is where b starts: the arguments of a small event are encoded
+	// without an allocation of their own (and without growing b twice).
+	buf [96]byte
 }
 
 func (e *encodedArgs) encode(args []any) {
@@ -667,6 +673,7 @@ func (e *encodedArgs) encode(args []any) {
 	}
 	e.done = true
 	e.n = len(args)
+	e.b = e.buf[:0]
 	for i, a := range args {
 		if se, ok := a.(ServiceEvent); ok {
 			a = serviceEventWire{Name: se.Name, Version: se.Version, QualifiedName: se.QualifiedName,

@@ -41,5 +41,5 @@ func PublishServiceDiscovered(ctx context.Context, n *Node, e ServiceDiscovered)
 
 // ParseEvent is parseEvent, wanting every event.
 func ParseEvent(data []byte, kind string) (string, []any, error) {
-	return parseEvent(data, kind, func(string) bool { return true }, nil)
+	return parseEvent(data, kind, func(string) bool { return true }, nil, nil, nil)
 }

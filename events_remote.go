@@ -418,7 +418,7 @@ func (h *eventHub) receive(ctx context.Context, conn *transport.Conn, data []byt
 	// handler has taken the event or it was dropped (eventCharge).
 	charge := &eventCharge{}
 	charge.acct.Reset(conn, conn.MaxDecodeMemory())
-	name, args, err := parseEvent(data, kind, p.ev.routes.any, &charge.acct)
+	name, args, err := parseEvent(data, kind, p.ev.routes.any, &p.ev.names, &charge.acct, charge.args[:0])
 	charge.acct.Shrink()
 	if err != nil || name == "" {
 		charge.acct.Release()
@@ -450,8 +450,9 @@ func (h *eventHub) receive(ctx context.Context, conn *transport.Conn, data []byt
 // packet decoder checks that), through acct (nil: the default budget). It
 // returns the canonical name and the arguments, or an empty name when
 // wanted says nobody wants the event (its arguments are then not
-// decoded).
-func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.Account) (string, []any, error) {
+// decoded). The arguments go into buf when they fit; names, if not nil,
+// interns the names.
+func parseEvent(data []byte, kind string, wanted func(string) bool, names *nameCache, acct *wire.Account, buf []any) (string, []any, error) {
 	if !hasKind(data, kind) {
 		return "", nil, fmt.Errorf("%w: not [%q, name, ...args]", ErrInvalidEvent, kind)
 	}
@@ -469,15 +470,27 @@ func parseEvent(data []byte, kind string, wanted func(string) bool, acct *wire.A
 	if err := dec.Skip(); err != nil { // the kind, checked by hasKind
 		return "", nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	name, err := dec.DecodeString()
-	if err != nil || name == "" {
+	raw, err := wire.DecodeStringBytes(dec)
+	if err != nil || len(raw) == 0 {
 		return "", nil, fmt.Errorf("%w: the event name is not a string", ErrInvalidEvent)
 	}
-	name = canonical(name)
+	name, cached := names.lookup(raw)
+	if !cached {
+		sent := string(raw)
+		name = canonical(sent)
+		if wanted(name) {
+			names.add(sent, name)
+		}
+	}
 	if !wanted(name) {
 		return "", nil, nil
 	}
-	args := make([]any, n-2)
+	args := buf[:0]
+	if cap(args) >= n-2 {
+		args = args[:n-2]
+	} else {
+		args = make([]any, n-2)
+	}
 	for i := range args {
 		if err := wire.DecodeArg(dec, reflect.ValueOf(&args[i]).Elem()); err != nil {
 			return "", nil, fmt.Errorf("%w: %s argument %d: %w", ErrInvalidEvent, name, i+1, err)
@@ -534,11 +547,48 @@ func hasKind(data []byte, kind string) bool {
 type peerEvents struct {
 	taskMu sync.Mutex // serialises the subscribe/unsubscribe round trips
 	routes router
+	names  nameCache // the names of the events received (see parseEvent)
 
 	mu     sync.Mutex
 	closed bool
 	refs   map[string]int // local subscriptions per remote name
 	subs   map[*peerSub]struct{}
+}
+
+// nameCache interns the names of the events a peer sends that someone
+// wants: parseEvent looks a name up in its packet's bytes instead of
+// decoding it into a new string for every event.
+type nameCache struct {
+	mu sync.Mutex
+	m  map[string]string // the name as sent → its canonical form
+}
+
+// maxCachedNames bounds a nameCache; names beyond it are decoded.
+const maxCachedNames = 256
+
+// lookup returns the canonical name of the name b, if cached (nil c: none).
+func (c *nameCache) lookup(b []byte) (string, bool) {
+	if c == nil {
+		return "", false
+	}
+	c.mu.Lock()
+	s, ok := c.m[string(b)]
+	c.mu.Unlock()
+	return s, ok
+}
+
+func (c *nameCache) add(name, canon string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[string]string)
+	}
+	if len(c.m) < maxCachedNames {
+		c.m[name] = canon
+	}
+	c.mu.Unlock()
 }
 
 // peerSub is one local subscription to a peer's events.

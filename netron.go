@@ -103,6 +103,9 @@ func New(cfg Config) (*Node, error) {
 		transport.WithDialTLS(cfg.DialTLS),
 	}
 	hubOpts = append(hubOpts, cfg.Auth.options()...)
+	if cfg.Compression.Enabled {
+		hubOpts = append(hubOpts, transport.WithCompression(cfg.Compression.Threshold))
+	}
 	if cfg.Authenticator != nil {
 		hubOpts = append(hubOpts, transport.WithAuthenticator(cfg.Authenticator))
 	}

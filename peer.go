@@ -76,6 +76,11 @@ func (p *Peer) ID() string { return p.conn.Load().ID() }
 // connection), rather than this node dialling it (Node.Connect, discovery).
 func (p *Peer) Accepted() bool { return p.conn.Load().ServerSide() }
 
+// Compressed reports whether the peer's connection negotiated WebSocket
+// permessage-deflate (see Config.Compression): this node and the peer
+// both enabled it.
+func (p *Peer) Compressed() bool { return p.conn.Load().Compressed() }
+
 // Identity returns who the peer proved to be at the handshake (see
 // Config.Auth), or nil when the node does not authenticate its peers and
 // for peers this node dialled.

@@ -112,6 +112,8 @@ func main() {
 	serve := flag.String("serve", "", "only serve interop@1.2.0 on this address (host:port) until interrupted")
 	connect := flag.String("connect", "", "run the client part against the node at this ws:// URL")
 	allowExpose := flag.Bool("allow-expose", false, "with -serve: let peers publish their services on the node (expose_service)")
+	flag.BoolVar(&compression.Enabled, "compress", false, "offer and accept WebSocket permessage-deflate (Config.Compression)")
+	flag.IntVar(&compression.Threshold, "compress-threshold", 0, "with -compress: the least size of a compressed message (0: the default, 512)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -130,8 +132,11 @@ func main() {
 	}
 }
 
+// compression is the nodes' Config.Compression (the -compress flags).
+var compression netron.CompressionConfig
+
 func newServer(ctx context.Context, host string, port int, allowExpose bool) (*netron.Node, error) {
-	n, err := netron.New(netron.Config{ID: "go-interop", Host: host, Port: port, Server: true, AllowRemoteExposure: allowExpose})
+	n, err := netron.New(netron.Config{ID: "go-interop", Host: host, Port: port, Server: true, AllowRemoteExposure: allowExpose, Compression: compression})
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +181,7 @@ func run(ctx context.Context, out io.Writer) error {
 
 // client uses interop@1.2.0 on the node at url.
 func client(ctx context.Context, url string, out io.Writer) error {
-	n, err := netron.New(netron.Config{ID: "go-client"})
+	n, err := netron.New(netron.Config{ID: "go-client", Compression: compression})
 	if err != nil {
 		return err
 	}
@@ -187,6 +192,9 @@ func client(ctx context.Context, url string, out io.Writer) error {
 	p, err := n.Connect(ctx, url)
 	if err != nil {
 		return err
+	}
+	if compression.Enabled {
+		fmt.Fprintf(out, "permessage-deflate negotiated: %v\n", p.Compressed())
 	}
 	svc, err := p.Service(ctx, "interop@^1")
 	if err != nil {

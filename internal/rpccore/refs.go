@@ -167,6 +167,15 @@ func (r *Registry) targetFor(conn *transport.Conn, s string) *exposed {
 	return r.child(conn, s)
 }
 
+// targetForBytes is targetFor for a name that aliases a packet: a
+// service exposed by name is found without allocating.
+func (r *Registry) targetForBytes(conn *transport.Conn, b []byte) *exposed {
+	if e := r.targetBytes(b); e != nil {
+		return e
+	}
+	return r.child(conn, string(b))
+}
+
 // release drops conn's hold on the child id; a child nobody holds is
 // forgotten. It reports whether conn held it.
 func (r *Registry) release(conn *transport.Conn, id string) bool {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -686,23 +687,27 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
-	target, err := wire.DecodeString(dec)
+	// The target and the method are looked up in the packet's bytes,
+	// not decoded into strings (two allocations per call): the names
+	// passed on are the registry's own.
+	target, err := wire.DecodeStringBytes(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
-	e := s.reg.targetFor(conn, target)
+	e := s.reg.targetForBytes(conn, target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
-		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
+		return nil, notFound("Service", string(target), fmt.Sprintf("Service with id %s not found", target))
 	}
-	name, err := wire.DecodeString(dec)
+	nameBytes, err := wire.DecodeStringBytes(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
 	}
-	if e.relay != nil && s.allowed(ctx, conn, e.qn, name) {
+	if e.relay != nil && s.allowed(ctx, conn, e.qn, string(nameBytes)) {
 		return relayTo{e}, nil // published by a peer (exposure.go)
 	}
-	m := e.methods[name]
-	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
+	m := e.methods[string(nameBytes)]
+	if m == nil || !s.allowed(ctx, conn, e.qn, m.name) {
+		name := string(nameBytes)
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
 	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
@@ -736,9 +741,16 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			ctx = sc.out.Context() // the producer lives as long as its stream
 		}
 	}
-	in := make([]reflect.Value, 0, len(m.args)+2)
+	// The receiver, ctx and up to 6 arguments without an allocation (Call
+	// does not keep in; writerStream, which does, copies it).
+	var inBuf [8]reflect.Value
+	in := append(inBuf[:0], m.rcvr)
 	if m.hasCtx {
 		in = append(in, reflect.ValueOf(ctx))
+	}
+	var block reflect.Value
+	if m.argBlock != nil {
+		block = reflect.New(m.argBlock).Elem()
 	}
 	for i, t := range m.args {
 		if m.readers > 0 && streamcore.T().IsReader(t) {
@@ -759,7 +771,12 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 				continue
 			}
 		}
-		v := reflect.New(t).Elem()
+		var v reflect.Value
+		if block.IsValid() {
+			v = block.Field(i)
+		} else {
+			v = reflect.New(t).Elem()
+		}
 		if err := wire.DecodeArg(dec, v); err != nil {
 			return nil, argError(env.conn, fmt.Sprintf("%s.%s argument %d: want %s", e.qn, m.name, i+1, t), i, err) // the message counts from 1, the index (as in the definition) from 0
 		}
@@ -769,7 +786,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 		env.acct.Shrink()
 	}
 	if m.writer != nil {
-		return sc.writerStream(m, in), nil // runs once the reply is out
+		return sc.writerStream(m, slices.Clone(in)), nil // runs once the reply is out
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -5,6 +5,7 @@ import (
 	"github.com/netron-go/netron/internal/transport"
 	"reflect"
 	"sort"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,12 +22,19 @@ var (
 
 // method is one callable method of an exposed value.
 type method struct {
-	name   string
-	fn     reflect.Value
-	hasCtx bool
-	args   []reflect.Type
-	hasOut bool
-	hasErr bool
+	name string
+	// fn is the method's func (receiver first) and rcvr its receiver:
+	// calling through a method value (Value.Method) allocates the
+	// receiver's closure on every call.
+	fn   reflect.Value
+	rcvr reflect.Value
+	// argBlock, for a method of two or more wire arguments, is a struct
+	// of their types: one allocation holds them all (see invoke).
+	argBlock reflect.Type
+	hasCtx   bool
+	args     []reflect.Type
+	hasOut   bool
+	hasErr   bool
 	// source: the result is a stream (a channel, an iter.Seq2 or a
 	// stream.Source), sent as a StreamReference and then chunks.
 	source bool
@@ -100,7 +108,7 @@ func methodsOf(v any) map[string]*method {
 			continue
 		}
 		ft := m.Type // includes the receiver
-		md := &method{name: WireName(m.Name), fn: rv.Method(i)}
+		md := &method{name: WireName(m.Name), fn: m.Func, rcvr: rv}
 		in := 1
 		if ft.NumIn() > in && ft.In(in) == ctxType {
 			md.hasCtx = true
@@ -147,10 +155,24 @@ func methodsOf(v any) map[string]*method {
 			ok = false // a writer method's only result is its error
 		}
 		if ok {
+			md.argBlock = argBlockOf(md.args)
 			out[md.name] = md
 		}
 	}
 	return out
+}
+
+// argBlockOf returns a struct type with a field of each of args, or nil
+// for fewer than two (one allocation of its own is as cheap).
+func argBlockOf(args []reflect.Type) reflect.Type {
+	if len(args) < 2 {
+		return nil
+	}
+	fields := make([]reflect.StructField, len(args))
+	for i, t := range args {
+		fields[i] = reflect.StructField{Name: "A" + strconv.Itoa(i), Type: t}
+	}
+	return reflect.StructOf(fields)
 }
 
 // carriable reports whether values of t can travel as msgpack.

@@ -24,7 +24,13 @@
 // network for the answer (see Conn.Send). Keep-alive pings run on a timer and
 // close a connection whose peer stops answering; a write watchdog, armed
 // while writes go on, closes one whose peer stops reading (a write that
-// makes no progress for WithWriteTimeout) with peer.ErrWriteTimeout.
+// makes no progress for WithWriteTimeout) with peer.ErrWriteTimeout. A
+// dialled connection writes each WebSocket frame in one system call, not
+// in the 4 KiB parts coder/websocket masks a client's frames in (see
+// frameWriter); a reader starts a message's buffer at the size of the
+// connection's last large message, so a stream's chunks are read without
+// growing it. WithCompression offers permessage-deflate, negotiated per
+// connection (Conn.Compressed).
 //
 // A frame that is not a packet (garbage, a truncated packet, an unknown
 // packet type) closes that connection with status 1002 and the reason; a

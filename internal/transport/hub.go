@@ -39,6 +39,10 @@ type Hub struct {
 
 	mem *Memory
 
+	// dialClient is the HTTP client Dial upgrades with: its connections
+	// are frameWriters (see dialTransport).
+	dialClient *http.Client
+
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
 	pending int // upgrades in their handshake, counted with conns against maxPeers
@@ -68,6 +72,7 @@ func NewHub(b *bus.Bus, localID string, opts ...Option) *Hub {
 		outbound:     bus.NewTopic[Sent](b, TopicOutbound),
 		conns:        make(map[*Conn]struct{}),
 		mem:          newMemory(cfg.inboundMemory, cfg.readLimit, cfg.maxDecodeMemory),
+		dialClient:   &http.Client{Transport: dialTransport(cfg.tlsClient)},
 	}
 }
 
@@ -180,13 +185,14 @@ func (h *Hub) remove(c *Conn) {
 // outSeq numbers outbound topics process-wide: hubs may share a bus.
 var outSeq atomic.Uint64
 
-func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *peer.Identity, reserved bool) (*Conn, error) {
+func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool, ident *peer.Identity, reserved, compressed bool) (*Conn, error) {
 	ws.SetReadLimit(h.cfg.readLimit)
 	c := &Conn{
 		hub:        h,
 		ws:         ws,
 		id:         id,
 		serverSide: serverSide,
+		compressed: compressed,
 		remoteAddr: remoteAddr,
 		done:       make(chan struct{}),
 		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(outSeq.Add(1), 10)),
@@ -317,7 +323,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify:   true,
+		CompressionMode:      h.cfg.compression,
+		CompressionThreshold: h.cfg.compressThreshold,
+	})
 	if err != nil {
 		h.unreserve()
 		h.cfg.logger.Debug("netron: websocket accept failed", "remote", r.RemoteAddr, "err", err)
@@ -327,9 +337,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id != "" && r.Header.Get(GoPeerHeader) == "" {
 		when = helloAfterPong
 	}
-	if err := h.accept(ws, id, r.RemoteAddr, ident, when); err != nil {
+	if err := h.accept(ws, id, r.RemoteAddr, ident, when, negotiatedDeflate(w.Header())); err != nil {
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
+}
+
+// negotiatedDeflate reports whether the headers of a 101 response agree on
+// permessage-deflate (coder/websocket has checked them by then).
+func negotiatedDeflate(h http.Header) bool {
+	return strings.HasPrefix(strings.TrimSpace(h.Get("Sec-WebSocket-Extensions")), "permessage-deflate")
 }
 
 // isUpgrade reports whether r asks for a WebSocket upgrade.
@@ -367,7 +383,7 @@ func (h *Hub) readFirst(ctx context.Context, ws *websocket.Conn) (frame []byte, 
 		ws.CloseNow()
 		return nil, 0, fmt.Errorf("%w: no first message: %w", peer.ErrHandshake, err)
 	}
-	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes)
+	m, err := readMessage(r, h.cfg.readLimit, h.mem, noFreeBytes, 0)
 	switch {
 	case err != nil:
 		ws.CloseNow()
@@ -392,7 +408,7 @@ const helloPongWait = time.Second
 
 // accept runs the server side of the handshake of an upgrade whose place
 // reserve took.
-func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Identity, when int) (err error) {
+func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Identity, when int, compressed bool) (err error) {
 	reserved := true
 	defer func() {
 		if reserved {
@@ -433,7 +449,7 @@ func (h *Hub) accept(ws *websocket.Conn, id, remoteAddr string, ident *peer.Iden
 			id = uuid.NewString()
 		}
 	}
-	c, err := h.newConn(ws, id, remoteAddr, true, ident, true)
+	c, err := h.newConn(ws, id, remoteAddr, true, ident, true, compressed)
 	if err != nil {
 		h.mem.Release(firstHeld)
 		status := websocket.StatusTryAgainLater
@@ -501,16 +517,22 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	if h.cfg.token != "" {
 		hdr.Set("Authorization", "Bearer "+h.cfg.token)
 	}
-	opts := &websocket.DialOptions{HTTPHeader: hdr}
-	if h.cfg.tlsClient != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: h.cfg.tlsClient}}
+	opts := &websocket.DialOptions{
+		HTTPHeader:           hdr,
+		HTTPClient:           h.dialClient,
+		CompressionMode:      h.cfg.compression,
+		CompressionThreshold: h.cfg.compressThreshold,
 	}
-	ws, resp, err := websocket.Dial(ctx, u.String(), opts)
+	slot := &dialSlot{secure: u.Scheme == "wss"}
+	ws, resp, err := websocket.Dial(context.WithValue(ctx, dialSlotKey{}, slot), u.String(), opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			return nil, fmt.Errorf("%w: dial %s: the server rejected our credentials", peer.ErrUnauthenticated, rawURL)
 		}
 		return nil, fmt.Errorf("peer: dial %s: %w", rawURL, err)
+	}
+	if slot.w != nil {
+		slot.w.start() // frames from now on (see frameWriter)
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
 	typ, msg, err := ws.Read(ctx)
@@ -532,7 +554,7 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", peer.ErrHandshake, rawURL, err)
 	}
-	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false)
+	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false, negotiatedDeflate(resp.Header))
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err

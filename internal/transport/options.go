@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 )
@@ -51,6 +53,8 @@ type config struct {
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxPending        int
+	compression       websocket.CompressionMode // WithCompression
+	compressThreshold int
 }
 
 func defaultConfig() config {
@@ -260,6 +264,31 @@ func WithMaxPending(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
 			c.maxPending = n
+		}
+	})
+}
+
+// DefaultCompressionThreshold is the size below which a message is sent
+// uncompressed on a connection that negotiated compression.
+const DefaultCompressionThreshold = 512
+
+// WithCompression offers WebSocket permessage-deflate (RFC 7692) on the
+// hub's connections: Dial offers it, and an upgrade that offers it gets it.
+// A peer that does not offer it (or does not accept the offer) connects
+// as without this option, so it is decided per connection; see
+// Conn.Compressed. Messages of at least threshold bytes are compressed (0:
+// DefaultCompressionThreshold; smaller ones cost more to deflate than
+// they save). Compression runs without context takeover: each message is
+// deflated on its own with a pooled compressor, so an idle connection holds
+// no compression state (with takeover coder/websocket keeps a 1.2 MB
+// compressor per connection). What a peer sends is bounded by the read
+// limit and inbound memory after inflating, as without compression.
+func WithCompression(threshold int) Option {
+	return optionFunc(func(c *config) {
+		c.compression = websocket.CompressionNoContextTakeover
+		c.compressThreshold = threshold
+		if threshold <= 0 {
+			c.compressThreshold = DefaultCompressionThreshold
 		}
 	})
 }
