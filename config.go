@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/peer"
@@ -144,6 +146,13 @@ type Config struct {
 	// Reconnect configures how peers this node dialled (Connect) reconnect
 	// when their connection drops. On by default.
 	Reconnect ReconnectConfig `json:"reconnect,omitempty" yaml:"reconnect,omitempty"`
+	// Metrics, when set, receives the node's metrics (see NewMetrics and
+	// docs/observability.md). Nil, the default, costs nothing.
+	Metrics *Metrics `json:"-" yaml:"-"`
+	// TracerProvider, when set, makes an OpenTelemetry span per call this
+	// node makes and per call it handles, and carries the trace context to
+	// Go peers (see docs/observability.md). Nil, the default, costs nothing.
+	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
 }
 
 // ReconnectConfig configures the reconnection of dialled peers (see

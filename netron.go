@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
@@ -33,6 +34,7 @@ type Node struct {
 	reg    *rpccore.Registry
 	server *rpccore.Server
 	client *rpccore.Client
+	obs    *obs.Observer // nil: observability off
 	// streams runs the node's streams (package stream).
 	streams *streamcore.Manager
 
@@ -114,7 +116,9 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	n.obs = obs.New(cfg.Metrics.inner(), obs.NewTracer(cfg.TracerProvider, cfg.ID))
 	n.server, err = rpccore.NewServer(n.bus, n.reg,
+		rpccore.WithServerObserver(n.obs),
 		rpccore.WithServerLogger(logger),
 		rpccore.WithConcurrency(cfg.MaxConcurrentRequests),
 		rpccore.WithStackTraces(cfg.SendStackTraces),
@@ -127,7 +131,7 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
-	n.client, err = rpccore.NewClient(n.bus, rpccore.WithRequestTimeout(cfg.RequestTimeout), rpccore.WithClientLogger(logger), rpccore.WithClientStreams(n.streams))
+	n.client, err = rpccore.NewClient(n.bus, rpccore.WithRequestTimeout(cfg.RequestTimeout), rpccore.WithClientLogger(logger), rpccore.WithClientStreams(n.streams), rpccore.WithClientObserver(n.obs))
 	if err != nil {
 		n.server.Close()
 		n.streams.Close()

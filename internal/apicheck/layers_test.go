@@ -11,7 +11,7 @@ import (
 // package, or a new dependency between two, is a design decision: add it
 // here and to DESIGN.md §3.
 var layers = map[string][]string{
-	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/rpccore", "internal/streamcore", "internal/transport", "internal/wire"},
+	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/obs", "internal/rpccore", "internal/streamcore", "internal/transport", "internal/ui", "internal/wire"},
 	"app":                     {"", "rpc"},
 	"bus":                     {},
 	"peer":                    {},
@@ -24,7 +24,9 @@ var layers = map[string][]string{
 	"internal/transport":      {"bus", "peer", "internal/wire"},
 	"internal/streamcore":     {"bus", "peer", "internal/transport", "internal/wire"},
 	"internal/rpclink":        {"internal/streamcore", "internal/wire"},
-	"internal/rpccore":        {"bus", "peer", "rpc", "stream", "internal/rpclink", "internal/streamcore", "internal/transport", "internal/wire"},
+	"internal/rpccore":        {"bus", "peer", "rpc", "stream", "internal/obs", "internal/rpclink", "internal/streamcore", "internal/transport", "internal/wire"},
+	"internal/obs":            {},
+	"internal/ui":             {},
 	"internal/apicheck":       {},
 	"internal/docstest":       {},
 	"internal/exampletest":    {},

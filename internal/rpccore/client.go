@@ -8,7 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -29,6 +32,7 @@ type Client struct {
 	logger  *slog.Logger
 	unsubs  []func()
 	streams *streamcore.Manager
+	obs     *obs.Observer // nil: observability off
 }
 
 // ClientOption configures a Client.
@@ -55,6 +59,11 @@ func WithClientLogger(l *slog.Logger) ClientOption {
 			c.logger = l
 		}
 	})
+}
+
+// WithClientObserver makes the client report its calls to o (nil: off).
+func WithClientObserver(o *obs.Observer) ClientOption {
+	return clientOptionFunc(func(c *Client) { c.obs = o })
 }
 
 // NewClient subscribes to responses and disconnects on b.
@@ -376,7 +385,15 @@ func (c *Client) Abilities(ctx context.Context, conn *transport.Conn, ours Abili
 
 // Remote returns a handle for a service definition on conn.
 func (c *Client) Remote(conn *transport.Conn, def wire.Definition) *rpc.Service {
-	return newService(def, remoteInvoker{c: c, conn: conn})
+	return newService(def, remoteInvoker{c: c, conn: conn, svc: qualified(def)})
+}
+
+// qualified returns the "name@version" of def.
+func qualified(def wire.Definition) string {
+	if def.Meta.Version == "" {
+		return def.Meta.Name
+	}
+	return def.Meta.Name + "@" + def.Meta.Version
 }
 
 // RunTask runs a task on the peer and returns its raw result.
@@ -392,6 +409,7 @@ func (c *Client) RunTask(ctx context.Context, conn *transport.Conn, name string,
 type remoteInvoker struct {
 	c    *Client
 	conn *transport.Conn
+	svc  string // the service's qualified name, for observing its calls
 }
 
 // Invoke is Service.Call: a method that produces a stream fails with
@@ -410,16 +428,46 @@ func (r remoteInvoker) Invoke(ctx context.Context, target, method string, args [
 	return nil, rpc.ErrStreamResult
 }
 
+// invoke sends the CALL and waits for its reply, observed when the
+// client has an observer.
 func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	if r.c.obs != nil {
+		return r.observe(ctx, target, method, args)
+	}
+	return r.call(ctx, target, method, args, nil)
+}
+
+// call sends the CALL and waits for its reply; a non-nil sent is told the
+// size of the request packet.
+func (r remoteInvoker) call(ctx context.Context, target, method string, args []any, sent *int) ([]byte, error) {
 	if hasSources(args) {
-		return r.c.callWithUploads(ctx, r.conn, target, method, args)
+		return r.c.callWithUploads(ctx, r.conn, target, method, args, sent)
 	}
 	return r.c.Request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
-		b = wire.AppendArrayHeader(b, 2+len(args))
-		b = wire.AppendString(b, target)
-		b = wire.AppendString(b, method)
-		return appendArgs(b, args)
+		b = appendCallHead(ctx, r.c.obs, r.conn, b, len(args), target, method)
+		b, err := appendArgs(b, args)
+		if sent != nil {
+			*sent = len(b) // b is the whole packet
+		}
+		return b, err
 	})
+}
+
+// appendCallHead appends the head of a CALL's data: its array header, the
+// trace context of ctx when o traces and the peer agreed to
+// obs.ExtensionTrace, the target and the method.
+func appendCallHead(ctx context.Context, o *obs.Observer, conn *transport.Conn, b []byte, nargs int, target, method string) []byte {
+	if o != nil && o.Tracer != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && conn.Extensions().Has(obs.ExtensionTrace) {
+			b = wire.AppendArrayHeader(b, 3+nargs)
+			b = obs.AppendTraceparent(b, sc)
+			b = wire.AppendString(b, target)
+			return wire.AppendString(b, method)
+		}
+	}
+	b = wire.AppendArrayHeader(b, 2+nargs)
+	b = wire.AppendString(b, target)
+	return wire.AppendString(b, method)
 }
 
 func (r remoteInvoker) PeerID() string { return r.conn.ID() }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -35,6 +37,7 @@ type Server struct {
 	perPeer   int32
 	authz     rpc.Authorizer
 	unsub     func()
+	obs       *obs.Observer // nil: observability off
 	streams   *streamcore.Manager
 
 	mu    sync.RWMutex
@@ -200,12 +203,14 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 	if in.Refused {
 		// Its message did not fit the node's inbound memory: read and
 		// dropped by the connection.
+		s.refused(503, "memory")
 		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(in.Message), "its message"), false)
 		return
 	}
 	st := connRequestsOf(in.Conn)
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
+		s.refused(429, "peer")
 		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}}, false)
@@ -214,6 +219,7 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 	held, ok := in.Conn.Keep(&in)
 	if !ok {
 		st.inflight.Add(-1)
+		s.refused(503, "memory")
 		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(len(in.Packet.Data)), "its data"), false)
 		return
 	}
@@ -235,6 +241,7 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 		st.inflight.Add(-1)
 		held.Release()
 		s.forgetStreams(refs)
+		s.refused(429, "node")
 		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
@@ -372,6 +379,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 		q.held.Release()
 		s.forgetStreams(q.refs)
 		if refuse {
+			s.refused(503, "stopping")
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
 	}
@@ -427,6 +435,8 @@ type job struct {
 	// connection's inbound memory as decoding goes on (see serve). It lives
 	// in the job, which lives in its worker: no allocation per request.
 	acct wire.Account
+	// call observes the request when the server has an observer.
+	call serverCall
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -500,6 +510,7 @@ func (s *Server) run(j *job) {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
 		j.held.Release()
 		s.forgetStreams(j.refs)
+		s.refused(503, "stopping")
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
@@ -509,7 +520,8 @@ func (s *Server) run(j *job) {
 // reply sends the response to p: result, or err as an error response. It
 // returns why the response could not be queued, if it could not.
 func (s *Server) reply(conn *transport.Conn, p *wire.Packet, result any, err error) error {
-	return s.answer(conn, p, result, err, true)
+	_, serr := s.answerTraced(conn, p, result, err, true, trace.SpanContext{})
+	return serr
 }
 
 // answer encodes the response to p and queues it. With wait it waits for
@@ -517,6 +529,13 @@ func (s *Server) reply(conn *transport.Conn, p *wire.Packet, result any, err err
 // drops the response when the queue is full (the peer is not reading it
 // anyway) and never blocks: the reader goroutine answers this way.
 func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err error, wait bool) error {
+	_, serr := s.answerTraced(conn, p, result, err, wait, trace.SpanContext{})
+	return serr
+}
+
+// answerTraced is answer that puts the ids of span, when valid, in the
+// error it sends, and returns the size of the reply packet.
+func (s *Server) answerTraced(conn *transport.Conn, p *wire.Packet, result any, err error, wait bool, span trace.SpanContext) (int, error) {
 	flags := wire.Flags(p.Type(), false, 0)
 	fb := getBuf()
 	frame := wire.AppendHeader(fb.b, p.ID, flags)
@@ -530,12 +549,18 @@ func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err er
 	if err != nil {
 		frame[4] |= wire.FlagError
 		var e2 error
-		if frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack)); e2 != nil {
-			s.logger.Error("netron: cannot encode an error reply", "err", e2)
+		werr := toWire(err, s.withStack)
+		if te, ok := werr.(wire.TitanError); ok && span.IsValid() {
+			te.TraceID, te.SpanID = span.TraceID().String(), span.SpanID().String()
+			werr = te
+		}
+		if frame, e2 = wire.AppendMarshal(frame, werr); e2 != nil {
+			s.logger.Error("netron: cannot encode an error reply", "peer", conn.ID(), "request", p.ID, "err", e2)
 			fb.put(frame)
-			return e2
+			return 0, e2
 		}
 	}
+	size := len(frame)
 	var serr error
 	if wait {
 		serr = conn.Send(conn.Context(), frame, fb.release)
@@ -543,10 +568,10 @@ func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err er
 		serr = conn.Queue(noWait, frame, fb.release)
 	}
 	if serr != nil { // the buffer is not reused: the connection may hold it after all
-		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
-		return serr
+		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "request", p.ID, "err", serr)
+		return size, serr
 	}
-	return nil
+	return size, nil
 }
 
 // noWait is a context that has ended: Queue with it takes a packet only if
@@ -577,7 +602,12 @@ var noWait = func() context.Context {
 func (s *Server) serve(j *job) {
 	conn, p := j.in.Conn, &j.in.Packet
 	j.acct.Reset(conn, conn.MaxDecodeMemory())
-	result, err := s.handle(conn.Context(), conn, p, &j.acct)
+	var sc *serverCall
+	if s.obs != nil {
+		sc = &j.call
+		sc.id = p.ID
+	}
+	result, err := s.handle(conn.Context(), conn, p, &j.acct, sc)
 	j.acct.Shrink()
 	msg, args := j.held, j.acct.Held()
 	j.held = transport.Kept{}
@@ -600,7 +630,14 @@ func (s *Server) serve(j *job) {
 		result = ps.reference() // the producer starts once the reply is queued
 		ps.release = func() { msg.Release(); conn.Release(args) }
 	}
-	sent := s.reply(conn, p, result, err)
+	var sent error
+	if sc != nil && sc.on {
+		var n int
+		n, sent = s.answerTraced(conn, p, result, err, true, sc.spanContext())
+		sc.end(s.obs, err, len(p.Data)+wire.HeaderSize, n)
+	} else {
+		sent = s.reply(conn, p, result, err)
+	}
 	if ps != nil {
 		if err == nil && sent == nil {
 			ps.start()
@@ -621,20 +658,20 @@ func (s *Server) serve(j *job) {
 // It shrinks acct to what decoding charged once a CALL's arguments are
 // decoded, before its method runs (a TASK decodes its arguments as it
 // runs: serve shrinks it after).
-func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account, sc *serverCall) (any, error) {
 	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
-	return s.handleData(ctx, conn, p, dec, acct)
+	return s.handleData(ctx, conn, p, dec, acct, sc)
 }
 
-func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
+func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account, sc *serverCall) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n, acct)
+		return s.call(ctx, conn, dec, n, acct, sc)
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -664,8 +701,19 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
 
-// call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
+// call decodes [target, method, ...args] and runs the method. From a Go
+// peer that agreed to obs.ExtensionTrace the data may start with the
+// caller's trace context: [traceparent, target, method, ...args]. With sc
+// (the server observes) the call of a method it found is observed.
+func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.Decoder, n int, acct *wire.Account, sc *serverCall) (any, error) {
+	var parent trace.SpanContext
+	if n > 2 && hasTraceparent(dec, conn) {
+		var ok bool
+		if parent, ok = readTraceparent(dec); !ok {
+			return nil, badRequest("Malformed", "CALL trace context must be a W3C traceparent (ext 20)", nil)
+		}
+		n--
+	}
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -684,6 +732,9 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
+	}
+	if sc != nil {
+		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, name)
 	}
 	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
 }
@@ -822,7 +873,7 @@ type GoAbilities struct {
 const ProtocolVersion = 1
 
 // extensions this build supports, in preference order.
-var supportedExtensions = []string{ExtensionEvents, streamcore.Extension, transport.ExtensionBatch}
+var supportedExtensions = []string{ExtensionEvents, streamcore.Extension, transport.ExtensionBatch, obs.ExtensionTrace}
 
 func (s *Server) abilities(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	var remote Abilities

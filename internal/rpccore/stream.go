@@ -450,7 +450,7 @@ var errCallFailed = errors.New("rpc: the call that took the stream failed")
 // timeout bounds the wait to send the request, and then applies again from
 // the end of the uploads, not from the start of the call: the call lasts
 // as long as the server reads.
-func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, target, method string, args []any) (_ []byte, err error) {
+func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, target, method string, args []any, sent *int) (_ []byte, err error) {
 	ups := &uploads{}
 	defer func() {
 		if err != nil {
@@ -461,10 +461,12 @@ func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, targ
 	// and starts again once they are done.
 	deadline := c.deadline(ctx)
 	id, ps, ch, err := c.send(ctx, deadline, time.Time{}, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
-		frame = wire.AppendArrayHeader(frame, 2+len(args))
-		frame = wire.AppendString(frame, target)
-		frame = wire.AppendString(frame, method)
-		return appendArgsUploading(frame, args, ups, c.streams, conn)
+		frame = appendCallHead(ctx, c.obs, conn, frame, len(args), target, method)
+		frame, err := appendArgsUploading(frame, args, ups, c.streams, conn)
+		if sent != nil {
+			*sent = len(frame)
+		}
+		return frame, err
 	})
 	if err != nil {
 		return nil, err

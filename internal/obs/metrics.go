@@ -1,0 +1,404 @@
+package obs
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Side says which end of a call a metric counts.
+type Side int
+
+// The sides of a call.
+const (
+	Client Side = iota // this node called
+	Server             // this node handled
+)
+
+func (s Side) String() string {
+	if s == Server {
+		return "server"
+	}
+	return "client"
+}
+
+// Other is the label value that stands for every name past the bound of a
+// label (see Names).
+const Other = "other"
+
+// DefaultMaxNames bounds the distinct service and method names (together)
+// and event and topic names that label series; later names count as Other.
+const DefaultMaxNames = 256
+
+// Names hands out label values from a bounded set: the first max distinct
+// names keep their value, later ones become Other. The names a node
+// exposes are known and few; the names of peers' services and events come
+// from the peers, and are bounded here.
+type Names struct {
+	mu  sync.Mutex
+	set map[string]struct{}
+	max int
+}
+
+// NewNames returns a set that keeps max names.
+func NewNames(max int) *Names { return &Names{set: make(map[string]struct{}), max: max} }
+
+// Of returns the label value of name.
+func (n *Names) Of(name string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.set[name]; ok {
+		return name
+	}
+	if len(n.set) >= n.max {
+		return Other
+	}
+	n.set[name] = struct{}{}
+	return name
+}
+
+// Metrics holds the metric families of one node. It is a
+// prometheus.Collector. A nil *Metrics records nothing.
+type Metrics struct {
+	names *Names
+
+	rpcStarted  *prometheus.CounterVec
+	rpcHandled  *prometheus.CounterVec
+	rpcDuration *prometheus.HistogramVec
+	rpcInFlight *prometheus.GaugeVec
+	rpcReqBytes *prometheus.CounterVec
+	rpcResBytes *prometheus.CounterVec
+	refused     *prometheus.CounterVec
+
+	connOpened    *prometheus.CounterVec
+	conns         *prometheus.GaugeVec
+	handshakeFail prometheus.Counter
+	authRefused   prometheus.Counter
+
+	streamOpened *prometheus.CounterVec
+	streamClosed *prometheus.CounterVec
+	streamFailed *prometheus.CounterVec
+	chunks       *prometheus.CounterVec
+	chunkBytes   *prometheus.CounterVec
+	creditStalls prometheus.Counter
+
+	eventsEmitted   *prometheus.CounterVec
+	eventsDelivered *prometheus.CounterVec
+	eventsDropped   *prometheus.CounterVec
+	busDropped      *prometheus.CounterVec
+
+	discMembers  prometheus.Gauge
+	discAnnounce prometheus.Counter
+	discErrors   prometheus.Counter
+	discRecon    prometheus.Counter
+
+	all []prometheus.Collector
+
+	calls sync.Map // callKey → *CallMetrics
+}
+
+// NewMetrics returns the metric families, with constLabels on every
+// series (nil: none) and at most maxNames names per label (0: the
+// default).
+func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
+	if maxNames <= 0 {
+		maxNames = DefaultMaxNames
+	}
+	m := &Metrics{names: NewNames(maxNames)}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "netron", Name: name, Help: help, ConstLabels: constLabels}, labels)
+		m.all = append(m.all, v)
+		return v
+	}
+	one := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "netron", Name: name, Help: help, ConstLabels: constLabels})
+		m.all = append(m.all, c)
+		return c
+	}
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "netron", Name: name, Help: help, ConstLabels: constLabels}, labels)
+		m.all = append(m.all, v)
+		return v
+	}
+	call := []string{"side", "service", "method"}
+	m.rpcStarted = counter("rpc_started_total", "Calls started, by side (client: this node called; server: this node handled), service and method.", call...)
+	m.rpcHandled = counter("rpc_handled_total", "Calls finished, by side, service, method and code (ok, an error code such as 404, or canceled, deadline, disconnected, error).", append(call, "code")...)
+	m.rpcDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "netron", Name: "rpc_duration_seconds",
+		Help:        "Time from the start of a call to its end, by side, service and method.",
+		ConstLabels: constLabels, Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, call)
+	m.all = append(m.all, m.rpcDuration)
+	m.rpcInFlight = gauge("rpc_in_flight", "Calls running, by side, service and method.", call...)
+	m.rpcReqBytes = counter("rpc_request_bytes_total", "Bytes of call requests (the packet), by side, service and method.", call...)
+	m.rpcResBytes = counter("rpc_response_bytes_total", "Bytes of call responses (the packet), by side, service and method.", call...)
+	m.refused = counter("refused_total", "Requests refused by a limit before they ran, by code (429, 503) and limit (peer, node, memory, stopping).", "code", "limit")
+
+	m.connOpened = counter("connections_opened_total", "Connections established, by direction (inbound, outbound) and peer kind (go, netron: a plain Netron peer).", "direction", "kind")
+	m.conns = gauge("connections", "Connections open, by direction and peer kind.", "direction", "kind")
+	m.handshakeFail = one("handshake_failures_total", "Connections that failed before their handshake completed.")
+	m.authRefused = one("auth_refusals_total", "Peers refused by the authenticator.")
+
+	m.streamOpened = counter("streams_opened_total", "Streams opened, by direction (in: this node reads, out: this node writes).", "direction")
+	m.streamClosed = counter("streams_closed_total", "Streams that ended normally, by direction.", "direction")
+	m.streamFailed = counter("streams_failed_total", "Streams that ended with an error, by direction.", "direction")
+	m.chunks = counter("stream_chunks_total", "Stream chunks, by direction.", "direction")
+	m.chunkBytes = counter("stream_bytes_total", "Bytes of stream chunks (the packet), by direction.", "direction")
+	m.creditStalls = one("stream_credit_stalls_total", "Times a stream writer waited for credit from its reader.")
+
+	m.eventsEmitted = counter("events_emitted_total", "Events emitted by this node, by event.", "event")
+	m.eventsDelivered = counter("events_delivered_total", "Events handed to a subscriber of this node, by event.", "event")
+	m.eventsDropped = counter("events_dropped_total", "Events a subscription dropped because its subscriber was behind, by event.", "event")
+	m.busDropped = counter("bus_dropped_total", "Messages the bus dropped for slow subscribers, by topic.", "topic")
+
+	m.discMembers = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "netron", Name: "discovery_members", Help: "Active nodes known to discovery.", ConstLabels: constLabels})
+	m.all = append(m.all, m.discMembers)
+	m.discAnnounce = one("discovery_announcements_total", "Announcements of this node (registrations and re-registrations).")
+	m.discErrors = one("discovery_errors_total", "Errors from the discovery backend (Redis).")
+	m.discRecon = one("discovery_reconnects_total", "Reconnections to peers found through discovery.")
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.all {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.all {
+		c.Collect(ch)
+	}
+}
+
+// Name returns the label value of a service, method, event or topic name
+// (see Names).
+func (m *Metrics) Name(name string) string { return m.names.Of(name) }
+
+type callKey struct {
+	side            Side
+	service, method string
+}
+
+// CallMetrics are the series of one side, service and method, looked up
+// once and kept: a call then costs no label hashing.
+type CallMetrics struct {
+	started, reqBytes, resBytes prometheus.Counter
+	inFlight                    prometheus.Gauge
+	duration                    prometheus.Observer
+	labels                      [3]string
+	handled                     sync.Map // code → prometheus.Counter
+}
+
+// Call returns the series of calls of service.method on side. Nil when m
+// is nil.
+func (m *Metrics) Call(side Side, service, method string) *CallMetrics {
+	if m == nil {
+		return nil
+	}
+	k := callKey{side, service, method}
+	if v, ok := m.calls.Load(k); ok {
+		return v.(*CallMetrics)
+	}
+	// The pair is one name: a node bounds the series it keeps, not
+	// services and methods apart.
+	svc, meth := service, method
+	if m.names.Of(service+"."+method) == Other {
+		svc, meth = Other, Other
+		if v, ok := m.calls.Load(callKey{side, Other, Other}); ok {
+			return v.(*CallMetrics)
+		}
+		k = callKey{side, Other, Other}
+	}
+	l := []string{side.String(), svc, meth}
+	c := &CallMetrics{
+		started:  m.rpcStarted.WithLabelValues(l...),
+		reqBytes: m.rpcReqBytes.WithLabelValues(l...),
+		resBytes: m.rpcResBytes.WithLabelValues(l...),
+		inFlight: m.rpcInFlight.WithLabelValues(l...),
+		duration: m.rpcDuration.WithLabelValues(l...),
+		labels:   [3]string{l[0], l[1], l[2]},
+	}
+	v, _ := m.calls.LoadOrStore(k, c)
+	return v.(*CallMetrics)
+}
+
+// Start counts a call that starts now.
+func (c *CallMetrics) Start() time.Time {
+	c.started.Inc()
+	c.inFlight.Inc()
+	return time.Now()
+}
+
+// End counts the end of a call started at start, with the bytes of its
+// request and response and its code (see Code).
+func (c *CallMetrics) End(m *Metrics, start time.Time, reqBytes, resBytes int, code string) {
+	c.duration.Observe(time.Since(start).Seconds())
+	c.inFlight.Dec()
+	if reqBytes > 0 {
+		c.reqBytes.Add(float64(reqBytes))
+	}
+	if resBytes > 0 {
+		c.resBytes.Add(float64(resBytes))
+	}
+	if v, ok := c.handled.Load(code); ok {
+		v.(prometheus.Counter).Inc()
+		return
+	}
+	h := m.rpcHandled.WithLabelValues(c.labels[0], c.labels[1], c.labels[2], code)
+	v, _ := c.handled.LoadOrStore(code, h)
+	v.(prometheus.Counter).Inc()
+}
+
+// Code is the code label of an error code from rpc.Error: the codes
+// Netron uses keep their number, any other becomes "error".
+func Code(code int) string {
+	switch code {
+	case 400, 401, 403, 404, 405, 408, 409, 410, 413, 422, 429, 500, 501, 502, 503, 504:
+		return strconv.Itoa(code)
+	}
+	return "error"
+}
+
+// Refused counts a request refused by limit with code.
+func (m *Metrics) Refused(code int, limit string) {
+	if m != nil {
+		m.refused.WithLabelValues(strconv.Itoa(code), limit).Inc()
+	}
+}
+
+// Direction of a connection or a stream.
+func direction(inbound bool, in, out string) string {
+	if inbound {
+		return in
+	}
+	return out
+}
+
+// ConnOpened counts a connection that completed its handshake: inbound
+// when the peer dialled us, goPeer when it is a Go peer.
+func (m *Metrics) ConnOpened(inbound, goPeer bool) {
+	if m == nil {
+		return
+	}
+	d, k := direction(inbound, "inbound", "outbound"), direction(goPeer, "go", "netron")
+	m.connOpened.WithLabelValues(d, k).Inc()
+	m.conns.WithLabelValues(d, k).Inc()
+}
+
+// ConnClosed counts the end of a connection ConnOpened counted.
+func (m *Metrics) ConnClosed(inbound, goPeer bool) {
+	if m != nil {
+		m.conns.WithLabelValues(direction(inbound, "inbound", "outbound"), direction(goPeer, "go", "netron")).Dec()
+	}
+}
+
+// HandshakeFailed counts a connection that failed its handshake.
+func (m *Metrics) HandshakeFailed() {
+	if m != nil {
+		m.handshakeFail.Inc()
+	}
+}
+
+// AuthRefused counts a peer the authenticator refused.
+func (m *Metrics) AuthRefused() {
+	if m != nil {
+		m.authRefused.Inc()
+	}
+}
+
+// StreamOpened counts a stream: in when this node reads it.
+func (m *Metrics) StreamOpened(in bool) {
+	if m != nil {
+		m.streamOpened.WithLabelValues(direction(in, "in", "out")).Inc()
+	}
+}
+
+// StreamEnded counts the end of a stream, failed when it ended with an
+// error.
+func (m *Metrics) StreamEnded(in, failed bool) {
+	if m == nil {
+		return
+	}
+	d := direction(in, "in", "out")
+	if failed {
+		m.streamFailed.WithLabelValues(d).Inc()
+		return
+	}
+	m.streamClosed.WithLabelValues(d).Inc()
+}
+
+// Chunk counts a stream chunk of n bytes.
+func (m *Metrics) Chunk(in bool, n int) {
+	if m == nil {
+		return
+	}
+	d := direction(in, "in", "out")
+	m.chunks.WithLabelValues(d).Inc()
+	m.chunkBytes.WithLabelValues(d).Add(float64(n))
+}
+
+// CreditStall counts a writer that waits for credit.
+func (m *Metrics) CreditStall() {
+	if m != nil {
+		m.creditStalls.Inc()
+	}
+}
+
+// EventEmitted counts an event this node emitted.
+func (m *Metrics) EventEmitted(event string) {
+	if m != nil {
+		m.eventsEmitted.WithLabelValues(m.Name(event)).Inc()
+	}
+}
+
+// EventDelivered counts an event handed to a subscriber.
+func (m *Metrics) EventDelivered(event string) {
+	if m != nil {
+		m.eventsDelivered.WithLabelValues(m.Name(event)).Inc()
+	}
+}
+
+// EventsDropped counts n events a subscription to event dropped.
+func (m *Metrics) EventsDropped(event string, n int) {
+	if m != nil && n > 0 {
+		m.eventsDropped.WithLabelValues(m.Name(event)).Add(float64(n))
+	}
+}
+
+// BusDropped counts n messages the bus dropped on topic.
+func (m *Metrics) BusDropped(topic string, n int) {
+	if m != nil && n > 0 {
+		m.busDropped.WithLabelValues(m.Name(topic)).Add(float64(n))
+	}
+}
+
+// DiscoveryMembers sets the number of active nodes.
+func (m *Metrics) DiscoveryMembers(n int) {
+	if m != nil {
+		m.discMembers.Set(float64(n))
+	}
+}
+
+// DiscoveryAnnounced counts an announcement of this node.
+func (m *Metrics) DiscoveryAnnounced() {
+	if m != nil {
+		m.discAnnounce.Inc()
+	}
+}
+
+// DiscoveryError counts an error of the discovery backend.
+func (m *Metrics) DiscoveryError() {
+	if m != nil {
+		m.discErrors.Inc()
+	}
+}
+
+// DiscoveryReconnect counts a reconnection to a discovered peer.
+func (m *Metrics) DiscoveryReconnect() {
+	if m != nil {
+		m.discRecon.Inc()
+	}
+}
