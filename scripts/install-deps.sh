@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Go: redis-server (Debian's
-# package). Tests start their own redis-server on a free port; none is
-# started here.
+# Installs what the test suite needs beyond Go, from Debian's packages:
+# redis-server (tests start their own on a free port; none is started
+# here) and chromium (the live view's browser test drives it headless).
 set -euo pipefail
-if command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 sudo=""
@@ -12,12 +17,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-  # The package starts a system instance on 6379; the tests do not use it.
-  if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop redis-server 2>/dev/null || true; fi
-  $sudo service redis-server stop >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The redis package starts a system instance on 6379; the tests do not use it.
+  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    if command -v systemctl >/dev/null 2>&1; then $sudo systemctl stop redis-server 2>/dev/null || true; fi
+    $sudo service redis-server stop >/dev/null 2>&1 || true
+  fi
 else
-  echo "install-deps: redis-server is missing and apt-get is not available; install redis-server yourself" >&2
+  echo "install-deps: ${missing[*]} missing and apt-get is not available; install them yourself" >&2
   exit 1
 fi
 command -v redis-server >/dev/null
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null

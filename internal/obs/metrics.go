@@ -1,11 +1,15 @@
 package obs
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Side says which end of a call a metric counts.
@@ -97,6 +101,9 @@ type Metrics struct {
 	all []prometheus.Collector
 
 	calls sync.Map // callKey → *CallMetrics
+
+	peers     sync.Map // peer id → *atomic.Uint64 (see PeerCall)
+	peerCount atomic.Int64
 }
 
 // NewMetrics returns the metric families, with constLabels on every
@@ -401,4 +408,132 @@ func (m *Metrics) DiscoveryReconnect() {
 	if m != nil {
 		m.discRecon.Inc()
 	}
+}
+
+// maxPeers bounds the peers PeerCall keeps apart; later ones count as
+// Other.
+const maxPeers = 1024
+
+// PeerCall counts a call to or from peer, for the live views (not a
+// Prometheus series: peer ids are unbounded over time).
+func (m *Metrics) PeerCall(peer string) {
+	if m == nil {
+		return
+	}
+	if v, ok := m.peers.Load(peer); ok {
+		v.(*atomic.Uint64).Add(1)
+		return
+	}
+	if m.peerCount.Load() >= maxPeers {
+		peer = Other
+	} else {
+		m.peerCount.Add(1)
+	}
+	v, _ := m.peers.LoadOrStore(peer, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// CallTotal is what a node counted of the calls of one service on one
+// side, since it started.
+type CallTotal struct {
+	Side    string
+	Service string
+	Calls   uint64 // finished
+	Errors  uint64 // finished with a code other than ok
+	Running int64
+}
+
+// CallTotals returns the totals of every service, by side and service.
+func (m *Metrics) CallTotals() []CallTotal {
+	if m == nil {
+		return nil
+	}
+	byKey := map[[2]string]*CallTotal{}
+	var d dto.Metric
+	m.calls.Range(func(_, v any) bool {
+		c := v.(*CallMetrics)
+		k := [2]string{c.labels[0], c.labels[1]}
+		t := byKey[k]
+		if t == nil {
+			t = &CallTotal{Side: k[0], Service: k[1]}
+			byKey[k] = t
+		}
+		if c.inFlight.Write(&d) == nil {
+			t.Running += int64(d.GetGauge().GetValue())
+		}
+		c.handled.Range(func(code, h any) bool {
+			if h.(prometheus.Counter).Write(&d) == nil {
+				n := uint64(d.GetCounter().GetValue())
+				t.Calls += n
+				if code.(string) != "ok" {
+					t.Errors += n
+				}
+			}
+			return true
+		})
+		return true
+	})
+	out := make([]CallTotal, 0, len(byKey))
+	for _, t := range byKey {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b CallTotal) int { return strings.Compare(a.Side+" "+a.Service, b.Side+" "+b.Service) })
+	return out
+}
+
+// PeerCalls returns the calls counted per peer (see PeerCall).
+func (m *Metrics) PeerCalls() map[string]uint64 {
+	if m == nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	m.peers.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
+
+// EventTotal is what a node counted of one event.
+type EventTotal struct {
+	Event                       string
+	Emitted, Delivered, Dropped uint64
+}
+
+// EventTotals returns the totals of every event.
+func (m *Metrics) EventTotals() []EventTotal {
+	if m == nil {
+		return nil
+	}
+	byName := map[string]*EventTotal{}
+	get := func(name string) *EventTotal {
+		if byName[name] == nil {
+			byName[name] = &EventTotal{Event: name}
+		}
+		return byName[name]
+	}
+	for _, f := range []struct {
+		v   *prometheus.CounterVec
+		set func(*EventTotal, uint64)
+	}{
+		{m.eventsEmitted, func(t *EventTotal, n uint64) { t.Emitted = n }},
+		{m.eventsDelivered, func(t *EventTotal, n uint64) { t.Delivered = n }},
+		{m.eventsDropped, func(t *EventTotal, n uint64) { t.Dropped = n }},
+	} {
+		ch := make(chan prometheus.Metric, 64)
+		go func() { f.v.Collect(ch); close(ch) }()
+		for pm := range ch {
+			var d dto.Metric
+			if pm.Write(&d) != nil || len(d.GetLabel()) == 0 {
+				continue
+			}
+			f.set(get(d.GetLabel()[len(d.GetLabel())-1].GetValue()), uint64(d.GetCounter().GetValue()))
+		}
+	}
+	out := make([]EventTotal, 0, len(byName))
+	for _, t := range byName {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b EventTotal) int { return strings.Compare(a.Event, b.Event) })
+	return out
 }

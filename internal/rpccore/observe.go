@@ -29,6 +29,7 @@ func (r remoteInvoker) observe(ctx context.Context, target, method string, args 
 		ctx, span = o.Tracer.StartClient(ctx, r.conn.ID(), r.svc, method)
 	}
 	cm := o.Metrics.Call(obs.Client, r.svc, method)
+	o.Metrics.PeerCall(r.conn.ID())
 	var start time.Time
 	if cm != nil {
 		start = cm.Start()
@@ -112,6 +113,7 @@ func (sc *serverCall) begin(ctx context.Context, o *obs.Observer, conn *transpor
 	if o.Tracer != nil {
 		ctx, sc.span = o.Tracer.StartServer(ctx, parent, conn.ID(), service, method, sc.id)
 	}
+	o.Metrics.PeerCall(conn.ID())
 	if sc.cm = o.Metrics.Call(obs.Server, service, method); sc.cm != nil {
 		sc.start = sc.cm.Start()
 	}
