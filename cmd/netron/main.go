@@ -40,6 +40,7 @@ func commands() []command {
 		{"services", "list the services a node offers", runServices},
 		{"peers", "list the peers a node is connected to", runPeers},
 		{"watch", "print the events of a node as they happen", runWatch},
+		{"top", "show the busiest services and peers of a node, refreshed every second", runTop},
 	}
 }
 
