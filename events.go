@@ -1102,7 +1102,12 @@ func (n *Node) Emit(ctx context.Context, name string, args ...any) error {
 		return err
 	}
 	// After Stop the bus is closed: publish returns ErrStopped.
-	return n.ev.publish(ctx, Event{Name: canonical(name), Args: args, Source: n.cfg.ID})
+	name = canonical(name)
+	err := n.ev.publish(ctx, Event{Name: name, Args: args, Source: n.cfg.ID})
+	if err == nil {
+		n.cfg.Metrics.inner().EventEmitted(name)
+	}
+	return err
 }
 
 func (n *Node) isStopped() bool {

@@ -48,3 +48,13 @@ func (m *Metrics) inner() *obs.Metrics {
 	}
 	return m.m
 }
+
+// connsNow lists the node's connections for the connections gauge.
+func (n *Node) connsNow() []obs.Conn {
+	peers := n.Peers()
+	out := make([]obs.Conn, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, obs.Conn{Inbound: p.Accepted(), Go: p.IsGo()})
+	}
+	return out
+}

@@ -34,7 +34,8 @@ type Node struct {
 	reg    *rpccore.Registry
 	server *rpccore.Server
 	client *rpccore.Client
-	obs    *obs.Observer // nil: observability off
+	obs    *obs.Observer  // nil: observability off
+	conns  obs.ConnSource // this node's connections, for Config.Metrics
 	// streams runs the node's streams (package stream).
 	streams *streamcore.Manager
 
@@ -84,6 +85,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	hubOpts := []transport.Option{
 		transport.WithLogger(logger),
+		transport.WithMetrics(cfg.Metrics.inner()),
 		transport.WithReadLimit(cfg.MaxPacketSize),
 		transport.WithHandshakeTimeout(cfg.HandshakeTimeout),
 		transport.WithKeepAlive(ka, cfg.KeepAliveTimeout),
@@ -106,6 +108,7 @@ func New(cfg Config) (*Node, error) {
 	var err error
 	n.streams, err = streamcore.NewManager(n.bus,
 		streamcore.WithLogger(logger),
+		streamcore.WithMetrics(cfg.Metrics.inner()),
 		streamcore.WithWindow(cfg.StreamWindow),
 		streamcore.WithMaxWindow(cfg.StreamMaxWindow),
 		streamcore.WithInactivityTimeout(cfg.StreamTimeout),
@@ -148,6 +151,8 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	n.conns = n.connsNow
+	cfg.Metrics.inner().AddConns(&n.conns)
 	return n, nil
 }
 
@@ -270,6 +275,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.drain(ctx)
 	}
 	n.cancel()
+	n.cfg.Metrics.inner().RemoveConns(&n.conns)
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)

@@ -152,6 +152,20 @@ func TestMetricsCalls(t *testing.T) {
 			t.Errorf("server %s%v = %v, want %v", c.name, c.l, got, c.want)
 		}
 	}
+	// Calls of names the node does not have count under other: a peer
+	// cannot add series.
+	raw := dialRaw(t, server.URL(), "raw", false)
+	for i, target := range []string{"nosuch@1.0.0", "everything@1.0.0"} {
+		call, _ := wire.AppendMarshal(wire.AppendHeader(nil, uint32(i+1), wire.Flags(wire.TypeCall, true, 0)), []any{target, "nosuchMethod"})
+		raw.send(call)
+		if reply := raw.recv(); !reply.IsError() {
+			t.Fatalf("a call of %s.nosuchMethod: %x", target, reply.Data)
+		}
+	}
+	eventually(t, "the unknown calls", func() bool {
+		return metricValue(t, sreg, "rpc_handled_total", map[string]string{"side": "server", "service": "other", "method": "other", "code": "404"}) == 1 &&
+			metricValue(t, sreg, "rpc_handled_total", map[string]string{"side": "server", "service": "everything@1.0.0", "method": "other", "code": "404"}) == 1
+	})
 	// What one side sent the other received.
 	for _, name := range []string{"rpc_request_bytes_total", "rpc_response_bytes_total"} {
 		c, s := metricValue(t, creg, name, with(sum, "side", "client")), metricValue(t, sreg, name, with(sum, "side", "server"))
@@ -386,4 +400,117 @@ func TestTraceNotSentToPlainPeer(t *testing.T) {
 	if spans := exp.GetSpans(); len(spans) != 1 || !strings.HasSuffix(spans[0].Name, "/count") {
 		t.Errorf("spans %v, want the client span", spans)
 	}
+}
+
+// Count5 streams 0..n-1.
+type Count5 struct{}
+
+func (Count5) Count(n int) <-chan int {
+	ch := make(chan int, n)
+	for i := range n {
+		ch <- i
+	}
+	close(ch)
+	return ch
+}
+
+// Connections, handshakes, auth refusals, streams and events emitted are
+// counted as they happen.
+func TestMetricsConnectionsStreamsEvents(t *testing.T) {
+	ms, sreg := registered(t)
+	mc, creg := registered(t)
+	cfg := nodeConfig("server", true)
+	cfg.Metrics = ms
+	cfg.Auth.Token = "secret"
+	server := startNode(t, cfg)
+	if err := server.Expose("counter@1.0.0", Count5{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// A peer without the token is refused before its handshake; one that
+	// hangs up in the middle of its handshake fails it.
+	if _, err := startNode(t, netron.Config{ID: "stranger"}).Connect(ctx, server.URL()); err == nil {
+		t.Fatal("a peer without the token connected")
+	}
+	if got := metricValue(t, sreg, "auth_refusals_total", nil); got != 1 {
+		t.Errorf("auth refusals %v, want 1", got)
+	}
+	ws, _, err := websocket.Dial(ctx, server.URL(), &websocket.DialOptions{HTTPHeader: map[string][]string{"Authorization": {"Bearer secret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.Read(ctx); err != nil { // the hello; no client-id follows
+		t.Fatal(err)
+	}
+	ws.CloseNow()
+	eventually(t, "a failed handshake", func() bool { return metricValue(t, sreg, "handshake_failures_total", nil) == 1 })
+
+	client := startNode(t, netron.Config{ID: "client", Metrics: mc, Auth: netron.AuthConfig{DialToken: "secret"}})
+	p, err := client.Connect(ctx, server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, sreg, "connections", map[string]string{"direction": "inbound", "kind": "go"}); got != 1 {
+		t.Errorf("server: inbound Go connections %v, want 1", got)
+	}
+	if got := metricValue(t, creg, "connections", map[string]string{"direction": "outbound", "kind": "go"}); got != 1 {
+		t.Errorf("client: outbound Go connections %v, want 1", got)
+	}
+	if got := metricValue(t, sreg, "connections_opened_total", map[string]string{"direction": "inbound"}); got != 1 {
+		t.Errorf("server: inbound connections opened %v, want 1", got)
+	}
+
+	svc, err := p.Service(ctx, "counter@1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range rpc.Stream[int](ctx, svc, "count", 5) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Fatalf("%d values", n)
+	}
+	eventually(t, "the streams' ends", func() bool {
+		return metricValue(t, creg, "streams_closed_total", map[string]string{"direction": "in"}) == 1 &&
+			metricValue(t, sreg, "streams_closed_total", map[string]string{"direction": "out"}) == 1
+	})
+	for _, c := range []struct {
+		g    prometheus.Gatherer
+		name string
+		l    map[string]string
+		want float64
+	}{
+		{creg, "streams_opened_total", map[string]string{"direction": "in"}, 1},
+		{sreg, "streams_opened_total", map[string]string{"direction": "out"}, 1},
+		{creg, "stream_chunks_total", map[string]string{"direction": "in"}, 5},
+		{sreg, "stream_chunks_total", map[string]string{"direction": "out"}, 5},
+		{sreg, "streams_failed_total", nil, 0},
+	} {
+		if got := metricValue(t, c.g, c.name, c.l); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.l, got, c.want)
+		}
+	}
+	if in, out := metricValue(t, creg, "stream_bytes_total", map[string]string{"direction": "in"}), metricValue(t, sreg, "stream_bytes_total", map[string]string{"direction": "out"}); in != out || in < 5*wire.HeaderSize {
+		t.Errorf("stream bytes: read %v, written %v", in, out)
+	}
+
+	for range 3 {
+		if err := server.Emit(ctx, "news", "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := metricValue(t, sreg, "events_emitted_total", map[string]string{"event": "news"}); got != 3 {
+		t.Errorf("events emitted %v, want 3", got)
+	}
+
+	p.Close()
+	eventually(t, "the connection's end", func() bool {
+		return metricValue(t, sreg, "connections_closed_total", map[string]string{"direction": "inbound"}) == 1 &&
+			metricValue(t, sreg, "connections", nil) == 0
+	})
 }

@@ -77,7 +77,9 @@ type Metrics struct {
 	refused     *prometheus.CounterVec
 
 	connOpened    *prometheus.CounterVec
-	conns         *prometheus.GaugeVec
+	connClosed    *prometheus.CounterVec
+	connsDesc     *prometheus.Desc
+	connSources   sync.Map // *ConnSource → struct{}
 	handshakeFail prometheus.Counter
 	authRefused   prometheus.Counter
 
@@ -88,15 +90,7 @@ type Metrics struct {
 	chunkBytes   *prometheus.CounterVec
 	creditStalls prometheus.Counter
 
-	eventsEmitted   *prometheus.CounterVec
-	eventsDelivered *prometheus.CounterVec
-	eventsDropped   *prometheus.CounterVec
-	busDropped      *prometheus.CounterVec
-
-	discMembers  prometheus.Gauge
-	discAnnounce prometheus.Counter
-	discErrors   prometheus.Counter
-	discRecon    prometheus.Counter
+	eventsEmitted *prometheus.CounterVec
 
 	all []prometheus.Collector
 
@@ -141,8 +135,9 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.rpcResBytes = counter("rpc_response_bytes_total", "Bytes of call responses (the packet), by side, service and method.", call...)
 	m.refused = counter("refused_total", "Requests refused by a limit before they ran, by code (429, 503) and limit (peer, node, memory, stopping).", "code", "limit")
 
-	m.connOpened = counter("connections_opened_total", "Connections established, by direction (inbound, outbound) and peer kind (go, netron: a plain Netron peer).", "direction", "kind")
-	m.conns = gauge("connections", "Connections open, by direction and peer kind.", "direction", "kind")
+	m.connOpened = counter("connections_opened_total", "Connections established, by direction (inbound: the peer dialled this node; outbound).", "direction")
+	m.connClosed = counter("connections_closed_total", "Connections closed, by direction.", "direction")
+	m.connsDesc = prometheus.NewDesc("netron_connections", "Peers connected, by direction and peer kind (go, or netron: a plain Netron peer), counted when scraped.", []string{"direction", "kind"}, constLabels)
 	m.handshakeFail = one("handshake_failures_total", "Connections that failed before their handshake completed.")
 	m.authRefused = one("auth_refusals_total", "Peers refused by the authenticator.")
 
@@ -154,15 +149,6 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.creditStalls = one("stream_credit_stalls_total", "Times a stream writer waited for credit from its reader.")
 
 	m.eventsEmitted = counter("events_emitted_total", "Events emitted by this node, by event.", "event")
-	m.eventsDelivered = counter("events_delivered_total", "Events handed to a subscriber of this node, by event.", "event")
-	m.eventsDropped = counter("events_dropped_total", "Events a subscription dropped because its subscriber was behind, by event.", "event")
-	m.busDropped = counter("bus_dropped_total", "Messages the bus dropped for slow subscribers, by topic.", "topic")
-
-	m.discMembers = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "netron", Name: "discovery_members", Help: "Active nodes known to discovery.", ConstLabels: constLabels})
-	m.all = append(m.all, m.discMembers)
-	m.discAnnounce = one("discovery_announcements_total", "Announcements of this node (registrations and re-registrations).")
-	m.discErrors = one("discovery_errors_total", "Errors from the discovery backend (Redis).")
-	m.discRecon = one("discovery_reconnects_total", "Reconnections to peers found through discovery.")
 	return m
 }
 
@@ -171,12 +157,54 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.all {
 		c.Describe(ch)
 	}
+	ch <- m.connsDesc
 }
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.all {
 		c.Collect(ch)
+	}
+	var n [2][2]int // [inbound][go]
+	m.connSources.Range(func(k, _ any) bool {
+		for _, c := range (*k.(*ConnSource))() {
+			n[b2i(c.Inbound)][b2i(c.Go)]++
+		}
+		return true
+	})
+	for in := range 2 {
+		for g := range 2 {
+			ch <- prometheus.MustNewConstMetric(m.connsDesc, prometheus.GaugeValue, float64(n[in][g]),
+				direction(in == 1, "inbound", "outbound"), direction(g == 1, "go", "netron"))
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Conn is a connection as the connections gauge counts it.
+type Conn struct{ Inbound, Go bool }
+
+// ConnSource lists a node's connections when the metrics are scraped.
+type ConnSource func() []Conn
+
+// AddConns makes the connections gauge count src's connections until
+// RemoveConns.
+func (m *Metrics) AddConns(src *ConnSource) {
+	if m != nil {
+		m.connSources.Store(src, struct{}{})
+	}
+}
+
+// RemoveConns stops counting src.
+func (m *Metrics) RemoveConns(src *ConnSource) {
+	if m != nil {
+		m.connSources.Delete(src)
 	}
 }
 
@@ -285,20 +313,17 @@ func direction(inbound bool, in, out string) string {
 }
 
 // ConnOpened counts a connection that completed its handshake: inbound
-// when the peer dialled us, goPeer when it is a Go peer.
-func (m *Metrics) ConnOpened(inbound, goPeer bool) {
-	if m == nil {
-		return
+// when the peer dialled us.
+func (m *Metrics) ConnOpened(inbound bool) {
+	if m != nil {
+		m.connOpened.WithLabelValues(direction(inbound, "inbound", "outbound")).Inc()
 	}
-	d, k := direction(inbound, "inbound", "outbound"), direction(goPeer, "go", "netron")
-	m.connOpened.WithLabelValues(d, k).Inc()
-	m.conns.WithLabelValues(d, k).Inc()
 }
 
 // ConnClosed counts the end of a connection ConnOpened counted.
-func (m *Metrics) ConnClosed(inbound, goPeer bool) {
+func (m *Metrics) ConnClosed(inbound bool) {
 	if m != nil {
-		m.conns.WithLabelValues(direction(inbound, "inbound", "outbound"), direction(goPeer, "go", "netron")).Dec()
+		m.connClosed.WithLabelValues(direction(inbound, "inbound", "outbound")).Inc()
 	}
 }
 
@@ -358,55 +383,6 @@ func (m *Metrics) CreditStall() {
 func (m *Metrics) EventEmitted(event string) {
 	if m != nil {
 		m.eventsEmitted.WithLabelValues(m.Name(event)).Inc()
-	}
-}
-
-// EventDelivered counts an event handed to a subscriber.
-func (m *Metrics) EventDelivered(event string) {
-	if m != nil {
-		m.eventsDelivered.WithLabelValues(m.Name(event)).Inc()
-	}
-}
-
-// EventsDropped counts n events a subscription to event dropped.
-func (m *Metrics) EventsDropped(event string, n int) {
-	if m != nil && n > 0 {
-		m.eventsDropped.WithLabelValues(m.Name(event)).Add(float64(n))
-	}
-}
-
-// BusDropped counts n messages the bus dropped on topic.
-func (m *Metrics) BusDropped(topic string, n int) {
-	if m != nil && n > 0 {
-		m.busDropped.WithLabelValues(m.Name(topic)).Add(float64(n))
-	}
-}
-
-// DiscoveryMembers sets the number of active nodes.
-func (m *Metrics) DiscoveryMembers(n int) {
-	if m != nil {
-		m.discMembers.Set(float64(n))
-	}
-}
-
-// DiscoveryAnnounced counts an announcement of this node.
-func (m *Metrics) DiscoveryAnnounced() {
-	if m != nil {
-		m.discAnnounce.Inc()
-	}
-}
-
-// DiscoveryError counts an error of the discovery backend.
-func (m *Metrics) DiscoveryError() {
-	if m != nil {
-		m.discErrors.Inc()
-	}
-}
-
-// DiscoveryReconnect counts a reconnection to a discovered peer.
-func (m *Metrics) DiscoveryReconnect() {
-	if m != nil {
-		m.discRecon.Inc()
 	}
 }
 
@@ -496,8 +472,8 @@ func (m *Metrics) PeerCalls() map[string]uint64 {
 
 // EventTotal is what a node counted of one event.
 type EventTotal struct {
-	Event                       string
-	Emitted, Delivered, Dropped uint64
+	Event   string
+	Emitted uint64
 }
 
 // EventTotals returns the totals of every event.
@@ -505,34 +481,19 @@ func (m *Metrics) EventTotals() []EventTotal {
 	if m == nil {
 		return nil
 	}
-	byName := map[string]*EventTotal{}
-	get := func(name string) *EventTotal {
-		if byName[name] == nil {
-			byName[name] = &EventTotal{Event: name}
+	var out []EventTotal
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.eventsEmitted.Collect(ch); close(ch) }()
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) != nil {
+			continue
 		}
-		return byName[name]
-	}
-	for _, f := range []struct {
-		v   *prometheus.CounterVec
-		set func(*EventTotal, uint64)
-	}{
-		{m.eventsEmitted, func(t *EventTotal, n uint64) { t.Emitted = n }},
-		{m.eventsDelivered, func(t *EventTotal, n uint64) { t.Delivered = n }},
-		{m.eventsDropped, func(t *EventTotal, n uint64) { t.Dropped = n }},
-	} {
-		ch := make(chan prometheus.Metric, 64)
-		go func() { f.v.Collect(ch); close(ch) }()
-		for pm := range ch {
-			var d dto.Metric
-			if pm.Write(&d) != nil || len(d.GetLabel()) == 0 {
-				continue
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "event" {
+				out = append(out, EventTotal{Event: l.GetValue(), Emitted: uint64(d.GetCounter().GetValue())})
 			}
-			f.set(get(d.GetLabel()[len(d.GetLabel())-1].GetValue()), uint64(d.GetCounter().GetValue()))
 		}
-	}
-	out := make([]EventTotal, 0, len(byName))
-	for _, t := range byName {
-		out = append(out, *t)
 	}
 	slices.SortFunc(out, func(a, b EventTotal) int { return strings.Compare(a.Event, b.Event) })
 	return out

@@ -723,6 +723,9 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	}
 	e := s.reg.target(target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
+		if sc != nil { // counted under other: the names are the peer's
+			sc.begin(ctx, s.obs, conn, parent, obs.Other, obs.Other)
+		}
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
 	name, err := wire.DecodeString(dec)
@@ -731,6 +734,9 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	}
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
+		if sc != nil {
+			sc.begin(ctx, s.obs, conn, parent, e.qn, obs.Other)
+		}
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
 	if sc != nil {

@@ -652,6 +652,7 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 	c.closeOnce.Do(func() {
 		c.err = fmt.Errorf("%w: %s: %w", peer.ErrDisconnected, c.id, cause)
 		close(c.done)
+		c.hub.cfg.obs.ConnClosed(c.serverSide)
 		c.cancel()
 		c.kaMu.Lock()
 		if c.kaTimer != nil {

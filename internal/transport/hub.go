@@ -206,6 +206,7 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		c.cancel()
 		return nil, err
 	}
+	h.cfg.obs.ConnOpened(serverSide)
 	return c, nil
 }
 
@@ -283,6 +284,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, err := h.cfg.auth.Authenticate(r)
 		if err != nil {
 			h.cfg.logger.Info("netron: rejected unauthenticated peer", "remote", r.RemoteAddr, "err", err)
+			h.cfg.obs.AuthRefused()
 			http.Error(w, "netron: unauthenticated", http.StatusUnauthorized)
 			return
 		}
@@ -323,6 +325,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		when = helloAfterPong
 	}
 	if err := h.accept(ws, id, r.RemoteAddr, ident, when); err != nil {
+		h.cfg.obs.HandshakeFailed()
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
 }

@@ -63,12 +63,10 @@ type Peer struct {
 	Calls     uint64 `json:"calls"`
 }
 
-// Event is what the node counted of one event.
+// Event is what the node counted of one event it emitted.
 type Event struct {
-	Name      string `json:"name"`
-	Emitted   uint64 `json:"emitted"`
-	Delivered uint64 `json:"delivered"`
-	Dropped   uint64 `json:"dropped"`
+	Name    string `json:"name"`
+	Emitted uint64 `json:"emitted"`
 }
 
 // Source takes a snapshot.

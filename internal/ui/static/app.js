@@ -49,8 +49,7 @@ function render(s) {
   for (const x of (prev ? prev.events : [])) evBefore[x.name] = x;
   document.querySelector("#events tbody").replaceChildren(...s.events.map(x =>
     el("tr", { "data-event": x.name }, el("td", {}, x.name), el("td", { class: "n" }, String(x.emitted)),
-      el("td", { class: "n" }, rate(x.emitted, (evBefore[x.name] || (prev ? { emitted: 0 } : {})).emitted, dt)),
-      el("td", { class: "n" }, String(x.delivered)), el("td", { class: "n" }, String(x.dropped)))));
+      el("td", { class: "n" }, rate(x.emitted, (evBefore[x.name] || (prev ? { emitted: 0 } : {})).emitted, dt)))));
   prev = s;
 }
 
