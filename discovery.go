@@ -229,7 +229,7 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	}
 	p, err := n.Connect(ctx, node.Address)
 	if err != nil {
-		n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "err", err)
+		n.logger.Info("netron: discovery: auto-connect failed", "peer", node.ID, "err", err)
 		return
 	}
 	if p.rc != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/ui"
 )
 
@@ -54,7 +55,6 @@ func (n *Node) snapshot(ctx context.Context) ui.Snapshot {
 		}
 	}
 	var m = n.cfg.Metrics.inner()
-	calls := m.PeerCalls()
 	for _, p := range n.Peers() {
 		dir, kind := "outbound", "netron"
 		if p.Accepted() {
@@ -64,7 +64,11 @@ func (n *Node) snapshot(ctx context.Context) ui.Snapshot {
 			kind = "go"
 		}
 		s.Links = append(s.Links, ui.Link{From: n.cfg.ID, To: p.ID(), Direction: dir, Kind: kind})
-		s.Peers = append(s.Peers, ui.Peer{ID: p.ID(), Direction: dir, Kind: kind, Calls: calls[p.ID()]})
+		var calls uint64
+		if conn := p.conn.Load(); conn != nil {
+			calls = rpccore.PeerCalls(n.client, conn)
+		}
+		s.Peers = append(s.Peers, ui.Peer{ID: p.ID(), Direction: dir, Kind: kind, Calls: calls})
 	}
 	for _, t := range m.CallTotals() {
 		s.Services = append(s.Services, ui.Service{Name: t.Service, Side: t.Side, Calls: t.Calls, Errors: t.Errors, Running: t.Running})

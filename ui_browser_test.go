@@ -2,7 +2,9 @@ package netron_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -130,6 +132,29 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	waitJS("7 calls of greeter", `document.querySelector('#services tr[data-service="greeter@1.0.0"][data-side="server"] .calls')?.textContent === "7"`)
 	waitJS("the total counter", `document.getElementById("total-calls").textContent === "7"`)
+	// The snapshot netron top reads counts the calls per peer too.
+	resp, err := http.Get(srv.URL + "/api/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		Peers []struct {
+			ID    string `json:"id"`
+			Calls uint64 `json:"calls"`
+		} `json:"peers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&snap)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]uint64{}
+	for _, p := range snap.Peers {
+		calls[p.ID] = p.Calls
+	}
+	if len(calls) != 2 || calls["beta"] != 7 || calls["gamma"] != 0 {
+		t.Errorf("calls per peer %v, want beta 7, gamma 0", calls)
+	}
 
 	if out := os.Getenv("NETRON_UI_SCREENSHOT"); out != "" {
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))

@@ -462,7 +462,7 @@ func (d *Discovery) loop() {
 		next := nextBeat
 		if d.healthy.Load() {
 			for _, n := range d.view.Expire(now) {
-				d.log.Debug("discovery: node expired", "node", n.ID, "lastSeen", n.LastSeen)
+				d.log.Debug("discovery: node expired", "peer", n.ID, "lastSeen", n.LastSeen)
 				d.cleanup(n.ID)
 			}
 			if e, ok := d.view.NextExpiry(); ok && e.Before(next) {
@@ -543,7 +543,7 @@ func (d *Discovery) snapshot() (string, error) {
 	for id, raw := range stored.Val() {
 		e, err := DecodeEntry([]byte(raw))
 		if err != nil || e.Node.ID != id || e.Op == OpLeave {
-			d.log.Warn("discovery: skipping malformed snapshot entry", "node", id, "err", err, "entry", truncate(raw))
+			d.log.Warn("discovery: skipping malformed snapshot entry", "peer", id, "err", err, "entry", truncate(raw))
 			continue
 		}
 		s, ok := score[id]
@@ -633,7 +633,7 @@ func (d *Discovery) fetch(ctx context.Context, ids []string, seenAt map[string]t
 		}
 		e, err := DecodeEntry([]byte(raw))
 		if err != nil || e.Node.ID != id || e.Op == OpLeave {
-			d.log.Warn("discovery: skipping malformed snapshot entry", "node", id, "err", err, "entry", truncate(raw))
+			d.log.Warn("discovery: skipping malformed snapshot entry", "peer", id, "err", err, "entry", truncate(raw))
 			continue
 		}
 		if localNow.Sub(seenAt[id]) > e.TTL {
@@ -697,10 +697,10 @@ func (d *Discovery) reannounceLocked() {
 		err := d.announce(ctx, o)
 		cancel()
 		if err != nil {
-			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
+			d.log.Debug("discovery: re-announcing failed", "peer", o.entry.Node.ID, "err", err)
 			return
 		}
-		d.log.Debug("discovery: node announced again", "node", o.entry.Node.ID)
+		d.log.Debug("discovery: node announced again", "peer", o.entry.Node.ID)
 	}
 }
 
@@ -711,7 +711,7 @@ func (d *Discovery) cleanup(id string) {
 	ctx, cancel := d.opCtx()
 	defer cancel()
 	if err := expireScript.Run(ctx, d.client, []string{d.alive, d.nodes}, id, d.cfg.ttl.Milliseconds()).Err(); err != nil {
-		d.log.Debug("discovery: removing an expired node from redis failed", "node", id, "err", err)
+		d.log.Debug("discovery: removing an expired node from redis failed", "peer", id, "err", err)
 	}
 }
 

@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
+	_ "unsafe" // for go:linkname
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -95,9 +94,6 @@ type Metrics struct {
 	all []prometheus.Collector
 
 	calls sync.Map // callKey → *CallMetrics
-
-	peers     sync.Map // peer id → *atomic.Uint64 (see PeerCall)
-	peerCount atomic.Int64
 }
 
 // NewMetrics returns the metric families, with constLabels on every
@@ -223,8 +219,9 @@ type CallMetrics struct {
 	started, reqBytes, resBytes prometheus.Counter
 	inFlight                    prometheus.Gauge
 	duration                    prometheus.Observer
+	ok                          prometheus.Counter // handled with code ok
 	labels                      [3]string
-	handled                     sync.Map // code → prometheus.Counter
+	handled                     sync.Map // another code → prometheus.Counter
 }
 
 // Call returns the series of calls of service.method on side. Nil when m
@@ -254,29 +251,34 @@ func (m *Metrics) Call(side Side, service, method string) *CallMetrics {
 		resBytes: m.rpcResBytes.WithLabelValues(l...),
 		inFlight: m.rpcInFlight.WithLabelValues(l...),
 		duration: m.rpcDuration.WithLabelValues(l...),
+		ok:       m.rpcHandled.WithLabelValues(l[0], l[1], l[2], "ok"),
 		labels:   [3]string{l[0], l[1], l[2]},
 	}
 	v, _ := m.calls.LoadOrStore(k, c)
 	return v.(*CallMetrics)
 }
 
-// Start counts a call that starts now.
-func (c *CallMetrics) Start() time.Time {
+// Start counts a call that starts now, and returns when (see End).
+func (c *CallMetrics) Start() int64 {
 	c.started.Inc()
 	c.inFlight.Inc()
-	return time.Now()
+	return nanotime()
 }
 
 // End counts the end of a call started at start, with the bytes of its
 // request and response and its code (see Code).
-func (c *CallMetrics) End(m *Metrics, start time.Time, reqBytes, resBytes int, code string) {
-	c.duration.Observe(time.Since(start).Seconds())
+func (c *CallMetrics) End(m *Metrics, start int64, reqBytes, resBytes int, code string) {
+	c.duration.Observe(float64(nanotime()-start) / 1e9)
 	c.inFlight.Dec()
 	if reqBytes > 0 {
 		c.reqBytes.Add(float64(reqBytes))
 	}
 	if resBytes > 0 {
 		c.resBytes.Add(float64(resBytes))
+	}
+	if code == "ok" {
+		c.ok.Inc()
+		return
 	}
 	if v, ok := c.handled.Load(code); ok {
 		v.(prometheus.Counter).Inc()
@@ -386,29 +388,6 @@ func (m *Metrics) EventEmitted(event string) {
 	}
 }
 
-// maxPeers bounds the peers PeerCall keeps apart; later ones count as
-// Other.
-const maxPeers = 1024
-
-// PeerCall counts a call to or from peer, for the live views (not a
-// Prometheus series: peer ids are unbounded over time).
-func (m *Metrics) PeerCall(peer string) {
-	if m == nil {
-		return
-	}
-	if v, ok := m.peers.Load(peer); ok {
-		v.(*atomic.Uint64).Add(1)
-		return
-	}
-	if m.peerCount.Load() >= maxPeers {
-		peer = Other
-	} else {
-		m.peerCount.Add(1)
-	}
-	v, _ := m.peers.LoadOrStore(peer, new(atomic.Uint64))
-	v.(*atomic.Uint64).Add(1)
-}
-
 // CallTotal is what a node counted of the calls of one service on one
 // side, since it started.
 type CallTotal struct {
@@ -437,6 +416,9 @@ func (m *Metrics) CallTotals() []CallTotal {
 		if c.inFlight.Write(&d) == nil {
 			t.Running += int64(d.GetGauge().GetValue())
 		}
+		if c.ok.Write(&d) == nil {
+			t.Calls += uint64(d.GetCounter().GetValue())
+		}
 		c.handled.Range(func(code, h any) bool {
 			if h.(prometheus.Counter).Write(&d) == nil {
 				n := uint64(d.GetCounter().GetValue())
@@ -454,19 +436,6 @@ func (m *Metrics) CallTotals() []CallTotal {
 		out = append(out, *t)
 	}
 	slices.SortFunc(out, func(a, b CallTotal) int { return strings.Compare(a.Side+" "+a.Service, b.Side+" "+b.Service) })
-	return out
-}
-
-// PeerCalls returns the calls counted per peer (see PeerCall).
-func (m *Metrics) PeerCalls() map[string]uint64 {
-	if m == nil {
-		return nil
-	}
-	out := map[string]uint64{}
-	m.peers.Range(func(k, v any) bool {
-		out[k.(string)] = v.(*atomic.Uint64).Load()
-		return true
-	})
 	return out
 }
 
@@ -498,3 +467,10 @@ func (m *Metrics) EventTotals() []EventTotal {
 	slices.SortFunc(out, func(a, b EventTotal) int { return strings.Compare(a.Event, b.Event) })
 	return out
 }
+
+// nanotime is the runtime's monotonic clock: one clock read, where
+// time.Now makes two (the wall clock too), which showed in the cost of a
+// call on machines with slow clocks (docs/benchmarks.md, "Observability").
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64

@@ -102,3 +102,19 @@ func FuzzParseTraceparent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCallMetrics measures what the metrics add to one round trip:
+// the client's and the server's series looked up, started and ended (see
+// docs/benchmarks.md, "Observability"; the server finds its series on the
+// method instead of looking it up, so this is an upper bound).
+func BenchmarkCallMetrics(b *testing.B) {
+	m := NewMetrics(nil, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, side := range []Side{Client, Server} {
+			c := m.Call(side, "calculator@1.0.0", "add")
+			start := c.Start()
+			c.End(m, start, 40, 12, "ok")
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -101,6 +102,7 @@ type pendingKey struct{}
 // pendingSet is the requests in flight on one connection.
 type pendingSet struct {
 	conn   *transport.Conn // told how many calls wait (transport.Conn.AwaitReplies)
+	sent   atomic.Uint64   // calls made on it, counted when the client observes
 	mu     sync.Mutex
 	calls  map[uint32]pending
 	closed bool
@@ -227,6 +229,9 @@ func (c *Client) send(ctx context.Context, sendBy, deadline time.Time, conn *tra
 	}
 	ch := respChanPool.Get().(chan response)
 	ps := c.pendingOf(conn)
+	if c.obs != nil && t == wire.TypeCall {
+		ps.sent.Add(1)
+	}
 	id, ok := ps.reserve(conn.NextID, ch, deadline)
 	if !ok {
 		respChanPool.Put(ch)

@@ -3,7 +3,6 @@ package rpccore
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -29,8 +28,7 @@ func (r remoteInvoker) observe(ctx context.Context, target, method string, args 
 		ctx, span = o.Tracer.StartClient(ctx, r.conn.ID(), r.svc, method)
 	}
 	cm := o.Metrics.Call(obs.Client, r.svc, method)
-	o.Metrics.PeerCall(r.conn.ID())
-	var start time.Time
+	var start int64
 	if cm != nil {
 		start = cm.Start()
 	}
@@ -75,7 +73,7 @@ type serverCall struct {
 	on    bool // a CALL of a known method, being observed
 	id    uint32
 	cm    *obs.CallMetrics
-	start time.Time
+	start int64 // obs.CallMetrics.Start
 	span  trace.Span
 }
 
@@ -106,18 +104,35 @@ func hasTraceparent(dec *msgpack.Decoder, conn *transport.Conn) bool {
 	return err == nil && c == msgpcode.Ext8 && conn != nil && conn.Extensions().Has(obs.ExtensionTrace)
 }
 
-// begin starts observing the call of service.method, a child of the
+// begin starts observing the call of service's method m (nil: a method
+// or service the node does not have, counted as obs.Other), a child of the
 // remote span parent; it returns the context the method runs with.
-func (sc *serverCall) begin(ctx context.Context, o *obs.Observer, conn *transport.Conn, parent trace.SpanContext, service, method string) context.Context {
+func (sc *serverCall) begin(ctx context.Context, o *obs.Observer, conn *transport.Conn, parent trace.SpanContext, service string, m *method) context.Context {
 	sc.on = true
+	name := obs.Other
+	if m != nil {
+		name = m.name
+	}
 	if o.Tracer != nil {
-		ctx, sc.span = o.Tracer.StartServer(ctx, parent, conn.ID(), service, method, sc.id)
+		ctx, sc.span = o.Tracer.StartServer(ctx, parent, conn.ID(), service, name, sc.id)
 	}
-	o.Metrics.PeerCall(conn.ID())
-	if sc.cm = o.Metrics.Call(obs.Server, service, method); sc.cm != nil {
-		sc.start = sc.cm.Start()
+	if o.Metrics == nil {
+		return ctx
 	}
+	if m == nil {
+		sc.cm = o.Metrics.Call(obs.Server, service, name)
+	} else if sc.cm = m.server.Load(); sc.cm == nil {
+		sc.cm = o.Metrics.Call(obs.Server, service, name)
+		m.server.Store(sc.cm)
+	}
+	sc.start = sc.cm.Start()
 	return ctx
+}
+
+// PeerCalls returns the calls this node's server received on conn and its
+// client c made on it, counted while they observe.
+func PeerCalls(c *Client, conn *transport.Conn) uint64 {
+	return connRequestsOf(conn).calls.Load() + c.pendingOf(conn).sent.Load()
 }
 
 // spanContext is the span of the call, for the trace fields of its error

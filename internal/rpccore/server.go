@@ -208,6 +208,9 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 		return
 	}
 	st := connRequestsOf(in.Conn)
+	if s.obs != nil && in.Packet.Type() == wire.TypeCall {
+		st.calls.Add(1)
+	}
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
 		s.refused(429, "peer")
@@ -284,8 +287,9 @@ const maxBudgetStrikes = 3
 
 // connRequests is the server's state of one connection.
 type connRequests struct {
-	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
-	strikes  atomic.Int32 // requests over their decode budget since the last success
+	inflight atomic.Int32  // requests running or waiting, for the per-peer limit
+	calls    atomic.Uint64 // CALLs received, counted when the server observes
+	strikes  atomic.Int32  // requests over their decode budget since the last success
 	mu       sync.Mutex
 	queue    []queued // waiting for a slot, in order; each holds a token of s.waiting
 	feeding  bool     // a goroutine feeds queue to the slots
@@ -724,7 +728,7 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	e := s.reg.target(target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		if sc != nil { // counted under other: the names are the peer's
-			sc.begin(ctx, s.obs, conn, parent, obs.Other, obs.Other)
+			sc.begin(ctx, s.obs, conn, parent, obs.Other, nil)
 		}
 		return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
 	}
@@ -735,12 +739,12 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
 		if sc != nil {
-			sc.begin(ctx, s.obs, conn, parent, e.qn, obs.Other)
+			sc.begin(ctx, s.obs, conn, parent, e.qn, nil)
 		}
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
 	if sc != nil {
-		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, name)
+		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, m)
 	}
 	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"reflect"
 	"sort"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/wire"
 )
@@ -20,6 +22,9 @@ var (
 
 // method is one callable method of an exposed value.
 type method struct {
+	// server is its series in the server's metrics, looked up once (see
+	// serverCall.begin).
+	server atomic.Pointer[obs.CallMetrics]
 	name   string
 	fn     reflect.Value
 	hasCtx bool

@@ -470,7 +470,7 @@ func (o *Outbound) Start(run func(ctx context.Context) error) bool {
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
-					o.m.cfg.logger.Error("netron: stream producer panicked", "stream", o.id, "panic", r, "stack", string(debug.Stack()))
+					o.m.cfg.logger.Error("netron: stream producer panicked", "peer", o.cs.peerID(), "stream", o.id, "panic", r, "stack", string(debug.Stack()))
 					err = errors.New("internal error in the stream producer")
 				}
 			}()
