@@ -4,9 +4,9 @@
 // (Tracer) and the W3C trace context carried between Go peers
 // (AppendTraceparent, ParseTraceparent).
 //
-// A nil *Metrics and a nil *Tracer are valid and do nothing, so an engine
-// holds a pointer and pays one nil check per event when observability is
-// off. Label values come from bounded sets (Names, codes): a peer cannot
+// A nil *Metrics is valid and records nothing; a nil *Observer or Tracer
+// is checked by the engine. Either way an engine holds a pointer and pays
+// one nil check per event when observability is off. Label values come from bounded sets (Names, codes): a peer cannot
 // grow the number of series by sending names.
 package obs
 

@@ -88,6 +88,8 @@ type Metrics struct {
 	chunks       *prometheus.CounterVec
 	chunkBytes   *prometheus.CounterVec
 	creditStalls prometheus.Counter
+	chunkN       [2]prometheus.Counter // stream_chunks_total of out and in, looked up once
+	chunkB       [2]prometheus.Counter // stream_bytes_total of out and in
 
 	eventsEmitted *prometheus.CounterVec
 
@@ -142,6 +144,8 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.streamFailed = counter("streams_failed_total", "Streams that ended with an error, by direction.", "direction")
 	m.chunks = counter("stream_chunks_total", "Stream chunks, by direction.", "direction")
 	m.chunkBytes = counter("stream_bytes_total", "Bytes of stream chunks (the packet), by direction.", "direction")
+	m.chunkN = [2]prometheus.Counter{m.chunks.WithLabelValues("out"), m.chunks.WithLabelValues("in")}
+	m.chunkB = [2]prometheus.Counter{m.chunkBytes.WithLabelValues("out"), m.chunkBytes.WithLabelValues("in")}
 	m.creditStalls = one("stream_credit_stalls_total", "Times a stream writer waited for credit from its reader.")
 
 	m.eventsEmitted = counter("events_emitted_total", "Events emitted by this node, by event.", "event")
@@ -369,9 +373,9 @@ func (m *Metrics) Chunk(in bool, n int) {
 	if m == nil {
 		return
 	}
-	d := direction(in, "in", "out")
-	m.chunks.WithLabelValues(d).Inc()
-	m.chunkBytes.WithLabelValues(d).Add(float64(n))
+	i := b2i(in)
+	m.chunkN[i].Inc()
+	m.chunkB[i].Add(float64(n))
 }
 
 // CreditStall counts a writer that waits for credit.
