@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/peer"
 	"github.com/netron-go/netron/rpc"
@@ -24,6 +28,18 @@ type Config struct {
 	ID string `json:"id,omitempty" yaml:"id,omitempty"`
 	// Host is the address the server binds; empty binds every interface.
 	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Advertise is where other nodes reach this one, as announced in
+	// discovery and returned by Node.URL: "host", "host:port" (the port
+	// peers dial, when a proxy or NAT maps another to the bound one) or a
+	// ws:// or wss:// URL. Empty: the bound address, except that a node
+	// bound to every interface announces an address of this host: that of
+	// the interface of the default route (on Linux), else of an interface
+	// that is up, not loopback and not a container or VM bridge (docker0,
+	// br-…, virbr0, cni0, …), IPv4 before IPv6; 127.0.0.1 when there is
+	// none. The candidates and the choice are logged at Info. With TLS,
+	// set it to the name the certificate is for: peers check the
+	// certificate against the advertised host.
+	Advertise string `json:"advertise,omitempty" yaml:"advertise,omitempty"`
 	// Port is the WebSocket server port. The server runs when Server is
 	// true or Port is not zero; with Server true and Port 0 it picks a
 	// free port (read it back with Node.Addr).
@@ -136,6 +152,13 @@ type Config struct {
 	// Authorizer, when set, decides per service and method what each peer
 	// may call (see rpc.ACL); refused calls look like unknown ones.
 	Authorizer rpc.Authorizer `json:"-" yaml:"-"`
+	// AllowRemoteExposure lets connected peers publish their services on
+	// this node (Titan's expose_service and unexpose_service tasks, its
+	// option allowRemoteServiceExposure), for third peers to call through
+	// it; the Authorizer, if set, is asked with the method
+	// "expose_service" or "unexpose_service". Off by default: the tasks
+	// answer 403. See docs/titan.md.
+	AllowRemoteExposure bool `json:"allowRemoteExposure,omitempty" yaml:"allowRemoteExposure,omitempty"`
 	// TLS makes the server serve wss://; set ClientAuth and ClientCAs for
 	// mutual TLS (a verified client certificate is the peer's identity).
 	TLS *tls.Config `json:"-" yaml:"-"`
@@ -178,8 +201,8 @@ type ReconnectConfig struct {
 }
 
 // DiscoveryConfig is the seed's discovery block. With Enabled and no Redis
-// host, the node uses the in-process registry (the embedded default) shared
-// by every node of the process.
+// (no host, addrs or URL), the node uses the in-process registry (the
+// embedded default) shared by every node of the process.
 type DiscoveryConfig struct {
 	Enabled bool        `json:"enabled,omitempty" yaml:"enabled,omitempty"`
 	Redis   RedisConfig `json:"redis,omitempty" yaml:"redis,omitempty"`
@@ -196,12 +219,98 @@ type DiscoveryConfig struct {
 	AutoConnect bool `json:"autoConnect,omitempty" yaml:"autoConnect,omitempty"`
 }
 
-// RedisConfig locates the Redis server of discovery.
+// RedisConfig locates the Redis of discovery, in one of three ways:
+//
+//   - Host (and Port, default 6379): a single server;
+//   - Addrs: several comma-separated addresses ("10.0.0.1:7000,10.0.0.2:7000"),
+//     which are the seeds of a Redis Cluster, or, with MasterName set, the
+//     addresses of the Sentinels watching the master of that name; Cluster
+//     makes a single address a cluster seed;
+//   - URL: the same as a redis:// or rediss:// URL (see redisdisc.ParseURL):
+//     redis://:pw@host:6379/0, redis://h1:7000?addr=h2:7000 (Cluster),
+//     redis://s1:26379?addr=s2:26379&master_name=mymaster (Sentinel).
+//
+// Password (and Username) authenticate with Redis, or with the master under
+// Sentinel; SentinelPassword with the Sentinels. TLS (or a rediss:// URL)
+// encrypts every connection; see redisdisc.Endpoint for how certificates are
+// checked. Every key of one discovery prefix shares a hash slot, so a
+// Cluster serves it from one slot.
 type RedisConfig struct {
 	Host     string `json:"host,omitempty" yaml:"host,omitempty"`
 	Port     int    `json:"port,omitempty" yaml:"port,omitempty"`
 	Password string `json:"password,omitempty" yaml:"password,omitempty"`
-	DB       int    `json:"db,omitempty" yaml:"db,omitempty"`
+	// DB is the database of a single server or a Sentinel master; a Redis
+	// Cluster has only database 0, and Validate refuses another with one.
+	DB int `json:"db,omitempty" yaml:"db,omitempty"`
+	// URL is a redis:// or rediss:// URL, instead of the fields above.
+	URL string `json:"url,omitempty" yaml:"url,omitempty"`
+	// Addrs are the Cluster seeds, or the Sentinels' addresses, separated
+	// by commas.
+	Addrs string `json:"addrs,omitempty" yaml:"addrs,omitempty"`
+	// MasterName is the master's name under Sentinel.
+	MasterName string `json:"masterName,omitempty" yaml:"masterName,omitempty"`
+	// Cluster says that Addrs, even a single one, are Redis Cluster seeds.
+	Cluster bool `json:"cluster,omitempty" yaml:"cluster,omitempty"`
+	// Username is the ACL user (Redis 6+); default "default".
+	Username string `json:"username,omitempty" yaml:"username,omitempty"`
+	// SentinelPassword authenticates with the Sentinels.
+	SentinelPassword string `json:"sentinelPassword,omitempty" yaml:"sentinelPassword,omitempty"`
+	// TLS turns TLS on for every connection to Redis (a rediss:// URL does
+	// too).
+	TLS bool `json:"tls,omitempty" yaml:"tls,omitempty"`
+	// TLSCAFile holds the PEM certificates of the CAs that sign Redis's
+	// certificates (default: the system's).
+	TLSCAFile string `json:"tlsCAFile,omitempty" yaml:"tlsCAFile,omitempty"`
+	// TLSCertFile and TLSKeyFile are a client certificate and its key
+	// (PEM), for a Redis that requires them (tls-auth-clients).
+	TLSCertFile string `json:"tlsCertFile,omitempty" yaml:"tlsCertFile,omitempty"`
+	TLSKeyFile  string `json:"tlsKeyFile,omitempty" yaml:"tlsKeyFile,omitempty"`
+	// TLSServerName is the name Redis's certificates are checked against;
+	// default: the host of each address dialled.
+	TLSServerName string `json:"tlsServerName,omitempty" yaml:"tlsServerName,omitempty"`
+}
+
+// configured reports whether r names a Redis at all.
+func (r RedisConfig) configured() bool { return r.Host != "" || r.URL != "" || r.Addrs != "" }
+
+// addrs returns the addresses of Addrs.
+func (r RedisConfig) addrs() []string {
+	var out []string
+	for _, a := range strings.Split(r.Addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Endpoint returns the Redis r describes, for package redisdisc (for
+// example to open a discovery instance of one's own on the cluster's
+// Redis: redisdisc.ConnectEndpoint).
+func (r RedisConfig) Endpoint() redisdisc.Endpoint {
+	e := redisdisc.Endpoint{
+		URL:              r.URL,
+		Addrs:            r.addrs(),
+		MasterName:       r.MasterName,
+		Cluster:          r.Cluster,
+		DB:               r.DB,
+		Username:         r.Username,
+		Password:         r.Password,
+		SentinelPassword: r.SentinelPassword,
+		TLS:              r.TLS,
+		CAFile:           r.TLSCAFile,
+		CertFile:         r.TLSCertFile,
+		KeyFile:          r.TLSKeyFile,
+		ServerName:       r.TLSServerName,
+	}
+	if r.Host != "" {
+		port := r.Port
+		if port == 0 {
+			port = 6379
+		}
+		e.Addrs = []string{net.JoinHostPort(r.Host, strconv.Itoa(port))}
+	}
+	return e
 }
 
 // AuthConfig configures authentication. With Token set, peers must
@@ -213,6 +322,38 @@ type AuthConfig struct {
 	Token     string `json:"token,omitempty" yaml:"token,omitempty"`
 	HMACKey   string `json:"hmacKey,omitempty" yaml:"hmacKey,omitempty"`
 	DialToken string `json:"dialToken,omitempty" yaml:"dialToken,omitempty"`
+	// AllowAnonymous admits peers whose upgrade carries no credentials
+	// (a wrong token is still refused with 401), for Titan clients that
+	// authenticate with the authenticate task instead: until it succeeds
+	// they may run only that task, abilities and unref_service, look up
+	// AnonymousQuery and AnonymousCall, and call AnonymousCall; anything
+	// else answers 401 "Authentication required". Needs Token, HMACKey or
+	// Config.Authenticator. Off by default. See docs/titan.md.
+	AllowAnonymous bool `json:"allowAnonymous,omitempty" yaml:"allowAnonymous,omitempty"`
+	// AnonymousQuery lists, separated by commas, the services an
+	// anonymous peer may look up (query_interface): names, name@version,
+	// or "*" for all. (A string, not a slice: Config stays comparable.)
+	AnonymousQuery string `json:"anonymousQuery,omitempty" yaml:"anonymousQuery,omitempty"`
+	// AnonymousCall lists, in the same form, the services whose methods
+	// and properties an anonymous peer may use.
+	AnonymousCall string `json:"anonymousCall,omitempty" yaml:"anonymousCall,omitempty"`
+	// MaxFailures is how many failed authenticate tasks a connection may
+	// run before it is closed (after the reply to the last). Default 5.
+	MaxFailures int `json:"maxFailures,omitempty" yaml:"maxFailures,omitempty"`
+}
+
+// anonymousPolicy is the rpc policy of AnonymousQuery and AnonymousCall.
+func (a AuthConfig) anonymousPolicy() rpc.AnonymousPolicy {
+	list := func(s string) []string {
+		var out []string
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return rpc.AnonymousPolicy{Query: list(a.AnonymousQuery), Call: list(a.AnonymousCall)}
 }
 
 func (a AuthConfig) options() []transport.Option {
@@ -222,6 +363,9 @@ func (a AuthConfig) options() []transport.Option {
 		opts = append(opts, transport.WithAuthenticator(peer.HMACToken([]byte(a.HMACKey))))
 	case a.Token != "":
 		opts = append(opts, transport.WithAuthenticator(peer.SharedToken(a.Token)))
+	}
+	if a.AllowAnonymous {
+		opts = append(opts, transport.WithAnonymous(true))
 	}
 	switch {
 	case a.DialToken != "":
@@ -271,6 +415,10 @@ func (c *Config) Validate() error {
 		return bad("maxConcurrentRequestsPerPeer", "must not be negative")
 	case c.Auth.HMACKey != "" && len(c.Auth.HMACKey) < 16:
 		return bad("auth.hmacKey", "shorter than 16 bytes")
+	case c.Auth.AllowAnonymous && c.Auth.Token == "" && c.Auth.HMACKey == "" && c.Authenticator == nil:
+		return bad("auth.allowAnonymous", "needs auth.token, auth.hmacKey or an Authenticator")
+	case c.Auth.MaxFailures < 0:
+		return bad("auth.maxFailures", "must not be negative")
 	case c.MaxConcurrentRequests < 0:
 		return bad("maxConcurrentRequests", "must not be negative")
 	case c.MaxSubscriptionsPerPeer < 0:
@@ -295,6 +443,14 @@ func (c *Config) Validate() error {
 		return bad("discovery.ttl", "%s must be longer than discovery.interval %s", c.Discovery.TTL, c.Discovery.Interval)
 	case c.Discovery.Redis.Port < 0 || c.Discovery.Redis.Port > 65535:
 		return bad("discovery.redis.port", "%d is not a TCP port", c.Discovery.Redis.Port)
+	case c.Discovery.Redis.URL != "" && (c.Discovery.Redis.Host != "" || c.Discovery.Redis.Addrs != ""):
+		return bad("discovery.redis.url", "give either a URL or host/addrs, not both")
+	case c.Discovery.Redis.Host != "" && c.Discovery.Redis.Addrs != "":
+		return bad("discovery.redis.addrs", "give either host or addrs, not both")
+	case c.Discovery.Redis.MasterName != "" && c.Discovery.Redis.Addrs == "":
+		return bad("discovery.redis.masterName", "needs the Sentinels' addresses in discovery.redis.addrs")
+	case c.Discovery.Redis.MasterName != "" && c.Discovery.Redis.Cluster:
+		return bad("discovery.redis.cluster", "a Sentinel master (masterName) is not a Cluster")
 	case c.Reconnect.BaseDelay < 0:
 		return bad("reconnect.baseDelay", "must not be negative")
 	case c.Reconnect.MaxDelay < 0:
@@ -305,6 +461,23 @@ func (c *Config) Validate() error {
 		return bad("reconnect.maxAttempts", "must not be negative")
 	case c.Reconnect.Jitter > 1 || math.IsNaN(c.Reconnect.Jitter):
 		return bad("reconnect.jitter", "%v is not a fraction (0-1, negative for none)", c.Reconnect.Jitter)
+	}
+	if r := c.Discovery.Redis; r.configured() {
+		if _, err := r.Endpoint().Options(); err != nil {
+			field := "discovery.redis"
+			switch {
+			case r.URL != "":
+				field += ".url"
+			case r.Addrs != "":
+				field += ".addrs"
+			}
+			return bad(field, "%s", strings.TrimPrefix(err.Error(), discovery.ErrInvalidOption.Error()+": "))
+		}
+	}
+	if c.Advertise != "" {
+		if _, err := advertised(c.Advertise, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, false, slog.New(slog.DiscardHandler)); err != nil {
+			return bad("advertise", "%v", err)
+		}
 	}
 	return nil
 }

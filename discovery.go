@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,13 +30,13 @@ type nodeDiscovery struct {
 }
 
 // discoveryBackend builds the backend the configuration asks for: Redis
-// when a host is set, else the process-wide in-memory registry.
+// when a Redis is named, else the process-wide in-memory registry.
 func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 	dc := n.cfg.Discovery
 	if n.cfg.DiscoveryBackend != nil {
 		return n.cfg.DiscoveryBackend, false, nil
 	}
-	if dc.Redis.Host == "" {
+	if !dc.Redis.configured() {
 		var opts []discovery.MemoryOption
 		if dc.Interval > 0 {
 			opts = append(opts, discovery.WithHeartbeat(dc.Interval))
@@ -45,10 +45,6 @@ func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 			opts = append(opts, discovery.WithTTL(dc.TTL))
 		}
 		return discovery.NewMemory(opts...), true, nil
-	}
-	port := dc.Redis.Port
-	if port == 0 {
-		port = 6379
 	}
 	opts := []redisdisc.Option{redisdisc.WithLogger(n.logger)}
 	if dc.Prefix != "" {
@@ -60,14 +56,19 @@ func (n *Node) discoveryBackend() (discovery.Discovery, bool, error) {
 	if dc.TTL > 0 {
 		opts = append(opts, redisdisc.WithTTL(dc.TTL))
 	}
-	d, err := redisdisc.Connect(net.JoinHostPort(dc.Redis.Host, strconv.Itoa(port)), dc.Redis.Password, dc.Redis.DB, opts...)
+	d, err := redisdisc.ConnectEndpoint(dc.Redis.Endpoint(), opts...)
 	if err != nil {
 		return nil, false, err
 	}
 	return d, true, nil
 }
 
-// startDiscovery registers the node and starts following the cluster.
+// startDiscovery registers the node and starts following the cluster. A
+// backend that cannot be reached does not stop the node: it runs, and is
+// announced once the backend is back. An id another live node holds does.
+// A node restarted after a crash, whose old registration has not expired
+// yet, waits within ctx until that registration has been silent long
+// enough to be taken over (redisdisc: 1.5 heartbeats).
 func (n *Node) startDiscovery(ctx context.Context) error {
 	if !n.cfg.Discovery.Enabled && n.cfg.DiscoveryBackend == nil {
 		return nil
@@ -76,15 +77,20 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("netron: discovery: %w", err)
 	}
-	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: urlOf(n.addr)}
-	if err := d.Register(ctx, nd.nodeInfo()); err != nil {
+	nd := &nodeDiscovery{n: n, d: d, owned: owned, dirty: make(chan struct{}, 1), url: n.url}
+	err = d.Register(ctx, nd.nodeInfo())
+	switch {
+	case err == nil:
+	case errors.Is(err, discovery.ErrUnavailable) && ctx.Err() == nil:
+		n.logger.Warn("netron: discovery is unreachable; the node runs, and is announced when discovery is back", "err", err)
+	default:
 		if owned {
 			d.Close()
 		}
 		return fmt.Errorf("netron: discovery: register: %w", err)
 	}
-	rctx, stop := context.WithCancel(n.ctx)
-	watch, err := d.Watch(rctx)
+	wctx, stop := context.WithCancel(n.ctx)
+	watch, err := d.Watch(wctx)
 	if err != nil {
 		stop()
 		if owned {
@@ -100,16 +106,19 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		default:
 		}
 	})
-	nd.regWG.Go(func() { nd.registerLoop(rctx) })
-	nd.wg.Go(func() { nd.watchLoop(rctx, watch) })
+	nd.regWG.Go(func() { nd.registerLoop(wctx) })
+	nd.wg.Go(func() { nd.watchLoop(wctx, watch) })
 	return nil
 }
 
-// nodeInfo is what this node announces.
+// nodeInfo is what this node announces: its services in the order of
+// their qualified names, so that the same services make the same
+// announcement (and a re-registration of them is no change).
 func (nd *nodeDiscovery) nodeInfo() discovery.NodeInfo {
 	defs := nd.n.reg.Definitions()
 	info := discovery.NodeInfo{ID: nd.n.cfg.ID, Address: nd.url}
-	for _, d := range defs {
+	for _, qn := range slices.Sorted(maps.Keys(defs)) {
+		d := defs[qn]
 		info.Services = append(info.Services, discovery.ServiceInfo{Name: d.Meta.Name, Version: d.Meta.Version})
 	}
 	return info
@@ -150,6 +159,12 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	known := map[string]map[string]bool{} // node id -> qualified names announced
 	addrs := map[string]string{}          // node id -> address announced
 	for ev := range watch {
+		if ev.Missed > 0 {
+			n.logger.Warn("netron: discovery: this node did not get some changes of the cluster one by one; resynchronised", "missed", ev.Missed)
+		}
+		if ev.Kind == discovery.ChangesMissed {
+			continue // the count alone: nothing differs
+		}
 		node := ev.Node
 		if node.ID == n.cfg.ID {
 			continue
@@ -237,19 +252,78 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	}
 }
 
-// close stops following the cluster and deregisters the node at once.
+// discoveryStopShare bounds the deregistration at Stop, and again the
+// closing of a backend the node made: a quarter of what is left of the
+// stop's budget, at most a second (a second when ctx has no deadline or has
+// ended). Stop says goaway to the peers meanwhile, so a Redis that does
+// not answer costs the stop no more than that.
+func discoveryStopShare(ctx context.Context) time.Duration {
+	share := time.Second
+	if dl, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		share = min(share, time.Until(dl)/4)
+	}
+	return max(share, time.Millisecond)
+}
+
+// close stops following the cluster and deregisters the node at once,
+// within discoveryStopShare(ctx), then closes a backend the node made,
+// within as much again. A backend that cannot be reached is no reason to
+// fail the stop: the failed deregistration is logged, and the others see
+// the node leave when its TTL has passed.
 func (nd *nodeDiscovery) close(ctx context.Context) error {
+	share := discoveryStopShare(ctx)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), share)
+	defer cancel()
 	// The register loop ends first: a registration in flight (an Expose
 	// racing Stop) must not land after the deregistration, where nothing
-	// would remove it from a shared backend.
+	// would remove it from a shared backend. A registration stuck on a
+	// Redis that does not answer holds the backend's writes; the
+	// deregistration then gives up at dctx, and the backend's close ends
+	// the stuck round trip.
 	nd.stop()
-	nd.regWG.Wait()
-	err := nd.d.Deregister(ctx, nd.n.cfg.ID)
-	if nd.owned {
-		err = errors.Join(err, nd.d.Close())
+	waitGroup(dctx, &nd.regWG)
+	var errs []error
+	// errors.Is looks into joined errors too: CloseContext joins one
+	// error per node, each wrapping ErrUnavailable.
+	unavailable := func(what string, err error) {
+		if errors.Is(err, discovery.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			nd.n.logger.Warn("netron: discovery: could not "+what+"; the others see the node leave when its TTL has passed", "err", err)
+			return
+		}
+		errs = append(errs, err)
 	}
+	if err := nd.d.Deregister(dctx, nd.n.cfg.ID); err != nil {
+		unavailable("deregister", err)
+	}
+	if nd.owned {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), share)
+		var err error
+		if c, ok := nd.d.(interface{ CloseContext(context.Context) error }); ok {
+			err = c.CloseContext(cctx)
+		} else {
+			err = nd.d.Close()
+		}
+		cancel()
+		if err != nil {
+			unavailable("close discovery cleanly", err)
+		}
+	}
+	nd.regWG.Wait()
 	nd.wg.Wait()
-	return err
+	return errors.Join(errs...)
+}
+
+// waitGroup waits for wg, at most until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // Discovery returns the node's discovery backend, nil when discovery is off.
@@ -342,7 +416,7 @@ func (n *Node) findService(ctx context.Context, spec string) (*rpc.Service, erro
 	}
 	var errs []error
 	for _, node := range nodes {
-		if node.ID == n.cfg.ID || node.Address == "" {
+		if node.ID == n.cfg.ID || node.ClientOnly() {
 			continue
 		}
 		p, err := n.peerByID(ctx, node.ID, node.Address)

@@ -190,7 +190,16 @@ type serviceEventWire struct {
 }
 
 // NodeEvent reports a node that joined (node:joined) or left (node:left)
-// the cluster, as discovery sees it.
+// the cluster, as discovery sees it. Every join and leave is reported, in
+// order, however short-lived the node, also across an outage of this
+// node's Redis connection, unless discovery has to resynchronise: when
+// this node falls more than discovery.WatchBuffer changes behind, or when
+// its Redis reader finds changes it can no longer read (the stream was
+// trimmed past it, or Redis lost them). Then the joins and leaves in
+// between are replaced by the difference with the current state, and the
+// number of changes not reported one by one is logged at Warn
+// (discovery.Event.Missed). Address is empty for a client-only node
+// (discovery.NodeInfo.ClientOnly), which nothing can dial.
 type NodeEvent struct {
 	NodeID   string   `msgpack:"nodeId" json:"nodeId"`
 	Address  string   `msgpack:"address,omitempty" json:"address,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -57,6 +58,7 @@ type Node struct {
 	started bool
 	stopped bool
 	addr    net.Addr
+	url     string // the advertised URL; set by Start
 }
 
 // New returns a node configured by cfg. It validates cfg and allocates,
@@ -128,6 +130,9 @@ func New(cfg Config) (*Node, error) {
 		rpccore.WithStreams(n.streams),
 		rpccore.WithPeerConcurrency(cfg.MaxConcurrentRequestsPerPeer),
 		rpccore.WithAuthorizer(cfg.Authorizer),
+		rpccore.WithAuthenticator(cfg.authenticator()),
+		rpccore.WithAnonymous(cfg.Auth.anonymousPolicy()),
+		rpccore.WithAuthFailureLimit(cfg.Auth.MaxFailures),
 	)
 	if err != nil {
 		n.streams.Close()
@@ -153,6 +158,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.conns = n.connsNow
 	cfg.Metrics.inner().AddConns(&n.conns)
+	n.watchProperties()
+	n.allowRemoteExposure()
 	return n, nil
 }
 
@@ -185,8 +192,12 @@ func (n *Node) HandleTask(name string, fn rpc.TaskFunc) error {
 	return nil
 }
 
-// Start starts the WebSocket server when the configuration asks for one.
-// It fails when it cannot bind.
+// Start starts the WebSocket server when the configuration asks for one,
+// and registers the node in discovery when that is on. It fails when it
+// cannot bind, or when discovery refuses the node's id because a live node
+// elsewhere holds it (discovery.ErrDuplicateID). It does not fail when
+// discovery cannot be reached: it logs a warning, and the node is
+// announced once discovery is back.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -204,8 +215,19 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("netron: start: %w", err)
 		}
-		n.addr = addr
-		n.logger.Info("netron: listening", "addr", addr.String())
+		url, err := advertised(n.cfg.Advertise, addr, n.cfg.TLS != nil, n.logger)
+		if err != nil { // Validate checked it
+			_ = n.hub.StopAccepting(context.Background())
+			return fmt.Errorf("netron: start: %w", err)
+		}
+		if n.cfg.TLS != nil {
+			if u, perr := neturl.Parse(url); perr == nil && net.ParseIP(u.Hostname()) != nil {
+				n.logger.Warn("netron: TLS is on and the advertised address is an IP address; peers check the certificate against it, so it needs that IP address, or set advertise to the name the certificate is for",
+					"advertise", url)
+			}
+		}
+		n.addr, n.url = addr, url
+		n.logger.Info("netron: listening", "addr", addr.String(), "advertise", url)
 	}
 	if err := n.startDiscovery(ctx); err != nil {
 		if n.addr != nil {
@@ -224,28 +246,26 @@ func (n *Node) Addr() net.Addr {
 	return n.addr
 }
 
-// URL returns the ws:// URL peers can dial, or "" without a server. A
-// wildcard bind address is reported as 127.0.0.1.
-func (n *Node) URL() string { return urlOf(n.Addr()) }
-
-func urlOf(addr net.Addr) string {
-	a, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return ""
-	}
-	ip := a.IP
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return "ws://" + net.JoinHostPort(ip.String(), strconv.Itoa(a.Port)) + "/"
+// URL returns the ws:// (wss:// with TLS) URL peers dial to reach this
+// node, the one it announces in discovery: Config.Advertise, else the bound
+// address, or for a node bound to every interface an address of this host
+// that is not loopback (see Config.Advertise). It is "" without a server.
+func (n *Node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.url
 }
 
-// Stop shuts the node down gracefully: it deregisters from discovery (so
-// that others stop sending it work), stops accepting connections, tells its
-// Go peers it is leaving (goaway: their new calls fail fast with
-// peer.ErrGoingAway and go elsewhere), answers new requests with 503, and
-// lets the calls and streams already running finish until ctx ends. Then it
-// closes every connection (calls still pending fail with
+// Stop shuts the node down gracefully: it stops accepting connections,
+// tells its Go peers it is leaving (goaway: their new calls fail fast with
+// peer.ErrGoingAway and go elsewhere), then deregisters from discovery (so
+// that others stop picking it) while it answers new requests with 503 and
+// lets the calls and streams already running finish until ctx ends. The
+// deregistration gets a quarter of ctx's time, at most a second (and
+// closing a discovery backend the node made as much again); when discovery
+// cannot be reached within it, that is logged, not returned, and the
+// others see the node leave once its TTL has passed.
+// Then Stop closes every connection (calls still pending fail with
 // ErrPeerDisconnected) and waits for every goroutine of the node. Work cut
 // short by ctx is logged, not returned. Stop is idempotent; Close is Stop
 // without the wait.
@@ -259,24 +279,44 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.stopped = true
 	n.mu.Unlock()
 	var err error
-	if n.disc != nil {
-		dctx := ctx
-		if ctx.Err() != nil {
-			var cancel context.CancelFunc
-			dctx, cancel = context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-		}
-		err = n.disc.close(dctx) // deregister first: others stop calling us
-	}
+	share := discoveryStopShare(ctx)
 	if serr := n.hub.StopAccepting(ctx); serr != nil && ctx.Err() == nil {
 		err = errors.Join(err, serr)
 	}
+	var conns []*transport.Conn
+	goaways := closedChan
 	if ctx.Err() == nil {
-		n.drain(ctx)
+		conns, goaways = n.goAway(ctx)
+	}
+	var discDone chan error
+	if n.disc != nil {
+		// The peers hear goaway first: they stop calling this node now.
+		// Then the deregistration (others stop picking it) runs beside the
+		// drain, bounded by a share of ctx: a Redis that does not answer
+		// must not eat the drain. A peer whose outbound queue is full,
+		// whose goaway waits for room, holds it back for that share at
+		// most.
+		discDone = make(chan error, 1)
+		go func() {
+			t := time.NewTimer(share)
+			select {
+			case <-goaways:
+			case <-t.C:
+			}
+			t.Stop()
+			discDone <- n.disc.close(ctx)
+		}()
+	}
+	if ctx.Err() == nil {
+		n.drain(ctx, conns)
+	}
+	if discDone != nil {
+		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
 	n.cfg.Metrics.inner().RemoveConns(&n.conns)
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
+	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("netron: stop: %w", err)
 	}
@@ -291,15 +331,38 @@ func (n *Node) Close() error {
 	return n.Stop(ctx)
 }
 
-// drain says goaway to the peers and waits for the requests and outbound
-// streams in flight, until ctx ends.
-func (n *Node) drain(ctx context.Context) {
+// closedChan is a channel that is closed.
+var closedChan = func() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// goAway says goaway to every connected peer, to each in a goroutine of
+// its own (a connection whose outbound queue is full waits for room, until
+// ctx ends or it closes), and returns the connections and a channel closed
+// once every goaway has been handed over.
+func (n *Node) goAway(ctx context.Context) ([]*transport.Conn, <-chan struct{}) {
 	conns := n.hub.Conns()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		if err := c.GoAway(ctx, "node stopping"); err != nil {
-			n.logger.Debug("netron: goaway not sent", "peer", c.ID(), "err", err)
-		}
+		wg.Go(func() {
+			if err := c.GoAway(ctx, "node stopping"); err != nil {
+				n.logger.Debug("netron: goaway not sent", "peer", c.ID(), "err", err)
+			}
+		})
 	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return conns, done
+}
+
+// drain waits for the requests and outbound streams in flight on conns,
+// until ctx ends.
+func (n *Node) drain(ctx context.Context, conns []*transport.Conn) {
 	if err := n.server.Drain(ctx); err != nil {
 		n.logger.Warn("netron: stop: requests still running when the deadline came", "err", err)
 		return

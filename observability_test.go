@@ -175,14 +175,14 @@ func TestMetricsCalls(t *testing.T) {
 	}
 }
 
-// Blocker's Wait blocks until its channel closes; started tells when a
+// WaitGate's Wait blocks until its channel closes; started tells when a
 // call is running.
-type Blocker struct {
+type WaitGate struct {
 	release chan struct{}
 	started chan struct{}
 }
 
-func (b Blocker) Wait(ctx context.Context) error {
+func (b WaitGate) Wait(ctx context.Context) error {
 	b.started <- struct{}{}
 	select {
 	case <-b.release:
@@ -198,7 +198,7 @@ func TestMetricsRefusalsAndInFlight(t *testing.T) {
 	cfg.Metrics = ms
 	cfg.MaxConcurrentRequestsPerPeer = 1
 	server := startNode(t, cfg)
-	b := Blocker{release: make(chan struct{}), started: make(chan struct{}, 1)}
+	b := WaitGate{release: make(chan struct{}), started: make(chan struct{}, 1)}
 	if err := server.Expose("blocker@1.0.0", b); err != nil {
 		t.Fatal(err)
 	}

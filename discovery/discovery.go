@@ -19,7 +19,7 @@ type NodeInfo struct {
 	// ID identifies the node in the cluster; it is the Netron node id.
 	ID string `json:"id"`
 	// Address is where peers can reach the node, for example "10.0.0.5:9000"
-	// or "ws://10.0.0.5:9000".
+	// or "ws://10.0.0.5:9000"; empty for a client-only node (see ClientOnly).
 	Address string `json:"address"`
 	// Services are the services the node exposes, each with one version.
 	Services []ServiceInfo `json:"services"`
@@ -30,6 +30,12 @@ type NodeInfo struct {
 	// is filled in by the backend; Register ignores it.
 	LastSeen time.Time `json:"lastSeen"`
 }
+
+// ClientOnly reports whether n is a client-only member: a node without a
+// server, which has no address to be reached at. It is listed (it is part
+// of the cluster, and its presence is watched), but nothing can dial it, so
+// lookups and balancing skip it.
+func (n NodeInfo) ClientOnly() bool { return n.Address == "" }
 
 // Clone returns a deep copy of n.
 func (n NodeInfo) Clone() NodeInfo {
@@ -82,9 +88,14 @@ const (
 	// NodeLeft: a node deregistered, or was not heard from for longer than its
 	// TTL. Event.Node holds the last details known.
 	NodeLeft
+	// ChangesMissed: the watch skipped Event.Missed changes (see
+	// Event.Missed), and what the consumer was told already matches the
+	// current state, so no node event carries the count. Event.Node is
+	// empty.
+	ChangesMissed
 )
 
-// String returns "joined", "updated" or "left".
+// String returns "joined", "updated", "left" or "missed".
 func (k EventKind) String() string {
 	switch k {
 	case NodeJoined:
@@ -93,6 +104,8 @@ func (k EventKind) String() string {
 		return "updated"
 	case NodeLeft:
 		return "left"
+	case ChangesMissed:
+		return "missed"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -101,6 +114,18 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind EventKind
 	Node NodeInfo
+	// Missed counts the changes before this event that the watch did not
+	// deliver one by one, and that a resync replaced by the difference
+	// between what the consumer was told and the current state. This event
+	// is the first of that resync; when nothing differs it is an event of
+	// kind ChangesMissed of its own, so that the count never lands on a
+	// later, unrelated change and is never lost. Two things cause a resync:
+	// the consumer fell more than WatchBuffer changes behind (any backend),
+	// or the backend itself could not read some changes one by one (for
+	// redisdisc: its stream reader found a gap in the change numbers, the
+	// stream having been trimmed past it, or it had to re-read the
+	// membership; see that package). Zero when nothing was missed.
+	Missed int
 }
 
 // Discovery is a registry of nodes and the services they offer.
@@ -114,6 +139,10 @@ type Discovery interface {
 	// keeps the node alive with heartbeats until Deregister, Close or Kill.
 	// Registering identical details again is a no-op. The node's LastSeen is
 	// ignored. Invalid nodes fail with ErrInvalidNode or ErrInvalidVersion.
+	// A backend shared by several processes refuses an id that a live node
+	// of another instance holds with ErrDuplicateID (redisdisc does, unless
+	// it is the same node back at its address); Memory, within one
+	// process, lets the newer registration replace the older.
 	Register(ctx context.Context, node NodeInfo) error
 	// Deregister removes a node this instance registered, at once: the other
 	// instances report it left without waiting for the TTL. Deregistering an
@@ -127,16 +156,21 @@ type Discovery interface {
 	// id. An unparsable range fails with ErrInvalidRange.
 	Find(ctx context.Context, service string, versionRange string) ([]NodeInfo, error)
 	// Watch returns a channel of changes. It first delivers a NodeJoined for
-	// every node active at the time of the call, then every later change. The
-	// channel is closed when ctx ends or the instance is closed.
+	// every node active at the time of the call, then every later change, in
+	// order: a node that joined and left while the consumer was busy
+	// arrives as a NodeJoined and then a NodeLeft. The channel is closed
+	// when ctx ends or the instance is closed.
 	//
-	// Watch never blocks the instance on a slow consumer, and never drops the
-	// last word about a node: while the consumer is behind, the pending
-	// changes of each node are merged into one event that takes the consumer
-	// from what it last received about the node to the node's current state
-	// (a join followed by a leave that the consumer never saw vanish; a leave
-	// followed by a join of a node it knew arrive as NodeUpdated). Memory is
-	// bounded by the number of nodes, not by the number of changes.
+	// Watch never blocks the instance on a slow consumer. It queues up to
+	// WatchBuffer changes for it; past that it stops queueing and counts the
+	// changes instead, and once the consumer has taken the queue it receives
+	// one event per node whose state differs from what it was told (a
+	// resync, in node id order), the first of them carrying the count in
+	// Event.Missed (a ChangesMissed event when nothing differs). So a
+	// watcher sees every change unless it falls that far behind, or its
+	// backend has to resync (see Event.Missed), and then knows how many it
+	// missed and still ends at the current state. Memory is bounded by
+	// WatchBuffer plus the number of nodes.
 	Watch(ctx context.Context) (<-chan Event, error)
 	// Close stops the instance: it deregisters every node this instance
 	// registered, ends all watches and waits for its goroutines. Close is

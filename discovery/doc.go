@@ -26,9 +26,18 @@
 //     the Redis backend (Memory.Kill simulates a crash).
 //   - redisdisc: Redis Streams, for nodes in different processes and hosts.
 //
-// Both pass the same behaviour suite, package discoverytest. View and
-// WatchGroup are the building blocks both are made of, exported for other
-// backends.
+// Both pass the same behaviour suite, package discoverytest.
+//
+// # Writing a backend
+//
+// A backend of your own (Config.DiscoveryBackend of package netron) is
+// built from the same kit as these two, which is exported for that
+// purpose and not needed otherwise: View holds the nodes a backend knows,
+// with their TTLs, and orders their announcements by Revision (stamp each
+// with an Incarnation, NewIncarnation for a process-local clock, and a
+// Seq); View.NewWatchGroup gives every Watch its ordered event channel;
+// ValidateNode checks what Register is given. discoverytest.Run runs the
+// behaviour suite against it.
 //
 // # Versions
 //
@@ -40,12 +49,19 @@
 //
 // Watch first delivers a NodeJoined for every node active when it is called,
 // so a watcher's picture is complete without a separate Nodes call, then
-// each change. The channel is unbuffered; the backend never waits for a
-// watcher. Instead, while a watcher is behind, its pending changes are kept
-// per node, and the changes of one node merge into a single event that takes
-// the watcher from what it last received to the node's current state. Memory
-// per watcher is therefore bounded by the number of nodes, and a slow
-// watcher loses intermediate states, never the final one.
+// every change, in order. The channel is unbuffered; the backend never waits
+// for a watcher. Instead each watch queues up to WatchBuffer changes; a
+// watcher further behind than that stops receiving changes one by one and,
+// once it has taken the queue, is resynchronised: one event per node whose
+// state differs from what it was told, the first carrying the number of
+// changes it missed (Event.Missed; a ChangesMissed event of its own when
+// nothing differs). A backend that cannot read some changes one by one
+// (redisdisc, when its stream was trimmed past its reader or Redis lost
+// data) resynchronises its view the same way, through View.Resync, and its
+// watchers get the count the same way. Memory per watcher is therefore
+// bounded by WatchBuffer plus the number of nodes, and a watcher that
+// misses changes loses intermediate states, never the final one, and is
+// told how many.
 //
 // # Concurrency
 //

@@ -19,6 +19,10 @@ var (
 	ErrInvalidRange = errors.New("discovery: invalid version range")
 	// ErrInvalidOption reports an option value a constructor rejects.
 	ErrInvalidOption = errors.New("discovery: invalid option")
+	// ErrDuplicateID reports a Register of a node id that a live node of
+	// another instance holds (see the backend for what counts as the same
+	// node coming back).
+	ErrDuplicateID = errors.New("discovery: node id in use")
 	// ErrUnavailable reports that the backend (for example Redis) could not be
 	// reached. The instance keeps its last view of the cluster and keeps
 	// retrying in the background; see the backend's documentation for what

@@ -12,9 +12,10 @@ import (
 // snapshot read while a newer update was in flight) never overwrites a newer
 // one.
 type Revision struct {
-	// Incarnation identifies the registering instance; an instance created
-	// later has a larger one (backends use a strictly increasing clock
-	// reading).
+	// Incarnation identifies the registering instance; an instance that
+	// registers later has a larger one: a clock reading, strictly
+	// increasing within the process for Memory (NewIncarnation), the
+	// Redis clock when the instance first reached Redis for redisdisc.
 	Incarnation int64
 	// Seq counts the announcements of that instance.
 	Seq uint64
@@ -76,6 +77,11 @@ func NewView() *View {
 func (v *View) Put(node NodeInfo, ttl time.Duration, rev Revision, seen time.Time) EventKind {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return v.putLocked(node, ttl, rev, seen)
+}
+
+// putLocked is Put; v.mu is held.
+func (v *View) putLocked(node NodeInfo, ttl time.Duration, rev Revision, seen time.Time) EventKind {
 	if t, ok := v.tombs[node.ID]; ok {
 		if rev.Compare(t.rev) <= 0 {
 			return 0
@@ -105,6 +111,52 @@ func (v *View) Put(node NodeInfo, ttl time.Duration, rev Revision, seen time.Tim
 	n.info.LastSeen = last
 	v.emit(NodeUpdated, n.info)
 	return NodeUpdated
+}
+
+// Announcement is one node as a backend read it: its details, its TTL,
+// the revision of its announcement and when it was last seen alive.
+type Announcement struct {
+	Node NodeInfo
+	TTL  time.Duration
+	Rev  Revision
+	Seen time.Time
+}
+
+// Resync makes the view agree with a complete reading of the membership
+// that replaces changes the backend could not apply one by one (missed of
+// them; 0 when it knows of none). Every announcement is put as by Put, and
+// every other node for which drop returns true is removed (drop may be
+// nil: nothing is removed). Watchers receive the resulting changes in
+// order, the first carrying Event.Missed = missed; when there is none and
+// missed is not 0, they receive one ChangesMissed event that carries it.
+// The whole resync happens under the view's lock, so no other change
+// comes between its events.
+func (v *View) Resync(anns []Announcement, missed int, drop func(id string) bool, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for w := range v.watchers {
+		w.beginResync(missed)
+	}
+	in := make(map[string]bool, len(anns))
+	for _, a := range anns {
+		in[a.Node.ID] = true
+		v.putLocked(a.Node, a.TTL, a.Rev, a.Seen)
+	}
+	if drop != nil {
+		var gone []string
+		for id := range v.nodes {
+			if !in[id] && drop(id) {
+				gone = append(gone, id)
+			}
+		}
+		slices.Sort(gone)
+		for _, id := range gone {
+			v.drop(v.nodes[id], Revision{}, now)
+		}
+	}
+	for w := range v.watchers {
+		w.endResync()
+	}
 }
 
 // Touch moves the last-seen time of a known node forward to seen (never
@@ -232,6 +284,17 @@ func (v *View) Revision(id string) (Revision, bool) {
 		return Revision{}, false
 	}
 	return n.rev, true
+}
+
+// TTL returns the time-to-live the view holds for the node id.
+func (v *View) TTL(id string) (time.Duration, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n, ok := v.nodes[id]
+	if !ok {
+		return 0, false
+	}
+	return n.ttl, true
 }
 
 // Len returns the number of nodes in the view.

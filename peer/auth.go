@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/netron-go/netron/internal/identctx"
 )
 
 // ErrUnauthenticated is returned by an Authenticator that rejects a peer,
@@ -29,21 +31,32 @@ type Identity struct {
 	Expires time.Time
 }
 
-type identityKey struct{}
+// fixedIdentity is what WithIdentity stores under identctx.Key; a
+// connection stores itself there (its identity can change once, see the
+// authenticate task of rpc).
+type fixedIdentity struct{ id *Identity }
+
+func (f fixedIdentity) Identity() *Identity { return f.id }
 
 // WithIdentity returns a copy of ctx that carries id, as the context of a
 // peer's requests does: a test calls a handler that reads IdentityFrom
 // with it.
 func WithIdentity(ctx context.Context, id *Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
+	return context.WithValue(ctx, identctx.Key{}, fixedIdentity{id})
 }
 
 // IdentityFrom returns the identity of the peer whose request ctx belongs
 // to. Handlers of calls get a context derived from their connection's,
-// so a service method reads its caller with IdentityFrom(ctx).
+// so a service method reads its caller with IdentityFrom(ctx). It is the
+// connection's identity when it is asked: the authenticate task can give
+// a connection that was admitted anonymously one.
 func IdentityFrom(ctx context.Context) (*Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(*Identity)
-	return id, ok
+	src, _ := ctx.Value(identctx.Key{}).(interface{ Identity() *Identity })
+	if src == nil {
+		return nil, false
+	}
+	id := src.Identity()
+	return id, id != nil
 }
 
 // An Authenticator decides at the WebSocket upgrade, before the handshake

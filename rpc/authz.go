@@ -13,7 +13,9 @@ import (
 // when the question is whether the peer may see the service at all (the
 // query_interface and abilities tasks). A nil identity is a peer that did
 // not authenticate (the hub has no authenticator). Calls by the node
-// itself (local calls) are not checked.
+// itself (local calls) are not checked, nor are the requests of an
+// anonymous peer (Config.Auth.AllowAnonymous of package netron), which
+// its AnonymousPolicy decides.
 //
 // To a refused peer a service or method is indistinguishable from one that
 // does not exist: it gets the same 404 error, so it learns nothing of what

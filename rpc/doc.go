@@ -18,7 +18,9 @@
 // Lookups (Node.Service, Peer.Service) take "name" (the latest release; a
 // pre-release only when there is nothing else), "name@1.2.3" (exact) or a
 // semver range ("name@^1", "name@~1.2", "name@>=1.0 <2"; the highest match
-// wins). The Service they return calls a remote or a local service alike;
+// wins; a plain Netron peer (Titan) resolves no ranges, so it is asked
+// for the bare name and the version it answers is checked). The Service
+// they return calls a remote or a local service alike;
 // Call[T] decodes a typed result, and Service.Description returns the
 // ServiceDescription its node announced (methods with their argument and
 // result types, properties). Values decoded into empty interfaces are
@@ -26,15 +28,32 @@
 //
 // Streams: a method that returns a receivable channel, an
 // iter.Seq2[T, error] or a stream.Source, or that takes a
-// *stream.Writer[T] as its last parameter, produces a stream (package
-// stream; Titan's framing, with credit-based flow control between Go
-// peers). Its context is cancelled when the consumer stops. Callers read it
-// with OpenStream (a *stream.Reader[T]) or Stream (an iterator); Call of
-// such a method fails with ErrStreamResult. A method
-// may also take *stream.Reader[T] parameters: the caller passes a
-// stream.Source, a channel or an iterator as that argument, and it is
-// uploaded while the method reads it (Go peers only). A Reader parameter is
-// closed when the method returns, or when the stream it produces ends.
+// *stream.Writer[T] as its last parameter, produces a stream: the reply
+// carries a StreamReference and the chunks follow (package stream; Titan's
+// framing, with credit-based flow control between Go peers). Its context
+// is cancelled when the consumer stops. Callers read it with OpenStream
+// (a *stream.Reader[T]) or Stream (an iterator); Call of such a method
+// fails with ErrStreamResult. A method may also take
+// *stream.Reader[T] parameters: the caller passes a stream.Source, a
+// channel or an iterator as that argument, and it is uploaded while the
+// method reads it (Go peers only). A Reader parameter is closed when the
+// method returns, or when the stream it produces ends.
+//
+// Properties: exported fields of type Property[T] or PropertyFunc[T] of
+// an exposed struct are properties, read with GET and written with SET
+// (Service.Get, Service.Set, Get[T]); the tag `netron:"name,readonly"`
+// names one and makes it read-only, which the server enforces (403).
+// Child services: a method that returns a Ref (Child("cart@1.0.0", v))
+// hands its caller a service of its own, whose definition names the
+// parent; Call[*Service] gives the caller a handle on it, a handle passed
+// as an argument travels as a Reference that the server resolves to the
+// service's value, and Service.Release (the unref_service task) or the
+// connection's close releases it. See docs/titan.md.
+//
+// A node answers CALL, GET, SET and TASK requests from peers
+// (query_interface, the old package's abilities task and Titan's core
+// tasks unref_service, invalidate_cache, authenticate, expose_service and
+// unexpose_service are built in; Node.HandleTask adds more).
 //
 // Errors from peers are *Error values with a code (Titan's codes: 400, 403,
 // 404, 408, 429, 500, 503), message, details and custom fields; they match
@@ -42,7 +61,11 @@
 // ErrArgumentType and the others with errors.Is. A handler that returns an
 // *Error sends it as a TitanError (ext 110) with its code; any other error
 // goes out as a JavaScript Error (ext 126), as a thrown error would from a
-// Titan service, and arrives with code 500.
+// Titan service, and arrives with code 500. NewJSError chooses the
+// JavaScript class (Kind: TypeError, RangeError, …), name and fields of
+// an ext 126 error, Throw sends a bare value (a string, a number) as a
+// TypeScript throw would; callers keep them in Error.Kind, Name, Fields
+// and Thrown (errors.Is(err, ErrRangeError)).
 //
 // Numbers: JavaScript peers send every number that is not an int32 as a
 // float64. An integer parameter accepts a float64 holding an exact integer

@@ -28,10 +28,20 @@ type Error struct {
 	// Details are TitanError details (e.g. {"resource":"Method"}).
 	Details map[string]any
 	// Fields are custom fields: a JS error's own fields (code, meta, …) or
-	// a TitanError's extras.
+	// a TitanError's extras. From a peer, Details, Fields and Thrown hold
+	// values as Result.Decode decodes into any (undefined is nil, a nested
+	// error an *Error, a service a ServiceDescription).
 	Fields map[string]any
 	// Stack is the remote stack trace, when the peer sent one.
 	Stack string
+	// Kind is the JavaScript error class of an error that crossed as
+	// ext 126 (see NewJSError); 0 for a TitanError (ext 110).
+	Kind JSKind
+	// Thrown is the value a JavaScript peer threw when it was not an
+	// Error (a string, a number, a map; see Throw).
+	Thrown any
+	// Cause is a TitanError's cause, when it has one.
+	Cause *Error
 	// Available is what the caller's side knows exists when a service or
 	// a method was not found: the versions of the service ("1.0.0") or
 	// the services ("calculator@1.0.0") the peer offers, or the methods
@@ -167,10 +177,12 @@ func (e *Error) Is(target error) bool {
 	if !ok || !t.sentinel() {
 		return false
 	}
-	return (t.Code == 0 || t.Code == e.Code) && (t.reason == "" || t.reason == e.Reason())
+	return (t.Code == 0 || t.Code == e.Code) && (t.reason == "" || t.reason == e.Reason()) && (t.Kind == 0 || t.Kind == e.Kind)
 }
 
-func (e *Error) sentinel() bool { return e.Name == "" && e.Message == "" && e.Details == nil }
+func (e *Error) sentinel() bool {
+	return e.Name == "" && e.Message == "" && e.Details == nil && e.Fields == nil && e.Thrown == nil
+}
 
 // Code returns the code of an *Error in err's chain, 0 if there is none.
 func Code(err error) int {

@@ -16,6 +16,9 @@ func init() {
 		Describe:    func(def wire.Definition) any { return describe(def) },
 		FromWire:    func(v any) error { return fromWire(v) },
 		PublicValue: publicValue,
+		IsCellType:  isCellType,
+		CellOf:      cellOf,
+		RefOf:       refOf,
 		NewResult:   func(raw []byte, max int64) any { return Result{raw: raw, max: max} },
 		NewArgs: func(dec *msgpack.Decoder, n int, argErr func(error) error) any {
 			return &Args{dec: dec, n: n, argErr: argErr}

@@ -12,8 +12,9 @@ import (
 // Service is a handle for calling one service, on a peer or on this node.
 // It is safe for concurrent use.
 type Service struct {
-	def wire.Definition
-	h   rpclink.Handle
+	def  wire.Definition
+	h    rpclink.Handle
+	held *held // a child service's hold (refs.go), nil otherwise
 }
 
 // Description returns the service's description as its node announced
@@ -49,7 +50,7 @@ func (s *Service) Call(ctx context.Context, method string, args ...any) (Result,
 	if err != nil {
 		return Result{}, s.callError(method, err)
 	}
-	return Result{raw: data, max: s.h.DecodeMax()}, nil
+	return Result{raw: data, max: s.h.DecodeMax(), h: s.h}, nil
 }
 
 // callError names what was called in err: an *Error from the peer gets
@@ -71,7 +72,8 @@ func (s *Service) callError(method string, err error) error {
 // Result is a call's result, still encoded.
 type Result struct {
 	raw []byte
-	max int64 // cap of its decode budget; rpclink.Trusted: none
+	max int64          // cap of its decode budget; rpclink.Trusted: none
+	h   rpclink.Handle // what made the call, for a result that is a service (refs.go)
 }
 
 // Decode decodes the result into v, a pointer. Integer targets accept
@@ -115,7 +117,7 @@ func Call[T any](ctx context.Context, s *Service, method string, args ...any) (T
 	if err != nil {
 		return out, err
 	}
-	if err := r.Decode(&out); err != nil {
+	if err := r.decodeInto(&out); err != nil {
 		return out, fmt.Errorf("%s.%s: %w", s.QualifiedName(), method, err)
 	}
 	return out, nil

@@ -12,11 +12,11 @@ import (
 func fromWire(v any) *Error {
 	switch x := v.(type) {
 	case wire.TitanError:
-		return &Error{Code: x.Code, Name: x.Name, Message: x.Message, Details: x.Details, Fields: x.Extras, Stack: x.Stack}
+		return causeFromWire(x, 0)
 	case *wire.TitanError:
 		return fromWire(*x)
 	case wire.JSError:
-		e := &Error{Code: 500, Name: x.Name, Message: x.Message, Fields: x.Fields, Stack: x.Stack}
+		e := &Error{Code: 500, Kind: JSKind(x.Kind), Name: x.Name, Message: x.Message, Fields: publicMap(x.Fields), Stack: x.Stack}
 		if c, ok := numericCode(x.Fields["code"]); ok {
 			e.Code = c
 		}
@@ -24,11 +24,12 @@ func fromWire(v any) *Error {
 	case *wire.JSError:
 		return fromWire(*x)
 	case string:
-		return &Error{Code: 500, Name: "Error", Message: x}
-	case nil:
+		return &Error{Code: 500, Name: "Error", Message: x, Thrown: x}
+	case nil, wire.Undefined:
 		return &Error{Code: 500, Name: "Error", Message: "error without data"}
-	default:
-		return &Error{Code: 500, Name: "Error", Message: fmt.Sprint(x)}
+	default: // a thrown value: no wire type inside it (see publicValue)
+		msg := fmt.Sprint(x)
+		return &Error{Code: 500, Name: "Error", Message: msg, Thrown: publicValue(x)}
 	}
 }
 
@@ -91,6 +92,13 @@ func publicValue(v any) any {
 		}
 	}
 	return v
+}
+
+// publicMap is publicValue of the details or fields of an error from a
+// peer.
+func publicMap(m map[string]any) map[string]any {
+	publicValue(m)
+	return m
 }
 
 // publicInto applies publicValue to every interface value inside *v (v a

@@ -48,3 +48,40 @@ func TestPublicInto(t *testing.T) {
 		t.Fatalf("reference: %#v", m["r"])
 	}
 }
+
+// TestThrownValueIsPublic: a value a peer threw holds no wire type
+// (undefined inside it becomes nil, a nested error an *Error).
+func TestThrownValueIsPublic(t *testing.T) {
+	e := fromWire(map[string]any{"u": wire.Undefined{}, "err": wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: "inner"}})
+	m, ok := e.Thrown.(map[string]any)
+	if !ok {
+		t.Fatalf("thrown %T", e.Thrown)
+	}
+	if v, ok := m["u"]; !ok || v != nil {
+		t.Fatalf("undefined became %#v", v)
+	}
+	if inner, ok := m["err"].(*Error); !ok || inner.Message != "inner" {
+		t.Fatalf("nested error became %#v", m["err"])
+	}
+}
+
+// TestErrorFieldsArePublic: the details and fields of an error from a peer
+// hold no wire type either.
+func TestErrorFieldsArePublic(t *testing.T) {
+	te := fromWire(wire.TitanError{Code: 400, Name: "TitanError", Message: "m",
+		Details: map[string]any{"u": wire.Undefined{}, "ref": wire.Reference{DefID: "d1"}},
+		Extras:  map[string]any{"inner": wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: "inner"}}})
+	if v, ok := te.Details["u"]; !ok || v != nil {
+		t.Fatalf("undefined detail became %#v", v)
+	}
+	if te.Details["ref"] != "d1" {
+		t.Fatalf("reference detail became %#v", te.Details["ref"])
+	}
+	if inner, ok := te.Fields["inner"].(*Error); !ok || inner.Message != "inner" {
+		t.Fatalf("nested error field became %#v", te.Fields["inner"])
+	}
+	je := fromWire(wire.JSError{Kind: wire.JSKindError, Name: "Error", Message: "m", Fields: map[string]any{"meta": []any{wire.Undefined{}}}})
+	if meta, ok := je.Fields["meta"].([]any); !ok || len(meta) != 1 || meta[0] != nil {
+		t.Fatalf("JavaScript error field became %#v", je.Fields["meta"])
+	}
+}

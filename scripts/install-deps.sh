@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go, from Debian's packages:
-# redis-server (tests start their own on a free port; none is started
-# here) and chromium (the live view's browser test drives it headless).
+# redis-server (also run as redis-server --sentinel), redis-tools
+# (redis-cli, which creates the test Redis Clusters), iproute2 (ip, for
+# the test across network namespaces) and chromium (the live view's browser
+# test drives it headless). Tests start their own redis-servers on free
+# ports; none is started here.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   missing+=(chromium)
 fi
@@ -27,5 +32,5 @@ else
   echo "install-deps: ${missing[*]} missing and apt-get is not available; install them yourself" >&2
   exit 1
 fi
-command -v redis-server >/dev/null
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v ip >/dev/null
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null

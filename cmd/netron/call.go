@@ -95,7 +95,7 @@ func call(ctx context.Context, cf *clientFlags, pos []string, argsJSON string, o
 		}
 	}
 
-	c, err := cf.connect(ctx, nodeURL)
+	c, err := cf.open(ctx, nodeURL, service)
 	if err != nil {
 		return err
 	}

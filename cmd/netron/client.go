@@ -117,10 +117,13 @@ func exit(stderr io.Writer, cmd string, err error) int {
 
 // clientFlags are the flags of the commands that talk to a node.
 type clientFlags struct {
-	node    string
-	id      string
-	timeout time.Duration
-	wait    time.Duration
+	node      string
+	id        string
+	timeout   time.Duration
+	wait      time.Duration
+	discovery string        // --discovery: a redis URL or a configuration file
+	prefix    string        // --prefix: discovery's key prefix
+	fs        *flag.FlagSet // to tell whether --node was given
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -128,10 +131,11 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	if def == "" {
 		def = defaultNode
 	}
-	fs.StringVar(&c.node, "node", def, "`URL` of the node, ws:// or wss:// ($NETRON_NODE sets the default)")
+	fs.StringVar(&c.node, "node", def, "`URL` of the node, ws:// or wss:// ($NETRON_NODE sets the default); with --discovery, a node id")
 	fs.StringVar(&c.id, "id", "", "`id` of this client node (default: netron-cli-<random>)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the connection and each request")
 	fs.DurationVar(&c.wait, "wait", 0, "while nothing listens at the node's address yet (a node starting in the background), try again for up to `duration`")
+	c.registerDiscovery(fs)
 }
 
 // client is a connection to a node through a client node of our own.

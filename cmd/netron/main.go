@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/netron-go/netron/discovery/redisdisc"
 )
 
 // Exit codes.
@@ -17,12 +20,22 @@ const (
 )
 
 func main() {
+	quietGoRedis()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// quietGoRedis silences go-redis's process-wide logger, which would print
+// a line of its own on stderr for every dial that fails: the commands
+// report what failed themselves, and serve sends go-redis's lines to its
+// logger. It is set once, at the start of the process, before any client
+// exists: go-redis reads it without a lock.
+func quietGoRedis() {
+	redisdisc.SetGoRedisLogger(slog.New(slog.DiscardHandler), slog.LevelDebug)
 }
 
 // command is one subcommand.
@@ -40,6 +53,7 @@ func commands() []command {
 		{"services", "list the services a node offers", runServices},
 		{"peers", "list the peers a node is connected to", runPeers},
 		{"watch", "print the events of a node as they happen", runWatch},
+		{"nodes", "list the nodes discovery knows: ids, addresses, services, last heartbeats", runNodes},
 		{"top", "show the busiest services and peers of a node, refreshed every second", runTop},
 	}
 }
@@ -86,6 +100,9 @@ Run "netron <command> --help" for the flags of a command.
 
 Commands that talk to a node (call, services, peers, watch) connect to
 --node (default $NETRON_NODE, else ws://127.0.0.1:9000) as a client node.
+With --discovery (a redis:// URL or a configuration file) they find the
+node through discovery instead: the one offering the service called, or
+the one --node names by id.
 
 Exit codes: 0 success, 1 runtime error, 2 usage error or invalid configuration.
 `)

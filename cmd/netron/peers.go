@@ -40,7 +40,7 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func peers(ctx context.Context, cf *clientFlags, asJSON bool, stdout io.Writer) error {
-	c, err := cf.connect(ctx, "")
+	c, err := cf.open(ctx, "", "")
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/app"
+	"github.com/netron-go/netron/discovery/redisdisc"
 )
 
 const serveDescription = `
@@ -41,6 +44,7 @@ Example configuration:
 Examples:
   netron serve --config app.yaml
   NETRON_PORT=9001 netron serve --demo-services
+  netron serve --discovery redis://10.0.0.5:6379 --advertise 10.0.0.11
 `
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -49,6 +53,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	id := flags.String("id", "", "node `id` (overrides netron.id)")
 	host := flags.String("host", "", "`address` to bind (overrides netron.host; default every interface)")
 	port := flags.Int("port", 0, "`port` to listen on (overrides netron.port; 0 picks a free port)")
+	disc := flags.String("discovery", os.Getenv("NETRON_DISCOVERY"),
+		"join discovery in Redis: a redis:// or rediss:// `URL`, or a configuration file whose netron.discovery section names the Redis (overrides netron.discovery.redis and turns discovery on; $NETRON_DISCOVERY sets the default)")
+	advertise := flags.String("advertise", "", "`address` other nodes reach this one at: host, host:port or ws:// URL (overrides netron.advertise; default: the bound address, or an address of this host that is not loopback when bound to every interface)")
 	demo := flags.Bool("demo-services", false, "expose the demo's calculator@1.0.0 (it emits "+EventComputed+" events) and data@1.0.0 (streamData produces a stream)")
 	logLevel := flags.String("log-level", "", "`level` of the logs: debug, info, warn, error (overrides logger.level)")
 	logFormat := flags.String("log-format", "", "`format` of the logs: text or json (overrides logger.format)")
@@ -73,6 +80,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if set["host"] {
 		n.Host = *host
+	}
+	if set["advertise"] {
+		n.Advertise = *advertise
+	}
+	if *disc != "" {
+		dc, err := discoveryFlag(*disc)
+		if err != nil {
+			return exit(stderr, "serve", err)
+		}
+		n.Discovery.Enabled, n.Discovery.Redis = true, dc.Redis
+		if dc.Prefix != "" {
+			n.Discovery.Prefix = dc.Prefix
+		}
 	}
 	if set["port"] {
 		n.Port, n.Server = *port, true
@@ -101,6 +121,23 @@ type serveOptions struct {
 	ui   bool
 }
 
+// discoveryFlag reads --discovery: a Redis URL, or a configuration file
+// whose discovery section names the Redis (and maybe the prefix).
+func discoveryFlag(v string) (netron.DiscoveryConfig, error) {
+	if strings.Contains(v, "://") {
+		return netron.DiscoveryConfig{Redis: netron.RedisConfig{URL: v}}, nil
+	}
+	cfg, err := app.Load(v, os.Environ())
+	if err != nil {
+		return netron.DiscoveryConfig{}, configErr(err)
+	}
+	dc := cfg.Netron.Discovery
+	if dc.Redis.Host == "" && dc.Redis.Addrs == "" && dc.Redis.URL == "" {
+		return netron.DiscoveryConfig{}, usageError("--discovery %s: netron.discovery.redis names no Redis (host, addrs or url)", v)
+	}
+	return dc, nil
+}
+
 // configErr makes an invalid or unreadable configuration a usage error
 // (exit code 2).
 func configErr(err error) error {
@@ -120,6 +157,10 @@ func serve(ctx context.Context, cfg *app.Config, opts serveOptions, stdout, stde
 	if err != nil {
 		return configErr(err)
 	}
+	// The process is ours: go-redis's own log lines (one per failed dial
+	// during an outage, which discovery reports itself, once) go to the
+	// node's logger instead of raw stderr.
+	redisdisc.SetGoRedisLogger(a.Logger(), slog.LevelDebug)
 	node, err := a.Netron() // serving is the point: create it
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func runServices(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func services(ctx context.Context, cf *clientFlags, asJSON bool, stdout, stderr io.Writer) error {
-	c, err := cf.connect(ctx, "")
+	c, err := cf.open(ctx, "", "")
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ type watchedEvent struct {
 }
 
 func (w *watcher) watch(ctx context.Context, cf *clientFlags, names []string) error {
-	c, err := cf.connect(ctx, "")
+	c, err := cf.open(ctx, "", "")
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,91 +198,6 @@ func waitEvent(b *testing.B, events <-chan discovery.Event, kind discovery.Event
 		case <-timeout:
 			b.Fatalf("no %v for %s within a minute", kind, id)
 		}
-	}
-}
-
-// countHook counts the commands a client sends, by name.
-type countHook struct {
-	mu     sync.Mutex
-	counts map[string]int64
-	on     atomic.Bool
-}
-
-func (h *countHook) add(name string) {
-	if !h.on.Load() {
-		return
-	}
-	h.mu.Lock()
-	h.counts[name]++
-	h.mu.Unlock()
-}
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.add(cmd.Name())
-		return next(ctx, cmd)
-	}
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.add(c.Name())
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// BenchmarkCommandsPerHeartbeat: N idle nodes (one instance and one client
-// each) run for b.N heartbeat intervals; reports the commands each node
-// sends per heartbeat (counted in the clients) and the calls Redis executes
-// per node per heartbeat (INFO commandstats, which also counts the commands
-// run inside the Lua scripts).
-func BenchmarkCommandsPerHeartbeat(b *testing.B) {
-	for _, n := range []int{1, 10, 50} {
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			srv := testredis.Start(b)
-			hb, ttl := benchTiming(b)
-			prefix := uniquePrefix(b)
-			hook := &countHook{counts: map[string]int64{}}
-			for i := range n {
-				c := newClient(b, srv)
-				c.AddHook(hook)
-				d := newDisc(b, c, prefix, redisdisc.WithHeartbeat(hb), redisdisc.WithTTL(ttl))
-				if err := d.Register(context.Background(), discovery.NodeInfo{ID: fmt.Sprintf("node-%02d", i), Address: "h:1",
-					Services: []discovery.ServiceInfo{{Name: "svc", Version: "1.0.0"}}}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			admin := newClient(b, srv)
-			time.Sleep(2 * hb) // let everyone settle
-			if err := admin.ConfigResetStat(context.Background()).Err(); err != nil {
-				b.Fatal(err)
-			}
-			hook.on.Store(true)
-			b.ResetTimer()
-			start := time.Now()
-			time.Sleep(time.Duration(b.N) * hb)
-			elapsed := time.Since(start)
-			hook.on.Store(false)
-			b.StopTimer()
-			stats := commandStats(b, admin)
-			beats := float64(elapsed) / float64(hb) * float64(n)
-			var client int64
-			for _, v := range hook.counts {
-				client += v
-			}
-			var server int64
-			for name, v := range stats {
-				if name != "info" && name != "config|resetstat" {
-					server += v
-				}
-			}
-			b.ReportMetric(float64(client)/beats, "cmds/node/beat")
-			b.ReportMetric(float64(hook.counts["evalsha"])/beats, "evalsha/node/beat")
-			b.ReportMetric(float64(hook.counts["xread"])/beats, "xread/node/beat")
-			b.ReportMetric(float64(server)/beats, "redis-calls/node/beat")
-			b.Logf("nodes=%d hb=%v window=%v client=%v server=%v", n, hb, elapsed.Round(time.Millisecond), hook.counts, stats)
-		})
 	}
 }
 

@@ -19,8 +19,9 @@ func sampleEntry() redisdisc.Entry {
 			Services: []discovery.ServiceInfo{{Name: "calculator", Version: "1.2.0"}},
 			Metadata: map[string]string{"zone": "a"},
 		},
-		TTL: 15 * time.Second,
-		Rev: discovery.Revision{Incarnation: 1732680000123456789, Seq: 1},
+		TTL:       15 * time.Second,
+		Heartbeat: 5 * time.Second,
+		Rev:       discovery.Revision{Incarnation: 1732680000123456789, Seq: 1},
 	}
 }
 
@@ -38,7 +39,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DecodeEntry(%s): %v", b, err)
 		}
-		if got.Op != e.Op || got.TTL != e.TTL || got.Rev != e.Rev || !got.Node.SameDetails(e.Node) {
+		if got.Op != e.Op || got.TTL != e.TTL || got.Heartbeat != e.Heartbeat || got.Rev != e.Rev || !got.Node.SameDetails(e.Node) {
 			t.Fatalf("round trip: got %+v, want %+v", got, e)
 		}
 	}
@@ -49,7 +50,7 @@ func TestEntryWireFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000","svcs":[{"name":"calculator","version":"1.2.0"}],"meta":{"zone":"a"},"ttl":15000,"inc":1732680000123456789,"seq":1}`
+	want := `{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000","svcs":[{"name":"calculator","version":"1.2.0"}],"meta":{"zone":"a"},"ttl":15000,"hb":5000,"inc":1732680000123456789,"seq":1}`
 	if string(b) != want {
 		t.Fatalf("wire form:\n got %s\nwant %s", b, want)
 	}
@@ -78,6 +79,9 @@ func TestDecodeEntryRejects(t *testing.T) {
 		`{"v":1,"op":"join","id":"x","ttl":1000,"inc":1,"seq":0}`,
 		`{"v":1,"op":"join","id":"x","ttl":1000,"inc":1,"seq":-1}`,
 		`{"v":1,"op":"join","id":"x","ttl":1e400,"inc":1,"seq":1}`,
+		`{"v":1,"op":"join","id":"x","ttl":1000,"hb":1000,"inc":1,"seq":1}`,
+		`{"v":1,"op":"join","id":"x","ttl":1000,"hb":-1,"inc":1,"seq":1}`,
+		`{"v":1,"op":"join","id":"x","ttl":1000,"hb":"5","inc":1,"seq":1}`,
 		`{"v":1,"op":"join","id":"x","svcs":[{"name":"","version":"1.0.0"}],"ttl":1000,"inc":1,"seq":1}`,
 		`{"v":1,"op":"join","id":"x","svcs":[{"name":"a","version":"x"}],"ttl":1000,"inc":1,"seq":1}`,
 		`{"v":1,"op":"join","id":"x","svcs":[{"name":"a","version":"1.0.0","x":1}],"ttl":1000,"inc":1,"seq":1}`,
@@ -139,4 +143,21 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("round trip changed the entry: %+v vs %+v", e, e2)
 		}
 	})
+}
+
+// TestDecodeEntryDocumented decodes the entry of the package doc, and
+// rejects one without a TTL (it was ExampleDecodeEntry while the codec was
+// exported).
+func TestDecodeEntryDocumented(t *testing.T) {
+	e, err := redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",` +
+		`"svcs":[{"name":"calculator","version":"1.2.0"}],"ttl":15000,"inc":1732680000123456789,"seq":1}`))
+	if err != nil || e.Op != redisdisc.OpJoin || e.Node.ID != "node-1" || e.Node.Address != "10.0.0.5:9000" ||
+		len(e.Node.Services) != 1 || e.Node.Services[0] != (discovery.ServiceInfo{Name: "calculator", Version: "1.2.0"}) ||
+		e.TTL != 15*time.Second || e.Rev.Incarnation != 1732680000123456789 || e.Rev.Seq != 1 {
+		t.Fatalf("%+v, %v", e, err)
+	}
+	_, err = redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1"}`))
+	if !errors.Is(err, redisdisc.ErrMalformedEntry) || err.Error() != "redisdisc: malformed entry: ttl 0 ms outside 1 ms..24 h" {
+		t.Fatalf("no ttl: %v", err)
+	}
 }

@@ -6,13 +6,14 @@ import (
 	"github.com/netron-go/netron/discovery"
 )
 
-// ErrMalformedEntry reports an announcement that DecodeEntry rejects. The
+// errMalformedEntry reports an announcement that decodeEntry rejects. The
 // Redis backend logs and skips such entries; it never stops on them.
-var ErrMalformedEntry = errors.New("redisdisc: malformed entry")
+var errMalformedEntry = errors.New("redisdisc: malformed entry")
 
 // Errors shared with package discovery, repeated here for convenience.
 var (
 	ErrClosed        = discovery.ErrClosed
 	ErrUnavailable   = discovery.ErrUnavailable
 	ErrInvalidOption = discovery.ErrInvalidOption
+	ErrDuplicateID   = discovery.ErrDuplicateID
 )

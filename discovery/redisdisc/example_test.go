@@ -17,7 +17,7 @@ import (
 // this example is compiled but not run.)
 func Example() {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: ""})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", Password: "", ContextTimeoutEnabled: true})
 	defer rdb.Close() // the backend never closes it
 
 	d, err := redisdisc.New(rdb,
@@ -46,17 +46,4 @@ func Example() {
 	for _, n := range nodes {
 		fmt.Println(n.ID, n.Address)
 	}
-}
-
-// Entries are the JSON documents on the stream and in the hash.
-func ExampleDecodeEntry() {
-	e, err := redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1","addr":"10.0.0.5:9000",` +
-		`"svcs":[{"name":"calculator","version":"1.2.0"}],"ttl":15000,"inc":1732680000123456789,"seq":1}`))
-	fmt.Println(e.Op, e.Node.ID, e.Node.Address, e.Node.Services, e.TTL, err)
-
-	_, err = redisdisc.DecodeEntry([]byte(`{"v":1,"op":"join","id":"node-1"}`))
-	fmt.Println(err)
-	// Output:
-	// join node-1 10.0.0.5:9000 [{calculator 1.2.0}] 15s <nil>
-	// redisdisc: malformed entry: ttl 0 ms outside 1 ms..24 h
 }

@@ -35,6 +35,9 @@ func newClient(t testing.TB, srv *testredis.Server) *redis.Client {
 		ReadTimeout:     2 * time.Second,
 		WriteTimeout:    2 * time.Second,
 		ConnMaxIdleTime: time.Minute,
+		// The instance bounds its round trips with contexts; go-redis
+		// honours them only with this (New warns without it).
+		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -33,8 +33,26 @@ type config struct {
 	maxAge    time.Duration
 	logger    *slog.Logger
 	blockTime time.Duration
+	// opTimeout bounds one Redis round trip of the instance (the
+	// heartbeat, from 2 s to 5 s): a Redis slower than that is taken as
+	// unreachable. The floor is generous, so that a loaded machine (a
+	// short heartbeat, TLS handshakes, the race detector) is not.
 	opTimeout time.Duration
-	ttlWasSet bool
+	// pause: a pause of every heartbeat of the prefix longer than this
+	// suspends expiry (1.5 heartbeats).
+	pause time.Duration
+	// margin: while Redis fails, a retry comes at the latest this long
+	// before the deadline of this instance's nodes.
+	margin time.Duration
+	// retryMin is the first retry's backoff, and the retry interval in
+	// the last margin before that deadline.
+	retryMin time.Duration
+	// stuckAfter: a reader that has not moved for this long while
+	// changes wait is stuck (two heartbeats, at least 2 s: well past
+	// watermill's pause of 500 ms after a failed read, so that a reader
+	// resuming after an outage is not taken for a stuck one).
+	stuckAfter time.Duration
+	ttlWasSet  bool
 }
 
 func defaultConfig() config {
@@ -49,11 +67,12 @@ func defaultConfig() config {
 }
 
 // WithPrefix sets the prefix of every Redis key the backend uses (default
-// "netron:discovery"): <prefix>:events (the stream), <prefix>:nodes (hash
-// id -> entry) and <prefix>:alive (sorted set id -> last heartbeat, ms).
-// Instances see each other only when they share the prefix. On Redis
-// Cluster, put a hash tag in the prefix ("{netron:discovery}") so the three
-// keys share a slot.
+// "netron:discovery"). The keys are the prefix in braces, a Redis Cluster
+// hash tag, and a suffix: {netron:discovery}:events (the stream), …:nodes
+// (hash id -> entry), …:alive (sorted set id -> deadline, ms) and …:meta
+// (counters), so that all of them, and the scripts that use them, live in
+// one hash slot. A prefix that has a hash tag of its own ("app:{disc}") is
+// used as it is. Instances see each other only when they share the prefix.
 func WithPrefix(p string) Option {
 	return optionFunc(func(c *config) error {
 		if strings.TrimSpace(p) == "" {
@@ -76,9 +95,15 @@ func WithHeartbeat(d time.Duration) Option {
 	})
 }
 
-// WithTTL sets how long the other instances keep a node of this instance
-// active without a heartbeat (default 15 s). It must be longer than the
-// heartbeat; three heartbeats or more is advisable.
+// WithTTL sets how long a node of this instance stays active without a
+// heartbeat (default 15 s, or three heartbeats when only WithHeartbeat is
+// given). It must be longer than the heartbeat; 2.5 heartbeats or more
+// (the default is 3) keeps every live node through any Redis outage: an
+// instance that cannot reach Redis retries before its nodes' deadline, so
+// an outage of less than TTL minus one heartbeat never costs it its nodes,
+// and once nobody has reached Redis for 1.5 heartbeats expiry is suspended
+// until the prefix's largest TTL has passed (see the package
+// documentation).
 func WithTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 || d > maxEntryTTL {
@@ -153,6 +178,10 @@ func (c *config) finish() error {
 	if c.blockTime == 0 {
 		c.blockTime = min(c.heartbeat, 2*time.Second)
 	}
-	c.opTimeout = min(max(c.heartbeat, 500*time.Millisecond), 5*time.Second)
+	c.opTimeout = min(max(c.heartbeat, 2*time.Second), 5*time.Second)
+	c.pause = c.heartbeat * 3 / 2
+	c.margin = min(c.heartbeat/2, time.Second)
+	c.retryMin = min(50*time.Millisecond, c.heartbeat/2)
+	c.stuckAfter = max(2*c.heartbeat, 2*time.Second)
 	return nil
 }

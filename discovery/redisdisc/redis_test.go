@@ -83,6 +83,32 @@ func record(t testing.TB, d discovery.Discovery) *recorder {
 	return r
 }
 
+// noStall is the timing of the tests that assert that no live node is
+// reported left: a TTL of 20 heartbeats, so that a machine too loaded to
+// run a heartbeat for a while does not expire a live node.
+var noStall = []redisdisc.Option{redisdisc.WithHeartbeat(100 * time.Millisecond), redisdisc.WithTTL(2 * time.Second)}
+
+// noneLeft asserts that no recorder saw a node leave, once whatever the
+// past can still cause has happened: every instance has heartbeated
+// twice since any grace period ended (so every node whose deadline had
+// passed is expired), and every instance has applied every change Redis
+// numbered (so every announcement that confirms a node a resync did not
+// find is applied, and no such node will leave later).
+func noneLeft(t testing.TB, c redis.UniversalClient, insts []*redisdisc.Discovery, recs ...*recorder) {
+	t.Helper()
+	if got := expiriesAfterOutage(t, c, insts...); len(got) != 0 {
+		t.Fatalf("Redis expired live nodes %v", got)
+	}
+	for _, d := range insts {
+		caughtUp(t, c, d)
+	}
+	for i, r := range recs {
+		if n := r.left.Load(); n != 0 {
+			t.Fatalf("recorder %d saw %d live nodes leave", i, n)
+		}
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
@@ -115,7 +141,7 @@ func TestRedisRestart(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
 	prefix := uniquePrefix(t)
-	a, b := newDisc(t, client, prefix), newDisc(t, client, prefix)
+	a, b := newDisc(t, client, prefix, noStall...), newDisc(t, client, prefix, noStall...)
 	register(t, a, "n1", "svc", "1.0.0")
 	register(t, b, "n2", "svc", "2.0.0")
 	waitListed(t, a, "n1", "n2")
@@ -124,7 +150,7 @@ func TestRedisRestart(t *testing.T) {
 
 	srv.Restart(t)
 
-	_, nodesKey, _ := a.Keys()
+	_, nodesKey, _, _ := a.Keys()
 	eventually(t, settle, "snapshot rebuilt", func() string {
 		got, err := client.HKeys(ctxT(t), nodesKey).Result()
 		if err != nil {
@@ -142,10 +168,7 @@ func TestRedisRestart(t *testing.T) {
 	// again what Redis lost.
 	late := newDisc(t, client, prefix)
 	waitListed(t, late, "n1", "n2")
-	time.Sleep(3 * testTTL)
-	if ra.left.Load() != 0 || rb.left.Load() != 0 {
-		t.Fatalf("a Redis restart made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, ra, rb)
 	waitListed(t, a, "n1", "n2")
 	waitListed(t, b, "n1", "n2")
 	// The stream works again end to end.
@@ -162,8 +185,8 @@ func TestRedisDownTemporarily(t *testing.T) {
 	client := newClient(t, srv)
 	prefix := uniquePrefix(t)
 	var logs logBuffer
-	a := newDisc(t, client, prefix, redisdisc.WithLogger(logs.logger()))
-	b := newDisc(t, client, prefix)
+	a := newDisc(t, client, prefix, append(noStall, redisdisc.WithLogger(logs.logger()))...)
+	b := newDisc(t, client, prefix, noStall...)
 	register(t, a, "n1")
 	register(t, b, "n2")
 	waitListed(t, a, "n1", "n2")
@@ -181,7 +204,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 	if !errors.Is(err, discovery.ErrUnavailable) {
 		t.Fatalf("Register while Redis is down: err = %v, want ErrUnavailable", err)
 	}
-	time.Sleep(3 * testTTL) // without Redis
+	time.Sleep(3 * testTTL) // the outage: longer than two of the nodes' TTLs
 	if got := listed(t, a); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("a's view during the outage = %v, want its last view plus its own n3", got)
 	}
@@ -200,7 +223,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	_, nodesKey, _ := a.Keys()
+	_, nodesKey, _, _ := a.Keys()
 	eventually(t, settle, "snapshot rebuilt", func() string {
 		got, err := client.HKeys(ctxT(t), nodesKey).Result()
 		if err != nil {
@@ -212,10 +235,7 @@ func TestRedisDownTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(testTTL) // what expired at the outage would be reported by now
-	if ra.left.Load() != 0 || rb.left.Load() != 0 {
-		t.Fatalf("the outage made instances report nodes left (%d, %d)", ra.left.Load(), rb.left.Load())
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, ra, rb)
 	if !strings.Contains(logs.String(), "reachable again") {
 		t.Fatalf("recovery not logged; log:\n%s", logs.String())
 	}
@@ -249,9 +269,10 @@ func TestStartWhileRedisDown(t *testing.T) {
 
 // failHook fails the first n commands whose name and first argument match.
 type failHook struct {
-	match  func(redis.Cmder) bool
-	remain atomic.Int64
-	hits   atomic.Int64
+	match     func(redis.Cmder) bool
+	remain    atomic.Int64
+	hits      atomic.Int64
+	readFails atomic.Int64 // XREADs failed
 }
 
 func (h *failHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -260,6 +281,9 @@ func (h *failHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if h.match(cmd) {
 			h.hits.Add(1)
 			if h.remain.Add(-1) >= 0 {
+				if cmd.Name() == "xread" {
+					h.readFails.Add(1)
+				}
 				err := errors.New("injected failure")
 				cmd.SetErr(err)
 				return err
@@ -315,9 +339,9 @@ func TestHeartbeatRetriesWhenRedisFailsTemporarily(t *testing.T) {
 	flaky := newClient(t, srv)
 	h := &failHook{match: isScript(redisdisc.BeatScriptSHA)}
 	flaky.AddHook(h)
-	a := newDisc(t, flaky, prefix)
+	a := newDisc(t, flaky, prefix, noStall...)
 	register(t, a, "n1")
-	b := newDisc(t, client, prefix)
+	b := newDisc(t, client, prefix, noStall...)
 	waitListed(t, b, "n1")
 	r := record(t, b)
 	// One heartbeat fails, as in the original's test; the retry comes after
@@ -335,10 +359,7 @@ func TestHeartbeatRetriesWhenRedisFailsTemporarily(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(testTTL) // what expired would be reported by now
-	if r.left.Load() != 0 {
-		t.Fatal("a node whose heartbeats failed briefly was reported left")
-	}
+	noneLeft(t, client, []*redisdisc.Discovery{a, b}, r)
 	waitListed(t, b, "n1")
 }
 
@@ -354,7 +375,7 @@ func TestMalformedEntriesAreSkipped(t *testing.T) {
 	if _, err := a.Nodes(ctxT(t)); err != nil { // reader started
 		t.Fatal(err)
 	}
-	events, nodesKey, aliveKey := a.Keys()
+	events, nodesKey, aliveKey, _ := a.Keys()
 	ctx := ctxT(t)
 	bad := []map[string]any{
 		{"foo": "bar"},
@@ -379,7 +400,7 @@ func TestMalformedEntriesAreSkipped(t *testing.T) {
 	}
 	// A bad snapshot entry too, alive, for the late joiner below.
 	client.HSet(ctx, nodesKey, "bad", "not json")
-	client.ZAdd(ctx, aliveKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: "bad"})
+	client.ZAdd(ctx, aliveKey, redis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: "bad"})
 
 	register(t, b, "good", "svc", "1.0.0")
 	waitListed(t, a, "good")
@@ -418,7 +439,8 @@ func TestCallersClientStaysOpen(t *testing.T) {
 	}
 }
 
-// TestKeysUnderPrefix: the backend touches exactly its three keys.
+// TestKeysUnderPrefix: the backend touches exactly its four keys, each
+// with the prefix as a hash tag.
 func TestKeysUnderPrefix(t *testing.T) {
 	srv := testredis.Start(t)
 	client := newClient(t, srv)
@@ -440,8 +462,8 @@ func TestKeysUnderPrefix(t *testing.T) {
 	}
 	slices.Sort(keys)
 	want := []string{
-		"custom:pfx:alive", "custom:pfx:events", "custom:pfx:nodes",
-		"netron:discovery:alive", "netron:discovery:events", "netron:discovery:nodes",
+		"{custom:pfx}:alive", "{custom:pfx}:events", "{custom:pfx}:meta", "{custom:pfx}:nodes",
+		"{netron:discovery}:alive", "{netron:discovery}:events", "{netron:discovery}:meta", "{netron:discovery}:nodes",
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %v, want %v", keys, want)
@@ -460,7 +482,7 @@ func TestStreamBoundedByLength(t *testing.T) {
 	for i := range 400 {
 		register(t, d, "n1", "svc", fmt.Sprintf("1.0.%d", i))
 	}
-	events, _, _ := d.Keys()
+	events, _, _, _ := d.Keys()
 	n, err := client.XLen(ctxT(t), events).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +504,7 @@ func TestStreamBoundedByAge(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	register(t, d, "n1", "svc", "2.0.0")
 	register(t, d, "n1", "svc", "2.0.1")
-	events, _, _ := d.Keys()
+	events, _, _, _ := d.Keys()
 	n, err := client.XLen(ctxT(t), events).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -506,7 +528,7 @@ func TestExpiredNodeIsRemovedFromRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitListed(t, b, "survivor")
-	_, nodesKey, aliveKey := b.Keys()
+	_, nodesKey, aliveKey, _ := b.Keys()
 	eventually(t, settle, "victim removed from redis", func() string {
 		h, _ := client.HKeys(ctxT(t), nodesKey).Result()
 		z, _ := client.ZRange(ctxT(t), aliveKey, 0, -1).Result()
@@ -528,12 +550,22 @@ func TestStaleSnapshotIgnored(t *testing.T) {
 	if err := a.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(testTTL + testTTL/2) // > TTL, and nobody is running to notice
+	_, _, alive, _ := a.Keys()
+	deadline, err := client.ZScore(ctxT(t), alive, "dead").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, settle, "the deadline passed, with nobody running to notice", func() string {
+		if now := redisNow(t, client); float64(now) <= deadline {
+			return fmt.Sprintf("%v ms to go", deadline-float64(now))
+		}
+		return ""
+	})
 	b := newDisc(t, client, prefix)
 	if got := listed(t, b); len(got) != 0 {
 		t.Fatalf("new instance lists %v; the node died a TTL ago", got)
 	}
-	_, nodesKey, _ := b.Keys()
+	_, nodesKey, _, _ := b.Keys()
 	eventually(t, settle, "stale entry cleaned", func() string {
 		if n, _ := client.HLen(ctxT(t), nodesKey).Result(); n != 0 {
 			return fmt.Sprintf("%d entries", n)
@@ -605,5 +637,60 @@ func TestConnect(t *testing.T) {
 	}
 	if _, err := redisdisc.Connect(srv.Addr(), "", 0, redisdisc.WithHeartbeat(-1)); !errors.Is(err, discovery.ErrInvalidOption) {
 		t.Fatalf("Connect with a bad option: %v", err)
+	}
+}
+
+// A client that does not honour its commands' deadlines (its options lack
+// ContextTimeoutEnabled) is used, with a warning: Deregister and Close
+// cannot keep their deadlines on a Redis that stops answering.
+func TestWarnsWithoutContextTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+		warn   bool
+	}{
+		{"plain", redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), true},
+		{"cluster", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), true},
+		{"with deadlines", redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true}), false},
+		{"cluster with deadlines", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true}), false},
+	} {
+		var logs logBuffer
+		d, err := redisdisc.New(tc.client, redisdisc.WithLogger(logs.logger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = d.Kill()
+		_ = tc.client.Close()
+		if got := strings.Contains(logs.String(), "ContextTimeoutEnabled"); got != tc.warn {
+			t.Errorf("%s: warned %v, want %v; log:\n%s", tc.name, got, tc.warn, logs.String())
+		}
+	}
+}
+
+// Close while Redis is down leaves the nodes to expire, and its error
+// joins one error per node, errors.Is finding ErrUnavailable in the whole
+// and in each.
+func TestCloseWhileRedisDownJoinsErrors(t *testing.T) {
+	srv := testredis.Start(t)
+	client := newClient(t, srv)
+	d := newDisc(t, client, uniquePrefix(t))
+	register(t, d, "n1")
+	register(t, d, "n2")
+	srv.Stop()
+	err := d.CloseContext(ctxT(t))
+	if !errors.Is(err, discovery.ErrUnavailable) {
+		t.Fatalf("CloseContext with Redis down: %v, want ErrUnavailable", err)
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(j.Unwrap()) != 2 {
+		t.Fatalf("CloseContext: %v, want one error per node", err)
+	}
+	for i, part := range j.Unwrap() {
+		if id := fmt.Sprint("n", i+1); !errors.Is(part, discovery.ErrUnavailable) || !strings.Contains(part.Error(), `"`+id+`"`) {
+			t.Errorf("part %d: %v, want ErrUnavailable naming %s", i, part, id)
+		}
+	}
+	if again := d.Close(); again != err {
+		t.Errorf("Close after CloseContext: %v, want the same error", again)
 	}
 }

@@ -15,16 +15,24 @@ import (
 // no payload field; the reader logs and skips it.
 const malformedKey = "netron_malformed"
 
+// genKey is the stream entry field, and the message metadata key, of the
+// generation of a change (see scripts.go).
+const genKey = "netron_gen"
+
 // unmarshaller turns any stream entry into a message and never fails:
 // watermill-redisstream ends the subscription when its Unmarshaller returns
 // an error, so a single bad XADD would stop discovery. Entries this package
 // writes use watermill's default format (_watermill_message_uuid, metadata,
-// payload), so any watermill-redisstream subscriber can read them too.
+// payload) plus the field netron_gen, so any watermill-redisstream
+// subscriber can read them too.
 type unmarshaller struct{}
 
 func (unmarshaller) Unmarshal(values map[string]any) (*message.Message, error) {
 	uuid, _ := values[redisstream.UUIDHeaderKey].(string)
 	msg := message.NewMessage(uuid, nil)
+	if g, ok := values[genKey].(string); ok {
+		msg.Metadata.Set(genKey, g)
+	}
 	switch p := values["payload"].(type) {
 	case string:
 		msg.Payload = []byte(p)
@@ -55,9 +63,8 @@ func watermillLogger(l *slog.Logger) watermill.LoggerAdapter {
 	})
 }
 
-// noClose hides Close: watermill-redisstream's Publisher and Subscriber
-// close the client they are given, and the caller's client is not ours to
-// close.
+// noClose hides Close: watermill-redisstream's Subscriber closes the client
+// it is given, and the caller's client is not ours to close.
 type noClose struct{ redis.UniversalClient }
 
 func (noClose) Close() error { return nil }

@@ -4,19 +4,27 @@
 //
 //	go run ./examples/distributed                          # in-memory discovery (the embedded default)
 //	go run ./examples/distributed -redis 127.0.0.1:6379    # discovery over Redis Streams
+//
+// With Redis unreachable each node still starts (it warns on stderr that
+// it runs and is announced when Redis is back), but nothing can be found:
+// the program says so after a few seconds and exits with status 1.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/netron-go/netron"
+	"github.com/netron-go/netron/discovery"
+	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -66,13 +74,22 @@ func main() {
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *redisAddr, *password); err != nil {
+	// Warnings of the nodes (such as "discovery is unreachable") go to
+	// stderr. go-redis logs through one logger per process; this program
+	// owns its process, so it sends those lines there too, instead of
+	// go-redis printing one line per failed dial on its own.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	redisdisc.SetGoRedisLogger(logger, slog.LevelDebug)
+	if err := run(ctx, os.Stdout, logger, *redisAddr, *password); err != nil {
 		fmt.Fprintln(os.Stderr, "distributed:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, redisAddr, password string) error {
+// discoveryWait bounds the wait for the nodes to see each other.
+const discoveryWait = 5 * time.Second
+
+func run(ctx context.Context, out io.Writer, logger *slog.Logger, redisAddr, password string) error {
 	dc := netron.DiscoveryConfig{Enabled: true, Interval: time.Second, TTL: 3 * time.Second}
 	if redisAddr != "" {
 		host, port, err := net.SplitHostPort(redisAddr)
@@ -87,7 +104,7 @@ func run(ctx context.Context, out io.Writer, redisAddr, password string) error {
 		fmt.Fprintln(out, "discovery: in-memory (embedded default)")
 	}
 	start := func(id, service string, v func(*netron.Node) any) (*netron.Node, error) {
-		n, err := netron.New(netron.Config{ID: id, Host: "127.0.0.1", Server: true, Discovery: dc})
+		n, err := netron.New(netron.Config{ID: id, Host: "127.0.0.1", Server: true, Discovery: dc, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -121,9 +138,18 @@ func run(ctx context.Context, out io.Writer, redisAddr, password string) error {
 		nodes = append(nodes, n)
 	}
 	orders := nodes[2]
-	// Wait until every node is visible (Redis: a few milliseconds).
+	// Wait until every node is visible (Redis: a few milliseconds). A node
+	// whose Redis is unreachable keeps running and is announced once Redis
+	// is back; until then nobody can find it.
+	wctx, cancel := context.WithTimeout(ctx, discoveryWait)
+	defer cancel()
 	for {
-		all, err := orders.Discovery().Nodes(ctx)
+		all, err := orders.Discovery().Nodes(wctx)
+		if errors.Is(err, discovery.ErrUnavailable) || wctx.Err() != nil {
+			fmt.Fprintf(out, "discovery: Redis at %s is unreachable: the nodes keep running and are announced when it is back, "+
+				"but until then they cannot find each other; gave up after %v\n", redisAddr, discoveryWait)
+			return fmt.Errorf("no discovery: %w", discovery.ErrUnavailable)
+		}
 		if err != nil {
 			return err
 		}
@@ -131,13 +157,12 @@ func run(ctx context.Context, out io.Writer, redisAddr, password string) error {
 			break
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-wctx.Done():
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	// A client that knows only the service name.
-	client, err := netron.New(netron.Config{ID: "shop", Discovery: dc})
+	client, err := netron.New(netron.Config{ID: "shop", Discovery: dc, Logger: logger})
 	if err != nil {
 		return err
 	}

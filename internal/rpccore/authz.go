@@ -15,6 +15,9 @@ func WithAuthorizer(a rpc.Authorizer) ServerOption {
 
 // allowed reports whether the request's peer may use service/method.
 func (s *Server) allowed(ctx context.Context, conn *transport.Conn, service, method string) bool {
+	if conn != nil && conn.Anonymous() {
+		return s.auth.anonymousAllowed(service, method)
+	}
 	if s.authz == nil || conn == nil {
 		return true
 	}

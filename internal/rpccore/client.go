@@ -353,7 +353,10 @@ func (c *Client) forget(ps *pendingSet, id uint32, ch chan response) {
 }
 
 // QueryInterface asks the peer for a service: "name" (latest),
-// "name@1.2.3", or a range "name@^1" (ranges need a Go peer).
+// "name@1.2.3", or a range "name@^1". A plain Netron peer (Titan), which
+// does not resolve ranges, is asked for the bare name and its answer kept
+// when its version is in the range (Titan reports only the highest
+// version of a service: a lower one in the range cannot be found).
 func (c *Client) QueryInterface(ctx context.Context, conn *transport.Conn, spec string) (*rpc.Service, error) {
 	data, err := c.Request(ctx, conn, wire.TypeTask, func(b []byte) ([]byte, error) {
 		b = wire.AppendArrayHeader(b, 2)
@@ -361,6 +364,9 @@ func (c *Client) QueryInterface(ctx context.Context, conn *transport.Conn, spec 
 		return wire.AppendString(b, spec), nil
 	})
 	if err != nil {
+		if svc, ok, err := c.rangeFallback(ctx, conn, spec, err); ok {
+			return svc, err
+		}
 		return nil, err
 	}
 	var def wire.Definition

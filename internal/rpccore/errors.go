@@ -28,6 +28,9 @@ func badRequest(reason, msg string, details map[string]any) *rpc.Error {
 // (ext 126) named "Error", like a thrown JavaScript error. Stacks are sent
 // only when withStack is set.
 func toWire(err error, withStack bool) any {
+	if v, ok := jsToWire(err, withStack); ok {
+		return v
+	}
 	var e *rpc.Error
 	if errors.As(err, &e) {
 		name := e.Name
@@ -41,6 +44,7 @@ func toWire(err error, withStack bool) any {
 			Details:   e.Details,
 			Timestamp: float64(time.Now().UnixMilli()),
 			Extras:    e.Fields,
+			Cause:     causeToWire(e.Cause, 0),
 		}
 		if withStack {
 			te.Stack = e.Stack

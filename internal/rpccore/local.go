@@ -23,6 +23,14 @@ func (r *Registry) Local(spec string, logger *slog.Logger) (*rpc.Service, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if e.relay != nil { // published by a peer: call it there
+		r.mu.RLock()
+		c := r.relay
+		r.mu.RUnlock()
+		if c != nil {
+			return c.Remote(e.relay, e.def), nil
+		}
+	}
 	return newService(e.def, localInvoker{reg: r, logger: logger}), nil
 }
 
@@ -51,7 +59,7 @@ func (l localInvoker) Invoke(ctx context.Context, target, method string, args []
 
 // call runs a method locally and returns its result as invoke made it.
 func (l localInvoker) call(ctx context.Context, target, method string, args []any) (any, error) {
-	e := l.reg.target(target)
+	e := l.reg.targetFor(nil, target)
 	if e == nil {
 		return nil, roundTrip(notFound("Service", target, fmt.Sprintf("Service with id %s not found", target)))
 	}
@@ -71,7 +79,10 @@ func (l localInvoker) call(ctx context.Context, target, method string, args []an
 	dec := wire.NewTrustedDecoder(enc) // our own bytes: no decode budget
 	defer wire.ReleaseDecoder(dec)
 	n, _ := dec.DecodeArrayLen()
-	result, err := invoke(ctx, callEnv{streams: l.reg.streams, logger: l.logger}, e, m, dec, n)
+	result, err := invoke(ctx, callEnv{streams: l.reg.streams, logger: l.logger, reg: l.reg}, e, m, dec, n)
+	if err == nil {
+		result, err = l.reg.result(nil, e, result)
+	}
 	if err != nil {
 		ups.abort(fmt.Errorf("%w: %w", errCallFailed, err))
 		return nil, roundTrip(err)

@@ -30,6 +30,11 @@ type Registry struct {
 	byName map[string][]*exposed // highest version first
 	byDef  map[string]*exposed
 	watch  []func(ServiceChange)
+
+	propWatch  []func(PropertyChange) // see properties.go
+	kids       childTable             // child services (refs.go)
+	localHolds childHolds             // this node's handles on them
+	relay      *Client                // calls services peers published (exposure.go)
 }
 
 // ServiceChange reports a service exposed or unexposed.
@@ -68,7 +73,11 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 		return wire.Definition{}, fmt.Errorf("%w: nil value for %s", rpc.ErrInvalidService, qualifiedName)
 	}
 	methods := methodsOf(v)
-	if len(methods) == 0 {
+	props, err := propertiesOf(v)
+	if err != nil {
+		return wire.Definition{}, err
+	}
+	if len(methods) == 0 && len(props) == 0 {
 		return wire.Definition{}, fmt.Errorf("%w: %T has no callable methods", rpc.ErrInvalidService, v)
 	}
 	qn := name + "@" + ver.String()
@@ -80,12 +89,29 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	for _, m := range methods {
 		e.hasReaders = e.hasReaders || m.readers > 0
 	}
+	if err := r.withProperties(e, props); err != nil {
+		return wire.Definition{}, err
+	}
+	if err := r.add(e, nil); err != nil {
+		return wire.Definition{}, err
+	}
+	return e.def, nil
+}
+
+// add registers e and tells the watchers. With replace, a service of
+// the same qualified name for which replace reports true is removed
+// first (and the watchers told); any other is rpc.ErrAlreadyExposed.
+func (r *Registry) add(e *exposed, replace func(old *exposed) bool) error {
+	name, qn, defID := e.name, e.qn, e.defID
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
+	if old := r.lookupQN(qn); old != nil && replace != nil && replace(old) {
+		r.removeLocked(old)
+	}
 	r.mu.Lock()
 	if _, dup := r.byQN[qn]; dup {
 		r.mu.Unlock()
-		return wire.Definition{}, fmt.Errorf("%w: %s", rpc.ErrAlreadyExposed, qn)
+		return fmt.Errorf("%w: %s", rpc.ErrAlreadyExposed, qn)
 	}
 	r.byQN[qn] = e
 	r.byDef[defID] = e
@@ -97,7 +123,13 @@ func (r *Registry) Expose(qualifiedName string, v any) (wire.Definition, error) 
 	for _, f := range watch {
 		f(ServiceChange{Exposed: true, Definition: e.def})
 	}
-	return e.def, nil
+	return nil
+}
+
+func (r *Registry) lookupQN(qn string) *exposed {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byQN[qn]
 }
 
 // Unexpose removes the service qualifiedName.
@@ -109,14 +141,30 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	qn := name + "@" + ver.String()
 	r.notifyMu.Lock()
 	defer r.notifyMu.Unlock()
-	r.mu.Lock()
-	e, ok := r.byQN[qn]
-	if !ok {
-		r.mu.Unlock()
+	e := r.lookupQN(qn)
+	if e == nil {
 		return fmt.Errorf("%w: %s", rpc.ErrNotExposed, qn)
+	}
+	r.removeLocked(e)
+	return nil
+}
+
+// removeLocked removes e, if still registered, and tells the watchers;
+// the caller holds notifyMu.
+func (r *Registry) removeLocked(e *exposed) {
+	name, qn := e.name, e.qn
+	r.mu.Lock()
+	if r.byQN[qn] != e {
+		r.mu.Unlock()
+		return
 	}
 	delete(r.byQN, qn)
 	delete(r.byDef, e.defID)
+	for id, x := range r.byDef {
+		if x == e { // an id another node gave it (exposure.go)
+			delete(r.byDef, id)
+		}
+	}
 	list := slices.DeleteFunc(slices.Clone(r.byName[name]), func(x *exposed) bool { return x == e })
 	if len(list) == 0 {
 		delete(r.byName, name)
@@ -128,7 +176,6 @@ func (r *Registry) Unexpose(qualifiedName string) error {
 	for _, f := range watch {
 		f(ServiceChange{Exposed: false, Definition: e.def})
 	}
-	return nil
 }
 
 // Lookup finds a service by "name" (latest), "name@1.2.3" (exact) or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netron-go/netron/peer"
 	"log/slog"
 	"reflect"
 	"runtime/debug"
@@ -36,8 +37,12 @@ type Server struct {
 	sem       chan struct{}
 	perPeer   int32
 	authz     rpc.Authorizer
+	authn     peer.Authenticator // for the authenticate task (coretasks.go)
+	auth      authPolicy         // anonymous peers, failed authentications (anonymous.go)
+	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
 	obs       *obs.Observer // nil: observability off
+	unsubRefs func()        // see refs.go
 	streams   *streamcore.Manager
 
 	mu    sync.RWMutex
@@ -127,8 +132,13 @@ func NewServer(b *bus.Bus, reg *Registry, opts ...ServerOption) (*Server, error)
 	s.drainCh = make(chan struct{})
 	s.HandleTask("query_interface", s.queryInterface)
 	s.HandleTask("abilities", s.abilities)
+	s.handleCoreTasks()
+	if err := s.watchDisconnects(b); err != nil {
+		return nil, err
+	}
 	unsub, err := bus.NewTopic[transport.Inbound](b, transport.TopicRequests).SubscribeFunc(s.dispatch)
 	if err != nil {
+		s.unsubRefs()
 		return nil, err
 	}
 	s.unsub = unsub
@@ -175,6 +185,7 @@ func (s *Server) Close() error {
 		close(s.closed)
 		s.startMu.Unlock()
 		s.unsub()
+		s.unsubRefs()
 	})
 	s.wg.Wait()
 	return nil
@@ -654,8 +665,9 @@ func (s *Server) serve(j *job) {
 	}
 	if strikes >= maxBudgetStrikes {
 		s.logger.Warn("netron: closing a connection whose requests keep exceeding their decode budget", "peer", conn.ID(), "refused", strikes)
-		conn.ClosePolicy(fmt.Sprintf("%d requests over their decode budget", strikes))
+		conn.ClosePolicyAfterWrites(fmt.Sprintf("%d requests over their decode budget", strikes))
 	}
+	s.closeAfterAuth(conn, result)
 }
 
 // handle decodes and runs the request p, its data decoded through acct.
@@ -663,6 +675,11 @@ func (s *Server) serve(j *job) {
 // decoded, before its method runs (a TASK decodes its arguments as it
 // runs: serve shrinks it after).
 func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account, sc *serverCall) (any, error) {
+	if conn.Anonymous() {
+		if err := s.refuseAnonymous(conn, p); err != nil {
+			return nil, err
+		}
+	}
 	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
 	return s.handleData(ctx, conn, p, dec, acct, sc)
@@ -675,7 +692,11 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		return s.call(ctx, conn, dec, n, acct, sc)
+		res, err := s.call(ctx, conn, dec, n, acct, sc)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, conn, rt.e, p)
+		}
+		return res, err
 	case wire.TypeTask:
 		if n < 1 {
 			return nil, badRequest("Malformed", "TASK data must start with the task name", nil)
@@ -692,15 +713,11 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 		}
 		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }), s.logger)
 	case wire.TypeGet, wire.TypeSet:
-		if n < 2 {
-			return nil, badRequest("Malformed", fmt.Sprintf("%s data must be [defId, property, ...]", p.Type()), nil)
+		res, err := s.property(ctx, conn, p.Type(), dec, n)
+		if rt, ok := res.(relayTo); ok {
+			return s.forward(ctx, conn, rt.e, p)
 		}
-		target, _ := wire.DecodeString(dec)
-		prop, _ := wire.DecodeString(dec)
-		if s.reg.target(target) == nil {
-			return nil, notFound("Service", target, fmt.Sprintf("Service with id %s not found", target))
-		}
-		return nil, notFound("Property", prop, fmt.Sprintf("Property '%s' not found", prop))
+		return res, err
 	}
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
@@ -725,7 +742,7 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL target must be a string", nil)
 	}
-	e := s.reg.target(target)
+	e := s.reg.targetFor(conn, target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
 		if sc != nil { // counted under other: the names are the peer's
 			sc.begin(ctx, s.obs, conn, parent, obs.Other, nil)
@@ -735,6 +752,9 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	name, err := wire.DecodeString(dec)
 	if err != nil {
 		return nil, badRequest("Malformed", "CALL method must be a string", nil)
+	}
+	if e.relay != nil && s.allowed(ctx, conn, e.qn, name) {
+		return relayTo{e}, nil // published by a peer (exposure.go)
 	}
 	m := e.methods[name]
 	if m == nil || !s.allowed(ctx, conn, e.qn, name) {
@@ -746,7 +766,11 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if sc != nil {
 		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, m)
 	}
-	return invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct}, e, m, dec, n-2)
+	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
+	if err != nil {
+		return nil, err
+	}
+	return s.reg.result(conn, e, result)
 }
 
 // invoke decodes nargs arguments for m from dec and calls it, turning a
@@ -785,6 +809,16 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			}
 			in = append(in, v)
 			continue
+		}
+		if refParam(t) {
+			if x, ok := wire.NextExt(dec); ok && x == wire.ExtReference {
+				v, err := env.reference(dec, t, e, m, i)
+				if err != nil {
+					return nil, err
+				}
+				in = append(in, v)
+				continue
+			}
 		}
 		v := reflect.New(t).Elem()
 		if err := wire.DecodeArg(dec, v); err != nil {

@@ -2,6 +2,7 @@ package rpccore
 
 import (
 	"context"
+	"github.com/netron-go/netron/internal/transport"
 	"reflect"
 	"sort"
 	"sync/atomic"
@@ -56,6 +57,8 @@ type exposed struct {
 	def     wire.Definition
 	// hasReaders: a method takes a stream argument (see eachStreamArg).
 	hasReaders bool
+	props      map[string]*prop // see properties.go
+	relay      *transport.Conn  // the peer that published it (exposure.go), nil for ours
 }
 
 // WireName is the name a Go method is called by on the wire: lowerCamel,

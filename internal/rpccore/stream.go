@@ -48,6 +48,7 @@ type callEnv struct {
 	// the method runs (the server gives back what decoding took beyond
 	// what the arguments hold).
 	acct *wire.Account
+	reg  *Registry // resolves Reference arguments (refs.go)
 }
 
 // streamCall is the streams of one invocation: the stream its reply
@@ -250,6 +251,10 @@ func (s *Server) eachStreamArg(in *transport.Inbound, fn func(wire.StreamReferen
 		return
 	}
 	e := s.reg.targetBytes(target)
+	if e != nil && e.relay != nil {
+		s.eachRelayedStreamArg(dec, n, fn) // exposure.go: any stream argument
+		return
+	}
 	if e == nil || !e.hasReaders {
 		return
 	}

@@ -6,6 +6,7 @@ package rpclink
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -24,10 +25,43 @@ type Handle interface {
 	OpenStream(ctx context.Context, target, method string, args []any) (*streamcore.Inbound, error)
 	// PeerID is the id of the node that serves the service.
 	PeerID() string
+	// GetProperty reads the property name of the service target (GET)
+	// and returns its encoded value.
+	GetProperty(ctx context.Context, target, name string) ([]byte, error)
+	// SetProperty writes the property name of the service target (SET).
+	SetProperty(ctx context.Context, target, name string, v any) error
+	// Bind returns the handle that calls a service the peer behind this
+	// handle handed out in a result: bound to the connection the result
+	// came over (nil when there is none). When childID is not empty it also
+	// takes a hold on that child service, whose Release sends
+	// unref_service when the last hold of the connection goes.
+	Bind(childID string) (Handle, Held)
 	// DecodeMax is the cap of the decode budget of its results (see
 	// wire.Budget); Trusted for results this process encoded itself.
 	DecodeMax() int64
 }
+
+// Held is a hold on a child service (see Handle.Hold).
+type Held interface {
+	Release(ctx context.Context) error
+}
+
+// PropertyCell is an rpc.Property or rpc.PropertyFunc field as the engine
+// reads and writes it.
+type PropertyCell interface {
+	PropertyType() reflect.Type
+	Writable() bool
+	GetAny() (any, error)
+	SetFrom(dec *msgpack.Decoder) error
+	Bind(notify func(any))
+}
+
+// SetterError is an error a PropertyFunc's Set returned: it goes to the
+// peer as is, not as an argument error.
+type SetterError struct{ Err error }
+
+func (e SetterError) Error() string { return e.Err.Error() }
+func (e SetterError) Unwrap() error { return e.Err }
 
 // Trusted is DecodeMax of results this process encoded itself: they decode
 // without a budget.
@@ -48,6 +82,14 @@ type Funcs struct {
 	PublicValue func(v any) any
 	// NewResult returns an rpc.Result of raw, decoded within max.
 	NewResult func(raw []byte, max int64) any
+	// IsCellType reports whether a struct field of type t is an
+	// rpc.Property or rpc.PropertyFunc.
+	IsCellType func(t reflect.Type) bool
+	// CellOf returns the property at ptr, a pointer to a field of a type
+	// IsCellType accepts.
+	CellOf func(ptr any) PropertyCell
+	// RefOf returns the qualified name and value of an rpc.Ref.
+	RefOf func(v any) (qualifiedName string, value any, ok bool)
 	// NewArgs returns an *rpc.Args of the n values of dec; argErr turns a
 	// decoding error into the error Args.Next returns.
 	NewArgs func(dec *msgpack.Decoder, n int, argErr func(error) error) any

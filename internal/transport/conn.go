@@ -33,7 +33,8 @@ type Conn struct {
 	id         string
 	serverSide bool
 	remoteAddr string
-	identity   *peer.Identity
+	identity   atomic.Pointer[peer.Identity] // see SetIdentity
+	anonymous  bool                          // admitted without credentials (WithAnonymous)
 
 	outTopic *bus.Topic[Outbound]
 	unsubOut func()
@@ -48,13 +49,14 @@ type Conn struct {
 
 	// The outbound queue (see Send and enqueue). The sender holding the
 	// writer role (writing) owns wbatch.
-	wmu     sync.Mutex
-	wq      []Outbound
-	wbatch  []Outbound
-	writing bool
-	wclosed bool
-	wroom   chan struct{} // closed when the queue has room again; nil without waiters
-	waiting atomic.Int32  // senders waiting for room (see Waiting)
+	wmu        sync.Mutex
+	wq         []Outbound
+	wbatch     []Outbound
+	writing    bool
+	wclosed    bool
+	closeAfter string        // ClosePolicyAfterWrites's reason, until the queue is written
+	wroom      chan struct{} // closed when the queue has room again; nil without waiters
+	waiting    atomic.Int32  // senders waiting for room (see Waiting)
 
 	ctx    context.Context // lives as long as the connection
 	cancel context.CancelFunc
@@ -125,7 +127,7 @@ func (c *Conn) ID() string { return c.id }
 
 // Identity returns who the peer authenticated as, or nil when the hub
 // has no authenticator (and no verified client certificate).
-func (c *Conn) Identity() *peer.Identity { return c.identity }
+func (c *Conn) Identity() *peer.Identity { return c.identity.Load() }
 
 // RemoteAddr returns the remote network address as the transport saw it.
 func (c *Conn) RemoteAddr() string { return c.remoteAddr }
@@ -583,6 +585,10 @@ func (c *Conn) checkWrite() {
 func (c *Conn) stopWritingLocked() {
 	c.writing = false
 	c.dropQueued()
+	if reason := c.closeAfter; reason != "" && !c.wclosed {
+		c.closeAfter = ""
+		c.hub.goTracked(func() { c.ClosePolicy(reason) })
+	}
 }
 
 // dropQueued releases what is queued once the connection has closed.
@@ -638,6 +644,24 @@ func (c *Conn) Close() error {
 // refuses.
 func (c *Conn) ClosePolicy(reason string) {
 	c.shutdown(fmt.Errorf("%w: %s", peer.ErrPolicy, reason), websocket.StatusPolicyViolation, reason)
+}
+
+// ClosePolicyAfterWrites is ClosePolicy once what is queued now, and what
+// is queued before the writer runs out of packets, has been written: the
+// answer that made the node close (the last failed authentication's, the
+// last refused request's) reaches the peer before the close frame.
+func (c *Conn) ClosePolicyAfterWrites(reason string) {
+	if reason == "" {
+		reason = "policy violation"
+	}
+	c.wmu.Lock()
+	if c.writing || len(c.wq) > 0 {
+		c.closeAfter = reason // the writer closes when it stops (stopWritingLocked)
+		c.wmu.Unlock()
+		return
+	}
+	c.wmu.Unlock()
+	c.ClosePolicy(reason)
 }
 
 // CloseWithError closes the connection, telling the peer why.

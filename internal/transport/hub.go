@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/identctx"
 	"github.com/netron-go/netron/peer"
 )
 
@@ -188,12 +189,11 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		done:       make(chan struct{}),
 		outTopic:   bus.NewTopic[Outbound](h.bus, "netron.peer.out."+strconv.FormatUint(outSeq.Add(1), 10)),
 	}
-	ctx := context.Background()
-	if ident != nil {
-		ctx = peer.WithIdentity(ctx, ident)
-		c.identity = ident
+	if ident == anonymousIdentity {
+		c.anonymous, ident = true, nil
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.identity.Store(ident)
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.Background(), identctx.Key{}, c))
 	c.relFrame = c.releaseFrame
 	unsub, err := c.outTopic.SubscribeFunc(c.enqueue)
 	if err != nil {
@@ -282,6 +282,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case h.cfg.auth != nil:
 		id, err := h.cfg.auth.Authenticate(r)
+		if err != nil && h.cfg.anonymous && !hasCredentials(r) {
+			id, err = anonymousIdentity, nil // see WithAnonymous
+		}
 		if err != nil {
 			h.cfg.logger.Info("netron: rejected unauthenticated peer", "remote", r.RemoteAddr, "err", err)
 			h.cfg.obs.AuthRefused()

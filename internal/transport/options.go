@@ -37,6 +37,7 @@ type config struct {
 	logger            *slog.Logger
 	obs               *obs.Metrics // nil: not counted
 	auth              peer.Authenticator
+	anonymous         bool // anonymous.go
 	token             string
 	tlsServer         *tls.Config
 	tlsClient         *tls.Config

@@ -393,3 +393,31 @@ func holdWriter(t *testing.T, c *transport.Conn, queue int) (let func()) {
 	}
 	return let
 }
+
+// ClosePolicyAfterWrites closes only once what was queued before it has
+// been written: a peer gets the answer that made the node close before
+// the close frame.
+func TestClosePolicyAfterWrites(t *testing.T) {
+	_, c, reqs := dialRequests(t)
+	let := holdWriter(t, c, 3)
+	c.ClosePolicyAfterWrites("enough")
+	if err := c.Err(); err != nil {
+		t.Fatalf("closed while its writer still had packets: %v", err)
+	}
+	let()
+	for i := range 4 { // the held packet and the three queued behind it
+		select {
+		case <-reqs.C():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("packet %d of 4 never arrived", i+1)
+		}
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("not closed after its queue was written")
+	}
+	if err := c.Err(); !errors.Is(err, peer.ErrPolicy) {
+		t.Fatalf("closed with %v, want peer.ErrPolicy", err)
+	}
+}

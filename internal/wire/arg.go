@@ -577,13 +577,10 @@ func strBytes(s *decState) (b []byte, ok bool, err error) {
 	return r[h : h+n : h+n], true, nil
 }
 
-// readString reads a str or bin value as a string: straight from the
-// input (one allocation, charged) with a decoder of this package.
-func readString(dec *msgpack.Decoder, s *decState, t reflect.Type) (string, error) {
-	if s == nil {
-		str, err := dec.DecodeString()
-		return str, wrapErr(err)
-	}
+// chargedStrBytes reads a str or bin value in place and charges the copy
+// its caller makes of it (a string or a []byte of t); on an error the
+// input is left where it was.
+func chargedStrBytes(s *decState, t reflect.Type) ([]byte, error) {
 	start := s.off
 	b, ok, err := strBytes(s)
 	if err != nil || !ok {
@@ -591,10 +588,24 @@ func readString(dec *msgpack.Decoder, s *decState, t reflect.Type) (string, erro
 		if err == nil {
 			err = fmt.Errorf("%w: %s for %s", ErrType, kindOf(s.b[s.off]), t)
 		}
-		return "", err
+		return nil, err
 	}
 	if err := s.chargeN(allocSize(int64(len(b))), "a %d-byte %s", len(b), t); err != nil {
 		s.off = start
+		return nil, err
+	}
+	return b, nil
+}
+
+// readString reads a str or bin value as a string: straight from the
+// input (one allocation, charged) with a decoder of this package.
+func readString(dec *msgpack.Decoder, s *decState, t reflect.Type) (string, error) {
+	if s == nil {
+		str, err := dec.DecodeString()
+		return str, wrapErr(err)
+	}
+	b, err := chargedStrBytes(s, t)
+	if err != nil {
 		return "", err
 	}
 	return string(b), nil
@@ -607,17 +618,8 @@ func readBytes(dec *msgpack.Decoder, s *decState, t reflect.Type) ([]byte, error
 		b, err := dec.DecodeBytes()
 		return b, wrapErr(err)
 	}
-	start := s.off
-	b, ok, err := strBytes(s)
-	if err != nil || !ok {
-		s.off = start
-		if err == nil {
-			err = fmt.Errorf("%w: %s for %s", ErrType, kindOf(s.b[s.off]), t)
-		}
-		return nil, err
-	}
-	if err := s.chargeN(allocSize(int64(len(b))), "a %d-byte %s", len(b), t); err != nil {
-		s.off = start
+	b, err := chargedStrBytes(s, t)
+	if err != nil {
 		return nil, err
 	}
 	return append(make([]byte, 0, len(b)), b...), nil

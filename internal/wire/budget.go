@@ -73,7 +73,7 @@ var ErrBudget = wrap("decoding would allocate more than the budget of the packet
 var ErrNoMemory = errors.New("wire: no memory left for decoding")
 
 // Memory is what an Account draws from as its decode goes on: the node's
-// bound on the memory its peers make it hold (peer.Memory, peer.Conn).
+// bound on the memory its peers make it hold (transport.Memory, transport.Conn).
 type Memory interface {
 	// TryAcquire takes n bytes if they fit and reports whether it did.
 	TryAcquire(n int64) bool
