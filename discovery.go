@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/rpc"
 )
@@ -27,6 +29,8 @@ type nodeDiscovery struct {
 	wg    sync.WaitGroup // the watch loop
 	regWG sync.WaitGroup // the register loop
 	stop  context.CancelFunc
+
+	members atomic.Int64 // other nodes the watch loop knows, for Config.Metrics
 }
 
 // discoveryBackend builds the backend the configuration asks for: Redis
@@ -99,6 +103,7 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		return fmt.Errorf("netron: discovery: watch: %w", err)
 	}
 	n.disc = nd
+	n.discM.Store(nd)
 	nd.stop = stop
 	n.reg.OnChange(func(rpccore.ServiceChange) {
 		select {
@@ -158,7 +163,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	n := nd.n
 	known := map[string]map[string]bool{} // node id -> qualified names announced
 	addrs := map[string]string{}          // node id -> address announced
+	m := n.cfg.Metrics.inner()
 	for ev := range watch {
+		m.DiscoveryChange("missed", ev.Missed)
 		if ev.Missed > 0 {
 			n.logger.Warn("netron: discovery: this node did not get some changes of the cluster one by one; resynchronised", "missed", ev.Missed)
 		}
@@ -173,10 +180,12 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		for _, s := range node.Services {
 			names = append(names, s.Name+"@"+s.Version)
 		}
+		m.DiscoveryChange(changeKind(ev.Kind), 1)
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)
 			delete(addrs, node.ID)
+			nd.members.Store(int64(len(addrs)))
 			for _, rc := range n.reconnects.found(node.ID) {
 				rc.nodeLeft()
 			}
@@ -192,6 +201,7 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 			nd.autoConnect(ctx, node)
 		}
 		addrs[node.ID] = node.Address
+		nd.members.Store(int64(len(addrs)))
 		seen := known[node.ID]
 		now := map[string]bool{}
 		for _, s := range node.Services {
@@ -203,6 +213,31 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		}
 		known[node.ID] = now
 	}
+}
+
+// changeKind is the kind label of a membership change.
+func changeKind(k discovery.EventKind) string {
+	switch k {
+	case discovery.NodeJoined:
+		return "joined"
+	case discovery.NodeLeft:
+		return "left"
+	}
+	return "updated"
+}
+
+// discoveryStats is what Config.Metrics reports of the node's discovery:
+// the other nodes it knows, and the counters of a Redis backend.
+func (n *Node) discoveryStats() (obs.DiscoveryStats, bool) {
+	nd := n.discM.Load()
+	if nd == nil {
+		return obs.DiscoveryStats{}, false
+	}
+	st := obs.DiscoveryStats{Members: int(nd.members.Load())}
+	if r, ok := nd.d.(*redisdisc.Discovery); ok {
+		st.Redis, st.Errors, st.Reconnects, st.Resyncs = true, r.Errors(), r.Reconnects(), r.Resyncs()
+	}
+	return st, true
 }
 
 // follow tells the peers dialled because discovery named node (by

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,8 +36,8 @@ type Node struct {
 	reg    *rpccore.Registry
 	server *rpccore.Server
 	client *rpccore.Client
-	obs    *obs.Observer  // nil: observability off
-	conns  obs.ConnSource // this node's connections, for Config.Metrics
+	obs    *obs.Observer // nil: observability off
+	source obs.Source    // what Config.Metrics reads of this node when scraped
 	// streams runs the node's streams (package stream).
 	streams *streamcore.Manager
 
@@ -47,7 +48,8 @@ type Node struct {
 	// one service come in the order of its changes.
 	exposeMu sync.Mutex
 
-	disc *nodeDiscovery // nil when discovery is off
+	disc  *nodeDiscovery                // nil when discovery is off
+	discM atomic.Pointer[nodeDiscovery] // disc, for Config.Metrics (read when scraped)
 
 	reconnects reconnectSet // the reconnect goroutines of dialled peers
 
@@ -156,8 +158,8 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
-	n.conns = n.connsNow
-	cfg.Metrics.inner().AddConns(&n.conns)
+	n.source = obs.Source{Conns: n.connsNow, BusDrops: n.bus.DroppedByTopic, Discovery: n.discoveryStats}
+	cfg.Metrics.inner().AddSource(&n.source)
 	n.watchProperties()
 	n.allowRemoteExposure()
 	return n, nil
@@ -314,7 +316,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
-	n.cfg.Metrics.inner().RemoveConns(&n.conns)
+	n.cfg.Metrics.inner().RemoveSource(&n.source)
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.bus.Close())
 	<-goaways // the connections are closed: every goaway has returned
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {

@@ -89,6 +89,8 @@ type Discovery struct {
 	sawLoss    atomic.Bool  // the change numbers went back: Redis lost changes
 	needResync atomic.Bool  // the last resync failed: the next heartbeat retries it
 	resyncs    atomic.Int64
+	errors     atomic.Int64 // failed Redis operations of the background loop (Errors)
+	reconnects atomic.Int64 // Redis answered again after failures (Reconnects)
 
 	// Counters for tests and measurements.
 	beats       atomic.Int64 // successful heartbeats
@@ -221,6 +223,16 @@ func (d *Discovery) Healthy() bool { return d.healthy.Load() }
 // trimmed past it, or a failover lost them), when Redis lost its data, or
 // when the reader stopped moving. Each costs one read of every entry.
 func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
+
+// Errors returns how many Redis operations of the instance's background
+// loop failed: heartbeats (and the first read of the membership), resyncs
+// and announcements made again. Register and Deregister report their
+// failures to their callers instead.
+func (d *Discovery) Errors() int64 { return d.errors.Load() }
+
+// Reconnects returns how many times Redis answered the background loop
+// again after it had failed: the ends of outages.
+func (d *Discovery) Reconnects() int64 { return d.reconnects.Load() }
 
 // Register implements discovery.Discovery. It writes the node to Redis and
 // announces it on the stream (one script) before returning.
@@ -865,6 +877,7 @@ func (d *Discovery) loop() {
 			case err != nil && d.stopping.Load():
 				return
 			case err != nil:
+				d.errors.Add(1)
 				if !down || b.attempt == 0 {
 					d.log.Warn("discovery: redis unavailable; keeping the last view and retrying", "err", err)
 				} else {
@@ -877,6 +890,7 @@ func (d *Discovery) loop() {
 				probe = time.Time{}
 			default:
 				if down {
+					d.reconnects.Add(1)
 					d.log.Info("discovery: redis reachable again", "attempts", b.attempt)
 				}
 				down = false
@@ -1064,6 +1078,9 @@ func (d *Discovery) resyncNow(why string) error {
 	d.lastResync = time.Now()
 	d.log.Info("discovery: re-reading the membership", "why", why)
 	_, err := d.sync(false)
+	if err != nil {
+		d.errors.Add(1)
+	}
 	return err
 }
 
@@ -1369,6 +1386,7 @@ func (d *Discovery) reannounceLocked() {
 			d.giveUp(o.entry.Node.ID, taken.err(o.entry.Node.ID, false).Error())
 			continue
 		case err != nil:
+			d.errors.Add(1)
 			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
 			return
 		}

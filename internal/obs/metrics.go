@@ -78,8 +78,8 @@ type Metrics struct {
 	connOpened    *prometheus.CounterVec
 	connClosed    *prometheus.CounterVec
 	connsDesc     *prometheus.Desc
-	connSources   sync.Map // *ConnSource → struct{}
-	handshakeFail prometheus.Counter
+	sources       sync.Map // *Source → struct{}
+	handshakeFail *prometheus.CounterVec
 	authRefused   prometheus.Counter
 
 	streamOpened *prometheus.CounterVec
@@ -91,7 +91,17 @@ type Metrics struct {
 	chunkN       [2]prometheus.Counter // stream_chunks_total of out and in, looked up once
 	chunkB       [2]prometheus.Counter // stream_bytes_total of out and in
 
-	eventsEmitted *prometheus.CounterVec
+	eventsEmitted   *prometheus.CounterVec
+	eventsDelivered *prometheus.CounterVec
+	eventsDropped   *prometheus.CounterVec
+
+	busDroppedDesc *prometheus.Desc
+
+	discAnnouncements *prometheus.CounterVec
+	discMembersDesc   *prometheus.Desc
+	discErrorsDesc    *prometheus.Desc
+	discReconnDesc    *prometheus.Desc
+	discResyncsDesc   *prometheus.Desc
 
 	all []prometheus.Collector
 
@@ -136,7 +146,7 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.connOpened = counter("connections_opened_total", "Connections established, by direction (inbound: the peer dialled this node; outbound).", "direction")
 	m.connClosed = counter("connections_closed_total", "Connections closed, by direction.", "direction")
 	m.connsDesc = prometheus.NewDesc("netron_connections", "Peers connected, by direction and peer kind (go, or netron: a plain Netron peer), counted when scraped.", []string{"direction", "kind"}, constLabels)
-	m.handshakeFail = one("handshake_failures_total", "Connections that failed before their handshake completed.")
+	m.handshakeFail = counter("handshake_failures_total", "Connections that failed before their handshake completed, by direction (inbound: a peer dialled this node; outbound: this node dialled).", "direction")
 	m.authRefused = one("auth_refusals_total", "Peers refused by the authenticator.")
 
 	m.streamOpened = counter("streams_opened_total", "Streams opened, by direction (in: this node reads, out: this node writes).", "direction")
@@ -149,6 +159,15 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.creditStalls = one("stream_credit_stalls_total", "Times a stream writer waited for credit from its reader.")
 
 	m.eventsEmitted = counter("events_emitted_total", "Events emitted by this node, by event.", "event")
+	m.eventsDelivered = counter("events_delivered_total", "Events put in the queue of a subscription, by subscription (the name or pattern it subscribed to) and to (local: a subscription of this node; peer: one a peer made, whose events this node forwards).", "subscription", "to")
+	m.eventsDropped = counter("events_dropped_total", "Events a subscription's queue discarded (its slow-consumer policy), by subscription and to.", "subscription", "to")
+	m.busDroppedDesc = prometheus.NewDesc("netron_bus_dropped_total", "Messages the subscriptions of a topic of the node's bus dropped, by topic (the per-subscription topics of events count as netron.events.sub.*), counted when scraped.", []string{"topic"}, constLabels)
+
+	m.discAnnouncements = counter("discovery_announcements_total", "Membership changes this node learned from discovery, by kind (joined, updated, left; missed: changes a resync replaced).", "kind")
+	m.discMembersDesc = prometheus.NewDesc("netron_discovery_members", "Other nodes discovery lists, counted when scraped.", nil, constLabels)
+	m.discErrorsDesc = prometheus.NewDesc("netron_discovery_redis_errors_total", "Failed Redis operations of the discovery's background loop (redisdisc.Discovery.Errors), counted when scraped.", nil, constLabels)
+	m.discReconnDesc = prometheus.NewDesc("netron_discovery_redis_reconnects_total", "Times Redis answered discovery again after failures (redisdisc.Discovery.Reconnects), counted when scraped.", nil, constLabels)
+	m.discResyncsDesc = prometheus.NewDesc("netron_discovery_redis_resyncs_total", "Times discovery re-read the whole membership (redisdisc.Discovery.Resyncs), counted when scraped.", nil, constLabels)
 	return m
 }
 
@@ -158,6 +177,11 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		c.Describe(ch)
 	}
 	ch <- m.connsDesc
+	ch <- m.busDroppedDesc
+	ch <- m.discMembersDesc
+	ch <- m.discErrorsDesc
+	ch <- m.discReconnDesc
+	ch <- m.discResyncsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -165,10 +189,39 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.all {
 		c.Collect(ch)
 	}
-	var n [2][2]int // [inbound][go]
-	m.connSources.Range(func(k, _ any) bool {
-		for _, c := range (*k.(*ConnSource))() {
-			n[b2i(c.Inbound)][b2i(c.Go)]++
+	var (
+		n        [2][2]int // [inbound][go]
+		drops    = map[string]uint64{}
+		disc     DiscoveryStats
+		anyDisc  bool
+		anyRedis bool
+	)
+	m.sources.Range(func(k, _ any) bool {
+		src := k.(*Source)
+		if src.Conns != nil {
+			for _, c := range src.Conns() {
+				n[b2i(c.Inbound)][b2i(c.Go)]++
+			}
+		}
+		if src.BusDrops != nil {
+			for topic, d := range src.BusDrops() {
+				if strings.HasPrefix(topic, EventSubTopic) {
+					topic = EventSubTopic + "*"
+				} else {
+					topic = m.Name(topic)
+				}
+				drops[topic] += d
+			}
+		}
+		if src.Discovery != nil {
+			if st, ok := src.Discovery(); ok {
+				anyDisc = true
+				anyRedis = anyRedis || st.Redis
+				disc.Members += st.Members
+				disc.Errors += st.Errors
+				disc.Reconnects += st.Reconnects
+				disc.Resyncs += st.Resyncs
+			}
 		}
 		return true
 	})
@@ -178,7 +231,22 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 				direction(in == 1, "inbound", "outbound"), direction(g == 1, "go", "netron"))
 		}
 	}
+	for topic, d := range drops {
+		ch <- prometheus.MustNewConstMetric(m.busDroppedDesc, prometheus.CounterValue, float64(d), topic)
+	}
+	if anyDisc {
+		ch <- prometheus.MustNewConstMetric(m.discMembersDesc, prometheus.GaugeValue, float64(disc.Members))
+	}
+	if anyRedis {
+		ch <- prometheus.MustNewConstMetric(m.discErrorsDesc, prometheus.CounterValue, float64(disc.Errors))
+		ch <- prometheus.MustNewConstMetric(m.discReconnDesc, prometheus.CounterValue, float64(disc.Reconnects))
+		ch <- prometheus.MustNewConstMetric(m.discResyncsDesc, prometheus.CounterValue, float64(disc.Resyncs))
+	}
 }
+
+// EventSubTopic starts the names of the bus topics of event subscriptions,
+// one per subscription: their drops count under one topic label.
+const EventSubTopic = "netron.events.sub."
 
 func b2i(b bool) int {
 	if b {
@@ -190,21 +258,36 @@ func b2i(b bool) int {
 // Conn is a connection as the connections gauge counts it.
 type Conn struct{ Inbound, Go bool }
 
-// ConnSource lists a node's connections when the metrics are scraped.
-type ConnSource func() []Conn
+// DiscoveryStats is what a node's discovery reports when the metrics are
+// scraped. Redis says whether the counters mean anything (a Redis
+// backend).
+type DiscoveryStats struct {
+	Members                     int
+	Redis                       bool
+	Errors, Reconnects, Resyncs int64
+}
 
-// AddConns makes the connections gauge count src's connections until
-// RemoveConns.
-func (m *Metrics) AddConns(src *ConnSource) {
+// Source is what a node reports when the metrics are scraped: its
+// connections, its bus's drops by topic, and its discovery (false: none).
+// Any of them may be nil.
+type Source struct {
+	Conns     func() []Conn
+	BusDrops  func() map[string]uint64
+	Discovery func() (DiscoveryStats, bool)
+}
+
+// AddSource makes the metrics report what src reports until
+// RemoveSource. The counters of a removed source leave the sums.
+func (m *Metrics) AddSource(src *Source) {
 	if m != nil {
-		m.connSources.Store(src, struct{}{})
+		m.sources.Store(src, struct{}{})
 	}
 }
 
-// RemoveConns stops counting src.
-func (m *Metrics) RemoveConns(src *ConnSource) {
+// RemoveSource stops reporting src.
+func (m *Metrics) RemoveSource(src *Source) {
 	if m != nil {
-		m.connSources.Delete(src)
+		m.sources.Delete(src)
 	}
 }
 
@@ -333,10 +416,11 @@ func (m *Metrics) ConnClosed(inbound bool) {
 	}
 }
 
-// HandshakeFailed counts a connection that failed its handshake.
-func (m *Metrics) HandshakeFailed() {
+// HandshakeFailed counts a connection that failed its handshake: inbound
+// when the peer dialled us.
+func (m *Metrics) HandshakeFailed(inbound bool) {
 	if m != nil {
-		m.handshakeFail.Inc()
+		m.handshakeFail.WithLabelValues(direction(inbound, "inbound", "outbound")).Inc()
 	}
 }
 
@@ -389,6 +473,43 @@ func (m *Metrics) CreditStall() {
 func (m *Metrics) EventEmitted(event string) {
 	if m != nil {
 		m.eventsEmitted.WithLabelValues(m.Name(event)).Inc()
+	}
+}
+
+// EventSeries are the series of one subscription, looked up once.
+type EventSeries struct {
+	delivered, dropped prometheus.Counter
+}
+
+// Events returns the series of the subscription named sub; peer when a
+// peer made it. Nil when m is nil.
+func (m *Metrics) Events(sub string, peer bool) *EventSeries {
+	if m == nil {
+		return nil
+	}
+	l := []string{m.Name(sub), direction(peer, "peer", "local")}
+	return &EventSeries{delivered: m.eventsDelivered.WithLabelValues(l...), dropped: m.eventsDropped.WithLabelValues(l...)}
+}
+
+// Delivered counts an event put in the subscription's queue.
+func (e *EventSeries) Delivered() {
+	if e != nil {
+		e.delivered.Inc()
+	}
+}
+
+// Dropped counts n events the subscription's queue discarded.
+func (e *EventSeries) Dropped(n uint64) {
+	if e != nil && n > 0 {
+		e.dropped.Add(float64(n))
+	}
+}
+
+// DiscoveryChange counts a membership change of kind (joined, updated,
+// left), or n missed ones.
+func (m *Metrics) DiscoveryChange(kind string, n int) {
+	if m != nil && n > 0 {
+		m.discAnnouncements.WithLabelValues(kind).Add(float64(n))
 	}
 }
 

@@ -66,6 +66,20 @@ func (t *Tracer) StartServer(ctx context.Context, parent trace.SpanContext, peer
 	))
 }
 
+// StartStream starts the server span of the stream a call of
+// service.method from peer produces, a child of the call's span in ctx:
+// it lasts from the call's reply to the stream's end.
+func (t *Tracer) StartStream(ctx context.Context, peer, service, method, stream string) (context.Context, trace.Span) {
+	return t.t.Start(ctx, service+"/"+method+" stream", trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("rpc.system", "netron"),
+		attribute.String("rpc.service", service),
+		attribute.String("rpc.method", method),
+		attribute.String("netron.node", t.node),
+		attribute.String("netron.peer", peer),
+		attribute.String("netron.stream_id", stream),
+	))
+}
+
 // End ends span with the outcome of its call: code is Code's label or
 // "ok".
 func End(span trace.Span, err error, code string) {

@@ -167,3 +167,11 @@ func (s *Server) refused(code int, limit string) {
 		s.obs.Metrics.Refused(code, limit)
 	}
 }
+
+// tracer is the server's tracer, or nil.
+func (s *Server) tracer() *obs.Tracer {
+	if s.obs == nil {
+		return nil
+	}
+	return s.obs.Tracer
+}

@@ -766,7 +766,7 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if sc != nil {
 		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, m)
 	}
-	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
+	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg, tracer: s.tracer()}, e, m, dec, n-2)
 	if err != nil {
 		return nil, err
 	}
@@ -794,7 +794,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			}
 		}()
 		if sc.out != nil {
-			ctx = sc.out.Context() // the producer lives as long as its stream
+			ctx = sc.startStream(ctx, e, m) // the producer lives as long as its stream
 		}
 	}
 	in := make([]reflect.Value, 0, len(m.args)+2)

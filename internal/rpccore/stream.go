@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -49,6 +51,8 @@ type callEnv struct {
 	// what the arguments hold).
 	acct *wire.Account
 	reg  *Registry // resolves Reference arguments (refs.go)
+	// tracer, if set, makes a span of each stream a call produces.
+	tracer *obs.Tracer
 }
 
 // streamCall is the streams of one invocation: the stream its reply
@@ -57,6 +61,33 @@ type streamCall struct {
 	env     callEnv
 	out     *streamcore.Outbound
 	readers []io.Closer // the *stream.Reader[T] of the stream arguments
+	span    trace.Span  // of the stream out, when traced; ended by endSpan
+}
+
+// startStream returns the context the producer of the call's stream runs
+// with: the stream's, and, when traced, a span of the stream under the
+// call's span in ctx.
+func (sc *streamCall) startStream(ctx context.Context, e *exposed, m *method) context.Context {
+	octx := sc.out.Context()
+	if sc.env.tracer == nil || sc.env.conn == nil {
+		return octx
+	}
+	octx, sc.span = sc.env.tracer.StartStream(trace.ContextWithSpan(octx, trace.SpanFromContext(ctx)),
+		sc.env.conn.ID(), e.qn, m.name, sc.out.Reference().StreamID)
+	return octx
+}
+
+// endSpan ends the stream's span, if any, with the stream's outcome.
+func (sc *streamCall) endSpan(err error) {
+	if sc.span == nil {
+		return
+	}
+	code := codeOf(err)
+	if err != nil && code == "error" {
+		code = "500"
+	}
+	obs.End(sc.span, err, code)
+	sc.span = nil
 }
 
 func (env callEnv) beginStreams(m *method) (*streamCall, error) {
@@ -132,6 +163,7 @@ func (sc *streamCall) abort(err error) {
 	if sc.out != nil {
 		sc.out.Abort(err)
 	}
+	sc.endSpan(err)
 	sc.closeReaders()
 }
 
@@ -149,10 +181,21 @@ type pendingStream struct {
 func (p *pendingStream) reference() wire.StreamReference { return p.sc.out.Reference() }
 
 func (p *pendingStream) start() {
-	if !p.sc.out.Start(func(ctx context.Context) error {
-		defer p.done()
+	if !p.sc.out.Start(func(ctx context.Context) (err error) {
+		defer func() {
+			p.sc.endSpan(err)
+			p.done()
+		}()
+		if p.sc.span != nil {
+			ctx = trace.ContextWithSpan(ctx, p.sc.span)
+		}
 		return p.run(ctx)
 	}) {
+		err := context.Cause(p.sc.out.Context())
+		if err == nil {
+			err = errors.New("netron: stream not started")
+		}
+		p.sc.endSpan(err)
 		p.done()
 	}
 }
