@@ -276,7 +276,7 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 			return taken.err(node.ID, false)
 		}
 		d.log.Info("discovery: node id held by a registration that has not been silent long enough to be taken over; waiting",
-			"node", node.ID, "holder", taken.holder.Address, "wait", wait.Round(time.Millisecond))
+			"registration", node.ID, "holder", taken.holder.Address, "wait", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -1013,7 +1013,7 @@ func (d *Discovery) touch(now time.Time) {
 	d.mu.Unlock()
 	for _, id := range gone {
 		if d.view.Remove(id, discovery.Revision{}, now) {
-			d.log.Info("discovery: a node redis no longer held was not announced again; it left", "node", id)
+			d.log.Info("discovery: a node redis no longer held was not announced again; it left", "peer", id)
 		}
 	}
 }
@@ -1144,7 +1144,7 @@ func (d *Discovery) snapshot() (snapshot, error) {
 	}
 	s, bad, err := parseSnapshot(res, time.Now())
 	for _, b := range bad {
-		d.log.Warn("discovery: skipping malformed snapshot entry", "node", b.id, "err", b.err, "entry", truncate(b.raw))
+		d.log.Warn("discovery: skipping malformed snapshot entry", "peer", b.id, "err", b.err, "entry", truncate(b.raw))
 	}
 	return s, err
 }
@@ -1321,7 +1321,7 @@ func (d *Discovery) giveUp(id, why string) {
 	d.mu.Unlock()
 	if ok {
 		holder, _ := d.view.Get(id)
-		d.log.Error("discovery: this instance no longer announces a node: "+why, "node", id, "holder", holder.Address)
+		d.log.Error("discovery: this instance no longer announces a node: "+why, "registration", id, "holder", holder.Address)
 	}
 }
 
@@ -1387,11 +1387,11 @@ func (d *Discovery) reannounceLocked() {
 			continue
 		case err != nil:
 			d.errors.Add(1)
-			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
+			d.log.Debug("discovery: re-announcing failed", "registration", o.entry.Node.ID, "err", err)
 			return
 		}
 		d.view.Put(o.entry.Node, o.entry.TTL, d.revOf(o), time.Now())
-		d.log.Debug("discovery: node announced again", "node", o.entry.Node.ID)
+		d.log.Debug("discovery: node announced again", "registration", o.entry.Node.ID)
 	}
 }
 

@@ -163,7 +163,7 @@ func (c *Client) onResponse(_ context.Context, in transport.Inbound) {
 		c.announce(in.Conn, in.Packet.Data, ok)
 	}
 	if !ok {
-		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "id", in.Packet.ID)
+		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "request_id", in.Packet.ID)
 		return
 	}
 	p.ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}

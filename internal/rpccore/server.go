@@ -570,7 +570,7 @@ func (s *Server) answerTraced(conn *transport.Conn, p *wire.Packet, result any, 
 			werr = te
 		}
 		if frame, e2 = wire.AppendMarshal(frame, werr); e2 != nil {
-			s.logger.Error("netron: cannot encode an error reply", "peer", conn.ID(), "request", p.ID, "err", e2)
+			s.logger.Error("netron: cannot encode an error reply", "peer", conn.ID(), "request_id", p.ID, "err", e2)
 			fb.put(frame)
 			return 0, e2
 		}
@@ -583,7 +583,7 @@ func (s *Server) answerTraced(conn *transport.Conn, p *wire.Packet, result any, 
 		serr = conn.Queue(noWait, frame, fb.release)
 	}
 	if serr != nil { // the buffer is not reused: the connection may hold it after all
-		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "request", p.ID, "err", serr)
+		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "request_id", p.ID, "err", serr)
 		return size, serr
 	}
 	return size, nil
@@ -692,7 +692,7 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		res, err := s.call(ctx, conn, dec, n, acct, sc)
+		res, err := s.call(ctx, conn, p.ID, dec, n, acct, sc)
 		if rt, ok := res.(relayTo); ok {
 			return s.forward(ctx, conn, rt.e, p)
 		}
@@ -711,7 +711,8 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 		if fn == nil {
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
-		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }), s.logger)
+		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }),
+			s.logger.With("peer", conn.ID(), "request_id", p.ID, "task", name))
 	case wire.TypeGet, wire.TypeSet:
 		res, err := s.property(ctx, conn, p.Type(), dec, n)
 		if rt, ok := res.(relayTo); ok {
@@ -726,7 +727,7 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 // peer that agreed to obs.ExtensionTrace the data may start with the
 // caller's trace context: [traceparent, target, method, ...args]. With sc
 // (the server observes) the call of a method it found is observed.
-func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.Decoder, n int, acct *wire.Account, sc *serverCall) (any, error) {
+func (s *Server) call(ctx context.Context, conn *transport.Conn, id uint32, dec *msgpack.Decoder, n int, acct *wire.Account, sc *serverCall) (any, error) {
 	var parent trace.SpanContext
 	if n > 2 && hasTraceparent(dec, conn) {
 		var ok bool
@@ -766,7 +767,7 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	if sc != nil {
 		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, m)
 	}
-	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg, tracer: s.tracer()}, e, m, dec, n-2)
+	result, err := invoke(ctx, callEnv{conn: conn, request: id, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg, tracer: s.tracer()}, e, m, dec, n-2)
 	if err != nil {
 		return nil, err
 	}
@@ -834,7 +835,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			logger.Error("netron: handler panicked", "service", e.qn, "method", m.name, "panic", r, "stack", string(debug.Stack()))
+			logger.Error("netron: handler panicked", append(env.callAttrs(e.qn, m.name), "panic", r, "stack", string(debug.Stack()))...)
 			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("internal error in %s.%s", e.qn, m.name)}
 		}
 	}()

@@ -44,6 +44,7 @@ var errNoStreams = &rpc.Error{Code: 500, Name: "TitanError", Message: "streams a
 // callEnv is what invoke needs to know of the call besides its arguments.
 type callEnv struct {
 	conn    *transport.Conn // nil for local calls
+	request uint32          // the request's id (remote calls)
 	streams *streamcore.Manager
 	logger  *slog.Logger
 	// acct, if set, is shrunk once the arguments are decoded, before
@@ -53,6 +54,16 @@ type callEnv struct {
 	reg  *Registry // resolves Reference arguments (refs.go)
 	// tracer, if set, makes a span of each stream a call produces.
 	tracer *obs.Tracer
+}
+
+// callAttrs are the log attributes of the call of service.method (see
+// docs/observability.md, "Logs"): the peer and the request id of a call
+// from a peer, the service and the method.
+func (env callEnv) callAttrs(service, method string) []any {
+	if env.conn == nil {
+		return []any{"service", service, "method", method}
+	}
+	return []any{"peer", env.conn.ID(), "request_id", env.request, "service", service, "method", method}
 }
 
 // streamCall is the streams of one invocation: the stream its reply

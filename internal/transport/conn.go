@@ -868,7 +868,7 @@ func (c *Conn) refuse(m *message) bool {
 	case t >= wire.TypeGet && t <= wire.TypeTask && p.IsRequest():
 		topic = c.hub.requests
 	}
-	log.Debug("netron: refused a message that does not fit the node's inbound memory", "peer", c.id, "type", p.Type(), "id", p.ID, "size", m.size, "used", c.hub.mem.Used(), "limit", c.hub.mem.Limit())
+	log.Debug("netron: refused a message that does not fit the node's inbound memory", "peer", c.id, "type", p.Type(), "request_id", p.ID, "size", m.size, "used", c.hub.mem.Used(), "limit", c.hub.mem.Limit())
 	if topic == nil {
 		return true
 	}
