@@ -302,3 +302,37 @@ func TestTraceStreamSpan(t *testing.T) {
 		t.Errorf("stream span ends %v (status %v), call span %v", stream.EndTime, stream.Status, call.EndTime)
 	}
 }
+
+// A subscribed peer that stops reading loses its oldest queued events,
+// counted as drops of its subscription (TestEventsSlowRemoteSubscriber
+// has the queue's behaviour).
+func TestMetricsPeerSubscriptionDrops(t *testing.T) {
+	ms, sreg := registered(t)
+	const queue, total = 4, 200
+	cfg := nodeConfig("server", true)
+	cfg.Metrics = ms
+	cfg.EventQueueSize = queue
+	cfg.RequestTimeout = 10 * time.Minute // no emit in flight times out and lets another in
+	server := startNode(t, cfg)
+	raw := dialRaw(t, server.URL(), "slow", false)
+	raw.send(unhex(t, "00000001 44 92 a9 737562736372696265 a4 6e657773")) // subscribe news
+	if r := raw.recv(); r.Flags != 0x04 {
+		t.Fatalf("subscribe answer %x %x", r.Flags, r.Data)
+	}
+	ctx := context.Background()
+	for i := range total {
+		if err := server.Emit(ctx, "news", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// At most emitWindow (64) emits in flight, one being sent, the queue.
+	waitFor(t, "drops", func() bool { return netron.ForwarderDropped(server) >= total-queue-66 })
+	remote := map[string]string{"subscription": "news", "to": "peer"}
+	if v := metricValue(t, sreg, "events_delivered_total", remote); v != total {
+		t.Errorf("delivered %v, want %d", v, total)
+	}
+	if v, d := metricValue(t, sreg, "events_dropped_total", remote), netron.ForwarderDropped(server); v != float64(d) {
+		t.Errorf("dropped %v, the forwarder dropped %d", v, d)
+	}
+	raw.ws.CloseNow()
+}
