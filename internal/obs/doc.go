@@ -6,8 +6,11 @@
 //
 // A nil *Metrics is valid and records nothing; a nil *Observer or Tracer
 // is checked by the engine. Either way an engine holds a pointer and pays
-// one nil check per event when observability is off. Label values come from bounded sets (Names, codes): a peer cannot
-// grow the number of series by sending names.
+// one nil check per event when observability is off. What a node counts
+// anyway (its connections, its bus's drops, its discovery's state) is read
+// when the metrics are scraped, through a Source. Label values come from
+// bounded sets (Names, codes): a peer cannot grow the number of series by
+// sending names.
 package obs
 
 // Observer is what an engine holds: the metrics and the tracer of its
