@@ -712,7 +712,7 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
 		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }),
-			s.logger.With("peer", conn.ID(), "request_id", p.ID, "task", name))
+			s.logger, p.ID, name)
 	case wire.TypeGet, wire.TypeSet:
 		res, err := s.property(ctx, conn, p.Type(), dec, n)
 		if rt, ok := res.(relayTo); ok {
@@ -874,10 +874,14 @@ func argError(conn *transport.Conn, what string, index int, err error) error {
 	return badRequest(reason, what+": "+err.Error(), details)
 }
 
-func safeTask(ctx context.Context, fn ConnTaskFunc, conn *transport.Conn, args *rpc.Args, logger *slog.Logger) (result any, err error) {
+func safeTask(ctx context.Context, fn ConnTaskFunc, conn *transport.Conn, args *rpc.Args, logger *slog.Logger, id uint32, task string) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
+			attrs := []any{"task", task, "panic", r, "stack", string(debug.Stack())}
+			if conn != nil {
+				attrs = append([]any{"peer", conn.ID(), "request_id", id}, attrs...)
+			}
+			logger.Error("netron: task panicked", attrs...)
 			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: "internal error in task"}
 		}
 	}()
