@@ -48,7 +48,7 @@ func TestServeHTTPAndTop(t *testing.T) {
 	waitFor(t, "/metrics", func() string { return get(base + "/metrics") },
 		`netron_rpc_handled_total{code="ok",method="add",service="calculator@1.0.0",side="server"} 3`)
 	metrics := get(base + "/metrics")
-	for _, want := range []string{"# TYPE netron_rpc_duration_seconds histogram", "netron_handshake_failures_total 0", "go_goroutines"} {
+	for _, want := range []string{"# TYPE netron_rpc_duration_seconds histogram", `netron_handshake_failures_total{direction="inbound"} 0`, "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -147,6 +147,8 @@ func NewMetrics(constLabels prometheus.Labels, maxNames int) *Metrics {
 	m.connClosed = counter("connections_closed_total", "Connections closed, by direction.", "direction")
 	m.connsDesc = prometheus.NewDesc("netron_connections", "Peers connected, by direction and peer kind (go, or netron: a plain Netron peer), counted when scraped.", []string{"direction", "kind"}, constLabels)
 	m.handshakeFail = counter("handshake_failures_total", "Connections that failed before their handshake completed, by direction (inbound: a peer dialled this node; outbound: this node dialled).", "direction")
+	m.handshakeFail.WithLabelValues("inbound") // both series from the start, at 0
+	m.handshakeFail.WithLabelValues("outbound")
 	m.authRefused = one("auth_refusals_total", "Peers refused by the authenticator.")
 
 	m.streamOpened = counter("streams_opened_total", "Streams opened, by direction (in: this node reads, out: this node writes).", "direction")
