@@ -347,7 +347,7 @@ func (n *Node) observeForPools(ctx context.Context, ev discovery.Event) {
 		force := ev.Kind == discovery.NodeJoined || slices.ContainsFunc(n.reconnects.found(node.ID), func(rc *redialer) bool { return rc.url != node.Address })
 		n.pools.wg.Go(func() {
 			if err := n.join(ctx, pl, node, force); err != nil && ctx.Err() == nil {
-				n.logger.Info("netron: balancer: could not add an instance", "node", node.ID, "service", pl.name, "err", err)
+				n.logger.Info("netron: balancer: could not add an instance", "peer", node.ID, "service", pl.name, "err", err)
 			}
 		})
 	}

@@ -89,11 +89,11 @@ func (benchCalc) Add(a, b int) int { return a + b }
 
 func benchPair(b *testing.B) *rpc.Service {
 	b.Helper()
-	server := startNode(b, nodeConfig("server", true))
+	server := startNode(b, benchConfig("server", true))
 	if err := server.Expose("calculator@1.0.0", benchCalc{}); err != nil {
 		b.Fatal(err)
 	}
-	client := startNode(b, nodeConfig("client", false))
+	client := startNode(b, benchConfig("client", false))
 	p, err := client.Connect(context.Background(), server.URL())
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
 	"github.com/netron-go/netron/internal/transport"
@@ -177,6 +179,13 @@ type Config struct {
 	// Reconnect configures how peers this node dialled (Connect) reconnect
 	// when their connection drops. On by default.
 	Reconnect ReconnectConfig `json:"reconnect,omitempty" yaml:"reconnect,omitempty"`
+	// Metrics, when set, receives the node's metrics (see NewMetrics and
+	// docs/observability.md). Nil, the default, costs nothing.
+	Metrics *Metrics `json:"-" yaml:"-"`
+	// TracerProvider, when set, makes an OpenTelemetry span per call this
+	// node makes and per call it handles, and carries the trace context to
+	// Go peers (see docs/observability.md). Nil, the default, costs nothing.
+	TracerProvider trace.TracerProvider `json:"-" yaml:"-"`
 	// Compression turns WebSocket permessage-deflate on. Off by default.
 	Compression CompressionConfig `json:"compression,omitempty" yaml:"compression,omitempty"`
 }

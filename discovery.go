@@ -7,10 +7,12 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netron-go/netron/discovery"
 	"github.com/netron-go/netron/discovery/redisdisc"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 )
 
@@ -29,6 +31,7 @@ type nodeDiscovery struct {
 	// The auto-connect retries running, by node id (only the watch loop
 	// starts and cancels them; see autoConnect).
 	retries map[string]context.CancelFunc
+	members atomic.Int64 // other nodes the watch loop knows, for Config.Metrics
 }
 
 // discoveryBackend builds the backend the configuration asks for: Redis
@@ -101,6 +104,7 @@ func (n *Node) startDiscovery(ctx context.Context) error {
 		return fmt.Errorf("netron: discovery: watch: %w", err)
 	}
 	n.disc = nd
+	n.discM.Store(nd)
 	nd.stop = stop
 	n.reg.OnChange(func(rpccore.ServiceChange) {
 		select {
@@ -160,7 +164,9 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 	n := nd.n
 	known := map[string]map[string]bool{} // node id -> qualified names announced
 	addrs := map[string]string{}          // node id -> address announced
+	m := n.cfg.Metrics.inner()
 	for ev := range watch {
+		m.DiscoveryChange("missed", ev.Missed)
 		if ev.Missed > 0 {
 			n.logger.Warn("netron: discovery: this node did not get some changes of the cluster one by one; resynchronised", "missed", ev.Missed)
 		}
@@ -179,11 +185,13 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		if c, ok := presenceOf(ev, names); ok {
 			_ = n.ev.publishPresence(ctx, c)
 		}
+		m.DiscoveryChange(changeKind(ev.Kind), 1)
 		switch ev.Kind {
 		case discovery.NodeLeft:
 			delete(known, node.ID)
 			delete(addrs, node.ID)
 			nd.stopRetry(node.ID)
+			nd.members.Store(int64(len(addrs)))
 			for _, rc := range n.reconnects.found(node.ID) {
 				rc.nodeLeft()
 			}
@@ -199,6 +207,7 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 			nd.autoConnect(ctx, node)
 		}
 		addrs[node.ID] = node.Address
+		nd.members.Store(int64(len(addrs)))
 		seen := known[node.ID]
 		now := map[string]bool{}
 		for _, s := range node.Services {
@@ -210,6 +219,31 @@ func (nd *nodeDiscovery) watchLoop(ctx context.Context, watch <-chan discovery.E
 		}
 		known[node.ID] = now
 	}
+}
+
+// changeKind is the kind label of a membership change.
+func changeKind(k discovery.EventKind) string {
+	switch k {
+	case discovery.NodeJoined:
+		return "joined"
+	case discovery.NodeLeft:
+		return "left"
+	}
+	return "updated"
+}
+
+// discoveryStats is what Config.Metrics reports of the node's discovery:
+// the other nodes it knows, and the counters of a Redis backend.
+func (n *Node) discoveryStats() (obs.DiscoveryStats, bool) {
+	nd := n.discM.Load()
+	if nd == nil {
+		return obs.DiscoveryStats{}, false
+	}
+	st := obs.DiscoveryStats{Members: int(nd.members.Load())}
+	if r, ok := nd.d.(*redisdisc.Discovery); ok {
+		st.Redis, st.Errors, st.Reconnects, st.Resyncs = true, r.Errors(), r.Reconnects(), r.Resyncs()
+	}
+	return st, true
 }
 
 // follow tells the peers dialled because discovery named node (by
@@ -247,7 +281,7 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 	if err == nil {
 		return
 	}
-	n.logger.Info("netron: discovery: auto-connect failed", "node", node.ID, "address", node.Address, "err", err)
+	n.logger.Info("netron: discovery: auto-connect failed", "peer", node.ID, "address", node.Address, "err", err)
 	if n.cfg.Reconnect.Disabled || ctx.Err() != nil {
 		return
 	}
@@ -262,7 +296,7 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 		for {
 			d, ok := b.next()
 			if !ok {
-				n.logger.Warn("netron: discovery: auto-connect gave up", "node", node.ID, "address", node.Address, "attempts", b.attempt+1)
+				n.logger.Warn("netron: discovery: auto-connect gave up", "peer", node.ID, "address", node.Address, "attempts", b.attempt+1)
 				return
 			}
 			t := time.NewTimer(d)
@@ -276,7 +310,7 @@ func (nd *nodeDiscovery) autoConnect(ctx context.Context, node discovery.NodeInf
 			if err == nil || rctx.Err() != nil {
 				return
 			}
-			n.logger.Debug("netron: discovery: auto-connect failed again", "node", node.ID, "address", node.Address, "err", err)
+			n.logger.Debug("netron: discovery: auto-connect failed again", "peer", node.ID, "address", node.Address, "err", err)
 		}
 	})
 }

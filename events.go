@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -109,8 +110,9 @@ type Event struct {
 	Source string
 	Peer   *Peer `json:"-"`
 
-	enc    *encodedArgs // the msgpack form of Args, made once for all peers
-	charge *eventCharge // the inbound memory Args hold (events from peers)
+	enc    *encodedArgs     // the msgpack form of Args, made once for all peers
+	charge *eventCharge     // the inbound memory Args hold (events from peers)
+	series *obs.EventSeries // the metrics of the peer's subscription it is forwarded for
 }
 
 // Decode stores argument i of the event (e.Args[i]; error messages count
@@ -285,6 +287,12 @@ type target struct {
 	pub    sync.Mutex
 	ledger ledger
 	warned atomic.Int64 // unix nanoseconds of the last slow-handler warning
+
+	// series counts the events of a queue (nil: no Config.Metrics; for a
+	// forwarding target, the route's series, carried by each event);
+	// counted, the drops of sub it has counted.
+	series  *obs.EventSeries
+	counted atomic.Uint64
 }
 
 // eventCharge is the inbound memory (transport.WithInboundMemory) the
@@ -365,7 +373,8 @@ type route struct {
 	deliver string // for an exact route, the name the subscriber used
 	prefix  bool
 	t       *target
-	dead    atomic.Bool // removed; skipped until its list is compacted
+	dead    atomic.Bool      // removed; skipped until its list is compacted
+	series  *obs.EventSeries // of a peer's subscription (forwarding routes)
 }
 
 func newRoute(name string, t *target) *route {
@@ -520,6 +529,9 @@ func (r *router) dispatch(ctx context.Context, ev Event, log *slog.Logger) {
 		if !rt.prefix {
 			e.Name = rt.deliver
 		}
+		if rt.t.remote {
+			e.series = rt.series
+		}
 		deliver(ctx, rt.t, e, log)
 	}
 	for _, rt := range r.routesOf(ev.Name) {
@@ -587,6 +599,9 @@ func (t *target) publish(ctx context.Context, ev Event) error {
 			}
 			select {
 			case old, ok := <-ch: // DropOldest (the handler may take it first)
+				if ok {
+					t.series.Dropped(1)
+				}
 				if ok && t.ledger.remove(old.charge) {
 					old.charge.done()
 				}
@@ -610,6 +625,7 @@ var errQueueFull = errors.New("netron: event queue full, event dropped")
 // undelivered logs the error of an event's delivery to t, if any, and
 // gives back the reference of an event that did not get there.
 func undelivered(log *slog.Logger, t *target, ev Event, err error) {
+	t.count(ev, err)
 	if err == nil {
 		return
 	}
@@ -623,6 +639,36 @@ func undelivered(log *slog.Logger, t *target, ev Event, err error) {
 		return
 	}
 	logUndelivered(log, t, ev, err)
+}
+
+// count counts the outcome of an event's delivery to t in its metrics:
+// delivered when it was put in the queue, or offered to a full one that
+// dropped it (then dropped too), and the drops of the bus's policy.
+func (t *target) count(ev Event, err error) {
+	s := t.series
+	if t.remote {
+		s = ev.series
+	}
+	if s == nil {
+		return
+	}
+	switch {
+	case err == nil:
+		s.Delivered()
+	case errors.Is(err, errQueueFull):
+		s.Delivered()
+		s.Dropped(1)
+	default:
+		return
+	}
+	if t.sub != nil {
+		// The bus's drops (bus.DropNewest, bus.DropOldest) happen inside
+		// the publish: counted by the subscription, taken from there.
+		d := t.sub.Dropped()
+		if old := t.counted.Swap(d); d > old {
+			s.Dropped(d - old)
+		}
+	}
 }
 
 // readerKey marks the context of a remote event's delivery: its value is
@@ -887,9 +933,11 @@ func subOptions(name string, opts []bus.SubOption) []bus.SubOption {
 	return append([]bus.SubOption{bus.WithBuffer(DefaultEventBuffer), bus.WithPolicy(DefaultEventPolicy), bus.WithName(name)}, opts...)
 }
 
-// newTarget makes a queue of its own for one subscription.
-func (h *eventHub) newTarget(name string, opts []bus.SubOption) (*target, *bus.Subscription[Event], error) {
-	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10))}
+// newTarget makes a queue of its own for one subscription, named name in
+// the bus, to pattern (its label in the metrics).
+func (h *eventHub) newTarget(name, pattern string, opts []bus.SubOption) (*target, *bus.Subscription[Event], error) {
+	t := &target{topic: bus.NewTopic[Event](h.n.bus, obs.EventSubTopic+strconv.FormatUint(h.seq.Add(1), 10))}
+	t.series = h.n.cfg.Metrics.inner().Events(pattern, false)
 	sub, err := t.topic.Subscribe(subOptions(name, opts)...)
 	if err != nil {
 		return nil, nil, err
@@ -909,8 +957,8 @@ type handler struct {
 	once    sync.Once
 }
 
-func (h *eventHub) newHandler(name string, fn func(Event), opts []bus.SubOption) (*handler, error) {
-	t, sub, err := h.newTarget(name, opts)
+func (h *eventHub) newHandler(name, pattern string, fn func(Event), opts []bus.SubOption) (*handler, error) {
+	t, sub, err := h.newTarget(name, pattern, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -1000,7 +1048,7 @@ func (n *Node) On(name string, fn func(Event), opts ...bus.SubOption) (*Subscrip
 	if err := checkName(name, true); err != nil {
 		return nil, err
 	}
-	x, err := n.ev.newHandler("On("+name+")", fn, opts)
+	x, err := n.ev.newHandler("On("+name+")", name, fn, opts)
 	if errors.Is(err, ErrStopped) || errors.Is(err, bus.ErrClosed) {
 		return nil, ErrStopped
 	}
@@ -1038,7 +1086,7 @@ func (n *Node) Events(name string, opts ...bus.SubOption) (*Subscription[Event],
 	if n.isStopped() {
 		return nil, ErrStopped
 	}
-	t, sub, err := n.ev.newTarget("Events("+name+")", opts)
+	t, sub, err := n.ev.newTarget("Events("+name+")", name, opts)
 	if err != nil {
 		return nil, fmt.Errorf("netron: events %q: %w", name, err)
 	}
@@ -1121,7 +1169,12 @@ func (n *Node) Emit(ctx context.Context, name string, args ...any) error {
 		return err
 	}
 	// After Stop the bus is closed: publish returns ErrStopped.
-	return n.ev.publish(ctx, Event{Name: canonical(name), Args: args, Source: n.cfg.ID})
+	name = canonical(name)
+	err := n.ev.publish(ctx, Event{Name: name, Args: args, Source: n.cfg.ID})
+	if err == nil {
+		n.cfg.Metrics.inner().EventEmitted(name)
+	}
+	return err
 }
 
 func (n *Node) isStopped() bool {

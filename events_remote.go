@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -64,6 +65,7 @@ func (f *connFwd) add(name string) error {
 		return nil
 	}
 	if len(f.routes) >= f.h.maxSubs {
+		f.h.n.cfg.Metrics.inner().Refused(429, "subscriptions")
 		return rpc.NewError(429, fmt.Sprintf("Maximum subscriptions per peer (%d) exceeded", f.h.maxSubs),
 			map[string]any{"limit": f.h.maxSubs, "event": name})
 	}
@@ -75,6 +77,7 @@ func (f *connFwd) add(name string) error {
 		f.s = s
 	}
 	rt := newRoute(name, f.s.t)
+	rt.series = f.h.n.cfg.Metrics.inner().Events(name, true)
 	f.routes[name] = rt
 	f.h.local.add(rt)
 	f.h.fwdNames.Add(1)
@@ -145,7 +148,7 @@ type sender struct {
 }
 
 func (h *eventHub) newSender(conn *transport.Conn) (*sender, error) {
-	t := &target{topic: bus.NewTopic[Event](h.n.bus, "netron.events.sub."+strconv.FormatUint(h.seq.Add(1), 10)), remote: true}
+	t := &target{topic: bus.NewTopic[Event](h.n.bus, obs.EventSubTopic+strconv.FormatUint(h.seq.Add(1), 10)), remote: true}
 	s := &sender{h: h, conn: conn, t: t, done: make(chan struct{}), inflight: make(chan *rpccore.Pending, emitWindow)}
 	unsub, err := t.topic.SubscribeFunc(s.enqueue)
 	if err != nil {
@@ -185,6 +188,7 @@ func (s *sender) enqueue(_ context.Context, ev Event) {
 		return
 	}
 	if len(s.queue)-s.head >= s.h.queueSize {
+		s.queue[s.head].series.Dropped(1)
 		s.queue[s.head] = Event{}
 		s.head++
 		s.dropped.Add(1)
@@ -640,7 +644,7 @@ func (p *Peer) On(ctx context.Context, name string, fn func(Event), opts ...bus.
 	if err := p.checkSubscribe(name); err != nil {
 		return nil, err
 	}
-	x, err := p.node.ev.newHandler("Peer("+p.ID()+").On("+name+")", fn, opts)
+	x, err := p.node.ev.newHandler("Peer("+p.ID()+").On("+name+")", name, fn, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -660,7 +664,7 @@ func (p *Peer) Events(ctx context.Context, name string, opts ...bus.SubOption) (
 	if err := p.checkSubscribe(name); err != nil {
 		return nil, err
 	}
-	t, sub, err := p.node.ev.newTarget("Peer("+p.ID()+").Events("+name+")", opts)
+	t, sub, err := p.node.ev.newTarget("Peer("+p.ID()+").Events("+name+")", name, opts)
 	if err != nil {
 		if errors.Is(err, bus.ErrClosed) {
 			return nil, ErrStopped

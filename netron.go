@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/rpccore"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
@@ -35,6 +36,8 @@ type Node struct {
 	reg    *rpccore.Registry
 	server *rpccore.Server
 	client *rpccore.Client
+	obs    *obs.Observer // nil: observability off
+	source obs.Source    // what Config.Metrics reads of this node when scraped
 	// streams runs the node's streams (package stream).
 	streams *streamcore.Manager
 
@@ -45,8 +48,9 @@ type Node struct {
 	// one service come in the order of its changes.
 	exposeMu sync.Mutex
 
-	disc  *nodeDiscovery // nil when discovery is off
-	pools pools          // the services found through discovery (balance.go)
+	disc  *nodeDiscovery                // nil when discovery is off
+	discM atomic.Pointer[nodeDiscovery] // disc, for Config.Metrics (read when scraped)
+	pools pools                         // the services found through discovery (balance.go)
 
 	inject  busState                      // Watermill injection: counters, running calls
 	cluster atomic.Pointer[clusterBridge] // nil unless Config.ClusterEvents.Enabled
@@ -89,6 +93,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	hubOpts := []transport.Option{
 		transport.WithLogger(logger),
+		transport.WithMetrics(cfg.Metrics.inner()),
 		transport.WithReadLimit(cfg.MaxPacketSize),
 		transport.WithHandshakeTimeout(cfg.HandshakeTimeout),
 		transport.WithKeepAlive(ka, cfg.KeepAliveTimeout),
@@ -114,6 +119,7 @@ func New(cfg Config) (*Node, error) {
 	var err error
 	n.streams, err = streamcore.NewManager(n.bus,
 		streamcore.WithLogger(logger),
+		streamcore.WithMetrics(cfg.Metrics.inner()),
 		streamcore.WithWindow(cfg.StreamWindow),
 		streamcore.WithMaxWindow(cfg.StreamMaxWindow),
 		streamcore.WithInactivityTimeout(cfg.StreamTimeout),
@@ -124,7 +130,9 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
+	n.obs = obs.New(cfg.Metrics.inner(), obs.NewTracer(cfg.TracerProvider, cfg.ID))
 	n.server, err = rpccore.NewServer(n.bus, n.reg,
+		rpccore.WithServerObserver(n.obs),
 		rpccore.WithServerLogger(logger),
 		rpccore.WithConcurrency(cfg.MaxConcurrentRequests),
 		rpccore.WithStackTraces(cfg.SendStackTraces),
@@ -140,7 +148,7 @@ func New(cfg Config) (*Node, error) {
 		n.bus.Close()
 		return nil, err
 	}
-	n.client, err = rpccore.NewClient(n.bus, rpccore.WithRequestTimeout(cfg.RequestTimeout), rpccore.WithClientLogger(logger), rpccore.WithClientStreams(n.streams))
+	n.client, err = rpccore.NewClient(n.bus, rpccore.WithRequestTimeout(cfg.RequestTimeout), rpccore.WithClientLogger(logger), rpccore.WithClientStreams(n.streams), rpccore.WithClientObserver(n.obs))
 	if err != nil {
 		n.server.Close()
 		n.streams.Close()
@@ -168,6 +176,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ev.unsubs = append(n.ev.unsubs, unsubCalls)
+	n.source = obs.Source{Conns: n.connsNow, BusDrops: n.bus.DroppedByTopic, Discovery: n.discoveryStats}
+	cfg.Metrics.inner().AddSource(&n.source)
 	n.watchProperties()
 	n.allowRemoteExposure()
 	return n, nil
@@ -350,6 +360,7 @@ func (n *Node) Stop(ctx context.Context) error {
 		err = errors.Join(err, <-discDone)
 	}
 	n.cancel()
+	n.cfg.Metrics.inner().RemoveSource(&n.source)
 	n.pools.wg.Wait() // the pools' joins end with n.ctx
 	err = errors.Join(err, n.hub.Close(), n.server.Close(), n.streams.Close(), n.client.Close(), n.ev.close(ctx), n.closeCluster(), n.bus.Close())
 	<-goaways // the connections are closed: every goaway has returned

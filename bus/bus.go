@@ -40,7 +40,8 @@ type Bus struct {
 
 	// gen counts the topics created; a Topic that found no subscribers
 	// remembers it and skips the lookup until it changes.
-	gen atomic.Uint64
+	gen   atomic.Uint64
+	drops sync.Map // topic name → *atomic.Uint64: messages dropped, ever
 }
 
 var (
@@ -267,8 +268,32 @@ func (w *warner) allow() bool {
 	return w.last.CompareAndSwap(last, now)
 }
 
-// warnDropped logs, rate-limited, that sub dropped a message.
+// countDrop counts a message of topic that a subscription dropped.
+func (b *Bus) countDrop(topic string) {
+	v, ok := b.drops.Load(topic)
+	if !ok {
+		v, _ = b.drops.LoadOrStore(topic, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// DroppedByTopic returns how many messages the subscriptions of each topic
+// have dropped since the Bus was created (by their DropNewest or
+// DropOldest policy, or because a message could not be converted), closed
+// subscriptions included; topics that never dropped one are absent. The
+// counts only grow: they suit a Prometheus counter.
+func (b *Bus) DroppedByTopic() map[string]uint64 {
+	out := make(map[string]uint64)
+	b.drops.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
+
+// warnDropped counts, and logs rate-limited, that sub dropped a message.
 func (b *Bus) warnDropped(w *warner, topic, sub string, p Policy, total uint64) {
+	b.countDrop(topic)
 	if !b.log.Enabled(context.Background(), slog.LevelWarn) || !w.allow() {
 		return
 	}
@@ -279,9 +304,10 @@ func (b *Bus) warnDropped(w *warner, topic, sub string, p Policy, total uint64) 
 		slog.Uint64("dropped_total", total))
 }
 
-// warnUndeliverable logs, rate-limited, that a message could not be
-// converted for sub and was dropped.
+// warnUndeliverable counts, and logs rate-limited, that a message could
+// not be converted for sub and was dropped.
 func (b *Bus) warnUndeliverable(w *warner, topic, sub string, err error, total uint64) {
+	b.countDrop(topic)
 	if !b.log.Enabled(context.Background(), slog.LevelWarn) || !w.allow() {
 		return
 	}

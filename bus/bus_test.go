@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -616,5 +617,46 @@ func TestPublishDoesNotAllocate(t *testing.T) {
 	defer sub.Close()
 	if a := testing.AllocsPerRun(1000, func() { _ = topic.Publish(ctx, seq{1, 2}) }); a != 0 {
 		t.Errorf("typed publish to a typed subscriber: %v allocs, want 0", a)
+	}
+}
+
+func TestDroppedByTopic(t *testing.T) {
+	b := bus.New()
+	defer b.Close()
+	ctx := context.Background()
+	full := bus.NewTopic[int](b, "full")
+	sub, err := full.Subscribe(bus.WithBuffer(1), bus.WithPolicy(bus.DropNewest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bus.NewTopic[string](b, "other")
+	osub, err := other.Subscribe(bus.WithBuffer(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.DroppedByTopic(); len(got) != 0 {
+		t.Fatalf("before any drop: %v", got)
+	}
+	for i := range 4 {
+		if err := full.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Publish(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	// A value that does not convert to the subscriber's type is dropped too.
+	if err := bus.Publish(ctx, b, "other", 7); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"full": 3, "other": 1}
+	if got := b.DroppedByTopic(); !maps.Equal(got, want) {
+		t.Fatalf("DroppedByTopic = %v, want %v", got, want)
+	}
+	// The counts outlive the subscriptions.
+	sub.Close()
+	osub.Close()
+	if got := b.DroppedByTopic(); !maps.Equal(got, want) {
+		t.Fatalf("after the subscriptions closed: %v, want %v", got, want)
 	}
 }

@@ -129,3 +129,18 @@ func Example_router() {
 	// 0 HELLO
 	// 1 WATERMILL
 }
+
+// The drops of every topic, for a counter of your metrics: they outlive
+// the subscriptions that made them.
+func ExampleBus_DroppedByTopic() {
+	b := bus.New()
+	defer b.Close()
+	ticks := bus.NewTopic[int](b, "ticks")
+	sub, _ := ticks.Subscribe(bus.WithBuffer(1), bus.WithPolicy(bus.DropNewest))
+	for i := range 3 {
+		_ = ticks.Publish(context.Background(), i) // 1 and 2 find the buffer full
+	}
+	sub.Close()
+	fmt.Println(b.DroppedByTopic())
+	// Output: map[ticks:2]
+}

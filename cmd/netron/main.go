@@ -54,6 +54,7 @@ func commands() []command {
 		{"peers", "list the peers a node is connected to", runPeers},
 		{"watch", "print the events of a node as they happen", runWatch},
 		{"nodes", "list the nodes discovery knows: ids, addresses, services, last heartbeats", runNodes},
+		{"top", "show the busiest services and peers of a node, refreshed every second", runTop},
 	}
 }
 

@@ -59,6 +59,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	demo := flags.Bool("demo-services", false, "expose the demo's calculator@1.0.0 (it emits "+EventComputed+" events) and data@1.0.0 (streamData produces a stream)")
 	logLevel := flags.String("log-level", "", "`level` of the logs: debug, info, warn, error (overrides logger.level)")
 	logFormat := flags.String("log-format", "", "`format` of the logs: text or json (overrides logger.format)")
+	httpAddr := flags.String("http", "", "serve the node's Prometheus metrics at /metrics and its snapshots (for netron top) at /api/ on `address`, e.g. 127.0.0.1:9090")
+	withUI := flags.Bool("ui", false, "also serve the live web view of the mesh at / (on --http's address; default 127.0.0.1:9090)")
 	pos, err := parse(flags, args, stdout)
 	if err == nil && len(pos) > 0 {
 		err = usageError("unexpected argument %q", pos[0])
@@ -106,7 +108,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := cfg.Validate(); err != nil {
 		return exit(stderr, "serve", configErr(err))
 	}
-	return exit(stderr, "serve", serve(ctx, cfg, *demo, stdout, stderr))
+	if *withUI && *httpAddr == "" {
+		*httpAddr = "127.0.0.1:9090"
+	}
+	return exit(stderr, "serve", serve(ctx, cfg, serveOptions{demo: *demo, http: *httpAddr, ui: *withUI}, stdout, stderr))
+}
+
+// serveOptions are serve's flags beyond the node's configuration.
+type serveOptions struct {
+	demo bool
+	http string // --http: where to serve metrics; "" for nowhere
+	ui   bool
 }
 
 // discoveryFlag reads --discovery: a Redis URL, or a configuration file
@@ -135,7 +147,12 @@ func configErr(err error) error {
 	return err
 }
 
-func serve(ctx context.Context, cfg *app.Config, demo bool, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg *app.Config, opts serveOptions, stdout, stderr io.Writer) error {
+	var metrics *netron.Metrics
+	if opts.http != "" {
+		metrics = netron.NewMetrics(netron.MetricsOptions{})
+		cfg.Netron.Metrics = metrics
+	}
 	a, err := app.New(app.WithConfig(cfg), app.WithLogOutput(stderr))
 	if err != nil {
 		return configErr(err)
@@ -148,7 +165,18 @@ func serve(ctx context.Context, cfg *app.Config, demo bool, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if demo {
+	if opts.http != "" {
+		obs, err := startObserve(opts.http, node, metrics, opts.ui)
+		if err != nil {
+			return err
+		}
+		defer obs.Close()
+		fmt.Fprintf(stdout, "metrics on %s/metrics\n", obs.URL())
+		if opts.ui {
+			fmt.Fprintf(stdout, "live view on %s/\n", obs.URL())
+		}
+	}
+	if opts.demo {
 		err := a.Register(
 			app.Expose(a, "calculator@1.0.0", &Calculator{node: node}),
 			app.Expose(a, "data@1.0.0", DataService{}),

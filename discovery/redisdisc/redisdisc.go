@@ -89,6 +89,8 @@ type Discovery struct {
 	sawLoss    atomic.Bool  // the change numbers went back: Redis lost changes
 	needResync atomic.Bool  // the last resync failed: the next heartbeat retries it
 	resyncs    atomic.Int64
+	errors     atomic.Int64 // failed Redis operations of the background loop (Errors)
+	reconnects atomic.Int64 // Redis answered again after failures (Reconnects)
 
 	// Counters for tests and measurements.
 	beats       atomic.Int64 // successful heartbeats
@@ -222,6 +224,16 @@ func (d *Discovery) Healthy() bool { return d.healthy.Load() }
 // when the reader stopped moving. Each costs one read of every entry.
 func (d *Discovery) Resyncs() int64 { return d.resyncs.Load() }
 
+// Errors returns how many Redis operations of the instance's background
+// loop failed: heartbeats (and the first read of the membership), resyncs
+// and announcements made again. Register and Deregister report their
+// failures to their callers instead.
+func (d *Discovery) Errors() int64 { return d.errors.Load() }
+
+// Reconnects returns how many times Redis answered the background loop
+// again after it had failed: the ends of outages.
+func (d *Discovery) Reconnects() int64 { return d.reconnects.Load() }
+
 // Register implements discovery.Discovery. It writes the node to Redis and
 // announces it on the stream (one script) before returning.
 //
@@ -264,7 +276,7 @@ func (d *Discovery) Register(ctx context.Context, node discovery.NodeInfo) error
 			return taken.err(node.ID, false)
 		}
 		d.log.Info("discovery: node id held by a registration that has not been silent long enough to be taken over; waiting",
-			"node", node.ID, "holder", taken.holder.Address, "wait", wait.Round(time.Millisecond))
+			"registration", node.ID, "holder", taken.holder.Address, "wait", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -865,6 +877,7 @@ func (d *Discovery) loop() {
 			case err != nil && d.stopping.Load():
 				return
 			case err != nil:
+				d.errors.Add(1)
 				if !down || b.attempt == 0 {
 					d.log.Warn("discovery: redis unavailable; keeping the last view and retrying", "err", err)
 				} else {
@@ -877,6 +890,7 @@ func (d *Discovery) loop() {
 				probe = time.Time{}
 			default:
 				if down {
+					d.reconnects.Add(1)
 					d.log.Info("discovery: redis reachable again", "attempts", b.attempt)
 				}
 				down = false
@@ -999,7 +1013,7 @@ func (d *Discovery) touch(now time.Time) {
 	d.mu.Unlock()
 	for _, id := range gone {
 		if d.view.Remove(id, discovery.Revision{}, now) {
-			d.log.Info("discovery: a node redis no longer held was not announced again; it left", "node", id)
+			d.log.Info("discovery: a node redis no longer held was not announced again; it left", "peer", id)
 		}
 	}
 }
@@ -1064,6 +1078,9 @@ func (d *Discovery) resyncNow(why string) error {
 	d.lastResync = time.Now()
 	d.log.Info("discovery: re-reading the membership", "why", why)
 	_, err := d.sync(false)
+	if err != nil {
+		d.errors.Add(1)
+	}
 	return err
 }
 
@@ -1127,7 +1144,7 @@ func (d *Discovery) snapshot() (snapshot, error) {
 	}
 	s, bad, err := parseSnapshot(res, time.Now())
 	for _, b := range bad {
-		d.log.Warn("discovery: skipping malformed snapshot entry", "node", b.id, "err", b.err, "entry", truncate(b.raw))
+		d.log.Warn("discovery: skipping malformed snapshot entry", "peer", b.id, "err", b.err, "entry", truncate(b.raw))
 	}
 	return s, err
 }
@@ -1304,7 +1321,7 @@ func (d *Discovery) giveUp(id, why string) {
 	d.mu.Unlock()
 	if ok {
 		holder, _ := d.view.Get(id)
-		d.log.Error("discovery: this instance no longer announces a node: "+why, "node", id, "holder", holder.Address)
+		d.log.Error("discovery: this instance no longer announces a node: "+why, "registration", id, "holder", holder.Address)
 	}
 }
 
@@ -1369,11 +1386,12 @@ func (d *Discovery) reannounceLocked() {
 			d.giveUp(o.entry.Node.ID, taken.err(o.entry.Node.ID, false).Error())
 			continue
 		case err != nil:
-			d.log.Debug("discovery: re-announcing failed", "node", o.entry.Node.ID, "err", err)
+			d.errors.Add(1)
+			d.log.Debug("discovery: re-announcing failed", "registration", o.entry.Node.ID, "err", err)
 			return
 		}
 		d.view.Put(o.entry.Node, o.entry.TTL, d.revOf(o), time.Now())
-		d.log.Debug("discovery: node announced again", "node", o.entry.Node.ID)
+		d.log.Debug("discovery: node announced again", "registration", o.entry.Node.ID)
 	}
 }
 

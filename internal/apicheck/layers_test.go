@@ -11,7 +11,7 @@ import (
 // package, or a new dependency between two, is a design decision: add it
 // here and to DESIGN.md §3.
 var layers = map[string][]string{
-	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/rpccore", "internal/streamcore", "internal/transport", "internal/wire"},
+	"":                        {"bus", "peer", "rpc", "stream", "discovery", "discovery/redisdisc", "internal/obs", "internal/rpccore", "internal/streamcore", "internal/transport", "internal/ui", "internal/wire"},
 	"app":                     {"", "rpc"},
 	"bus":                     {},
 	"peer":                    {"internal/identctx"},
@@ -22,10 +22,12 @@ var layers = map[string][]string{
 	"discovery/discoverytest": {"discovery"},
 	"internal/wire":           {},
 	"internal/identctx":       {},
-	"internal/transport":      {"bus", "peer", "internal/identctx", "internal/wire"},
-	"internal/streamcore":     {"bus", "peer", "internal/transport", "internal/wire"},
+	"internal/transport":      {"bus", "peer", "internal/identctx", "internal/obs", "internal/wire"},
+	"internal/streamcore":     {"bus", "peer", "internal/obs", "internal/transport", "internal/wire"},
 	"internal/rpclink":        {"internal/streamcore", "internal/wire"},
-	"internal/rpccore":        {"bus", "peer", "rpc", "stream", "internal/rpclink", "internal/streamcore", "internal/transport", "internal/wire"},
+	"internal/rpccore":        {"bus", "peer", "rpc", "stream", "internal/obs", "internal/rpclink", "internal/streamcore", "internal/transport", "internal/wire"},
+	"internal/obs":            {},
+	"internal/ui":             {},
 	"internal/apicheck":       {},
 	"internal/docstest":       {},
 	"internal/exampletest":    {},

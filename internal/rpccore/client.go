@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -29,6 +33,7 @@ type Client struct {
 	logger  *slog.Logger
 	unsubs  []func()
 	streams *streamcore.Manager
+	obs     *obs.Observer // nil: observability off
 }
 
 // ClientOption configures a Client.
@@ -55,6 +60,11 @@ func WithClientLogger(l *slog.Logger) ClientOption {
 			c.logger = l
 		}
 	})
+}
+
+// WithClientObserver makes the client report its calls to o (nil: off).
+func WithClientObserver(o *obs.Observer) ClientOption {
+	return clientOptionFunc(func(c *Client) { c.obs = o })
 }
 
 // NewClient subscribes to responses and disconnects on b.
@@ -92,6 +102,7 @@ type pendingKey struct{}
 // pendingSet is the requests in flight on one connection.
 type pendingSet struct {
 	conn   *transport.Conn // told how many calls wait (transport.Conn.AwaitReplies)
+	sent   atomic.Uint64   // calls made on it, counted when the client observes
 	mu     sync.Mutex
 	calls  map[uint32]pending
 	closed bool
@@ -155,7 +166,7 @@ func (c *Client) onResponse(_ context.Context, in transport.Inbound) {
 		c.announce(in.Conn, in.Packet.Data, ok)
 	}
 	if !ok {
-		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "id", in.Packet.ID)
+		c.logger.Debug("netron: dropped a response to an unknown request", "peer", in.Conn.ID(), "request_id", in.Packet.ID)
 		return
 	}
 	p.ch <- response{data: in.Packet.Data, isErr: in.Packet.IsError()}
@@ -241,6 +252,9 @@ func (c *Client) send(ctx context.Context, sendBy, deadline time.Time, conn *tra
 	}
 	ch := respChanPool.Get().(chan response)
 	ps := c.pendingOf(conn)
+	if c.obs != nil && t == wire.TypeCall {
+		ps.sent.Add(1)
+	}
 	id, ok := ps.reserve(conn.NextID, ch, deadline)
 	if !ok {
 		respChanPool.Put(ch)
@@ -405,7 +419,15 @@ func (c *Client) Abilities(ctx context.Context, conn *transport.Conn, ours Abili
 
 // Remote returns a handle for a service definition on conn.
 func (c *Client) Remote(conn *transport.Conn, def wire.Definition) *rpc.Service {
-	return newService(def, remoteInvoker{c: c, conn: conn})
+	return newService(def, remoteInvoker{c: c, conn: conn, svc: qualified(def)})
+}
+
+// qualified returns the "name@version" of def.
+func qualified(def wire.Definition) string {
+	if def.Meta.Version == "" {
+		return def.Meta.Name
+	}
+	return def.Meta.Name + "@" + def.Meta.Version
 }
 
 // RunTask runs a task on the peer and returns its raw result.
@@ -425,6 +447,7 @@ type remoteInvoker struct {
 	// Client.request); a balanced call reads it to know whether a failed
 	// call may run elsewhere. Calls with uploads never set it.
 	sent *bool
+	svc  string // the service's qualified name, for observing its calls
 }
 
 // Invoke is Service.Call: a method that produces a stream fails with
@@ -443,16 +466,46 @@ func (r remoteInvoker) Invoke(ctx context.Context, target, method string, args [
 	return nil, rpc.ErrStreamResult
 }
 
+// invoke sends the CALL and waits for its reply, observed when the
+// client has an observer.
 func (r remoteInvoker) invoke(ctx context.Context, target, method string, args []any) ([]byte, error) {
+	if r.c.obs != nil {
+		return r.observe(ctx, target, method, args)
+	}
+	return r.call(ctx, target, method, args, nil)
+}
+
+// call sends the CALL and waits for its reply; a non-nil size is told the
+// size of the request packet.
+func (r remoteInvoker) call(ctx context.Context, target, method string, args []any, size *int) ([]byte, error) {
 	if hasSources(args) {
-		return r.c.callWithUploads(ctx, r.conn, target, method, args)
+		return r.c.callWithUploads(ctx, r.conn, target, method, args, size)
 	}
 	return r.c.request(ctx, r.conn, wire.TypeCall, func(b []byte) ([]byte, error) {
-		b = wire.AppendArrayHeader(b, 2+len(args))
-		b = wire.AppendString(b, target)
-		b = wire.AppendString(b, method)
-		return appendArgs(b, args)
+		b = appendCallHead(ctx, r.c.obs, r.conn, b, len(args), target, method)
+		b, err := appendArgs(b, args)
+		if size != nil {
+			*size = len(b) // b is the whole packet
+		}
+		return b, err
 	}, r.sent)
+}
+
+// appendCallHead appends the head of a CALL's data: its array header, the
+// trace context of ctx when o traces and the peer agreed to
+// obs.ExtensionTrace, the target and the method.
+func appendCallHead(ctx context.Context, o *obs.Observer, conn *transport.Conn, b []byte, nargs int, target, method string) []byte {
+	if o != nil && o.Tracer != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && conn.Extensions().Has(obs.ExtensionTrace) {
+			b = wire.AppendArrayHeader(b, 3+nargs)
+			b = obs.AppendTraceparent(b, sc)
+			b = wire.AppendString(b, target)
+			return wire.AppendString(b, method)
+		}
+	}
+	b = wire.AppendArrayHeader(b, 2+nargs)
+	b = wire.AppendString(b, target)
+	return wire.AppendString(b, method)
 }
 
 func (r remoteInvoker) PeerID() string { return r.conn.ID() }

@@ -67,7 +67,7 @@ func FuzzPropertyRequest(f *testing.F) {
 		p := &wire.Packet{ID: 1, Flags: wire.Flags(wire.Type(1+typ%2), true, 0), Data: data}
 		dec := wire.NewDecoder(data)
 		defer wire.ReleaseDecoder(dec)
-		_, _ = srv.handleData(context.Background(), nil, p, dec, nil)
+		_, _ = srv.handleData(context.Background(), nil, p, dec, nil, nil)
 		if label.Label.Get() != "fixed" {
 			t.Fatalf("the read-only label changed to %q", label.Label.Get())
 		}
@@ -92,7 +92,7 @@ func FuzzReferenceArgument(f *testing.F) {
 		for _, typ := range []wire.Type{wire.TypeCall, wire.TypeTask} {
 			p := &wire.Packet{ID: 1, Flags: wire.Flags(typ, true, 0), Data: data}
 			dec := wire.NewDecoder(data)
-			_, _ = srv.handleData(context.Background(), nil, p, dec, nil)
+			_, _ = srv.handleData(context.Background(), nil, p, dec, nil, nil)
 			wire.ReleaseDecoder(dec)
 		}
 	})

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -40,7 +42,8 @@ type Server struct {
 	auth      authPolicy         // anonymous peers, failed authentications (anonymous.go)
 	relay     *Client            // relays requests for services peers published (exposure.go)
 	unsub     func()
-	unsubRefs func() // see refs.go
+	obs       *obs.Observer // nil: observability off
+	unsubRefs func()        // see refs.go
 	streams   *streamcore.Manager
 
 	mu    sync.RWMutex
@@ -212,12 +215,17 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 	if in.Refused {
 		// Its message did not fit the node's inbound memory: read and
 		// dropped by the connection.
+		s.refused(503, "memory")
 		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(in.Message), "its message"), false)
 		return
 	}
 	st := connRequestsOf(in.Conn)
+	if s.obs != nil && in.Packet.Type() == wire.TypeCall {
+		st.calls.Add(1)
+	}
 	if st.inflight.Add(1)+int32(in.Conn.Waiting()) > s.perPeer {
 		st.inflight.Add(-1)
+		s.refused(429, "peer")
 		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("too many concurrent requests (limit %d per peer)", s.perPeer),
 			Details: map[string]any{"limit": s.perPeer}}, false)
@@ -226,6 +234,7 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 	held, ok := in.Conn.Keep(&in)
 	if !ok {
 		st.inflight.Add(-1)
+		s.refused(503, "memory")
 		s.answer(in.Conn, &in.Packet, nil, errNoMemory(in.Conn.Memory(), int64(len(in.Packet.Data)), "its data"), false)
 		return
 	}
@@ -247,6 +256,7 @@ func (s *Server) dispatch(_ context.Context, in transport.Inbound) {
 		st.inflight.Add(-1)
 		held.Release()
 		s.forgetStreams(refs)
+		s.refused(429, "node")
 		s.answer(in.Conn, &in.Packet, nil, &rpc.Error{Code: 429, Name: "TitanError",
 			Message: fmt.Sprintf("node overloaded: %d requests running and %d waiting", cap(s.sem), cap(s.waiting)),
 			Details: map[string]any{"limit": cap(s.sem) + cap(s.waiting)}}, false)
@@ -289,8 +299,9 @@ const maxBudgetStrikes = 3
 
 // connRequests is the server's state of one connection.
 type connRequests struct {
-	inflight atomic.Int32 // requests running or waiting, for the per-peer limit
-	strikes  atomic.Int32 // requests over their decode budget since the last success
+	inflight atomic.Int32  // requests running or waiting, for the per-peer limit
+	calls    atomic.Uint64 // CALLs received, counted when the server observes
+	strikes  atomic.Int32  // requests over their decode budget since the last success
 	mu       sync.Mutex
 	queue    []queued // waiting for a slot, in order; each holds a token of s.waiting
 	feeding  bool     // a goroutine feeds queue to the slots
@@ -384,6 +395,7 @@ func (s *Server) dropQueue(st *connRequests, refuse bool) {
 		q.held.Release()
 		s.forgetStreams(q.refs)
 		if refuse {
+			s.refused(503, "stopping")
 			s.answer(q.in.Conn, &q.in.Packet, nil, errStopping(), false)
 		}
 	}
@@ -439,6 +451,8 @@ type job struct {
 	// connection's inbound memory as decoding goes on (see serve). It lives
 	// in the job, which lives in its worker: no allocation per request.
 	acct wire.Account
+	// call observes the request when the server has an observer.
+	call serverCall
 }
 
 // workerIdle is how long a worker waits for another request before it
@@ -512,6 +526,7 @@ func (s *Server) run(j *job) {
 		j.inflight.Add(-1) // (serve does it for a request it runs)
 		j.held.Release()
 		s.forgetStreams(j.refs)
+		s.refused(503, "stopping")
 		_ = s.reply(j.in.Conn, &j.in.Packet, nil, errStopping())
 		return
 	}
@@ -521,7 +536,8 @@ func (s *Server) run(j *job) {
 // reply sends the response to p: result, or err as an error response. It
 // returns why the response could not be queued, if it could not.
 func (s *Server) reply(conn *transport.Conn, p *wire.Packet, result any, err error) error {
-	return s.answer(conn, p, result, err, true)
+	_, serr := s.answerTraced(conn, p, result, err, true, trace.SpanContext{})
+	return serr
 }
 
 // answer encodes the response to p and queues it. With wait it waits for
@@ -529,6 +545,13 @@ func (s *Server) reply(conn *transport.Conn, p *wire.Packet, result any, err err
 // drops the response when the queue is full (the peer is not reading it
 // anyway) and never blocks: the reader goroutine answers this way.
 func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err error, wait bool) error {
+	_, serr := s.answerTraced(conn, p, result, err, wait, trace.SpanContext{})
+	return serr
+}
+
+// answerTraced is answer that puts the ids of span, when valid, in the
+// error it sends, and returns the size of the reply packet.
+func (s *Server) answerTraced(conn *transport.Conn, p *wire.Packet, result any, err error, wait bool, span trace.SpanContext) (int, error) {
 	flags := wire.Flags(p.Type(), false, 0)
 	fb := getBuf()
 	frame := wire.AppendHeader(fb.b, p.ID, flags)
@@ -542,12 +565,18 @@ func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err er
 	if err != nil {
 		frame[4] |= wire.FlagError
 		var e2 error
-		if frame, e2 = wire.AppendMarshal(frame, toWire(err, s.withStack)); e2 != nil {
-			s.logger.Error("netron: cannot encode an error reply", "err", e2)
+		werr := toWire(err, s.withStack)
+		if te, ok := werr.(wire.TitanError); ok && span.IsValid() {
+			te.TraceID, te.SpanID = span.TraceID().String(), span.SpanID().String()
+			werr = te
+		}
+		if frame, e2 = wire.AppendMarshal(frame, werr); e2 != nil {
+			s.logger.Error("netron: cannot encode an error reply", "peer", conn.ID(), "request_id", p.ID, "err", e2)
 			fb.put(frame)
-			return e2
+			return 0, e2
 		}
 	}
+	size := len(frame)
 	var serr error
 	if wait {
 		serr = conn.Send(conn.Context(), frame, fb.release)
@@ -555,10 +584,10 @@ func (s *Server) answer(conn *transport.Conn, p *wire.Packet, result any, err er
 		serr = conn.Queue(noWait, frame, fb.release)
 	}
 	if serr != nil { // the buffer is not reused: the connection may hold it after all
-		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "err", serr)
-		return serr
+		s.logger.Debug("netron: reply not sent", "peer", conn.ID(), "request_id", p.ID, "err", serr)
+		return size, serr
 	}
-	return nil
+	return size, nil
 }
 
 // noWait is a context that has ended: Queue with it takes a packet only if
@@ -589,7 +618,12 @@ var noWait = func() context.Context {
 func (s *Server) serve(j *job) {
 	conn, p := j.in.Conn, &j.in.Packet
 	j.acct.Reset(conn, conn.MaxDecodeMemory())
-	result, err := s.handle(conn.Context(), conn, p, &j.acct)
+	var sc *serverCall
+	if s.obs != nil {
+		sc = &j.call
+		sc.id = p.ID
+	}
+	result, err := s.handle(conn.Context(), conn, p, &j.acct, sc)
 	j.acct.Shrink()
 	msg, args := j.held, j.acct.Held()
 	j.held = transport.Kept{}
@@ -612,7 +646,14 @@ func (s *Server) serve(j *job) {
 		result = ps.reference() // the producer starts once the reply is queued
 		ps.release = func() { msg.Release(); conn.Release(args) }
 	}
-	sent := s.reply(conn, p, result, err)
+	var sent error
+	if sc != nil && sc.on {
+		var n int
+		n, sent = s.answerTraced(conn, p, result, err, true, sc.spanContext())
+		sc.end(s.obs, err, len(p.Data)+wire.HeaderSize, n)
+	} else {
+		sent = s.reply(conn, p, result, err)
+	}
 	if ps != nil {
 		if err == nil && sent == nil {
 			ps.start()
@@ -634,7 +675,7 @@ func (s *Server) serve(j *job) {
 // It shrinks acct to what decoding charged once a CALL's arguments are
 // decoded, before its method runs (a TASK decodes its arguments as it
 // runs: serve shrinks it after).
-func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account) (any, error) {
+func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packet, acct *wire.Account, sc *serverCall) (any, error) {
 	if conn.Anonymous() {
 		if err := s.refuseAnonymous(conn, p); err != nil {
 			return nil, err
@@ -642,17 +683,17 @@ func (s *Server) handle(ctx context.Context, conn *transport.Conn, p *wire.Packe
 	}
 	dec := wire.NewDecoderAccount(p.Data, acct)
 	defer wire.ReleaseDecoder(dec)
-	return s.handleData(ctx, conn, p, dec, acct)
+	return s.handleData(ctx, conn, p, dec, acct, sc)
 }
 
-func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account) (any, error) {
+func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.Packet, dec *msgpack.Decoder, acct *wire.Account, sc *serverCall) (any, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n < 0 {
 		return nil, badRequest("Malformed", fmt.Sprintf("%s data must be an array", p.Type()), nil)
 	}
 	switch p.Type() {
 	case wire.TypeCall:
-		res, err := s.call(ctx, conn, dec, n, acct)
+		res, err := s.call(ctx, conn, p.ID, dec, n, acct, sc)
 		if rt, ok := res.(relayTo); ok {
 			return s.forward(ctx, conn, rt.e, p)
 		}
@@ -671,7 +712,8 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 		if fn == nil {
 			return nil, notFound("Task", name, fmt.Sprintf("Task with id %s not found", name))
 		}
-		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }), s.logger)
+		return safeTask(ctx, fn, conn, newArgs(dec, n-1, func(err error) error { return argError(conn, "task argument", -1, err) }),
+			s.logger, p.ID, name)
 	case wire.TypeGet, wire.TypeSet:
 		res, err := s.property(ctx, conn, p.Type(), dec, n)
 		if rt, ok := res.(relayTo); ok {
@@ -682,8 +724,19 @@ func (s *Server) handleData(ctx context.Context, conn *transport.Conn, p *wire.P
 	return nil, badRequest("Malformed", fmt.Sprintf("unexpected %s request", p.Type()), nil)
 }
 
-// call decodes [target, method, ...args] and runs the method.
-func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.Decoder, n int, acct *wire.Account) (any, error) {
+// call decodes [target, method, ...args] and runs the method. From a Go
+// peer that agreed to obs.ExtensionTrace the data may start with the
+// caller's trace context: [traceparent, target, method, ...args]. With sc
+// (the server observes) the call of a method it found is observed.
+func (s *Server) call(ctx context.Context, conn *transport.Conn, id uint32, dec *msgpack.Decoder, n int, acct *wire.Account, sc *serverCall) (any, error) {
+	var parent trace.SpanContext
+	if n > 2 && hasTraceparent(dec, conn) {
+		var ok bool
+		if parent, ok = readTraceparent(dec); !ok {
+			return nil, badRequest("Malformed", "CALL trace context must be a W3C traceparent (ext 20)", nil)
+		}
+		n--
+	}
 	if n < 2 {
 		return nil, badRequest("Malformed", "CALL data must be [defId, method, ...args]", nil)
 	}
@@ -696,6 +749,9 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	}
 	e := s.reg.targetForBytes(conn, target)
 	if e == nil || !s.allowed(ctx, conn, e.qn, "") {
+		if sc != nil { // counted under other: the names are the peer's
+			sc.begin(ctx, s.obs, conn, parent, obs.Other, nil)
+		}
 		return nil, notFound("Service", string(target), fmt.Sprintf("Service with id %s not found", target))
 	}
 	nameBytes, err := wire.DecodeStringBytes(dec)
@@ -708,9 +764,15 @@ func (s *Server) call(ctx context.Context, conn *transport.Conn, dec *msgpack.De
 	m := e.methods[string(nameBytes)]
 	if m == nil || !s.allowed(ctx, conn, e.qn, m.name) {
 		name := string(nameBytes)
+		if sc != nil {
+			sc.begin(ctx, s.obs, conn, parent, e.qn, nil)
+		}
 		return nil, notFound("Method", e.qn+"."+name, fmt.Sprintf("Method '%s.%s' not found", e.qn, name))
 	}
-	result, err := invoke(ctx, callEnv{conn: conn, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg}, e, m, dec, n-2)
+	if sc != nil {
+		ctx = sc.begin(ctx, s.obs, conn, parent, e.qn, m)
+	}
+	result, err := invoke(ctx, callEnv{conn: conn, request: id, streams: s.streams, logger: s.logger, acct: acct, reg: s.reg, tracer: s.tracer()}, e, m, dec, n-2)
 	if err != nil {
 		return nil, err
 	}
@@ -738,7 +800,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 			}
 		}()
 		if sc.out != nil {
-			ctx = sc.out.Context() // the producer lives as long as its stream
+			ctx = sc.startStream(ctx, e, m) // the producer lives as long as its stream
 		}
 	}
 	// The receiver, ctx and up to 6 arguments without an allocation (Call
@@ -790,7 +852,7 @@ func invoke(ctx context.Context, env callEnv, e *exposed, m *method, dec *msgpac
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			logger.Error("netron: handler panicked", "service", e.qn, "method", m.name, "panic", r, "stack", string(debug.Stack()))
+			logger.Error("netron: handler panicked", append(env.callAttrs(e.qn, m.name), "panic", r, "stack", string(debug.Stack()))...)
 			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: fmt.Sprintf("internal error in %s.%s", e.qn, m.name)}
 		}
 	}()
@@ -829,10 +891,14 @@ func argError(conn *transport.Conn, what string, index int, err error) error {
 	return badRequest(reason, what+": "+err.Error(), details)
 }
 
-func safeTask(ctx context.Context, fn ConnTaskFunc, conn *transport.Conn, args *rpc.Args, logger *slog.Logger) (result any, err error) {
+func safeTask(ctx context.Context, fn ConnTaskFunc, conn *transport.Conn, args *rpc.Args, logger *slog.Logger, id uint32, task string) (result any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			logger.Error("netron: task panicked", "panic", r, "stack", string(debug.Stack()))
+			attrs := []any{"task", task, "panic", r, "stack", string(debug.Stack())}
+			if conn != nil {
+				attrs = append([]any{"peer", conn.ID(), "request_id", id}, attrs...)
+			}
+			logger.Error("netron: task panicked", attrs...)
 			result, err = nil, &rpc.Error{Code: 500, Name: "TitanError", Message: "internal error in task"}
 		}
 	}()
@@ -873,7 +939,7 @@ type GoAbilities struct {
 const ProtocolVersion = 1
 
 // extensions this build supports, in preference order.
-var supportedExtensions = []string{ExtensionEvents, streamcore.Extension, transport.ExtensionBatch}
+var supportedExtensions = []string{ExtensionEvents, streamcore.Extension, transport.ExtensionBatch, obs.ExtensionTrace}
 
 func (s *Server) abilities(ctx context.Context, conn *transport.Conn, args *rpc.Args) (any, error) {
 	var remote Abilities

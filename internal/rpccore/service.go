@@ -2,16 +2,18 @@ package rpccore
 
 import (
 	"context"
-	"github.com/netron-go/netron/internal/transport"
 	"reflect"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
+	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
 )
 
@@ -22,7 +24,10 @@ var (
 
 // method is one callable method of an exposed value.
 type method struct {
-	name string
+	// server is its series in the server's metrics, looked up once (see
+	// serverCall.begin).
+	server atomic.Pointer[obs.CallMetrics]
+	name   string
 	// fn is the method's func (receiver first) and rcvr its receiver:
 	// calling through a method value (Value.Method) allocates the
 	// receiver's closure on every call.

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/streamcore"
 	"github.com/netron-go/netron/internal/transport"
 	"github.com/netron-go/netron/internal/wire"
@@ -42,6 +44,7 @@ var errNoStreams = &rpc.Error{Code: 500, Name: "TitanError", Message: "streams a
 // callEnv is what invoke needs to know of the call besides its arguments.
 type callEnv struct {
 	conn    *transport.Conn // nil for local calls
+	request uint32          // the request's id (remote calls)
 	streams *streamcore.Manager
 	logger  *slog.Logger
 	// acct, if set, is shrunk once the arguments are decoded, before
@@ -49,6 +52,18 @@ type callEnv struct {
 	// what the arguments hold).
 	acct *wire.Account
 	reg  *Registry // resolves Reference arguments (refs.go)
+	// tracer, if set, makes a span of each stream a call produces.
+	tracer *obs.Tracer
+}
+
+// callAttrs are the log attributes of the call of service.method (see
+// docs/observability.md, "Logs"): the peer and the request id of a call
+// from a peer, the service and the method.
+func (env callEnv) callAttrs(service, method string) []any {
+	if env.conn == nil {
+		return []any{"service", service, "method", method}
+	}
+	return []any{"peer", env.conn.ID(), "request_id", env.request, "service", service, "method", method}
 }
 
 // streamCall is the streams of one invocation: the stream its reply
@@ -57,6 +72,33 @@ type streamCall struct {
 	env     callEnv
 	out     *streamcore.Outbound
 	readers []io.Closer // the *stream.Reader[T] of the stream arguments
+	span    trace.Span  // of the stream out, when traced; ended by endSpan
+}
+
+// startStream returns the context the producer of the call's stream runs
+// with: the stream's, and, when traced, a span of the stream under the
+// call's span in ctx.
+func (sc *streamCall) startStream(ctx context.Context, e *exposed, m *method) context.Context {
+	octx := sc.out.Context()
+	if sc.env.tracer == nil || sc.env.conn == nil {
+		return octx
+	}
+	octx, sc.span = sc.env.tracer.StartStream(trace.ContextWithSpan(octx, trace.SpanFromContext(ctx)),
+		sc.env.conn.ID(), e.qn, m.name, sc.out.Reference().StreamID)
+	return octx
+}
+
+// endSpan ends the stream's span, if any, with the stream's outcome.
+func (sc *streamCall) endSpan(err error) {
+	if sc.span == nil {
+		return
+	}
+	code := codeOf(err)
+	if err != nil && code == "error" {
+		code = "500"
+	}
+	obs.End(sc.span, err, code)
+	sc.span = nil
 }
 
 func (env callEnv) beginStreams(m *method) (*streamCall, error) {
@@ -132,6 +174,7 @@ func (sc *streamCall) abort(err error) {
 	if sc.out != nil {
 		sc.out.Abort(err)
 	}
+	sc.endSpan(err)
 	sc.closeReaders()
 }
 
@@ -149,10 +192,21 @@ type pendingStream struct {
 func (p *pendingStream) reference() wire.StreamReference { return p.sc.out.Reference() }
 
 func (p *pendingStream) start() {
-	if !p.sc.out.Start(func(ctx context.Context) error {
-		defer p.done()
+	if !p.sc.out.Start(func(ctx context.Context) (err error) {
+		defer func() {
+			p.sc.endSpan(err)
+			p.done()
+		}()
+		if p.sc.span != nil {
+			ctx = trace.ContextWithSpan(ctx, p.sc.span)
+		}
 		return p.run(ctx)
 	}) {
+		err := context.Cause(p.sc.out.Context())
+		if err == nil {
+			err = errors.New("netron: stream not started")
+		}
+		p.sc.endSpan(err)
 		p.done()
 	}
 }
@@ -455,7 +509,7 @@ var errCallFailed = errors.New("rpc: the call that took the stream failed")
 // timeout bounds the wait to send the request, and then applies again from
 // the end of the uploads, not from the start of the call: the call lasts
 // as long as the server reads.
-func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, target, method string, args []any) (_ []byte, err error) {
+func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, target, method string, args []any, sent *int) (_ []byte, err error) {
 	ups := &uploads{}
 	defer func() {
 		if err != nil {
@@ -466,10 +520,12 @@ func (c *Client) callWithUploads(ctx context.Context, conn *transport.Conn, targ
 	// and starts again once they are done.
 	deadline := c.deadline(ctx)
 	id, ps, ch, err := c.send(ctx, deadline, time.Time{}, conn, wire.TypeCall, func(frame []byte) ([]byte, error) {
-		frame = wire.AppendArrayHeader(frame, 2+len(args))
-		frame = wire.AppendString(frame, target)
-		frame = wire.AppendString(frame, method)
-		return appendArgsUploading(frame, args, ups, c.streams, conn)
+		frame = appendCallHead(ctx, c.obs, conn, frame, len(args), target, method)
+		frame, err := appendArgsUploading(frame, args, ups, c.streams, conn)
+		if sent != nil {
+			*sent = len(frame)
+		}
+		return frame, err
 	})
 	if err != nil {
 		return nil, err

@@ -89,7 +89,7 @@ func (v *viaInvoker) resolve(ctx context.Context) (remoteInvoker, string, error)
 		return remoteInvoker{}, "", err
 	}
 	if b := v.b.Load(); b != nil && b.conn == conn {
-		return remoteInvoker{c: v.c, conn: conn}, b.id, nil
+		return remoteInvoker{c: v.c, conn: conn, svc: v.qn}, b.id, nil
 	}
 	select {
 	case v.sem <- struct{}{}:
@@ -98,14 +98,14 @@ func (v *viaInvoker) resolve(ctx context.Context) (remoteInvoker, string, error)
 	}
 	defer func() { <-v.sem }()
 	if b := v.b.Load(); b != nil && b.conn == conn {
-		return remoteInvoker{c: v.c, conn: conn}, b.id, nil
+		return remoteInvoker{c: v.c, conn: conn, svc: v.qn}, b.id, nil
 	}
 	svc, err := v.c.QueryInterface(ctx, conn, v.qn)
 	if err != nil {
 		return remoteInvoker{}, "", fmt.Errorf("rpc: looking %s up on the new connection to %s: %w", v.qn, conn.ID(), err)
 	}
 	v.b.Store(&binding{conn: conn, id: serviceDef(svc).ID})
-	return remoteInvoker{c: v.c, conn: conn}, serviceDef(svc).ID, nil
+	return remoteInvoker{c: v.c, conn: conn, svc: v.qn}, serviceDef(svc).ID, nil
 }
 
 func (v *viaInvoker) Invoke(ctx context.Context, _, method string, args []any) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -118,9 +119,11 @@ type Inbound struct {
 	inact      *time.Timer
 	claimT     *time.Timer
 	stopOnce   sync.Once
+	failed     atomic.Bool // it ended with an error, for the metrics
 }
 
 func newInbound(m *Manager, cs *connState, id uint32, live, credit bool) *Inbound {
+	m.cfg.obs.StreamOpened(true)
 	return &Inbound{
 		m: m, cs: cs, id: id, live: live, credit: credit,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}),
@@ -315,6 +318,7 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int, p *t
 	in.q = append(in.q, chunk{data: kept, cost: cost, charge: charge})
 	in.qBytes += cost
 	in.next++
+	in.m.cfg.obs.Chunk(true, len(data)+wire.HeaderSize+wire.TrailerSize) // the packet
 	in.lastActive = now()
 	if eos {
 		in.endLocked(nil) // a last chunk with data (older peers)
@@ -328,6 +332,9 @@ func (in *Inbound) deliver(flags uint8, data []byte, index uint32, msg int, p *t
 // closed it, or (never opened) until its claim timer fires, so that Accept
 // still finds an announced stream that ended early.
 func (in *Inbound) endLocked(err error) {
+	if err != nil {
+		in.failed.Store(true)
+	}
 	in.ended = true
 	in.err = err
 	in.slab = nil
@@ -380,10 +387,14 @@ func (in *Inbound) dropQueue() {
 // remove forgets the stream in its connection's table.
 func (in *Inbound) remove() {
 	in.cs.mu.Lock()
-	if in.cs.in[in.id] == in {
+	gone := in.cs.in[in.id] == in
+	if gone {
 		delete(in.cs.in, in.id)
 	}
 	in.cs.mu.Unlock()
+	if gone {
+		in.m.cfg.obs.StreamEnded(true, in.failed.Load())
+	}
 }
 
 func (in *Inbound) sendGrant(n int64) {

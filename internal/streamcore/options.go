@@ -3,6 +3,8 @@ package streamcore
 import (
 	"log/slog"
 	"time"
+
+	"github.com/netron-go/netron/internal/obs"
 )
 
 // Defaults of a Manager.
@@ -37,6 +39,7 @@ const (
 
 type config struct {
 	logger           *slog.Logger
+	obs              *obs.Metrics // nil: not counted
 	window           int64
 	maxWindow        int64 // 0: DefaultWindowGrowth × window
 	inactivity       time.Duration
@@ -66,6 +69,12 @@ type Option interface{ apply(*config) }
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
+
+// WithMetrics makes the manager count its streams, their chunks and
+// credit stalls in m (nil: off).
+func WithMetrics(m *obs.Metrics) Option {
+	return optionFunc(func(c *config) { c.obs = m })
+}
 
 // WithLogger sets the logger. The default discards.
 func WithLogger(l *slog.Logger) Option {

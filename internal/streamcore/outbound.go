@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netron-go/netron/internal/wire"
@@ -46,6 +47,7 @@ type Outbound struct {
 	credited bool  // a grant came
 	started  bool  // Start ran: the consumer knows the stream
 	openT    *time.Timer
+	failed   atomic.Bool // closed with an error, for the metrics
 }
 
 func newOutbound(m *Manager, cs *connState, id uint32, live, credit bool) *Outbound {
@@ -54,6 +56,7 @@ func newOutbound(m *Manager, cs *connState, id uint32, live, credit bool) *Outbo
 		parent = cs.conn.Context()
 	}
 	ctx, cancel := context.WithCancelCause(parent)
+	m.cfg.obs.StreamOpened(false)
 	return &Outbound{m: m, cs: cs, id: id, live: live, credit: credit, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 }
 
@@ -117,10 +120,14 @@ func (o *Outbound) signal() {
 // remove forgets the stream in its connection's table.
 func (o *Outbound) remove() {
 	o.cs.mu.Lock()
-	if o.cs.out[o.id] == o {
+	gone := o.cs.out[o.id] == o
+	if gone {
 		delete(o.cs.out, o.id)
 	}
 	o.cs.mu.Unlock()
+	if gone {
+		o.m.cfg.obs.StreamEnded(false, o.failed.Load() || !errors.Is(context.Cause(o.ctx), ErrClosed))
+	}
 }
 
 // abort ends the stream without telling the peer (see stop).
@@ -233,7 +240,7 @@ func (o *Outbound) Ready(ctx context.Context) error {
 
 // acquire takes cost bytes of credit, waiting for some to be available.
 func (o *Outbound) acquire(ctx context.Context, cost int64) error {
-	for {
+	for stalled := false; ; stalled = true {
 		if err := o.cause(); err != nil {
 			return err
 		}
@@ -247,6 +254,9 @@ func (o *Outbound) acquire(ctx context.Context, cost int64) error {
 			return nil
 		}
 		o.mu.Unlock()
+		if !stalled {
+			o.m.cfg.obs.CreditStall()
+		}
 		select {
 		case <-o.wake:
 		case <-ctx.Done():
@@ -357,10 +367,12 @@ func (o *Outbound) send(ctx context.Context, v any, b []byte, bin bool) error {
 	o.index++
 	if o.pipe != nil {
 		o.pipe.deliverLocal(flags, buf[wire.HeaderSize:], idx)
+		o.m.cfg.obs.Chunk(false, n+wire.HeaderSize+wire.TrailerSize) // as a packet would be
 		return nil
 	}
 	binary.BigEndian.PutUint32(buf, o.cs.conn.NextID())
 	buf = wire.AppendTrailer(buf, o.id, idx)
+	size := len(buf)
 	// Queued, not written here: the connection writes the chunk (several
 	// per message between Go peers) while the producer encodes the next.
 	if err := o.cs.conn.Queue(ctx, buf, putFrame); err != nil {
@@ -375,6 +387,7 @@ func (o *Outbound) send(ctx context.Context, v any, b []byte, bin bool) error {
 		o.abort(err)
 		return err
 	}
+	o.m.cfg.obs.Chunk(false, size)
 	return nil
 }
 
@@ -396,6 +409,9 @@ func (o *Outbound) Close(err error) error {
 		return nil
 	}
 	o.finished = true
+	if err != nil {
+		o.failed.Store(true)
+	}
 	if c := o.cause(); c != nil {
 		// Ended already: whoever ended it takes it out of the table (stop
 		// only once the consumer is told; a closed connection drops its
@@ -454,7 +470,7 @@ func (o *Outbound) Start(run func(ctx context.Context) error) bool {
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
-					o.m.cfg.logger.Error("netron: stream producer panicked", "stream", o.id, "panic", r, "stack", string(debug.Stack()))
+					o.m.cfg.logger.Error("netron: stream producer panicked", "peer", o.cs.peerID(), "stream", o.id, "panic", r, "stack", string(debug.Stack()))
 					err = errors.New("internal error in the stream producer")
 				}
 			}()

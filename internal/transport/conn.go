@@ -688,6 +688,7 @@ func (c *Conn) shutdown(cause error, status websocket.StatusCode, reason string)
 	c.closeOnce.Do(func() {
 		c.err = fmt.Errorf("%w: %s: %w", peer.ErrDisconnected, c.id, cause)
 		close(c.done)
+		c.hub.cfg.obs.ConnClosed(c.serverSide)
 		c.cancel()
 		c.kaMu.Lock()
 		if c.kaTimer != nil {
@@ -881,7 +882,7 @@ func (c *Conn) refuse(m *message) bool {
 	case t >= wire.TypeGet && t <= wire.TypeTask && p.IsRequest():
 		topic = c.hub.requests
 	}
-	log.Debug("netron: refused a message that does not fit the node's inbound memory", "peer", c.id, "type", p.Type(), "id", p.ID, "size", m.size, "used", c.hub.mem.Used(), "limit", c.hub.mem.Limit())
+	log.Debug("netron: refused a message that does not fit the node's inbound memory", "peer", c.id, "type", p.Type(), "request_id", p.ID, "size", m.size, "used", c.hub.mem.Used(), "limit", c.hub.mem.Limit())
 	if topic == nil {
 		return true
 	}

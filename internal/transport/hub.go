@@ -152,20 +152,21 @@ func (h *Hub) add(c *Conn, reserved bool) error {
 // reserve takes a place for an upgrade about to start its handshake:
 // upgrades in their handshake count against the peer limit, and against
 // the bound on pending connections. It returns the HTTP status that
-// refuses the upgrade, or 0 when the place is taken.
-func (h *Hub) reserve() (int, string) {
+// refuses the upgrade, with the limit (as the refusals metric names it)
+// and the message, or 0 when the place is taken.
+func (h *Hub) reserve() (status int, limit, msg string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closing:
-		return http.StatusServiceUnavailable, "netron: node stopping"
+		return http.StatusServiceUnavailable, "stopping", "netron: node stopping"
 	case len(h.conns)+h.pending >= h.cfg.maxPeers:
-		return http.StatusServiceUnavailable, "netron: too many peers"
+		return http.StatusServiceUnavailable, "peers", "netron: too many peers"
 	case h.pending >= h.cfg.maxPending:
-		return http.StatusServiceUnavailable, "netron: too many pending handshakes"
+		return http.StatusServiceUnavailable, "pending", "netron: too many pending handshakes"
 	}
 	h.pending++
-	return 0, ""
+	return 0, "", ""
 }
 
 // unreserve gives back the place of an upgrade that did not become a
@@ -214,6 +215,7 @@ func (h *Hub) newConn(ws *websocket.Conn, id, remoteAddr string, serverSide bool
 		c.cancel()
 		return nil, err
 	}
+	h.cfg.obs.ConnOpened(serverSide)
 	return c, nil
 }
 
@@ -277,11 +279,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	switch {
 	case closing:
+		h.cfg.obs.Refused(http.StatusServiceUnavailable, "stopping")
 		http.Error(w, "netron: node stopping", http.StatusServiceUnavailable)
 		return
 	case full:
 		// Refused before the upgrade; a peer that races past this check
 		// is refused at reserve, still before it.
+		h.cfg.obs.Refused(http.StatusServiceUnavailable, "peers")
 		http.Error(w, "netron: too many peers", http.StatusServiceUnavailable)
 		return
 	}
@@ -294,6 +298,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			h.cfg.logger.Info("netron: rejected unauthenticated peer", "remote", r.RemoteAddr, "err", err)
+			h.cfg.obs.AuthRefused()
 			http.Error(w, "netron: unauthenticated", http.StatusUnauthorized)
 			return
 		}
@@ -319,7 +324,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "netron: a WebSocket upgrade is required", http.StatusUpgradeRequired)
 		return
 	}
-	if status, msg := h.reserve(); status != 0 {
+	if status, limit, msg := h.reserve(); status != 0 {
+		h.cfg.obs.Refused(status, limit)
 		http.Error(w, msg, status)
 		return
 	}
@@ -338,6 +344,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		when = helloAfterPong
 	}
 	if err := h.accept(ws, id, r.RemoteAddr, ident, when, negotiatedDeflate(w.Header())); err != nil {
+		h.cfg.obs.HandshakeFailed(true)
 		h.cfg.logger.Info("netron: rejected peer", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -526,6 +533,11 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 	slot := &dialSlot{secure: u.Scheme == "wss"}
 	ws, resp, err := websocket.Dial(context.WithValue(ctx, dialSlotKey{}, slot), u.String(), opts)
 	if err != nil {
+		if resp != nil {
+			// The node answered and refused the upgrade: a failed
+			// handshake, where a node that cannot be reached is not.
+			h.cfg.obs.HandshakeFailed(false)
+		}
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			return nil, fmt.Errorf("%w: dial %s: the server rejected our credentials", peer.ErrUnauthenticated, rawURL)
 		}
@@ -535,6 +547,25 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		slot.w.start() // frames from now on (see frameWriter)
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
+	c, err := h.dialHandshake(ctx, ws, u.Host, rawURL, negotiatedDeflate(resp.Header))
+	if err != nil {
+		h.cfg.obs.HandshakeFailed(false)
+		return nil, err
+	}
+	for _, fn := range do.init {
+		fn(c)
+	}
+	if !c.start(nil, 0) {
+		return nil, c.Err()
+	}
+	h.cfg.logger.Debug("netron: connected to peer", "peer", c.ID(), "url", rawURL)
+	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: c.ID()})
+	return c, nil
+}
+
+// dialHandshake runs the dialling side's exchange of ids on ws
+// (compressed: the upgrade agreed on permessage-deflate).
+func (h *Hub) dialHandshake(ctx context.Context, ws *websocket.Conn, host, rawURL string, compressed bool) (*Conn, error) {
 	typ, msg, err := ws.Read(ctx)
 	if err != nil {
 		ws.CloseNow()
@@ -554,19 +585,11 @@ func (h *Hub) Dial(ctx context.Context, rawURL string, dialOpts ...DialOption) (
 		ws.CloseNow()
 		return nil, fmt.Errorf("%w: %s: %w", peer.ErrHandshake, rawURL, err)
 	}
-	c, err := h.newConn(ws, hs.ID, u.Host, false, nil, false, negotiatedDeflate(resp.Header))
+	c, err := h.newConn(ws, hs.ID, host, false, nil, false, compressed)
 	if err != nil {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return nil, err
 	}
-	for _, fn := range do.init {
-		fn(c)
-	}
-	if !c.start(nil, 0) {
-		return nil, c.Err()
-	}
-	h.cfg.logger.Debug("netron: connected to peer", "peer", hs.ID, "url", rawURL)
-	_ = h.connected.Publish(context.Background(), ConnEvent{Conn: c, PeerID: hs.ID})
 	return c, nil
 }
 

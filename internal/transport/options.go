@@ -7,6 +7,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/netron-go/netron/internal/obs"
 	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/peer"
 )
@@ -36,6 +37,7 @@ const (
 
 type config struct {
 	logger            *slog.Logger
+	obs               *obs.Metrics // nil: not counted
 	auth              peer.Authenticator
 	anonymous         bool // anonymous.go
 	token             string
@@ -81,6 +83,12 @@ type Option interface{ apply(*config) }
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
+
+// WithMetrics makes the hub count refused and failed handshakes in m
+// (nil: off).
+func WithMetrics(m *obs.Metrics) Option {
+	return optionFunc(func(c *config) { c.obs = m })
+}
 
 // WithLogger sets the logger. The default discards.
 func WithLogger(l *slog.Logger) Option {

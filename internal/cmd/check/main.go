@@ -1,9 +1,9 @@
 // Command check runs every test of the project: the README's test command
 // (go run ./internal/cmd/check), and .ci/run with it.
 //
-// It installs what a fresh machine lacks (redis-server, from Debian's
-// packages), then runs the steps below side by side, each with its output
-// kept apart, and reports every step that failed before it exits 1: a
+// It installs what a fresh machine lacks (redis-server and chromium, from
+// Debian's packages, by scripts/install-deps.sh), then runs the steps
+// below side by side, each with its output kept apart, and reports every step that failed before it exits 1: a
 // failing test does not hide a vet finding or a fuzz crash.
 //
 //	gofmt   gofmt -l over the Go files of both modules
