@@ -2,11 +2,11 @@ package netron_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
@@ -30,6 +30,28 @@ func (l *clusterLog) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.total
+}
+
+// waitCount waits until the log has want events. 30,000 events through
+// Redis under -race on a loaded machine take longer than any fixed bound
+// one would pick for a quiet one, so it fails only when the count stops
+// rising for 30 s, and says how far it got.
+func (l *clusterLog) waitCount(t *testing.T, id string, n *netron.Node, want int) {
+	t.Helper()
+	last, since := -1, time.Now()
+	for {
+		c := l.count()
+		if c >= want {
+			return
+		}
+		if c != last {
+			last, since = c, time.Now()
+		}
+		if time.Since(since) > 30*time.Second {
+			t.Fatalf("%s saw %d of %d events and no more for 30 s; stats %+v", id, c, want, n.BusStats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // recordCluster subscribes a handler to "cl:event" on n (Block: nothing
@@ -111,7 +133,7 @@ func TestClusterEventsRedis(t *testing.T) {
 	}
 	emitAll(t, nodes, each)
 	for i, l := range logs {
-		waitFor(t, fmt.Sprintf("%s to see %d events", ids[i], 3*each), func() bool { return l.count() >= 3*each })
+		l.waitCount(t, ids[i], nodes[i], 3*each)
 	}
 	for i, l := range logs {
 		l.checkOrder(t, ids[i], ids, each)
