@@ -35,6 +35,9 @@ type BusStats struct {
 	// it; ClusterDuplicates the redelivered ones it dropped; ClusterMissed
 	// the gaps it found in another node's sequence (trimmed or lost).
 	ClusterSent, ClusterReceived, ClusterDuplicates, ClusterMissed uint64
+	// ClusterRetries counts the publishes to the cluster that failed
+	// (the backend unreachable) and were tried again.
+	ClusterRetries uint64
 }
 
 // busState is the node's side of Watermill injection.
@@ -56,6 +59,7 @@ func (n *Node) BusStats() BusStats {
 	if b := n.cluster.Load(); b != nil {
 		s.ClusterSent, s.ClusterReceived = b.sent.Load(), b.received.Load()
 		s.ClusterDuplicates, s.ClusterMissed = b.duplicates.Load(), b.missed.Load()
+		s.ClusterRetries = b.retries.Load()
 	}
 	return s
 }

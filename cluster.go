@@ -114,7 +114,7 @@ type clusterBridge struct {
 	mu   sync.Mutex
 	last map[string]emitterPos // source -> last position seen
 
-	sent, received, duplicates, missed atomic.Uint64
+	sent, received, duplicates, missed, retries atomic.Uint64
 	warnAt                             atomic.Int64
 }
 
@@ -247,6 +247,7 @@ func (b *clusterBridge) send(ev Event) {
 			b.warn("an event was not published to the cluster: the node stopped", err, ev.Name)
 			return
 		}
+		b.retries.Add(1)
 		b.warn("publishing an event to the cluster failed; retrying", err, ev.Name)
 		t := time.NewTimer(delay)
 		select {

@@ -144,6 +144,41 @@ func TestClusterEventsRedis(t *testing.T) {
 	}
 }
 
+// Events emitted while Redis is down wait in the node and are published,
+// in order, once it is back: the publish fails, is retried, succeeds.
+func TestClusterEventsRedisDownWhilePublishing(t *testing.T) {
+	srv := testredis.Start(t)
+	ids := []string{"a", "b"}
+	var nodes []*netron.Node
+	var logs []*clusterLog
+	for _, id := range ids {
+		n := startNode(t, redisClusterConfig(id, srv, "test:"+t.Name()))
+		nodes = append(nodes, n)
+		logs = append(logs, recordCluster(t, n))
+	}
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := nodes[0].Emit(context.Background(), "cl:event", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emit(0, 50)
+	logs[1].waitCount(t, "b", nodes[1], 50)
+	srv.Stop()
+	emit(50, 100)
+	waitFor(t, "a publish to fail while Redis is down", func() bool { return nodes[0].BusStats().ClusterRetries > 0 })
+	if s := nodes[0].BusStats(); s.ClusterSent >= 100 {
+		t.Fatalf("all 100 events sent while Redis was down: %+v", s)
+	}
+	srv.Restart(t)
+	logs[1].waitCount(t, "b", nodes[1], 100)
+	logs[1].checkOrder(t, "b", ids[:1], 100)
+	if s := nodes[1].BusStats(); s.ClusterMissed != 0 || s.ClusterDuplicates != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 // A Redis restart (which loses the stream: no persistence) delays the
 // events emitted meanwhile; it does not lose them.
 func TestClusterEventsRedisRestart(t *testing.T) {
