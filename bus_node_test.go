@@ -1,6 +1,7 @@
 package netron_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/netron-go/netron"
 	"github.com/netron-go/netron/bus"
+	"github.com/netron-go/netron/internal/wire"
 	"github.com/netron-go/netron/rpc"
 )
 
@@ -469,5 +471,32 @@ func TestBusStuckTapDoesNotThrottle(t *testing.T) {
 	// and the one in the handler.
 	if d := sc.Dropped(); d < 2*(calls-bus.DefaultBufferSize-1) {
 		t.Fatalf("dropped %d, want at least %d", d, 2*(calls-bus.DefaultBufferSize-1))
+	}
+}
+
+// An event injected through Watermill reaches a plain Netron (Titan)
+// subscriber as the same emit request Node.Emit sends it (capture 2,
+// phase 2, byte for byte).
+func TestInjectedEventReachesTitanPeer(t *testing.T) {
+	server := startNode(t, netron.Config{ID: "ts-server", Host: "127.0.0.1", Server: true})
+	raw := dialRaw(t, server.URL(), "ts-client", true)
+	raw.send(unhex(t, "00000010 44 92 a9 737562736372696265 a4 6e657773")) // subscribe "news"
+	if r := raw.recv(); !bytes.Equal(r.Append(nil), unhex(t, "00000010 04 d40000")) {
+		t.Fatalf("subscribe answer % x", r.Append(nil))
+	}
+	em, err := netron.NewEventMessage("news", map[string]any{"headline": "first", "n": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Bus().Publish(netron.TopicEvents, em); err != nil {
+		t.Fatal(err)
+	}
+	r := raw.recv()
+	if r.Flags != 0x44 || !bytes.Equal(r.Data, unhex(t, "93 a4656d6974 a46e657773 82 a8686561646c696e65 a56669727374 a16e 01")) {
+		t.Fatalf("injected event to the Titan peer: %x % x", r.Flags, r.Data)
+	}
+	raw.send(append(wire.AppendHeader(nil, r.ID, 0x04), 0xd4, 0, 0))
+	if s := server.BusStats(); s.Events != 1 || s.Rejected != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

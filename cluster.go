@@ -115,7 +115,7 @@ type clusterBridge struct {
 	last map[string]emitterPos // source -> last position seen
 
 	sent, received, duplicates, missed, retries atomic.Uint64
-	warnAt                             atomic.Int64
+	warnAt                                      atomic.Int64
 }
 
 type emitterPos struct {
