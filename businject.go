@@ -73,7 +73,7 @@ func nodeBus(n *Node) *bus.Bus {
 		bus.WithLogger(n.logger),
 		bus.WithMarshaler(&nodeMarshaler{n: n, json: n.cfg.BusJSON}),
 		bus.WithReadOnly("netron.peer.", "netron.events."),
-		bus.WithSubscriberPolicy(bus.DropOldest),
+		bus.WithSubscriberPolicy(bus.DropNewest),
 	)
 }
 

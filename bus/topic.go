@@ -161,6 +161,9 @@ func publishTyped[T any](ctx context.Context, tp *topic, v T) error {
 		case *funcSink[T]:
 			s.call(ctx, v)
 		default:
+			if ms, ok := s.(*msgSink); ok && ms.dropIfFull() {
+				continue // not even boxed for a full DropNewest tap
+			}
 			if e == nil {
 				e = &tp.env
 				*e = envelope{tp: tp, ctx: ctx, val: v, hasVal: true}

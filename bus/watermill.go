@@ -29,7 +29,26 @@ type msgSink struct {
 
 func (s *msgSink) close() { s.cancel() }
 
+// dropIfFull drops the message being published, and reports true, when
+// the subscriber is DropNewest and its buffer is full: then the message is
+// neither marshaled nor even boxed for this subscriber (publishTyped asks
+// before it builds the envelope), so a stuck tap costs its publishers a
+// length check. Only the consumer empties the buffer meanwhile, so the
+// worst case is a message dropped that would just have fit.
+func (s *msgSink) dropIfFull() bool {
+	if s.policy != DropNewest || len(s.buf) < cap(s.buf) || s.ctx.Err() != nil {
+		return false
+	}
+	n := s.dropped.Add(1)
+	s.tp.bus.warnDropped(&s.warn, s.tp.name, s.name, s.policy, n)
+	s.countDrop()
+	return true
+}
+
 func (s *msgSink) deliver(e *envelope) error {
+	if s.dropIfFull() {
+		return nil
+	}
 	m, err := e.message()
 	if err != nil {
 		n := s.dropped.Add(1)

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -98,5 +99,43 @@ func TestSubscriberPolicy(t *testing.T) {
 	}
 	if _, err := b.Scope(bus.WithBuffer(-1)).Subscribe(ctx, "v"); !errors.Is(err, bus.ErrInvalidOption) {
 		t.Fatalf("negative buffer: %v", err)
+	}
+}
+
+// countingMarshaler counts the typed values it converts.
+type countingMarshaler struct {
+	bus.JSONMarshaler
+	n atomic.Int64
+}
+
+func (m *countingMarshaler) Marshal(topic string, v any) (*message.Message, error) {
+	m.n.Add(1)
+	return m.JSONMarshaler.Marshal(topic, v)
+}
+
+// A DropNewest subscriber with a full buffer drops a typed value without
+// converting it: a stuck tap costs its publishers no marshaling.
+func TestDropNewestDoesNotMarshalWhatItDrops(t *testing.T) {
+	ctx := testCtx(t)
+	m := &countingMarshaler{}
+	b := bus.New(bus.WithMarshaler(m), bus.WithSubscriberPolicy(bus.DropNewest), bus.WithBufferSize(4))
+	defer b.Close()
+	sc := b.Scope()
+	if _, err := sc.Subscribe(ctx, "t"); err != nil { // never read
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		if err := bus.Publish(ctx, b, "t", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Four in the buffer, at most one in the hands of the delivery
+	// goroutine: only those were converted.
+	if c := m.n.Load(); c < 4 || c > 5 {
+		t.Fatalf("%d values marshaled for a subscriber that holds 4 or 5", c)
+	}
+	if d := sc.Dropped(); d != n-uint64(m.n.Load()) {
+		t.Fatalf("dropped %d, marshaled %d, of %d", d, m.n.Load(), n)
 	}
 }
