@@ -144,25 +144,30 @@ func TestClusterEventsRedis(t *testing.T) {
 	}
 }
 
-// Events emitted while Redis is down wait in the node and are published,
-// in order, once it is back: the publish fails, is retried, succeeds.
-func TestClusterEventsRedisDownWhilePublishing(t *testing.T) {
-	srv := testredis.Start(t)
-	ids := []string{"a", "b"}
-	var nodes []*netron.Node
-	var logs []*clusterLog
+// clusterPair starts nodes "a" and "b" with cluster events on srv, each
+// recording what it gets; emit(from, to) emits events from..to-1 on a.
+func clusterPair(t *testing.T, srv *testredis.Server) (ids []string, nodes []*netron.Node, logs []*clusterLog, emit func(from, to int)) {
+	ids = []string{"a", "b"}
 	for _, id := range ids {
 		n := startNode(t, redisClusterConfig(id, srv, "test:"+t.Name()))
 		nodes = append(nodes, n)
 		logs = append(logs, recordCluster(t, n))
 	}
-	emit := func(from, to int) {
+	emit = func(from, to int) {
 		for i := from; i < to; i++ {
 			if err := nodes[0].Emit(context.Background(), "cl:event", i); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	return ids, nodes, logs, emit
+}
+
+// Events emitted while Redis is down wait in the node and are published,
+// in order, once it is back: the publish fails, is retried, succeeds.
+func TestClusterEventsRedisDownWhilePublishing(t *testing.T) {
+	srv := testredis.Start(t)
+	ids, nodes, logs, emit := clusterPair(t, srv)
 	emit(0, 50)
 	logs[1].waitCount(t, "b", nodes[1], 50)
 	srv.Stop()
@@ -183,21 +188,7 @@ func TestClusterEventsRedisDownWhilePublishing(t *testing.T) {
 // events emitted meanwhile; it does not lose them.
 func TestClusterEventsRedisRestart(t *testing.T) {
 	srv := testredis.Start(t)
-	ids := []string{"a", "b"}
-	var nodes []*netron.Node
-	var logs []*clusterLog
-	for _, id := range ids {
-		n := startNode(t, redisClusterConfig(id, srv, "test:"+t.Name()))
-		nodes = append(nodes, n)
-		logs = append(logs, recordCluster(t, n))
-	}
-	emit := func(from, to int) {
-		for i := from; i < to; i++ {
-			if err := nodes[0].Emit(context.Background(), "cl:event", i); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ids, nodes, logs, emit := clusterPair(t, srv)
 	emit(0, 100)
 	waitFor(t, "b to get the first 100", func() bool { return logs[1].count() >= 100 })
 	srv.Restart(t)
