@@ -2,9 +2,7 @@ package netron_test
 
 import (
 	"context"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -53,26 +51,9 @@ func BenchmarkRPCSequentialStuckTap(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	start := time.Now()
-	for i := 0; b.Loop(); i++ {
-		t0 := time.Now()
-		if _, err := rpc.Call[int](ctx, svc, "add", i, 1); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(lat)), "cpu-µs")
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "rt/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(sc.Dropped())/float64(len(lat)), "dropped/op")
+	n := sequentialRoundTrips(b, func(ctx context.Context, i int) error {
+		_, err := rpc.Call[int](ctx, svc, "add", i, 1)
+		return err
+	})
+	b.ReportMetric(float64(sc.Dropped())/float64(n), "dropped/op")
 }
