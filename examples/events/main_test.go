@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -15,11 +12,5 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // The README gives the command and shows what it prints.
 func TestREADME(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	if err := run(ctx, &out); err != nil {
-		t.Fatal(err)
-	}
-	exampletest.CheckREADME(t, "go run ./examples/events", out.String())
+	exampletest.Run(t, "go run ./examples/events", run)
 }

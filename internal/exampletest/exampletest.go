@@ -3,11 +3,28 @@
 package exampletest
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
+
+// Run runs an example's run function, within a generous bound, and checks
+// its README against what it printed (CheckREADME).
+func Run(t testing.TB, command string, run func(context.Context, io.Writer) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	CheckREADME(t, command, out.String())
+}
 
 // CheckREADME fails t unless README.md in the current directory has a sh
 // block starting with command and a plain block (a fence without a
